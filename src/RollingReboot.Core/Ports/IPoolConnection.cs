@@ -1,0 +1,66 @@
+using RollingReboot.Core.Pool;
+
+namespace RollingReboot.Core.Ports;
+
+/// <summary>
+/// The pool as the run sees it. Implemented over XenAPI; the domain knows no HTTP or RPC.
+/// Every call is bounded by the implementation's own timeouts and by <paramref name="cancellationToken"/>.
+/// </summary>
+public interface IPoolConnection : IAsyncDisposable
+{
+    Task<PoolSnapshot> ReadAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>XAPI's own view: VM uuid to the error XAPI reports for it (code first).</summary>
+    Task<IReadOnlyDictionary<string, IReadOnlyList<string>>> GetVmsPreventingEvacuationAsync(string hostUuid, CancellationToken cancellationToken = default);
+
+    Task<DateTimeOffset> GetServerTimeAsync(string hostUuid, CancellationToken cancellationToken = default);
+
+    Task DisableHaAsync(CancellationToken cancellationToken = default);
+
+    Task EnableHaAsync(IReadOnlyList<string> heartbeatSrUuids, IReadOnlyDictionary<string, string> configuration, CancellationToken cancellationToken = default);
+
+    Task SetHaHostFailuresToTolerateAsync(long value, CancellationToken cancellationToken = default);
+
+    Task SetHaAllowOvercommitAsync(bool value, CancellationToken cancellationToken = default);
+
+    /// <summary>Atomic test-and-set on pool.other_config: false when the key is already there.</summary>
+    Task<bool> TryAddPoolOtherConfigAsync(string key, string value, CancellationToken cancellationToken = default);
+
+    Task RemovePoolOtherConfigAsync(string key, CancellationToken cancellationToken = default);
+
+    Task DisableHostAsync(string hostUuid, CancellationToken cancellationToken = default);
+
+    Task EnableHostAsync(string hostUuid, CancellationToken cancellationToken = default);
+
+    Task RebootHostAsync(string hostUuid, CancellationToken cancellationToken = default);
+
+    /// <summary>Live-migrates a running VM within the pool and waits for its task; progress 0..1.</summary>
+    Task MigrateVmAsync(string vmUuid, string targetHostUuid, IProgress<double>? progress = null, CancellationToken cancellationToken = default);
+
+    /// <summary>Waits until something in the pool changes (hosts, metrics, VMs) or the timeout passes.</summary>
+    Task WaitForChangeAsync(TimeSpan timeout, CancellationToken cancellationToken = default);
+}
+
+/// <summary>Raised by adapters for a failure the pool reported; <see cref="Code"/> is XAPI's error code.</summary>
+public class PoolOperationException : Exception
+{
+    public PoolOperationException(string code, IReadOnlyList<string> parameters, string message, Exception? inner = null)
+        : base(message, inner)
+    {
+        Code = code;
+        Parameters = parameters;
+    }
+
+    public PoolOperationException() : this("INTERNAL_ERROR", [], "pool operation failed") { }
+
+    public PoolOperationException(string message) : this("INTERNAL_ERROR", [], message) { }
+
+    public PoolOperationException(string message, Exception inner) : this("INTERNAL_ERROR", [], message, inner) { }
+
+    public string Code { get; }
+
+    public IReadOnlyList<string> Parameters { get; }
+
+    /// <summary>True when the pool could not be reached at all (network, TLS, master down).</summary>
+    public bool IsUnreachable { get; init; }
+}
