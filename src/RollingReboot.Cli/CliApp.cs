@@ -1,0 +1,53 @@
+using System.CommandLine;
+using RollingReboot.Cli.Commands;
+using RollingReboot.Core.Ports;
+
+namespace RollingReboot.Cli;
+
+public static class CliApp
+{
+    public static RootCommand BuildRoot(CliEnvironment env)
+    {
+        var root = new RootCommand("rollreboot: reboot every host of a XenServer / XCP-ng pool managed by CloudStack, one after the other, while every VM keeps running.");
+        root.Subcommands.Add(LabCommand.Create(env));
+        root.Subcommands.Add(StatusCommand.Create(env));
+        return root;
+    }
+
+    public static async Task<int> RunAsync(string[] args, CliEnvironment env, CancellationToken cancellationToken = default)
+    {
+        var root = BuildRoot(env);
+        var parse = root.Parse(args);
+        try
+        {
+            // The run handles SIGINT/SIGTERM itself so that restoring the pool is never cut short.
+            return await parse.InvokeAsync(new InvocationConfiguration { Output = env.Out, Error = env.Error, ProcessTerminationTimeout = null, EnableDefaultExceptionHandler = false }, cancellationToken);
+        }
+        catch (UserFacingException e)
+        {
+            await env.Error.WriteLineAsync("rollreboot: " + e.Message);
+            return e.ExitCode;
+        }
+        catch (PoolOperationException e)
+        {
+            await env.Error.WriteLineAsync("rollreboot: " + e.Message);
+            return ExitCodes.BadInput;
+        }
+        catch (CloudStackException e)
+        {
+            await env.Error.WriteLineAsync("rollreboot: " + e.Message);
+            return ExitCodes.BadInput;
+        }
+        catch (OperationCanceledException)
+        {
+            await env.Error.WriteLineAsync("rollreboot: interrupted");
+            return ExitCodes.Interrupted;
+        }
+        catch (Exception e) when (e is IOException or InvalidOperationException or UnauthorizedAccessException or System.Net.Http.HttpRequestException)
+        {
+            // Unexpected, but still one line: the details are in the run's log file.
+            await env.Error.WriteLineAsync($"rollreboot: {e.GetType().Name}: {e.Message}");
+            return ExitCodes.BadInput;
+        }
+    }
+}

@@ -1,0 +1,367 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace RollingReboot.Lab.Scenario;
+
+public sealed class ScenarioException(string message) : Exception(message)
+{
+    public ScenarioException() : this("invalid scenario") { }
+
+    public ScenarioException(string message, Exception inner) : this(message + ": " + inner.Message) { }
+}
+
+/// <summary>Reads, completes (generate) and validates a scenario. Every problem is named with its place.</summary>
+public static class ScenarioLoader
+{
+    private static readonly string[] s_faultTypes =
+    [
+        "migrationFails", "hostDoesNotReturn", "slowReboot", "pendingGuidance", "xapiOutage", "cloudstackError", "unmanageFails", "vmStarts",
+        "sessionInvalid", "connectionReset", "sshAuthFails", "sshHostKeyChanged",
+    ];
+
+    public static ScenarioFile LoadFile(string path)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ScenarioException($"cannot read scenario file {path}: {e.Message}");
+        }
+
+        return Parse(text, path);
+    }
+
+    public static ScenarioFile Parse(string text, string source = "scenario")
+    {
+        JsonObject root;
+        try
+        {
+            root = JsonNode.Parse(text, documentOptions: new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true }) as JsonObject
+                ?? throw new ScenarioException($"{source}: the scenario must be a JSON object");
+        }
+        catch (JsonException e)
+        {
+            throw new ScenarioException($"{source}: not valid JSON ({e.Message})");
+        }
+
+        var faults = root["faults"] as JsonArray;
+        root.Remove("faults");
+        ScenarioFile scenario;
+        try
+        {
+            scenario = root.Deserialize<ScenarioFile>(ScenarioFile.JsonOptions) ?? throw new ScenarioException($"{source}: empty scenario");
+        }
+        catch (JsonException e)
+        {
+            throw new ScenarioException($"{source}: {e.Message}");
+        }
+
+        scenario.Faults = ParseFaults(faults, source);
+        Complete(scenario);
+        Validate(scenario, source);
+        return scenario;
+    }
+
+    private static List<FaultSpec> ParseFaults(JsonArray? faults, string source)
+    {
+        var list = new List<FaultSpec>();
+        if (faults is null)
+        {
+            return list;
+        }
+
+        for (var i = 0; i < faults.Count; i++)
+        {
+            if (faults[i] is not JsonObject f)
+            {
+                throw new ScenarioException($"{source}: faults[{i}] must be an object");
+            }
+
+            var vmNode = f["vm"];
+            f.Remove("vm");
+            FaultSpec fault;
+            try
+            {
+                fault = f.Deserialize<FaultSpec>(ScenarioFile.JsonOptions) ?? new FaultSpec();
+                if (vmNode is JsonObject vmObject)
+                {
+                    fault.NewVm = vmObject.Deserialize<VmSpec>(ScenarioFile.JsonOptions);
+                }
+                else if (vmNode is not null)
+                {
+                    fault.Vm = vmNode.GetValue<string>();
+                }
+            }
+            catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException)
+            {
+                throw new ScenarioException($"{source}: faults[{i}]: {e.Message}");
+            }
+
+            list.Add(fault);
+        }
+
+        return list;
+    }
+
+    private static void Complete(ScenarioFile s)
+    {
+        if (s.Srs.Count == 0)
+        {
+            s.Srs.Add(new SrSpec { Name = "nfs-primary", Shared = true });
+        }
+
+        if (s.Hosts.Count > 0 && !s.Hosts.Any(h => h.Master))
+        {
+            s.Hosts[0].Master = true;
+        }
+
+        var firstShared = s.Srs.FirstOrDefault(r => r.Shared)?.Name;
+        foreach (var vm in s.Vms)
+        {
+            vm.Srs ??= firstShared is null ? [] : [firstShared];
+        }
+
+        foreach (var g in s.Generate)
+        {
+            var rng = new Random(g.Seed);
+            var counter = s.Vms.Count(v => v.Name.StartsWith(g.NamePrefix, StringComparison.Ordinal) && v.Name.EndsWith("-VM", StringComparison.Ordinal));
+            foreach (var host in g.Hosts)
+            {
+                for (var i = 0; i < g.PerHost; i++)
+                {
+                    counter++;
+                    s.Vms.Add(new VmSpec
+                    {
+                        Name = $"{g.NamePrefix}{counter}-VM",
+                        Host = host,
+                        MemoryMiB = g.MemoryMiB.Count == 0 ? 4096 : g.MemoryMiB[rng.Next(g.MemoryMiB.Count)],
+                        Srs = firstShared is null ? [] : [firstShared],
+                    });
+                }
+            }
+        }
+    }
+
+    private static void Validate(ScenarioFile s, string source)
+    {
+        var problems = new List<string>();
+        if (s.Hosts.Count == 0)
+        {
+            problems.Add("no hosts");
+        }
+
+        if (s.Hosts.Count > 250)
+        {
+            problems.Add($"{s.Hosts.Count} hosts: the lab gives each host an address in 127.0.0.0/24, at most 250");
+        }
+
+        Duplicates(s.Hosts.Select(h => h.Name), "host", problems);
+        Duplicates(s.Vms.Select(v => v.Name), "VM", problems);
+        Duplicates(s.Srs.Select(r => r.Name), "SR", problems);
+        if (s.Hosts.Count(h => h.Master) > 1)
+        {
+            problems.Add("more than one host is master: " + string.Join(", ", s.Hosts.Where(h => h.Master).Select(h => h.Name)));
+        }
+
+        var hosts = s.Hosts.Where(h => h.Name.Length > 0).GroupBy(h => h.Name).ToDictionary(g => g.Key, g => g.First());
+        foreach (var h in s.Hosts)
+        {
+            if (string.IsNullOrWhiteSpace(h.Name))
+            {
+                problems.Add("a host has no name");
+            }
+
+            if (h.MemoryMiB <= 0 || h.Dom0MemoryMiB < 0 || h.Dom0MemoryMiB >= h.MemoryMiB)
+            {
+                problems.Add($"host {h.Name}: memoryMiB must be positive and larger than dom0MemoryMiB");
+            }
+
+            if (h.RebootSeconds < 0)
+            {
+                problems.Add($"host {h.Name}: rebootSeconds must not be negative");
+            }
+        }
+
+        var srs = s.Srs.GroupBy(r => r.Name).ToDictionary(g => g.Key, g => g.First());
+        foreach (var r in s.Srs)
+        {
+            if (!r.Shared && r.Host is not null && !hosts.ContainsKey(r.Host))
+            {
+                problems.Add($"SR {r.Name}: host {r.Host} is not in hosts");
+            }
+        }
+
+        if (s.Pool.Ha is { Enabled: true, HeartbeatSr: { } hb } && (!srs.TryGetValue(hb, out var hbSr) || !hbSr.Shared))
+        {
+            problems.Add($"pool.ha.heartbeatSr {hb} must name a shared SR in srs");
+        }
+
+        var used = new Dictionary<string, long>();
+        foreach (var vm in s.Vms)
+        {
+            if (string.IsNullOrWhiteSpace(vm.Name))
+            {
+                problems.Add("a VM has no name");
+            }
+
+            if (vm.PowerState is not ("Running" or "Halted" or "Paused" or "Suspended"))
+            {
+                problems.Add($"VM {vm.Name}: powerState {vm.PowerState} is not Running, Halted, Paused or Suspended");
+            }
+
+            if (vm.MemoryMiB <= 0)
+            {
+                problems.Add($"VM {vm.Name}: memoryMiB must be positive");
+            }
+
+            if (vm.Host is not null && !hosts.ContainsKey(vm.Host))
+            {
+                problems.Add($"VM {vm.Name}: host {vm.Host} is not in hosts");
+            }
+            else if (vm.PowerState is "Running" or "Paused")
+            {
+                if (vm.Host is null)
+                {
+                    problems.Add($"VM {vm.Name}: a {vm.PowerState} VM needs a host");
+                }
+                else
+                {
+                    used[vm.Host] = used.GetValueOrDefault(vm.Host) + vm.MemoryMiB + LabMemory.OverheadMiB(vm.MemoryMiB);
+                    var h = hosts[vm.Host];
+                    if (vm.MemoryMiB > h.MemoryMiB - h.Dom0MemoryMiB)
+                    {
+                        problems.Add($"VM {vm.Name}: {vm.MemoryMiB} MiB is larger than host {vm.Host} can hold ({h.MemoryMiB - h.Dom0MemoryMiB} MiB beside dom0)");
+                    }
+                }
+            }
+
+            foreach (var sr in vm.Srs ?? [])
+            {
+                if (!srs.ContainsKey(sr))
+                {
+                    problems.Add($"VM {vm.Name}: SR {sr} is not in srs");
+                }
+            }
+        }
+
+        foreach (var (host, mib) in used)
+        {
+            var h = hosts[host];
+            if (mib > h.MemoryMiB - h.Dom0MemoryMiB)
+            {
+                problems.Add($"host {host}: its running VMs need {mib} MiB with overheads, more than its {h.MemoryMiB - h.Dom0MemoryMiB} MiB beside dom0");
+            }
+        }
+
+        foreach (var g in s.Generate)
+        {
+            foreach (var h in g.Hosts.Where(h => !hosts.ContainsKey(h)))
+            {
+                problems.Add($"generate: host {h} is not in hosts");
+            }
+
+            if (g.PerHost < 0 || g.MemoryMiB.Any(m => m <= 0))
+            {
+                problems.Add("generate: perHost and memoryMiB must not be negative");
+            }
+        }
+
+        var vms = s.Vms.Select(v => v.Name).ToHashSet();
+        for (var i = 0; i < s.Faults.Count; i++)
+        {
+            var f = s.Faults[i];
+            var at = $"faults[{i}] ({f.Type})";
+            if (!s_faultTypes.Contains(f.Type))
+            {
+                problems.Add($"{at}: unknown fault type; known: {string.Join(", ", s_faultTypes)}");
+                continue;
+            }
+
+            if (f.Type == "migrationFails" && (f.Vm is null || !vms.Contains(f.Vm)))
+            {
+                problems.Add($"{at}: vm {f.Vm ?? "(missing)"} is not in vms");
+            }
+
+            if (f.Type is "hostDoesNotReturn" or "slowReboot" or "pendingGuidance" && (f.Host is null || !hosts.ContainsKey(f.Host)))
+            {
+                problems.Add($"{at}: host {f.Host ?? "(missing)"} is not in hosts");
+            }
+
+            if (f.Type is "sshAuthFails" or "sshHostKeyChanged" && f.Host is not null && !hosts.ContainsKey(f.Host))
+            {
+                problems.Add($"{at}: host {f.Host} is not in hosts");
+            }
+
+            if (f.Type == "slowReboot" && f.RebootSeconds is null or < 0)
+            {
+                problems.Add($"{at}: rebootSeconds is required");
+            }
+
+            if (f.Type == "xapiOutage" && (f.AtSeconds is null || f.DurationSeconds is null or <= 0))
+            {
+                problems.Add($"{at}: atSeconds and durationSeconds are required");
+            }
+
+            if (f.Type == "vmStarts")
+            {
+                if (f.NewVm is null || string.IsNullOrWhiteSpace(f.NewVm.Name))
+                {
+                    problems.Add($"{at}: vm must be a VM object with a name");
+                }
+                else if (vms.Contains(f.NewVm.Name))
+                {
+                    problems.Add($"{at}: VM {f.NewVm.Name} already exists");
+                }
+                else if (f.NewVm.Host is not null && !hosts.ContainsKey(f.NewVm.Host))
+                {
+                    problems.Add($"{at}: host {f.NewVm.Host} is not in hosts");
+                }
+
+                if (f.AtSeconds is null)
+                {
+                    problems.Add($"{at}: atSeconds is required");
+                }
+            }
+
+            if (f.Type == "cloudstackError" && (string.IsNullOrEmpty(f.Command) || f.ErrorCode is null))
+            {
+                problems.Add($"{at}: command and errorCode are required");
+            }
+
+            if (f.Type is "cloudstackError" or "unmanageFails" && s.CloudStack is null)
+            {
+                problems.Add($"{at}: the scenario has no cloudstack section");
+            }
+        }
+
+        var m = s.Migration;
+        if (m.StreamMBps <= 0 || m.HostLinkMBps <= 0 || m.SetupSeconds < 0 || m.DirtyRatio < 0)
+        {
+            problems.Add("migration: streamMBps and hostLinkMBps must be positive, setupSeconds and dirtyRatio not negative");
+        }
+
+        if (problems.Count > 0)
+        {
+            throw new ScenarioException($"{source}: " + string.Join("; ", problems));
+        }
+    }
+
+    private static void Duplicates(IEnumerable<string> names, string what, List<string> problems)
+    {
+        foreach (var d in names.GroupBy(n => n).Where(g => g.Count() > 1))
+        {
+            problems.Add($"two {what}s are named {d.Key}");
+        }
+    }
+}
+
+/// <summary>How the lab accounts VM memory: static max plus an overhead like XAPI's (about 1/128).</summary>
+public static class LabMemory
+{
+    public const long MiB = 1024 * 1024;
+
+    public static long OverheadMiB(long memoryMiB) => (memoryMiB + 127) / 128;
+}

@@ -1,0 +1,128 @@
+namespace RollingReboot.Lab.Sim;
+
+public sealed class XapiError(string code, params string[] parameters) : Exception(code)
+{
+    public XapiError() : this("INTERNAL_ERROR") { }
+
+    public XapiError(string code, Exception inner) : this(code, inner.Message) { }
+
+    public string Code { get; } = code;
+
+    public IReadOnlyList<string> Parameters { get; } = parameters;
+}
+
+internal enum HostPower
+{
+    Up,
+    ShuttingDown,
+    Down,
+}
+
+internal sealed class SimHost
+{
+    public required string Ref { get; init; }
+    public required string Uuid { get; init; }
+    public required string Name { get; init; }
+    public required string Address { get; init; }
+    public required string MetricsRef { get; init; }
+    public required string MetricsUuid { get; init; }
+    public long MemoryTotal { get; init; }
+    public long Dom0Memory { get; init; }
+    public double RebootSeconds { get; set; }
+    public bool Enabled { get; set; } = true;
+    public bool Live { get; set; } = true;
+    public HostPower Power { get; set; } = HostPower.Up;
+    public double ToolstackReadyAt { get; set; }
+    public DateTimeOffset BootTime { get; set; }
+    public DateTimeOffset AgentStartTime { get; set; }
+    public string BootId { get; set; } = Guid.NewGuid().ToString();
+    public List<string> PendingGuidances { get; } = [];
+    public List<string> UpdatesRequiringReboot { get; } = [];
+    public Dictionary<string, string> CurrentOperations { get; } = [];
+    public int BootCount { get; set; }
+    public string? ControlDomainRef { get; set; }
+    public bool NeverReturns { get; set; }
+    public string? GuidanceOnReturn { get; set; }
+    public DateTimeOffset MetricsUpdated { get; set; }
+}
+
+internal sealed class SimVm
+{
+    public required string Ref { get; init; }
+    public required string Uuid { get; init; }
+    public required string Name { get; init; }
+    public string PowerState { get; set; } = "Halted";
+    public SimHost? ResidentOn { get; set; }
+    public long MemoryMiB { get; init; }
+    public bool IsControlDomain { get; init; }
+    public bool PvDrivers { get; init; }
+    public bool Pci { get; init; }
+    public bool Vgpu { get; init; }
+    public bool Vusb { get; init; }
+    public string HaRestartPriority { get; set; } = "";
+    public bool HaAlwaysRun { get; set; }
+    public string? AffinityGroup { get; init; }
+    public required string MetricsRef { get; init; }
+    public string? GuestMetricsRef { get; init; }
+    public List<string> VbdRefs { get; } = [];
+    public int Migrations { get; set; }
+    public Dictionary<string, string> CurrentOperations { get; } = [];
+    public Dictionary<string, string> OtherConfig { get; } = [];
+    public long MemoryBytes => MemoryMiB * Scenario.LabMemory.MiB;
+    public long OverheadBytes => IsControlDomain ? 0 : Scenario.LabMemory.OverheadMiB(MemoryMiB) * Scenario.LabMemory.MiB;
+    public long NeededBytes => MemoryBytes + OverheadBytes;
+    public bool IsRunning => PowerState is "Running" or "Paused";
+}
+
+internal sealed class SimSr
+{
+    public required string Ref { get; init; }
+    public required string Uuid { get; init; }
+    public required string Name { get; init; }
+    public bool Shared { get; init; }
+    public SimHost? Host { get; init; }
+    public string ContentType { get; init; } = "user";
+    public List<string> PbdRefs { get; } = [];
+    public List<string> VdiRefs { get; } = [];
+}
+
+internal sealed record SimVdi(string Ref, string Uuid, string Name, SimSr Sr, string Type);
+
+internal sealed record SimVbd(string Ref, string Uuid, SimVm Vm, SimVdi? Vdi, string Type, string Device);
+
+internal sealed record SimPbd(string Ref, string Uuid, SimHost Host, SimSr Sr);
+
+internal sealed class SimTask
+{
+    public required string Ref { get; init; }
+    public required string Uuid { get; init; }
+    public required string NameLabel { get; init; }
+    public DateTimeOffset Created { get; init; }
+    public DateTimeOffset Finished { get; set; }
+    public string Status { get; set; } = "pending";
+    public double Progress { get; set; }
+    public string Result { get; set; } = "";
+    public List<string> ErrorInfo { get; set; } = [];
+    public SimMigration? Migration { get; set; }
+    public string? SessionRef { get; init; }
+}
+
+internal sealed class SimMigration
+{
+    public required SimVm Vm { get; init; }
+    public required SimHost From { get; init; }
+    public required SimHost To { get; init; }
+    public double StartedAt { get; init; }
+    public double SetupEndsAt { get; init; }
+    public double TotalBytes { get; init; }
+    public double RemainingBytes { get; set; }
+    public double Rate { get; set; }
+    public bool Transferring { get; set; }
+    public IReadOnlyList<string>? FailWith { get; init; }
+    public TaskCompletionSource<string> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    public SimTask? Task { get; set; }
+    public bool Cancelled { get; set; }
+    public double Progress => TotalBytes <= 0 ? 1 : Math.Clamp(1 - (RemainingBytes / TotalBytes), 0, 1);
+}
+
+internal sealed record SimSession(string Ref, string Uuid, string User, string Originator, double CreatedAt);

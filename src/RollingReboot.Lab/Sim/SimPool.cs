@@ -1,0 +1,853 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using RollingReboot.Lab.Scenario;
+
+namespace RollingReboot.Lab.Sim;
+
+/// <summary>Side effects the simulation asks for outside its lock (servers, sshd, CloudStack).</summary>
+internal interface ISimEnvironment
+{
+    void XapiServing(SimHost host, bool serving);
+
+    void HostPowered(SimHost host, bool up);
+}
+
+/// <summary>
+/// The simulated pool: one lock, one clock. Time advances exactly (discrete events: migration phases and
+/// completions, reboots, faults) whenever a request arrives or the next event falls due.
+/// </summary>
+internal sealed partial class SimPool : ILabPoolView
+{
+    private readonly Lock _gate = new();
+    private readonly TimeProvider _clock;
+    private readonly DateTimeOffset _origin;
+    private readonly PriorityQueue<Action, (double, long)> _schedule = new();
+    private long _scheduleSeq;
+    private double _lastAdvance;
+    private readonly List<SimMigration> _migrations = [];
+    private readonly List<(long Id, string Class, string Ref, string Op)> _eventLog = [];
+    private readonly Dictionary<string, JsonObject> _deleted = [];
+    private long _eventId;
+    private long _eventLogStart;
+    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
+    private readonly Random _faultRandom;
+    private double? _firstChangeAt;
+    private ISimEnvironment? _environment;
+
+    internal readonly List<SimHost> Hosts = [];
+    internal readonly List<SimVm> Vms = [];
+    internal readonly List<SimSr> Srs = [];
+    internal readonly Dictionary<string, SimVm> VmsByRef = [];
+    internal readonly Dictionary<string, SimVm> VmsByMetricsRef = [];
+    internal readonly Dictionary<string, SimVdi> Vdis = [];
+    internal readonly Dictionary<string, SimVbd> Vbds = [];
+    internal readonly Dictionary<string, SimPbd> Pbds = [];
+    internal readonly Dictionary<string, SimTask> Tasks = [];
+    internal readonly Dictionary<string, SimSession> Sessions = [];
+    internal readonly Dictionary<string, string> PoolOtherConfig = [];
+    internal readonly string PoolRef = NewRef();
+    internal readonly string PoolUuid = Guid.NewGuid().ToString();
+    internal readonly string NetworkRef = NewRef();
+    internal readonly string NetworkUuid = Guid.NewGuid().ToString();
+    internal SimHost Master;
+    internal bool HaEnabled;
+    internal Dictionary<string, string> HaConfiguration = [];
+    internal List<string> HaStatefiles = [];
+    internal long HaHostFailuresToTolerate;
+    internal bool HaAllowOvercommit;
+    internal readonly List<string> HaHeartbeatSrNames = [];
+
+    public SimPool(ScenarioFile scenario, TimeProvider clock, LabAudit audit, string password)
+    {
+        Scenario = scenario;
+        _clock = clock;
+        _origin = clock.GetUtcNow();
+        Audit = audit;
+        Password = password;
+        User = scenario.Pool.User ?? "root";
+        XapiVersion = ParseVersion(scenario.Pool.XapiVersion);
+        _faultRandom = new Random(scenario.Faults.Select(f => f.Seed ?? 0).FirstOrDefault(s => s != 0) is var seed and not 0 ? seed : 42);
+        Master = null!;
+        Build();
+    }
+
+    public ScenarioFile Scenario { get; }
+
+    public LabAudit Audit { get; }
+
+    public string User { get; }
+
+    public string Password { get; }
+
+    public Version XapiVersion { get; }
+
+    /// <summary>Simulated seconds since the lab started.</summary>
+    public double Now => (_clock.GetUtcNow() - _origin).TotalSeconds;
+
+    public DateTimeOffset SimTime(double seconds) => _origin + TimeSpan.FromSeconds(seconds);
+
+    public DateTimeOffset NowTime => SimTime(Now);
+
+    internal Lock Gate => _gate;
+
+    public void Attach(ISimEnvironment environment) => _environment = environment;
+
+    IReadOnlyList<LabHostView> ILabPoolView.Hosts
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return Hosts.Select(h => new LabHostView(h.Name, h.Uuid, h.Address, h.Live)).ToList();
+            }
+        }
+    }
+
+    IReadOnlyList<LabVmView> ILabPoolView.Vms
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return Vms.Where(v => !v.IsControlDomain).Select(v => new LabVmView(v.Name, v.Uuid, v.ResidentOn?.Name, v.PowerState, v.AffinityGroup)).ToList();
+            }
+        }
+    }
+
+    internal static string NewRef() => "OpaqueRef:" + Guid.NewGuid();
+
+    private static Version ParseVersion(string text)
+    {
+        var parts = text.Split('.').Select(p => int.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : 0).ToList();
+        while (parts.Count < 3)
+        {
+            parts.Add(0);
+        }
+
+        return new Version(parts[0], parts[1], parts[2]);
+    }
+
+    private void Build()
+    {
+        var s = Scenario;
+        var now = NowTime;
+        var index = 2;
+        foreach (var hs in s.Hosts)
+        {
+            var h = new SimHost
+            {
+                Ref = NewRef(),
+                Uuid = Guid.NewGuid().ToString(),
+                Name = hs.Name,
+                Address = "127.0.0." + index.ToString(CultureInfo.InvariantCulture),
+                MetricsRef = NewRef(),
+                MetricsUuid = Guid.NewGuid().ToString(),
+                MemoryTotal = hs.MemoryMiB * LabMemory.MiB,
+                Dom0Memory = hs.Dom0MemoryMiB * LabMemory.MiB,
+                RebootSeconds = hs.RebootSeconds,
+                Enabled = hs.Enabled,
+                BootTime = now - TimeSpan.FromDays(30 + index),
+                AgentStartTime = now - TimeSpan.FromDays(30 + index) + TimeSpan.FromSeconds(40),
+                MetricsUpdated = now,
+            };
+            index++;
+            if (hs.PendingReboot)
+            {
+                h.PendingGuidances.Add("reboot_host");
+                h.UpdatesRequiringReboot.Add(NewRef());
+            }
+
+            Hosts.Add(h);
+            if (hs.Master)
+            {
+                Master = h;
+            }
+
+            var dom0 = new SimVm
+            {
+                Ref = NewRef(),
+                Uuid = Guid.NewGuid().ToString(),
+                Name = "Control domain on host: " + hs.Name,
+                PowerState = "Running",
+                ResidentOn = h,
+                MemoryMiB = hs.Dom0MemoryMiB,
+                IsControlDomain = true,
+                PvDrivers = true,
+                MetricsRef = NewRef(),
+            };
+            h.ControlDomainRef = dom0.Ref;
+            AddVmObject(dom0);
+        }
+
+        foreach (var f in s.Faults)
+        {
+            var host = Hosts.FirstOrDefault(h => h.Name == f.Host);
+            switch (f.Type)
+            {
+                case "hostDoesNotReturn":
+                    host!.NeverReturns = true;
+                    break;
+                case "slowReboot":
+                    host!.RebootSeconds = f.RebootSeconds ?? host.RebootSeconds;
+                    break;
+                case "pendingGuidance":
+                    host!.GuidanceOnReturn = f.Guidance ?? "reboot_host";
+                    break;
+            }
+        }
+
+        foreach (var rs in s.Srs)
+        {
+            AddSr(rs.Name, rs.Shared, rs.Host is null ? null : Hosts.First(h => h.Name == rs.Host), rs.Name.Contains("iso", StringComparison.OrdinalIgnoreCase) ? "iso" : "user");
+        }
+
+        foreach (var vs in s.Vms)
+        {
+            AddVm(vs);
+        }
+
+        var ha = s.Pool.Ha;
+        if (ha is { Enabled: true })
+        {
+            var sr = Srs.First(r => r.Name == (ha.HeartbeatSr ?? Srs.First(x => x.Shared).Name));
+            HaEnabled = true;
+            HaStatefiles = [CreateStatefile(sr)];
+            HaHeartbeatSrNames.Add(sr.Name);
+            if (ha.TimeoutSeconds is { } timeout)
+            {
+                HaConfiguration["timeout"] = timeout.ToString(CultureInfo.InvariantCulture);
+            }
+
+            HaHostFailuresToTolerate = ha.HostFailuresToTolerate;
+            HaAllowOvercommit = ha.AllowOvercommit;
+        }
+    }
+
+    private void AddVmObject(SimVm vm)
+    {
+        Vms.Add(vm);
+        VmsByRef[vm.Ref] = vm;
+        VmsByMetricsRef[vm.MetricsRef] = vm;
+        if (vm.GuestMetricsRef is not null)
+        {
+            VmsByMetricsRef[vm.GuestMetricsRef] = vm;
+        }
+    }
+
+    private SimSr AddSr(string name, bool shared, SimHost? host, string contentType)
+    {
+        var sr = new SimSr { Ref = NewRef(), Uuid = Guid.NewGuid().ToString(), Name = name, Shared = shared, Host = host, ContentType = contentType };
+        Srs.Add(sr);
+        foreach (var h in shared ? Hosts : host is null ? [] : [host])
+        {
+            var pbd = new SimPbd(NewRef(), Guid.NewGuid().ToString(), h, sr);
+            Pbds[pbd.Ref] = pbd;
+            sr.PbdRefs.Add(pbd.Ref);
+        }
+
+        return sr;
+    }
+
+    private string CreateStatefile(SimSr sr)
+    {
+        var vdi = new SimVdi(NewRef(), Guid.NewGuid().ToString(), "Statefile for HA", sr, "ha_statefile");
+        Vdis[vdi.Ref] = vdi;
+        sr.VdiRefs.Add(vdi.Ref);
+        Touch("vdi", vdi.Ref, "add");
+        return vdi.Ref;
+    }
+
+    internal SimVm AddVm(VmSpec vs)
+    {
+        var host = vs.Host is null ? null : Hosts.First(h => h.Name == vs.Host);
+        var vm = new SimVm
+        {
+            Ref = NewRef(),
+            Uuid = Guid.NewGuid().ToString(),
+            Name = vs.Name,
+            PowerState = vs.PowerState,
+            ResidentOn = vs.PowerState is "Running" or "Paused" ? host : null,
+            MemoryMiB = vs.MemoryMiB,
+            PvDrivers = vs.PvDrivers,
+            Pci = vs.Pci,
+            Vgpu = vs.Vgpu,
+            Vusb = vs.Vusb,
+            HaRestartPriority = vs.HaProtected ? "restart" : "",
+            HaAlwaysRun = vs.HaProtected,
+            AffinityGroup = vs.AffinityGroup,
+            MetricsRef = NewRef(),
+            GuestMetricsRef = vs.PvDrivers && vs.PowerState is "Running" or "Paused" ? NewRef() : null,
+        };
+        if (host is not null && vs.PowerState is "Halted")
+        {
+            vm.OtherConfig["last_host"] = host.Uuid;
+        }
+
+        var device = 0;
+        foreach (var srName in vs.Srs ?? [])
+        {
+            var sr = Srs.First(r => r.Name == srName);
+            var vdi = new SimVdi(NewRef(), Guid.NewGuid().ToString(), $"{vs.Name} disk {device}", sr, "user");
+            Vdis[vdi.Ref] = vdi;
+            sr.VdiRefs.Add(vdi.Ref);
+            var vbd = new SimVbd(NewRef(), Guid.NewGuid().ToString(), vm, vdi, "Disk", device.ToString(CultureInfo.InvariantCulture));
+            Vbds[vbd.Ref] = vbd;
+            vm.VbdRefs.Add(vbd.Ref);
+            device++;
+        }
+
+        SimVdi? iso = null;
+        if (vs.CdromIso is { Length: > 0 } cd)
+        {
+            var slash = cd.IndexOf('/', StringComparison.Ordinal);
+            var srName = slash > 0 ? cd[..slash] : "local-iso";
+            var isoName = slash > 0 ? cd[(slash + 1)..] : cd;
+            var sr = Srs.FirstOrDefault(r => r.Name == srName) ?? AddSr(srName, false, Hosts.FirstOrDefault(h => srName.StartsWith(h.Name + "-", StringComparison.Ordinal)) ?? host, "iso");
+            iso = new SimVdi(NewRef(), Guid.NewGuid().ToString(), isoName, sr, "user");
+            Vdis[iso.Ref] = iso;
+            sr.VdiRefs.Add(iso.Ref);
+        }
+
+        var cdVbd = new SimVbd(NewRef(), Guid.NewGuid().ToString(), vm, iso, "CD", "3");
+        Vbds[cdVbd.Ref] = cdVbd;
+        vm.VbdRefs.Add(cdVbd.Ref);
+        AddVmObject(vm);
+        Touch("vm", vm.Ref, "add");
+        return vm;
+    }
+
+    // ---- memory --------------------------------------------------------------------------------
+
+    internal long UsedBytes(SimHost h)
+    {
+        long used = 0;
+        foreach (var vm in Vms)
+        {
+            if (vm.ResidentOn == h && vm.IsRunning)
+            {
+                used += vm.NeededBytes;
+            }
+        }
+
+        foreach (var m in _migrations)
+        {
+            if (m.To == h)
+            {
+                used += m.Vm.NeededBytes;
+            }
+        }
+
+        return used;
+    }
+
+    /// <summary>Free memory: total less dom0 (a resident VM of its own) less every guest resident or arriving.</summary>
+    internal long FreeBytes(SimHost h) => h.Power == HostPower.Down ? 0 : Math.Max(0, h.MemoryTotal - UsedBytes(h));
+
+    // ---- time ----------------------------------------------------------------------------------
+
+    internal void Schedule(double at, Action action)
+    {
+        _schedule.Enqueue(action, (at, _scheduleSeq++));
+        _wake.Release();
+    }
+
+    /// <summary>Brings the simulation up to the present. Call under the gate.</summary>
+    internal void Advance()
+    {
+        var now = Now;
+        while (true)
+        {
+            var next = double.PositiveInfinity;
+            if (_schedule.TryPeek(out _, out var key))
+            {
+                next = key.Item1;
+            }
+
+            var migrationNext = NextMigrationEvent();
+            var t = Math.Min(next, migrationNext);
+            if (t > now)
+            {
+                Integrate(now);
+                break;
+            }
+
+            Integrate(Math.Max(t, _lastAdvance));
+            if (next <= migrationNext)
+            {
+                var action = _schedule.Dequeue();
+                action();
+            }
+            else
+            {
+                StepMigrations(t);
+            }
+
+            RecomputeRates();
+        }
+
+        PublishProgress();
+    }
+
+    /// <summary>Simulated seconds until the next internal event (for the timer loop).</summary>
+    internal double NextEventIn()
+    {
+        var next = _schedule.TryPeek(out _, out var key) ? key.Item1 : double.PositiveInfinity;
+        next = Math.Min(next, NextMigrationEvent());
+        return next - Now;
+    }
+
+    internal async Task RunTimerAsync(CancellationToken cancellationToken)
+    {
+        var scale = _clock is Core.Time.ScaledTimeProvider s ? s.Scale : 1.0;
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            double waitSim;
+            lock (_gate)
+            {
+                Advance();
+                waitSim = NextEventIn();
+            }
+
+            // Wake at the next event, and at least every simulated second so task progress moves.
+            var wall = TimeSpan.FromSeconds(Math.Clamp(Math.Min(waitSim, 1.0) / scale, 0.0005, 1.0));
+            try
+            {
+                await _wake.WaitAsync(wall, cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    // ---- migrations ----------------------------------------------------------------------------
+
+    private double NextMigrationEvent()
+    {
+        var next = double.PositiveInfinity;
+        foreach (var m in _migrations)
+        {
+            next = Math.Min(next, !m.Transferring ? m.SetupEndsAt : m.Rate > 0 ? _lastAdvance + (m.RemainingBytes / m.Rate) : double.PositiveInfinity);
+        }
+
+        return next;
+    }
+
+    private void Integrate(double to)
+    {
+        var dt = to - _lastAdvance;
+        if (dt > 0)
+        {
+            foreach (var m in _migrations)
+            {
+                if (m.Transferring)
+                {
+                    m.RemainingBytes = Math.Max(0, m.RemainingBytes - (m.Rate * dt));
+                }
+            }
+
+            _lastAdvance = to;
+        }
+    }
+
+    private void StepMigrations(double t)
+    {
+        foreach (var m in _migrations.ToList())
+        {
+            if (!m.Transferring && m.SetupEndsAt <= t + 1e-9)
+            {
+                if (m.FailWith is { } error)
+                {
+                    FinishMigration(m, error);
+                    continue;
+                }
+
+                m.Transferring = true;
+            }
+            else if (m.Transferring && m.RemainingBytes <= 1e-3 * Math.Max(1, m.Rate))
+            {
+                FinishMigration(m, null);
+            }
+        }
+    }
+
+    private void RecomputeRates()
+    {
+        var link = Scenario.Migration.HostLinkMBps * 1e6;
+        var stream = Scenario.Migration.StreamMBps * 1e6;
+        var outgoing = new Dictionary<SimHost, int>();
+        var incoming = new Dictionary<SimHost, int>();
+        foreach (var m in _migrations.Where(m => m.Transferring))
+        {
+            outgoing[m.From] = outgoing.GetValueOrDefault(m.From) + 1;
+            incoming[m.To] = incoming.GetValueOrDefault(m.To) + 1;
+        }
+
+        foreach (var m in _migrations.Where(m => m.Transferring))
+        {
+            m.Rate = Math.Min(stream, Math.Min(link / outgoing[m.From], link / incoming[m.To]));
+        }
+    }
+
+    private readonly Dictionary<SimTask, double> _publishedProgress = [];
+
+    private void PublishProgress()
+    {
+        foreach (var m in _migrations)
+        {
+            if (m.Task is { } task)
+            {
+                // Setup counts as the first 5%.
+                var p = m.Transferring ? 0.05 + (0.95 * m.Progress) : 0.05 * Math.Clamp((Now - m.StartedAt) / Math.Max(1e-9, m.SetupEndsAt - m.StartedAt), 0, 1);
+                if (!_publishedProgress.TryGetValue(task, out var last) || p - last >= 0.01)
+                {
+                    task.Progress = Math.Round(p, 3);
+                    _publishedProgress[task] = p;
+                    Touch("task", task.Ref, "mod");
+                }
+            }
+        }
+    }
+
+    internal SimMigration StartMigration(SimVm vm, SimHost to, SimTask? task)
+    {
+        var from = vm.ResidentOn!;
+        var now = Now;
+        IReadOnlyList<string>? fail = null;
+        foreach (var f in Scenario.Faults.Where(f => f.Type == "migrationFails" && f.Vm == vm.Name && f.Times > 0))
+        {
+            f.Times--;
+            fail = f.Error is { Count: > 0 } e ? e : ["VM_MIGRATE_FAILED", vm.Ref, from.Ref, to.Ref, "simulated failure"];
+            break;
+        }
+
+        var bytes = vm.MemoryBytes * (1 + Scenario.Migration.DirtyRatio);
+        var m = new SimMigration
+        {
+            Vm = vm,
+            From = from,
+            To = to,
+            StartedAt = now,
+            SetupEndsAt = now + Scenario.Migration.SetupSeconds,
+            TotalBytes = bytes,
+            RemainingBytes = bytes,
+            FailWith = fail,
+            Task = task,
+        };
+        if (task is not null)
+        {
+            task.Migration = m;
+        }
+
+        _migrations.Add(m);
+        vm.CurrentOperations[task?.Ref ?? NewRef()] = "pool_migrate";
+        Touch("vm", vm.Ref, "mod");
+        Touch("host_metrics", to.MetricsRef, "mod");
+        Audit.Event("migration.start", new Dictionary<string, object?> { ["vm"] = vm.Name, ["from"] = from.Name, ["to"] = to.Name, ["bytes"] = (long)bytes });
+        _wake.Release();
+        return m;
+    }
+
+    private void FinishMigration(SimMigration m, IReadOnlyList<string>? error)
+    {
+        _migrations.Remove(m);
+        m.Vm.CurrentOperations.Clear();
+        if (m.Task is { } t)
+        {
+            _publishedProgress.Remove(t);
+        }
+
+        if (error is null && !m.Cancelled)
+        {
+            m.Vm.ResidentOn = m.To;
+            m.Vm.Migrations++;
+            Touch("vm", m.Vm.Ref, "mod");
+            Touch("host", m.From.Ref, "mod");
+            Touch("host", m.To.Ref, "mod");
+            Touch("host_metrics", m.From.MetricsRef, "mod");
+            Touch("host_metrics", m.To.MetricsRef, "mod");
+            Audit.Event("migration.end", new Dictionary<string, object?> { ["vm"] = m.Vm.Name, ["from"] = m.From.Name, ["to"] = m.To.Name, ["ok"] = true });
+            CompleteTask(m.Task, "success", "", []);
+            m.Done.TrySetResult("");
+        }
+        else
+        {
+            var info = m.Cancelled ? new List<string> { "TASK_CANCELLED", m.Task?.Ref ?? "" } : error!.ToList();
+            Touch("vm", m.Vm.Ref, "mod");
+            Touch("host_metrics", m.To.MetricsRef, "mod");
+            Audit.Event("migration.end", new Dictionary<string, object?> { ["vm"] = m.Vm.Name, ["from"] = m.From.Name, ["to"] = m.To.Name, ["ok"] = false, ["error"] = info[0] });
+            CompleteTask(m.Task, m.Cancelled ? "cancelled" : "failure", "", info);
+            m.Done.TrySetException(new XapiError(info[0], [.. info.Skip(1)]));
+        }
+    }
+
+    internal void CancelMigration(SimMigration m)
+    {
+        m.Cancelled = true;
+        FinishMigration(m, ["TASK_CANCELLED"]);
+    }
+
+    internal IEnumerable<SimMigration> ActiveMigrations => _migrations;
+
+    internal void CompleteTask(SimTask? task, string status, string result, List<string> errorInfo)
+    {
+        if (task is null || task.Status != "pending")
+        {
+            return;
+        }
+
+        task.Status = status;
+        task.Result = result;
+        task.ErrorInfo = errorInfo;
+        task.Progress = 1;
+        task.Finished = NowTime;
+        Touch("task", task.Ref, "mod");
+    }
+
+    // ---- events --------------------------------------------------------------------------------
+
+    internal void Touch(string cls, string r, string op)
+    {
+        _eventLog.Add((++_eventId, cls, r, op));
+        if (_eventLog.Count > 400_000)
+        {
+            _eventLog.RemoveRange(0, 100_000);
+            _eventLogStart = _eventLog[0].Id - 1;
+        }
+
+        var changed = _changed;
+        _changed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        changed.TrySetResult();
+    }
+
+    internal void RememberDeleted(string r, JsonObject snapshot) => _deleted[r] = snapshot;
+
+    internal long EventId => _eventId;
+
+    internal long EventLogStart => _eventLogStart;
+
+    internal IEnumerable<(long Id, string Class, string Ref, string Op)> EventsAfter(long token)
+    {
+        // The log is ordered by id: binary search the start.
+        var lo = 0;
+        var hi = _eventLog.Count;
+        while (lo < hi)
+        {
+            var mid = (lo + hi) / 2;
+            if (_eventLog[mid].Id <= token)
+            {
+                lo = mid + 1;
+            }
+            else
+            {
+                hi = mid;
+            }
+        }
+
+        for (var i = lo; i < _eventLog.Count; i++)
+        {
+            yield return _eventLog[i];
+        }
+    }
+
+    internal JsonObject? DeletedSnapshot(string r) => _deleted.GetValueOrDefault(r);
+
+    internal Task ChangedTask => _changed.Task;
+
+    // ---- first change and timed faults ---------------------------------------------------------
+
+    internal void NoteStateChange()
+    {
+        if (_firstChangeAt is not null)
+        {
+            return;
+        }
+
+        _firstChangeAt = Now;
+        foreach (var f in Scenario.Faults)
+        {
+            switch (f.Type)
+            {
+                case "xapiOutage":
+                    var start = _firstChangeAt.Value + f.AtSeconds!.Value;
+                    var end = start + f.DurationSeconds!.Value;
+                    Schedule(start, () =>
+                    {
+                        OutageUntil = end;
+                        Audit.Event("xapi.outage", new Dictionary<string, object?> { ["host"] = Master.Name, ["until"] = end });
+                        _environment?.XapiServing(Master, false);
+                    });
+                    Schedule(end, () =>
+                    {
+                        OutageUntil = null;
+                        if (Master.Power == HostPower.Up)
+                        {
+                            _environment?.XapiServing(Master, true);
+                        }
+                    });
+                    break;
+                case "vmStarts":
+                    var spec = f.NewVm!;
+                    Schedule(_firstChangeAt.Value + f.AtSeconds!.Value, () => StartNewVm(spec));
+                    break;
+            }
+        }
+    }
+
+    internal double? OutageUntil { get; private set; }
+
+    internal bool RandomFault(string type)
+    {
+        foreach (var f in Scenario.Faults.Where(f => f.Type == type))
+        {
+            if (f.Times > 0 && _faultRandom.NextDouble() < (f.Probability ?? 0.05))
+            {
+                f.Times--;
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private void StartNewVm(VmSpec spec)
+    {
+        var wanted = spec.Host is null ? null : Hosts.First(h => h.Name == spec.Host);
+        var need = (spec.MemoryMiB + LabMemory.OverheadMiB(spec.MemoryMiB)) * LabMemory.MiB;
+        var host = wanted is { Enabled: true, Power: HostPower.Up } && FreeBytes(wanted) >= need
+            ? wanted
+            : Hosts.Where(h => h.Enabled && h.Power == HostPower.Up && FreeBytes(h) >= need).OrderByDescending(FreeBytes).FirstOrDefault();
+        if (host is null)
+        {
+            Audit.Event("vm.startFailed", new Dictionary<string, object?> { ["vm"] = spec.Name, ["reason"] = "HOST_NOT_ENOUGH_FREE_MEMORY" });
+            return;
+        }
+
+        var copy = new VmSpec
+        {
+            Name = spec.Name,
+            Host = host.Name,
+            MemoryMiB = spec.MemoryMiB,
+            PowerState = "Running",
+            Srs = spec.Srs ?? [Srs.First(s => s.Shared).Name],
+            PvDrivers = spec.PvDrivers,
+            HaProtected = spec.HaProtected,
+            Pci = spec.Pci,
+            Vgpu = spec.Vgpu,
+            Vusb = spec.Vusb,
+            CdromIso = spec.CdromIso,
+            AffinityGroup = spec.AffinityGroup,
+        };
+        AddVm(copy);
+        Touch("host", host.Ref, "mod");
+        Touch("host_metrics", host.MetricsRef, "mod");
+        Audit.Event("vm.start", new Dictionary<string, object?> { ["vm"] = spec.Name, ["host"] = host.Name });
+    }
+
+    // ---- reboots -------------------------------------------------------------------------------
+
+    internal void ScheduleShutdown(SimHost h, bool powerOff)
+    {
+        h.Power = HostPower.ShuttingDown;
+        h.CurrentOperations[NewRef()] = powerOff ? "shutdown" : "reboot";
+        Touch("host", h.Ref, "mod");
+        Schedule(Now + 10, () => GoDown(h, powerOff));
+    }
+
+    private void GoDown(SimHost h, bool powerOff)
+    {
+        foreach (var m in _migrations.Where(m => m.From == h || m.To == h).ToList())
+        {
+            FinishMigration(m, ["VM_MIGRATE_FAILED", m.Vm.Ref, m.From.Ref, m.To.Ref, "host went down"]);
+        }
+
+        var lost = Vms.Where(v => v.ResidentOn == h && v.IsRunning && !v.IsControlDomain).ToList();
+        foreach (var vm in lost)
+        {
+            vm.PowerState = "Halted";
+            vm.ResidentOn = null;
+            Touch("vm", vm.Ref, "mod");
+            Audit.Event("vm.halted", new Dictionary<string, object?> { ["vm"] = vm.Name, ["reason"] = $"host {h.Name} went down" });
+        }
+
+        if (lost.Count > 0)
+        {
+            Audit.Violation($"host {h.Name} went down while running {lost.Count} VM(s): {string.Join(", ", lost.Select(v => v.Name).Take(10))}{(lost.Count > 10 ? ", ..." : "")} were shut down");
+        }
+
+        h.Power = HostPower.Down;
+        h.Live = false;
+        h.CurrentOperations.Clear();
+        Touch("host", h.Ref, "mod");
+        Touch("host_metrics", h.MetricsRef, "mod");
+        Audit.Event("host.down", new Dictionary<string, object?> { ["host"] = h.Name });
+        if (h == Master)
+        {
+            // Every session the master issued dies with its toolstack.
+            Sessions.Clear();
+        }
+
+        _environment?.XapiServing(h, false);
+        _environment?.HostPowered(h, false);
+        if (!h.NeverReturns && !powerOff)
+        {
+            Schedule(Now + h.RebootSeconds, () => ComeUp(h));
+        }
+    }
+
+    internal void PowerOn(SimHost h)
+    {
+        if (h.Power == HostPower.Down && !h.NeverReturns)
+        {
+            Schedule(Now + h.RebootSeconds, () => ComeUp(h));
+        }
+    }
+
+    private void ComeUp(SimHost h)
+    {
+        var now = NowTime;
+        h.Power = HostPower.Up;
+        h.Live = true;
+        h.BootTime = now;
+        h.AgentStartTime = now;
+        h.BootId = Guid.NewGuid().ToString();
+        h.BootCount++;
+        h.PendingGuidances.Remove("reboot_host");
+        h.UpdatesRequiringReboot.Clear();
+        h.ToolstackReadyAt = Now + Scenario.Pool.ToolstackStartSeconds;
+        h.MetricsUpdated = now;
+        Touch("host", h.Ref, "mod");
+        Touch("host_metrics", h.MetricsRef, "mod");
+        Audit.Event("host.up", new Dictionary<string, object?> { ["host"] = h.Name, ["bootCount"] = h.BootCount });
+        _environment?.HostPowered(h, true);
+        if (OutageUntil is null || h != Master)
+        {
+            _environment?.XapiServing(h, true);
+        }
+
+        Schedule(h.ToolstackReadyAt, () =>
+        {
+            // The toolstack is up: the host enables itself unless a mandatory guidance is pending.
+            if (h.GuidanceOnReturn is { } g)
+            {
+                h.GuidanceOnReturn = null;
+                if (!h.PendingGuidances.Contains(g))
+                {
+                    h.PendingGuidances.Add(g);
+                }
+
+                h.Enabled = false;
+            }
+            else
+            {
+                h.Enabled = true;
+            }
+
+            h.AgentStartTime = NowTime;
+            Touch("host", h.Ref, "mod");
+            Audit.Event("host.toolstackReady", new Dictionary<string, object?> { ["host"] = h.Name, ["enabled"] = h.Enabled });
+        });
+    }
+}

@@ -1,0 +1,97 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace RollingReboot.Xapi.Wire;
+
+/// <summary>JSON-RPC 2.0 as XAPI speaks it, with both error shapes XAPI produces.</summary>
+public static class JsonRpc
+{
+    public static string EncodeCall(string method, IReadOnlyList<object?> parameters, long id)
+    {
+        var ps = new JsonArray();
+        foreach (var p in parameters)
+        {
+            ps.Add(ToNode(p));
+        }
+
+        var call = new JsonObject { ["jsonrpc"] = "2.0", ["method"] = method, ["params"] = ps, ["id"] = id };
+        return call.ToJsonString();
+    }
+
+    public static JsonNode? ToNode(object? value) => value switch
+    {
+        null => null,
+        JsonNode n => n.DeepClone(),
+        string s => JsonValue.Create(s),
+        bool b => JsonValue.Create(b),
+        int i => JsonValue.Create((long)i),
+        long l => JsonValue.Create(l),
+        double d => JsonValue.Create(d),
+        DateTimeOffset dt => JsonValue.Create(XapiDateTime.Format(dt)),
+        IReadOnlyDictionary<string, string> map => new JsonObject(map.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))),
+        System.Collections.IEnumerable list => new JsonArray(list.Cast<object?>().Select(ToNode).ToArray()),
+        _ => JsonValue.Create(Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture)),
+    };
+
+    /// <summary>
+    /// Decodes a reply: <c>result</c>, or <c>error</c> as an object (<c>message</c> = code, <c>data</c> = params,
+    /// possibly missing or not an array) or as a bare array (pre-dispatch errors, JSON-RPC 1.0).
+    /// </summary>
+    public static JsonNode? DecodeResponse(string body, string method)
+    {
+        JsonNode? root;
+        try
+        {
+            root = JsonNode.Parse(body);
+        }
+        catch (JsonException e)
+        {
+            throw new XapiException(XapiException.ProtocolError, ["malformed JSON-RPC response: " + e.Message], method, e);
+        }
+
+        if (root is not JsonObject o)
+        {
+            throw new XapiException(XapiException.ProtocolError, ["JSON-RPC response is not an object"], method);
+        }
+
+        if (o.TryGetPropertyValue("error", out var error) && error is not null)
+        {
+            throw ErrorToException(error, method);
+        }
+
+        if (!o.TryGetPropertyValue("result", out var result))
+        {
+            throw new XapiException(XapiException.ProtocolError, ["JSON-RPC response has neither result nor error"], method);
+        }
+
+        return result;
+    }
+
+    private static XapiException ErrorToException(JsonNode error, string method)
+    {
+        switch (error)
+        {
+            case JsonArray a:
+                var parts = a.Select(Text).ToList();
+                return new XapiException(parts.Count > 0 && parts[0].Length > 0 ? parts[0] : "INTERNAL_ERROR", parts.Skip(1).ToList(), method);
+            case JsonObject e:
+                var code = e["message"] is JsonValue m ? Text(m) : "INTERNAL_ERROR";
+                var data = e["data"] switch
+                {
+                    JsonArray d => d.Select(Text).ToList(),
+                    null => [],
+                    JsonNode other => [Text(other)],
+                };
+                return new XapiException(code.Length > 0 ? code : "INTERNAL_ERROR", data, method);
+            default:
+                return new XapiException(Text(error) is { Length: > 0 } t ? t : "INTERNAL_ERROR", [], method);
+        }
+    }
+
+    private static string Text(JsonNode? n) => n switch
+    {
+        null => "",
+        JsonValue v when v.TryGetValue<string>(out var s) => s,
+        _ => n.ToJsonString(),
+    };
+}

@@ -1,0 +1,562 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Text;
+using System.Text.Json.Nodes;
+using RollingReboot.Xapi.Wire;
+
+namespace RollingReboot.Xapi;
+
+/// <summary>
+/// A XenAPI session on a pool: JSON-RPC with XML-RPC fallback, HOST_IS_SLAVE followed, SESSION_INVALID
+/// answered by logging in again, and the pool's host addresses kept so the master can be found again
+/// after it reboots. Thread-safe: calls may run in parallel on one session.
+/// </summary>
+public sealed class XapiClient : IAsyncDisposable
+{
+    private static readonly MediaTypeHeaderValue s_json = new("application/json");
+    private static readonly MediaTypeHeaderValue s_xml = new("text/xml");
+
+    private readonly XapiClientOptions _options;
+    private readonly HttpClient _http;
+    private readonly SemaphoreSlim _loginGate = new(1, 1);
+    private readonly HashSet<string> _xmlRpcHosts = new(StringComparer.OrdinalIgnoreCase);
+    private readonly List<Uri> _knownHosts = [];
+    private readonly Lock _lock = new();
+    private Uri _master;
+    private string? _session;
+    private long _nextId;
+    private long _callCount;
+
+    public XapiClient(XapiClientOptions options, HttpMessageHandler? handler = null)
+    {
+        _options = options;
+        _master = Normalize(options.Url);
+        _knownHosts.Add(_master);
+        _http = new HttpClient(handler ?? CreateHandler(options), disposeHandler: true) { Timeout = Timeout.InfiniteTimeSpan };
+    }
+
+    /// <summary>The host currently believed to be the master.</summary>
+    public Uri MasterUrl
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _master;
+            }
+        }
+    }
+
+    /// <summary>XAPI calls sent so far (for the report and the benchmark).</summary>
+    public long CallCount => Interlocked.Read(ref _callCount);
+
+    public bool UsesXmlRpc
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _xmlRpcHosts.Contains(_master.Authority);
+            }
+        }
+    }
+
+    public static SocketsHttpHandler CreateHandler(XapiClientOptions options) => new()
+    {
+        ConnectTimeout = options.ConnectTimeout,
+        PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+        MaxConnectionsPerServer = 32,
+        AllowAutoRedirect = false,
+        SslOptions = new SslClientAuthenticationOptions
+        {
+            RemoteCertificateValidationCallback = (sender, certificate, _, errors) =>
+                options.Certificates.Validate(sender is SslStream s ? s.TargetHostName : "?", certificate, errors),
+        },
+    };
+
+    /// <summary>Remembers the pool's host addresses, to find the master again when it stops answering.</summary>
+    public void RememberHosts(IEnumerable<string> addresses)
+    {
+        lock (_lock)
+        {
+            foreach (var a in addresses)
+            {
+                if (string.IsNullOrWhiteSpace(a))
+                {
+                    continue;
+                }
+
+                var uri = HostUri(a, _options.Url);
+                if (!_knownHosts.Any(k => k.Authority.Equals(uri.Authority, StringComparison.OrdinalIgnoreCase)))
+                {
+                    _knownHosts.Add(uri);
+                }
+            }
+        }
+    }
+
+    public async Task LoginAsync(CancellationToken cancellationToken = default)
+    {
+        await EnsureSessionAsync(null, cancellationToken);
+    }
+
+    /// <summary>Calls <c>method(session, args...)</c> on the master.</summary>
+    public async Task<JsonNode?> CallAsync(string method, IReadOnlyList<object?> args, CancellationToken cancellationToken = default, TimeSpan? extraTimeout = null)
+    {
+        var safe = IsSafeToRetry(method);
+        var sessionRetried = false;
+        var deadline = _options.TimeProvider.GetUtcNow() + _options.MasterSearchTimeout;
+        while (true)
+        {
+            var session = await EnsureSessionAsync(null, cancellationToken);
+            var master = MasterUrl;
+            try
+            {
+                var all = new object?[args.Count + 1];
+                all[0] = session;
+                for (var i = 0; i < args.Count; i++)
+                {
+                    all[i + 1] = args[i];
+                }
+
+                return await SendAsync(master, method, all, cancellationToken, extraTimeout);
+            }
+            catch (XapiException e) when (e.Code == "SESSION_INVALID" && !sessionRetried)
+            {
+                // The master's toolstack restarted (or the session expired): log in again, once.
+                sessionRetried = true;
+                InvalidateSession(session);
+            }
+            catch (XapiException e) when (e.Code == "HOST_IS_SLAVE" && !sessionRetried)
+            {
+                sessionRetried = true;
+                SwitchMaster(e.Parameters.Count > 0 ? HostUri(e.Parameters[0], master) : master);
+                InvalidateSession(session);
+            }
+            catch (XapiException e) when (e.IsUnreachable && safe && _options.TimeProvider.GetUtcNow() < deadline)
+            {
+                // Reads are safe to repeat: look for the master among the pool's hosts and try again.
+                InvalidateSession(session);
+                await FindMasterAsync(deadline, cancellationToken);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Calls a method whose trailing parameters older hosts do not know: on MESSAGE_PARAMETER_COUNT_MISMATCH
+    /// the last optional parameter is dropped and the call repeated (the host refused it before doing anything).
+    /// </summary>
+    public async Task<JsonNode?> CallWithOptionalAsync(string method, IReadOnlyList<object?> required, IReadOnlyList<object?> optional, CancellationToken cancellationToken = default)
+    {
+        for (var n = optional.Count; ; n--)
+        {
+            try
+            {
+                return await CallAsync(method, [.. required, .. optional.Take(n)], cancellationToken);
+            }
+            catch (XapiException e) when (e.Code == "MESSAGE_PARAMETER_COUNT_MISMATCH" && n > 0)
+            {
+                // Retry with one optional parameter fewer.
+            }
+        }
+    }
+
+    /// <summary>
+    /// Runs <c>Async.method</c>, follows its task through <c>event.from</c>, reports progress, and returns the
+    /// task's result (a ref or empty). The task is cancelled when <paramref name="cancellationToken"/> fires and
+    /// always destroyed.
+    /// </summary>
+    public async Task<string> RunTaskAsync(string method, IReadOnlyList<object?> args, IProgress<double>? progress = null, CancellationToken cancellationToken = default)
+    {
+        var taskRef = (await CallAsync("Async." + method, args, cancellationToken))?.ToString()
+            ?? throw new XapiException(XapiException.ProtocolError, ["Async call returned no task"], "Async." + method);
+        try
+        {
+            var token = "";
+            while (true)
+            {
+                JsonNode? batch;
+                try
+                {
+                    batch = await CallAsync("event.from", [new[] { "task/" + taskRef }, token, 30.0], cancellationToken, TimeSpan.FromSeconds(30));
+                }
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                {
+                    await CancelTaskQuietlyAsync(taskRef);
+                    throw;
+                }
+
+                token = batch?["token"]?.ToString() ?? token;
+                if (batch?["events"] is not JsonArray events)
+                {
+                    continue;
+                }
+
+                foreach (var ev in events)
+                {
+                    if (ev?["ref"]?.ToString() != taskRef)
+                    {
+                        continue;
+                    }
+
+                    if (ev["operation"]?.ToString() == "del")
+                    {
+                        throw new XapiException("HANDLE_INVALID", ["task", taskRef], method);
+                    }
+
+                    if (ev["snapshot"] is not JsonObject snapshot)
+                    {
+                        continue;
+                    }
+
+                    var task = XapiTaskRecord.From(taskRef, snapshot);
+                    progress?.Report(task.Progress);
+                    switch (task.Status)
+                    {
+                        case "success":
+                            return StripValue(task.Result);
+                        case "failure":
+                        case "cancelled":
+                            var info = task.ErrorInfo;
+                            throw new XapiException(info.Count > 0 ? info[0] : task.Status == "cancelled" ? "TASK_CANCELLED" : "INTERNAL_ERROR", info.Skip(1).ToList(), method);
+                    }
+                }
+            }
+        }
+        finally
+        {
+            await DestroyTaskQuietlyAsync(taskRef);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        var session = _session;
+        if (session is not null)
+        {
+            try
+            {
+                using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                await SendAsync(MasterUrl, "session.logout", [session], cts.Token, null);
+            }
+            catch (Exception e) when (e is XapiException or OperationCanceledException)
+            {
+                // Best effort: the session expires on its own.
+            }
+        }
+
+        _http.Dispose();
+        _loginGate.Dispose();
+    }
+
+    internal static bool IsSafeToRetry(string method)
+    {
+        var dot = method.LastIndexOf('.');
+        var name = dot < 0 ? method : method[(dot + 1)..];
+        return !method.StartsWith("Async.", StringComparison.Ordinal) &&
+            (name.StartsWith("get_", StringComparison.Ordinal) || method is "event.from" or "system.listMethods" or
+                "host.compute_free_memory" or "host.get_servertime" or "host.get_vms_which_prevent_evacuation" or
+                "session.login_with_password");
+    }
+
+    private async Task<string> EnsureSessionAsync(string? stale, CancellationToken cancellationToken)
+    {
+        var current = _session;
+        if (current is not null && current != stale)
+        {
+            return current;
+        }
+
+        await _loginGate.WaitAsync(cancellationToken);
+        try
+        {
+            if (_session is not null && _session != stale)
+            {
+                return _session;
+            }
+
+            _session = await LoginOnMasterAsync(cancellationToken);
+            return _session;
+        }
+        finally
+        {
+            _loginGate.Release();
+        }
+    }
+
+    private void InvalidateSession(string session)
+    {
+        Interlocked.CompareExchange(ref _session, null, session);
+    }
+
+    private async Task<string> LoginOnMasterAsync(CancellationToken cancellationToken)
+    {
+        var deadline = _options.TimeProvider.GetUtcNow() + _options.MasterSearchTimeout;
+        var hops = 0;
+        var delay = TimeSpan.FromMilliseconds(500);
+        while (true)
+        {
+            var target = MasterUrl;
+            try
+            {
+                return await LoginAtAsync(target, cancellationToken);
+            }
+            catch (XapiException e) when (e.Code == "HOST_IS_SLAVE" && e.Parameters.Count > 0 && hops++ < 5)
+            {
+                SwitchMaster(HostUri(e.Parameters[0], target));
+            }
+            catch (XapiException e) when ((e.IsUnreachable || e.Code == "HOST_STILL_BOOTING") && _options.TimeProvider.GetUtcNow() < deadline)
+            {
+                if (await TryOtherHostsAsync(target, cancellationToken))
+                {
+                    continue;
+                }
+
+                await Task.Delay(delay, _options.TimeProvider, cancellationToken);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
+            }
+        }
+    }
+
+    private async Task<string> LoginAtAsync(Uri host, CancellationToken cancellationToken)
+    {
+        var result = await SendAsync(host, "session.login_with_password", [_options.UserName, _options.Password, "1.1", _options.Originator], cancellationToken, null);
+        return result?.ToString() is { Length: > 0 } s
+            ? s
+            : throw new XapiException(XapiException.ProtocolError, ["login returned no session"], "session.login_with_password");
+    }
+
+    /// <summary>Asks every other known host; the first that answers is the master or names it.</summary>
+    private async Task<bool> TryOtherHostsAsync(Uri failed, CancellationToken cancellationToken)
+    {
+        List<Uri> candidates;
+        lock (_lock)
+        {
+            candidates = _knownHosts.Where(h => h != failed).ToList();
+        }
+
+        foreach (var host in candidates)
+        {
+            try
+            {
+                // Probing with a login tells us who is master without side effects beyond a session.
+                var session = await LoginAtAsync(host, cancellationToken);
+                SwitchMaster(host);
+                await LogoutQuietlyAsync(host, session);
+                return true;
+            }
+            catch (XapiException e) when (e.Code == "HOST_IS_SLAVE" && e.Parameters.Count > 0)
+            {
+                var named = HostUri(e.Parameters[0], host);
+                if (named.Authority != failed.Authority)
+                {
+                    SwitchMaster(named);
+                    return true;
+                }
+            }
+            catch (XapiException e) when (e.IsUnreachable || e.Code is "HOST_STILL_BOOTING" or XapiException.ProtocolError)
+            {
+                // Try the next host.
+            }
+        }
+
+        return false;
+    }
+
+    private async Task FindMasterAsync(DateTimeOffset deadline, CancellationToken cancellationToken)
+    {
+        var delay = TimeSpan.FromMilliseconds(500);
+        while (_options.TimeProvider.GetUtcNow() < deadline)
+        {
+            var master = MasterUrl;
+            try
+            {
+                var session = await LoginAtAsync(master, cancellationToken);
+                await LogoutQuietlyAsync(master, session);
+                return;
+            }
+            catch (XapiException e) when (e.Code == "HOST_IS_SLAVE" && e.Parameters.Count > 0)
+            {
+                SwitchMaster(HostUri(e.Parameters[0], master));
+                return;
+            }
+            catch (XapiException e) when (e.IsUnreachable || e.Code == "HOST_STILL_BOOTING")
+            {
+                if (await TryOtherHostsAsync(master, cancellationToken))
+                {
+                    return;
+                }
+            }
+
+            await Task.Delay(delay, _options.TimeProvider, cancellationToken);
+            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
+        }
+    }
+
+    private async Task LogoutQuietlyAsync(Uri host, string session)
+    {
+        try
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            await SendAsync(host, "session.logout", [session], cts.Token, null);
+        }
+        catch (Exception e) when (e is XapiException or OperationCanceledException)
+        {
+            // Sessions expire on their own.
+        }
+    }
+
+    private void SwitchMaster(Uri master)
+    {
+        lock (_lock)
+        {
+            _master = master;
+            if (!_knownHosts.Any(k => k.Authority.Equals(master.Authority, StringComparison.OrdinalIgnoreCase)))
+            {
+                _knownHosts.Add(master);
+            }
+        }
+    }
+
+    private async Task CancelTaskQuietlyAsync(string taskRef)
+    {
+        try
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            await CallAsync("task.cancel", [taskRef], cts.Token);
+        }
+        catch (Exception e) when (e is XapiException or OperationCanceledException)
+        {
+            // The task may have finished meanwhile.
+        }
+    }
+
+    private async Task DestroyTaskQuietlyAsync(string taskRef)
+    {
+        try
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            await CallAsync("task.destroy", [taskRef], cts.Token);
+        }
+        catch (Exception e) when (e is XapiException or OperationCanceledException)
+        {
+            // A task outlives a master restart only in name; nothing left to clean.
+        }
+    }
+
+    private async Task<JsonNode?> SendAsync(Uri host, string method, IReadOnlyList<object?> args, CancellationToken cancellationToken, TimeSpan? extraTimeout)
+    {
+        Interlocked.Increment(ref _callCount);
+        bool xml;
+        lock (_lock)
+        {
+            xml = _xmlRpcHosts.Contains(host.Authority);
+        }
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(_options.CallTimeout + (extraTimeout ?? TimeSpan.Zero));
+        for (var attempt = 0; ; attempt++)
+        {
+            using var request = xml
+                ? new HttpRequestMessage(HttpMethod.Post, new Uri(host, "/")) { Content = new StringContent(XmlRpc.EncodeCall(method, args), Encoding.UTF8, s_xml) }
+                : new HttpRequestMessage(HttpMethod.Post, new Uri(host, "/jsonrpc")) { Content = new StringContent(JsonRpc.EncodeCall(method, args, Interlocked.Increment(ref _nextId)), Encoding.UTF8, s_json) };
+            HttpResponseMessage response;
+            string body;
+            try
+            {
+                response = await _http.SendAsync(request, HttpCompletionOption.ResponseContentRead, timeout.Token);
+                body = await response.Content.ReadAsStringAsync(timeout.Token);
+            }
+            catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw XapiException.Unreachable($"no answer from {host.Host} within {_options.CallTimeout.TotalSeconds:0} s", method, e);
+            }
+            catch (HttpRequestException e)
+            {
+                throw MapTransport(host, method, e);
+            }
+
+            using (response)
+            {
+                var mediaType = response.Content.Headers.ContentType?.MediaType ?? "";
+                if (mediaType.Contains("json", StringComparison.OrdinalIgnoreCase))
+                {
+                    return JsonRpc.DecodeResponse(body, method);
+                }
+
+                if (mediaType.Contains("xml", StringComparison.OrdinalIgnoreCase))
+                {
+                    if (!xml && attempt == 0)
+                    {
+                        // An older host that does not speak JSON-RPC: use XML-RPC from now on.
+                        lock (_lock)
+                        {
+                            _xmlRpcHosts.Add(host.Authority);
+                        }
+
+                        xml = true;
+                        continue;
+                    }
+
+                    return XmlRpc.DecodeResponse(body, method);
+                }
+
+                throw new XapiException(XapiException.ProtocolError, [$"HTTP {(int)response.StatusCode} from {host.Host} with {(mediaType.Length == 0 ? "no content type" : mediaType)}: {Summarize(body)}"], method);
+            }
+        }
+    }
+
+    private XapiException MapTransport(Uri host, string method, HttpRequestException e)
+    {
+        if (e.InnerException is AuthenticationException || e.HttpRequestError == HttpRequestError.SecureConnectionError)
+        {
+            var reason = _options.Certificates.RejectionFor(host.Host) ?? $"TLS handshake with {host.Host} failed: {e.Message}";
+            return new XapiException(XapiException.CertificateRejected, [reason], method, e);
+        }
+
+        var detail = e.InnerException is SocketException se
+            ? $"{host.Host}:{host.Port}: {se.SocketErrorCode}"
+            : $"{host.Host}:{host.Port}: {e.Message}";
+        return XapiException.Unreachable(detail, method, e);
+    }
+
+    private static string Summarize(string body)
+    {
+        var text = System.Text.RegularExpressions.Regex.Replace(body, "<[^>]*>", " ");
+        text = System.Text.RegularExpressions.Regex.Replace(text, @"\s+", " ").Trim();
+        return text.Length > 160 ? text[..160] + "..." : text;
+    }
+
+    private static string StripValue(string result)
+    {
+        var s = result.Trim();
+        if (s.StartsWith("<value>", StringComparison.Ordinal) && s.EndsWith("</value>", StringComparison.Ordinal))
+        {
+            s = s[7..^8];
+        }
+
+        return WebUtility.HtmlDecode(s);
+    }
+
+    private static Uri Normalize(Uri url) => new UriBuilder(url) { Path = "/", Query = "" }.Uri;
+
+    /// <summary>An address XAPI named (IPv4, IPv6 or name) as a URL on the same scheme and port.</summary>
+    internal static Uri HostUri(string address, Uri like)
+    {
+        var a = address.Trim();
+        if (a.StartsWith("http", StringComparison.OrdinalIgnoreCase) && Uri.TryCreate(a, UriKind.Absolute, out var full))
+        {
+            return Normalize(full);
+        }
+
+        if (IPAddress.TryParse(a.Trim('[', ']'), out var ip) && ip.AddressFamily == AddressFamily.InterNetworkV6)
+        {
+            a = "[" + a.Trim('[', ']') + "]";
+        }
+
+        return new UriBuilder(like.Scheme, a.Trim('[', ']') == a ? a : a, like.Port, "/").Uri;
+    }
+}

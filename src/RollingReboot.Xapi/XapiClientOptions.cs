@@ -1,0 +1,31 @@
+using RollingReboot.Xapi.Tls;
+
+namespace RollingReboot.Xapi;
+
+public sealed class XapiClientOptions
+{
+    /// <summary>Any host of the pool; the client follows HOST_IS_SLAVE to the master.</summary>
+    public required Uri Url { get; init; }
+
+    public required string UserName { get; init; }
+
+    /// <summary>Never logged, never shown.</summary>
+    public required string Password { get; init; }
+
+    public XapiCertificatePolicy Certificates { get; init; } = new();
+
+    /// <summary>Wall-clock limit for one HTTP exchange (long polls get their own timeout added).</summary>
+    public TimeSpan CallTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long one search for the master may take (all known hosts tried, with backoff).</summary>
+    public TimeSpan MasterSearchTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
+    public string Originator { get; init; } = "rollreboot";
+
+    /// <summary>The clock for backoff delays (the lab's scaled clock in rehearsals).</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    public override string ToString() => $"{UserName}@{Url}";
+}

@@ -1,0 +1,221 @@
+using System.Collections.Concurrent;
+using System.Text.Json.Nodes;
+using RollingReboot.Core.Pool;
+using RollingReboot.Core.Ports;
+using RollingReboot.Xapi.Wire;
+
+namespace RollingReboot.Xapi;
+
+/// <summary>The domain's view of a pool, over XenAPI. Objects are named by uuid; refs are resolved here.</summary>
+public sealed class XapiPoolConnection : IPoolConnection
+{
+    private readonly XapiClient _client;
+    private readonly ConcurrentDictionary<string, string> _refs = new(StringComparer.Ordinal);
+    private string? _poolRef;
+    private string _eventToken = "";
+
+    public XapiPoolConnection(XapiClient client)
+    {
+        _client = client;
+    }
+
+    public XapiClient Client => _client;
+
+    public async Task<PoolSnapshot> ReadAsync(CancellationToken cancellationToken = default)
+    {
+        var poolTask = _client.AllRecordsAsync("pool", XapiPoolRecord.From, cancellationToken);
+        var hostsTask = _client.AllRecordsAsync("host", XapiHostRecord.From, cancellationToken);
+        var metricsTask = _client.AllRecordsAsync("host_metrics", XapiHostMetricsRecord.From, cancellationToken);
+        var vmsTask = _client.AllRecordsAsync("VM", XapiVmRecord.From, cancellationToken);
+        var guestTask = _client.AllRecordsAsync("VM_guest_metrics", XapiVmGuestMetricsRecord.From, cancellationToken);
+        var srsTask = _client.AllRecordsAsync("SR", XapiSrRecord.From, cancellationToken);
+        var vdisTask = _client.AllRecordsAsync("VDI", XapiVdiRecord.From, cancellationToken);
+        var vbdsTask = _client.AllRecordsAsync("VBD", XapiVbdRecord.From, cancellationToken);
+        var pbdsTask = _client.AllRecordsAsync("PBD", XapiPbdRecord.From, cancellationToken);
+        await Task.WhenAll(poolTask, hostsTask, metricsTask, vmsTask, guestTask, srsTask, vdisTask, vbdsTask, pbdsTask);
+
+        var pool = (await poolTask).FirstOrDefault() ?? throw new XapiException(XapiException.ProtocolError, ["the host reports no pool"], "pool.get_all_records");
+        var hosts = await hostsTask;
+        var metrics = (await metricsTask).ToDictionary(m => m.Ref);
+        var vms = await vmsTask;
+        var guest = (await guestTask).ToDictionary(g => g.Ref);
+        var srs = (await srsTask).ToDictionary(s => s.Ref);
+        var vdis = (await vdisTask).ToDictionary(v => v.Ref);
+        var vbds = (await vbdsTask).ToDictionary(v => v.Ref);
+        var pbds = (await pbdsTask).ToDictionary(p => p.Ref);
+        var hostUuidByRef = hosts.ToDictionary(h => h.Ref, h => h.Uuid);
+
+        _poolRef = pool.Ref;
+        foreach (var h in hosts)
+        {
+            _refs[h.Uuid] = h.Ref;
+        }
+
+        foreach (var v in vms)
+        {
+            _refs[v.Uuid] = v.Ref;
+        }
+
+        foreach (var s in srs.Values)
+        {
+            _refs[s.Uuid] = s.Ref;
+        }
+
+        _client.RememberHosts(hosts.Select(h => h.Address));
+
+        var srInfos = srs.Values.Select(s =>
+        {
+            string? local = null;
+            if (!s.Shared)
+            {
+                var hostsOfSr = s.Pbds.Select(p => pbds.GetValueOrDefault(p)).Where(p => p is not null).Select(p => hostUuidByRef.GetValueOrDefault(p!.Host)).Where(u => u is not null).Distinct().ToList();
+                local = hostsOfSr.Count == 1 ? hostsOfSr[0] : null;
+            }
+
+            return new SrInfo(s.Uuid, s.NameLabel, s.Shared, local);
+        }).ToList();
+
+        var hostStates = hosts.Select(h =>
+        {
+            var m = metrics.GetValueOrDefault(h.Metrics);
+            return new HostState(h.Uuid, h.NameLabel, h.Address, h.Enabled, m?.Live ?? false, m?.MemoryTotal ?? 0, m?.MemoryFree ?? 0, h.MemoryOverhead,
+                h.BootTime, h.AgentStartTime, h.PendingGuidances, h.UpdatesRequiringReboot, h.CurrentOperations);
+        }).ToList();
+
+        var vmStates = new List<VmState>();
+        foreach (var v in vms.Where(v => v.IsGuest))
+        {
+            var disks = new List<string>();
+            var cds = new List<string>();
+            foreach (var vbdRef in v.Vbds)
+            {
+                if (!vbds.TryGetValue(vbdRef, out var vbd) || vbd.Empty || !vdis.TryGetValue(vbd.Vdi, out var vdi) || !srs.TryGetValue(vdi.Sr, out var sr))
+                {
+                    continue;
+                }
+
+                (vbd.Type.Equals("CD", StringComparison.OrdinalIgnoreCase) ? cds : disks).Add(sr.Uuid);
+            }
+
+            var pv = guest.TryGetValue(v.GuestMetrics, out var g) && g.HasPvDrivers;
+            vmStates.Add(new VmState(v.Uuid, v.NameLabel, v.PowerState, hostUuidByRef.GetValueOrDefault(v.ResidentOn), v.MemoryStaticMax + v.MemoryOverhead,
+                pv, disks.Distinct().ToList(), cds.Distinct().ToList(), v.AttachedPcis.Count > 0, v.Vgpus.Count > 0, v.Vusbs.Count > 0,
+                v.HaRestartPriority, v.CurrentOperations));
+        }
+
+        var heartbeat = pool.HaStatefiles.Select(vdiRef => vdis.TryGetValue(vdiRef, out var vdi) && srs.TryGetValue(vdi.Sr, out var sr) ? sr.Uuid : null)
+            .Where(u => u is not null).Select(u => u!).Distinct().ToList();
+        var ha = new HaSettings(pool.HaEnabled, heartbeat, pool.HaConfiguration, pool.HaHostFailuresToTolerate, pool.HaAllowOvercommit);
+
+        return new PoolSnapshot(pool.Uuid, pool.NameLabel, hostUuidByRef.GetValueOrDefault(pool.Master) ?? "", ha, pool.OtherConfig, pool.CurrentOperations, hostStates, vmStates, srInfos);
+    }
+
+    public async Task<IReadOnlyDictionary<string, IReadOnlyList<string>>> GetVmsPreventingEvacuationAsync(string hostUuid, CancellationToken cancellationToken = default)
+    {
+        var result = await _client.CallAsync("host.get_vms_which_prevent_evacuation", [await RefAsync("host", hostUuid, cancellationToken)], cancellationToken);
+        var map = new Dictionary<string, IReadOnlyList<string>>();
+        if (result is JsonObject o)
+        {
+            foreach (var (vmRef, reason) in o)
+            {
+                var uuid = _refs.FirstOrDefault(kv => kv.Value == vmRef).Key ?? (await _client.CallAsync("VM.get_uuid", [vmRef], cancellationToken))?.ToString() ?? vmRef;
+                map[uuid] = reason is JsonArray a ? a.Select(n => n?.ToString() ?? "").ToList() : [reason?.ToString() ?? ""];
+            }
+        }
+
+        return map;
+    }
+
+    public async Task<DateTimeOffset> GetServerTimeAsync(string hostUuid, CancellationToken cancellationToken = default)
+    {
+        var result = await _client.CallAsync("host.get_servertime", [await RefAsync("host", hostUuid, cancellationToken)], cancellationToken);
+        return XapiDateTime.TryParse(result?.ToString(), out var t)
+            ? t
+            : throw new XapiException(XapiException.ProtocolError, ["host.get_servertime returned no datetime"], "host.get_servertime");
+    }
+
+    public async Task DisableHaAsync(CancellationToken cancellationToken = default) =>
+        await _client.CallAsync("pool.disable_ha", [], cancellationToken);
+
+    public async Task EnableHaAsync(IReadOnlyList<string> heartbeatSrUuids, IReadOnlyDictionary<string, string> configuration, CancellationToken cancellationToken = default)
+    {
+        var refs = new List<string>();
+        foreach (var sr in heartbeatSrUuids)
+        {
+            refs.Add(await RefAsync("SR", sr, cancellationToken));
+        }
+
+        await _client.CallAsync("pool.enable_ha", [refs, configuration], cancellationToken);
+    }
+
+    public async Task SetHaHostFailuresToTolerateAsync(long value, CancellationToken cancellationToken = default) =>
+        await _client.CallAsync("pool.set_ha_host_failures_to_tolerate", [await PoolRefAsync(cancellationToken), value], cancellationToken);
+
+    public async Task SetHaAllowOvercommitAsync(bool value, CancellationToken cancellationToken = default) =>
+        await _client.CallAsync("pool.set_ha_allow_overcommit", [await PoolRefAsync(cancellationToken), value], cancellationToken);
+
+    public async Task<bool> TryAddPoolOtherConfigAsync(string key, string value, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await _client.CallAsync("pool.add_to_other_config", [await PoolRefAsync(cancellationToken), key, value], cancellationToken);
+            return true;
+        }
+        catch (XapiException e) when (e.Code == "MAP_DUPLICATE_KEY")
+        {
+            return false;
+        }
+    }
+
+    public async Task RemovePoolOtherConfigAsync(string key, CancellationToken cancellationToken = default) =>
+        await _client.CallAsync("pool.remove_from_other_config", [await PoolRefAsync(cancellationToken), key], cancellationToken);
+
+    public async Task DisableHostAsync(string hostUuid, CancellationToken cancellationToken = default) =>
+        await _client.CallAsync("host.disable", [await RefAsync("host", hostUuid, cancellationToken)], cancellationToken);
+
+    public async Task EnableHostAsync(string hostUuid, CancellationToken cancellationToken = default) =>
+        await _client.CallAsync("host.enable", [await RefAsync("host", hostUuid, cancellationToken)], cancellationToken);
+
+    public async Task RebootHostAsync(string hostUuid, CancellationToken cancellationToken = default) =>
+        await _client.CallAsync("host.reboot", [await RefAsync("host", hostUuid, cancellationToken)], cancellationToken);
+
+    public async Task MigrateVmAsync(string vmUuid, string targetHostUuid, IProgress<double>? progress = null, CancellationToken cancellationToken = default)
+    {
+        var vm = await RefAsync("VM", vmUuid, cancellationToken);
+        var host = await RefAsync("host", targetHostUuid, cancellationToken);
+        await _client.RunTaskAsync("VM.pool_migrate", [vm, host, new Dictionary<string, string> { ["live"] = "true" }], progress, cancellationToken);
+    }
+
+    public async Task WaitForChangeAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        var seconds = Math.Max(0.1, timeout.TotalSeconds);
+        var result = await _client.CallAsync("event.from", [new[] { "host", "host_metrics", "pool" }, _eventToken, seconds], cancellationToken, timeout);
+        _eventToken = result?["token"]?.ToString() ?? _eventToken;
+    }
+
+    public ValueTask DisposeAsync() => _client.DisposeAsync();
+
+    private async Task<string> PoolRefAsync(CancellationToken cancellationToken)
+    {
+        if (_poolRef is null)
+        {
+            var all = await _client.CallAsync("pool.get_all", [], cancellationToken) as JsonArray;
+            _poolRef = all?.FirstOrDefault()?.ToString() ?? throw new XapiException(XapiException.ProtocolError, ["no pool"], "pool.get_all");
+        }
+
+        return _poolRef;
+    }
+
+    private async Task<string> RefAsync(string cls, string uuid, CancellationToken cancellationToken)
+    {
+        if (_refs.TryGetValue(uuid, out var r))
+        {
+            return r;
+        }
+
+        r = (await _client.CallAsync(cls + ".get_by_uuid", [uuid], cancellationToken))?.ToString()
+            ?? throw new XapiException("UUID_INVALID", [cls, uuid], cls + ".get_by_uuid");
+        _refs[uuid] = r;
+        return r;
+    }
+}

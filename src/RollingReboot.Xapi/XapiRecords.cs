@@ -1,0 +1,216 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using RollingReboot.Xapi.Wire;
+
+namespace RollingReboot.Xapi;
+
+/// <summary>Reads XAPI record fields leniently: int64 as number or string (XML-RPC), absent fields as defaults.</summary>
+internal readonly struct Fields(JsonObject o)
+{
+    public string Str(string name) => o[name] switch
+    {
+        JsonValue v when v.TryGetValue<string>(out var s) => s,
+        null => "",
+        JsonNode n => n.ToJsonString(),
+    };
+
+    public string Ref(string name) => Str(name) is { Length: > 0 } s ? s : "OpaqueRef:NULL";
+
+    public bool Bool(string name) => o[name] switch
+    {
+        JsonValue v when v.TryGetValue<bool>(out var b) => b,
+        JsonValue v when v.TryGetValue<string>(out var s) => s is "true" or "1",
+        _ => false,
+    };
+
+    public long Long(string name) => o[name] switch
+    {
+        JsonValue v when v.TryGetValue<long>(out var l) => l,
+        JsonValue v when v.TryGetValue<double>(out var d) => (long)d,
+        JsonValue v when v.TryGetValue<string>(out var s) && long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var l) => l,
+        _ => 0,
+    };
+
+    public double Double(string name) => o[name] switch
+    {
+        JsonValue v when v.TryGetValue<double>(out var d) => d,
+        JsonValue v when v.TryGetValue<string>(out var s) && double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) => d,
+        _ => 0,
+    };
+
+    public IReadOnlyDictionary<string, string> Map(string name)
+    {
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (o[name] is JsonObject m)
+        {
+            foreach (var (k, v) in m)
+            {
+                result[k] = v switch
+                {
+                    JsonValue jv when jv.TryGetValue<string>(out var s) => s,
+                    null => "",
+                    _ => v.ToJsonString(),
+                };
+            }
+        }
+
+        return result;
+    }
+
+    public IReadOnlyList<string> List(string name) =>
+        o[name] is JsonArray a ? a.Select(n => n is JsonValue v && v.TryGetValue<string>(out var s) ? s : n?.ToJsonString() ?? "").ToList() : [];
+
+    /// <summary>Sets of strings arrive as arrays; some map-valued "sets" (current_operations) as objects: take the values.</summary>
+    public IReadOnlyList<string> OperationValues(string name) => o[name] switch
+    {
+        JsonObject m => m.Select(kv => kv.Value?.ToString() ?? "").ToList(),
+        JsonArray => List(name),
+        _ => [],
+    };
+
+    public DateTimeOffset? Date(string name) => XapiDateTime.TryParse(Str(name), out var d) ? d : null;
+}
+
+public sealed record XapiPoolRecord(
+    string Ref, string Uuid, string NameLabel, string Master, bool HaEnabled, IReadOnlyDictionary<string, string> HaConfiguration,
+    IReadOnlyList<string> HaStatefiles, long HaHostFailuresToTolerate, bool HaAllowOvercommit, IReadOnlyDictionary<string, string> OtherConfig,
+    IReadOnlyList<string> CurrentOperations)
+{
+    public static XapiPoolRecord From(string r, JsonObject o)
+    {
+        var f = new Fields(o);
+        return new(r, f.Str("uuid"), f.Str("name_label"), f.Ref("master"), f.Bool("ha_enabled"), f.Map("ha_configuration"),
+            f.List("ha_statefiles"), f.Long("ha_host_failures_to_tolerate"), f.Bool("ha_allow_overcommit"), f.Map("other_config"),
+            f.OperationValues("current_operations"));
+    }
+}
+
+public sealed record XapiHostRecord(
+    string Ref, string Uuid, string NameLabel, string Address, string Hostname, bool Enabled, string Metrics, IReadOnlyList<string> ResidentVms,
+    long MemoryOverhead, IReadOnlyDictionary<string, string> SoftwareVersion, IReadOnlyDictionary<string, string> OtherConfig,
+    IReadOnlyList<string> UpdatesRequiringReboot, IReadOnlyList<string> PendingGuidances, IReadOnlyList<string> CurrentOperations, long ApiVersionMajor, long ApiVersionMinor)
+{
+    public DateTimeOffset? BootTime => XapiDateTime.TryParseUnixSeconds(OtherConfig.GetValueOrDefault("boot_time"), out var t) ? t : null;
+
+    public DateTimeOffset? AgentStartTime => XapiDateTime.TryParseUnixSeconds(OtherConfig.GetValueOrDefault("agent_start_time"), out var t) ? t : null;
+
+    public static XapiHostRecord From(string r, JsonObject o)
+    {
+        var f = new Fields(o);
+        return new(r, f.Str("uuid"), f.Str("name_label"), f.Str("address"), f.Str("hostname"), f.Bool("enabled"), f.Ref("metrics"), f.List("resident_VMs"),
+            f.Long("memory_overhead"), f.Map("software_version"), f.Map("other_config"), f.List("updates_requiring_reboot"),
+            f.List("pending_guidances"), f.OperationValues("current_operations"), f.Long("API_version_major"), f.Long("API_version_minor"));
+    }
+}
+
+public sealed record XapiHostMetricsRecord(string Ref, bool Live, long MemoryTotal, long MemoryFree, DateTimeOffset? LastUpdated)
+{
+    public static XapiHostMetricsRecord From(string r, JsonObject o)
+    {
+        var f = new Fields(o);
+        return new(r, f.Bool("live"), f.Long("memory_total"), f.Long("memory_free"), f.Date("last_updated"));
+    }
+}
+
+public sealed record XapiVmRecord(
+    string Ref, string Uuid, string NameLabel, string PowerState, string ResidentOn, string Affinity, bool IsControlDomain, bool IsATemplate, bool IsASnapshot,
+    long MemoryStaticMax, long MemoryDynamicMax, long MemoryOverhead, IReadOnlyList<string> Vbds, IReadOnlyList<string> Vifs, string Metrics, string GuestMetrics,
+    string HaRestartPriority, IReadOnlyList<string> AttachedPcis, IReadOnlyList<string> Vgpus, IReadOnlyList<string> Vusbs,
+    IReadOnlyDictionary<string, string> OtherConfig, IReadOnlyList<string> CurrentOperations, IReadOnlyList<string> AllowedOperations)
+{
+    public bool IsGuest => !IsControlDomain && !IsATemplate && !IsASnapshot;
+
+    public static XapiVmRecord From(string r, JsonObject o)
+    {
+        var f = new Fields(o);
+        return new(r, f.Str("uuid"), f.Str("name_label"), f.Str("power_state"), f.Ref("resident_on"), f.Ref("affinity"), f.Bool("is_control_domain"),
+            f.Bool("is_a_template"), f.Bool("is_a_snapshot"), f.Long("memory_static_max"), f.Long("memory_dynamic_max"), f.Long("memory_overhead"),
+            f.List("VBDs"), f.List("VIFs"), f.Ref("metrics"), f.Ref("guest_metrics"), f.Str("ha_restart_priority"), f.List("attached_PCIs"),
+            f.List("VGPUs"), f.List("VUSBs"), f.Map("other_config"), f.OperationValues("current_operations"), f.List("allowed_operations"));
+    }
+}
+
+public sealed record XapiVmGuestMetricsRecord(string Ref, bool PvDriversDetected, IReadOnlyDictionary<string, string> PvDriversVersion)
+{
+    public bool HasPvDrivers => PvDriversDetected || PvDriversVersion.Count > 0;
+
+    public static XapiVmGuestMetricsRecord From(string r, JsonObject o)
+    {
+        var f = new Fields(o);
+        return new(r, f.Bool("PV_drivers_detected"), f.Map("PV_drivers_version"));
+    }
+}
+
+public sealed record XapiSrRecord(string Ref, string Uuid, string NameLabel, string Type, string ContentType, bool Shared, IReadOnlyList<string> Pbds)
+{
+    public static XapiSrRecord From(string r, JsonObject o)
+    {
+        var f = new Fields(o);
+        return new(r, f.Str("uuid"), f.Str("name_label"), f.Str("type"), f.Str("content_type"), f.Bool("shared"), f.List("PBDs"));
+    }
+}
+
+public sealed record XapiVdiRecord(string Ref, string Uuid, string NameLabel, string Sr)
+{
+    public static XapiVdiRecord From(string r, JsonObject o)
+    {
+        var f = new Fields(o);
+        return new(r, f.Str("uuid"), f.Str("name_label"), f.Ref("SR"));
+    }
+}
+
+public sealed record XapiVbdRecord(string Ref, string Vm, string Vdi, string Type, bool Empty)
+{
+    public static XapiVbdRecord From(string r, JsonObject o)
+    {
+        var f = new Fields(o);
+        return new(r, f.Ref("VM"), f.Ref("VDI"), f.Str("type"), f.Bool("empty"));
+    }
+}
+
+public sealed record XapiPbdRecord(string Ref, string Host, string Sr, bool CurrentlyAttached)
+{
+    public static XapiPbdRecord From(string r, JsonObject o)
+    {
+        var f = new Fields(o);
+        return new(r, f.Ref("host"), f.Ref("SR"), f.Bool("currently_attached"));
+    }
+}
+
+public sealed record XapiTaskRecord(string Ref, string Uuid, string Status, double Progress, string Result, IReadOnlyList<string> ErrorInfo)
+{
+    public static XapiTaskRecord From(string r, JsonObject o)
+    {
+        var f = new Fields(o);
+        return new(r, f.Str("uuid"), f.Str("status"), f.Double("progress"), f.Str("result"), f.List("error_info"));
+    }
+}
+
+/// <summary>Typed reads over a client: <c>get_all_records</c> per class.</summary>
+public static class XapiReads
+{
+    public static async Task<IReadOnlyList<T>> AllRecordsAsync<T>(this XapiClient client, string cls, Func<string, JsonObject, T> map, CancellationToken cancellationToken = default)
+    {
+        var result = await client.CallAsync(cls + ".get_all_records", [], cancellationToken);
+        if (result is not JsonObject all)
+        {
+            throw new XapiException(XapiException.ProtocolError, [cls + ".get_all_records did not return a map"], cls + ".get_all_records");
+        }
+
+        var list = new List<T>(all.Count);
+        foreach (var (r, rec) in all)
+        {
+            if (rec is JsonObject o)
+            {
+                list.Add(map(r, o));
+            }
+        }
+
+        return list;
+    }
+
+    public static async Task<T> RecordAsync<T>(this XapiClient client, string cls, string r, Func<string, JsonObject, T> map, CancellationToken cancellationToken = default) =>
+        await client.CallAsync(cls + ".get_record", [r], cancellationToken) is JsonObject o
+            ? map(r, o)
+            : throw new XapiException(XapiException.ProtocolError, [cls + ".get_record did not return a record"], cls + ".get_record");
+}
