@@ -42,7 +42,7 @@ public sealed class CloudStackClient : ICloudStack, IDisposable
         _displayEndpoint = CloudStackCredentials.DisplayUrl(_endpoint);
         // Timeouts come from the pipelines, on the injected clock, so the HttpClient's own wall-clock one is off.
         _http = handler is null
-            ? new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) }, disposeHandler: true)
+            ? new HttpClient(CreateHandler(options.VerifyCertificate), disposeHandler: true)
             : new HttpClient(handler, disposeHandler: false);
         _http.Timeout = System.Threading.Timeout.InfiniteTimeSpan;
 
@@ -304,6 +304,18 @@ public sealed class CloudStackClient : ICloudStack, IDisposable
         CloudStackException cs => cs.ErrorCode is >= 500 and < 600,
         _ => false,
     };
+
+    private static SocketsHttpHandler CreateHandler(bool verifyCertificate)
+    {
+        var handler = new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) };
+        if (!verifyCertificate)
+        {
+            // The user turned verification off in their CloudMonkey profile (self-signed management server).
+            handler.SslOptions.RemoteCertificateValidationCallback = static (_, _, _, _) => true;
+        }
+
+        return handler;
+    }
 
     private static Uri NormalizeEndpoint(Uri endpoint) =>
         endpoint.AbsolutePath is "" or "/" ? new Uri(endpoint, "/client/api") : endpoint;

@@ -19,6 +19,12 @@ public sealed class CloudStackClientOptions
     /// </summary>
     public TimeSpan UpdateClusterTimeout { get; init; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>
+    /// False accepts any TLS certificate (CloudMonkey's <c>verifycert = false</c>). Ignored when a handler is
+    /// given to the client.
+    /// </summary>
+    public bool VerifyCertificate { get; init; } = true;
+
     /// <summary>Send a form POST instead of a GET (servers that enforce POST for changes).</summary>
     public bool UsePost { get; init; }
 
@@ -52,6 +58,7 @@ public sealed class CloudStackClientOptions
             ApiKey = credentials.ApiKey,
             SecretKey = credentials.SecretKey,
             Timeout = credentials.Timeout ?? TimeSpan.FromSeconds(60),
+            VerifyCertificate = credentials.VerifyCertificate,
         };
     }
 
@@ -84,7 +91,7 @@ public sealed class CloudStackClientOptions
 
     public override string ToString() =>
         $"CloudStack {CloudStackCredentials.DisplayUrl(Endpoint)} (apikey {CloudStackCredentials.Abbreviate(ApiKey)}, secret key hidden, " +
-        $"timeout {Timeout}, {(UsePost ? "POST" : "GET")}{(UseSignatureVersion3 ? ", signature v3" : "")}, {RetryCount} retries)";
+        $"timeout {Timeout}, {(UsePost ? "POST" : "GET")}{(UseSignatureVersion3 ? ", signature v3" : "")}{(VerifyCertificate ? "" : ", any TLS certificate")}, {RetryCount} retries)";
 
     private static void RequirePositive(TimeSpan value, string name)
     {

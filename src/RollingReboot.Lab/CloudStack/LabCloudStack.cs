@@ -66,6 +66,7 @@ public sealed class LabCloudStack : IDisposable
     private readonly Dictionary<string, int> _calls = new(StringComparer.OrdinalIgnoreCase);
     private string _managedState;
     private string _allocationState = "Enabled";
+    private int _disposed;
 
     public LabCloudStack(
         string clusterName,
@@ -238,9 +239,13 @@ public sealed class LabCloudStack : IDisposable
 
     public void Dispose()
     {
-        _lifetime.Cancel();
-        _lifetime.Dispose();
-        _updateGate.Dispose();
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            // Stops the scheduled host changes and any unmanage still polling. The update gate is left to the
+            // GC: a change finishing right now may still release it.
+            _lifetime.Cancel();
+            _lifetime.Dispose();
+        }
     }
 
     public override string ToString() =>
