@@ -18,9 +18,11 @@ public sealed class SshHostProbe : IHostProbe
 
     /// <param name="options">How to reach the hosts.</param>
     /// <param name="timeProvider">The clock that measures the connect and command timeouts.</param>
+    /// <exception cref="SshProbeConfigurationException">The options are unusable (see <see cref="SshProbeOptions.Validate"/>).</exception>
     public SshHostProbe(SshProbeOptions options, TimeProvider? timeProvider = null)
     {
         ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
         _options = options;
         _timeProvider = timeProvider ?? TimeProvider.System;
     }
@@ -34,9 +36,13 @@ public sealed class SshHostProbe : IHostProbe
         cancellationToken.ThrowIfCancellationRequested();
         var endpoint = KnownHostsFile.HostKeyName(address, _options.Port);
 
+        // One deadline covers the TCP connection, the SSH handshake and authentication.
+        using var connectTimeout = new CancellationTokenSource(_options.ConnectTimeout, _timeProvider);
+        using var connect = CancellationTokenSource.CreateLinkedTokenSource(connectTimeout.Token, cancellationToken);
+
         // Connecting once ourselves first separates "nothing listens" (host down) from "something listens
         // but does not speak SSH yet" (not ready), which SSH.NET reports with the same timeout exception.
-        var tcp = await CheckTcpAsync(address, endpoint, cancellationToken);
+        var tcp = await CheckTcpAsync(address, endpoint, connectTimeout, connect.Token, cancellationToken);
         if (tcp is not null)
         {
             return tcp;
@@ -69,24 +75,23 @@ public sealed class SshHostProbe : IHostProbe
 
         using (keyFile)
         {
-            return await RunAsync(hostName, address, endpoint, knownHosts, keyFile, cancellationToken);
+            return await RunAsync(hostName, address, endpoint, knownHosts, keyFile, connect.Token, cancellationToken);
         }
     }
 
-    private async Task<ProbeResult?> CheckTcpAsync(string address, string endpoint, CancellationToken cancellationToken)
+    private async Task<ProbeResult?> CheckTcpAsync(
+        string address, string endpoint, CancellationTokenSource timeout, CancellationToken connectToken, CancellationToken cancellationToken)
     {
-        using var timeout = new CancellationTokenSource(_options.ConnectTimeout, _timeProvider);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancellationToken);
         try
         {
             using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
             if (IPAddress.TryParse(address, out var ip))
             {
-                await socket.ConnectAsync(new IPEndPoint(ip, _options.Port), linked.Token);
+                await socket.ConnectAsync(new IPEndPoint(ip, _options.Port), connectToken);
             }
             else
             {
-                await socket.ConnectAsync(address, _options.Port, linked.Token);
+                await socket.ConnectAsync(address, _options.Port, connectToken);
             }
 
             return null;
@@ -107,7 +112,13 @@ public sealed class SshHostProbe : IHostProbe
     }
 
     private async Task<ProbeResult> RunAsync(
-        string hostName, string address, string endpoint, KnownHostsFile knownHosts, PrivateKeyFile keyFile, CancellationToken cancellationToken)
+        string hostName,
+        string address,
+        string endpoint,
+        KnownHostsFile knownHosts,
+        PrivateKeyFile keyFile,
+        CancellationToken connectToken,
+        CancellationToken cancellationToken)
     {
         var state = new HandshakeState();
         var phase = "connect";
@@ -123,11 +134,7 @@ public sealed class SshHostProbe : IHostProbe
             client.ServerIdentificationReceived += (_, _) => state.BannerSeen = true;
             client.HostKeyReceived += (_, e) => e.CanTrust = VerifyHostKey(hostName, address, endpoint, knownHosts, e.HostKey, state);
 
-            using (var timeout = new CancellationTokenSource(_options.ConnectTimeout, _timeProvider))
-            using (var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancellationToken))
-            {
-                await client.ConnectAsync(linked.Token);
-            }
+            await client.ConnectAsync(connectToken);
 
             phase = "command";
             using var command = client.CreateCommand(_options.Command);

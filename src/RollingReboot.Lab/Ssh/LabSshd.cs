@@ -179,10 +179,12 @@ public sealed class LabSshd : IAsyncDisposable, IDisposable
         }
 
         WriteBootId(host, bootId);
-        if (Environment.IsPrivilegedProcess)
+        if (Environment.IsPrivilegedProcess && !OperatingSystem.IsWindows())
         {
-            // sshd running as root insists on its privilege separation directory.
-            Directory.CreateDirectory("/run/sshd");
+            // sshd running as root insists on its privilege separation directory, root's and not group/world writable.
+            Directory.CreateDirectory("/run/sshd",
+                UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+                | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
         }
 
         var process = new Process
@@ -418,7 +420,7 @@ public sealed class LabSshd : IAsyncDisposable, IDisposable
     /// <summary>Replaces a file in one rename, so a reader never sees it half written.</summary>
     private static void WriteAtomically(string path, string content)
     {
-        var temporary = path + ".tmp";
+        var temporary = $"{path}.{Guid.NewGuid():N}.tmp";
         File.WriteAllText(temporary, content);
         if (!OperatingSystem.IsWindows())
         {
