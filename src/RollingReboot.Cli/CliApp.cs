@@ -11,6 +11,7 @@ public static class CliApp
         var root = new RootCommand("rollreboot: reboot every host of a XenServer / XCP-ng pool managed by CloudStack, one after the other, while every VM keeps running.");
         root.Subcommands.Add(LabCommand.Create(env));
         root.Subcommands.Add(StatusCommand.Create(env));
+        RunCommand.AddTo(root, env);
         return root;
     }
 

@@ -1,0 +1,317 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using RollingReboot.CloudStack;
+using RollingReboot.Cli.Output;
+using RollingReboot.Core.Planning;
+using RollingReboot.Core.Ports;
+using RollingReboot.Core.Run;
+using RollingReboot.Ssh;
+using RollingReboot.Xapi;
+
+namespace RollingReboot.Cli.Commands;
+
+/// <summary>
+/// <c>rollreboot --clustername NAME</c>: the plan (dry run, the default); with <c>--exec</c>, the run.
+/// </summary>
+internal sealed class RunCommand
+{
+    private readonly CliEnvironment _env;
+    private readonly XapiOptions _xapi = new();
+
+    private readonly Option<string?> _cluster = new("--clustername") { Description = "CloudStack cluster (or, without CloudStack, the pool's name) to reboot" };
+    private readonly Option<string?> _zone = new("--zone") { Description = "CloudStack zone, when the cluster name is not unique" };
+    private readonly Option<bool> _exec = new("--exec") { Description = "Do it. Without --exec rollreboot only prints the plan and changes nothing" };
+    private readonly Option<string> _format = new("--format") { Description = "Plan output: text, markdown or json", DefaultValueFactory = _ => "text" };
+    private readonly Option<FileInfo?> _output = new("--output") { Description = "Write the plan to this file instead of stdout" };
+    private readonly Option<FileInfo?> _report = new("--report") { Description = "Write the run's report (Markdown) to this file" };
+    private readonly Option<int> _threads = new("--threads") { Description = "Parallel migrations per step", DefaultValueFactory = _ => 5 };
+    private readonly Option<int> _maxHostsDown = new("--max-hosts-down") { Description = "Hosts evacuated and rebooted together when capacity allows (the master always alone)", DefaultValueFactory = _ => 1 };
+    private readonly Option<string[]> _hosts = new("--hosts") { Description = "Only these hosts (names or uuids; comma-separated or repeated)", AllowMultipleArgumentsPerToken = true };
+    private readonly Option<string[]> _ignoreHosts = new("--ignore-hosts") { Description = "Leave these hosts alone (names or uuids)", AllowMultipleArgumentsPerToken = true };
+    private readonly Option<bool> _onlyNeeding = new("--only-needing-reboot") { Description = "Only hosts with a pending reboot (reboot_host guidance or updates requiring reboot)" };
+    private readonly Option<bool> _returnVms = new("--return-vms") { Description = "At the end, migrate VMs back to their original hosts" };
+    private readonly Option<string> _hostTimeout = new("--host-timeout") { Description = "How long a host may take to come back (e.g. 20m, 1h, 900s)", DefaultValueFactory = _ => "20m" };
+    private readonly Option<bool> _breakLock = new("--break-lock") { Description = "Break a stale lock left by a dead run (its owner is shown first)" };
+    private readonly Option<string?> _cmkProfile = new("--cmk-profile") { Description = "CloudMonkey profile from ~/.cmk/config for the CloudStack URL and keys" };
+    private readonly Option<bool> _sshAcceptNew = new("--ssh-accept-new") { Description = "Accept and record unknown SSH host keys on first contact (changed keys are always refused)" };
+    private readonly Option<double?> _assumeReboot = new("--assume-reboot-seconds") { Description = "Host reboot time used in the estimate (default 300)" };
+    private readonly Option<double?> _assumeLink = new("--assume-link-mbps") { Description = "Host link bandwidth for migrations in MB/s used in the estimate (default 250)" };
+    private readonly Option<bool> _verbose = new("--verbose") { Description = "More detail in the log" };
+
+    private RunCommand(CliEnvironment env)
+    {
+        _env = env;
+    }
+
+    public static void AddTo(RootCommand root, CliEnvironment env)
+    {
+        var c = new RunCommand(env);
+        foreach (var o in new Option[] { c._cluster, c._zone, c._exec, c._format, c._output, c._report, c._threads, c._maxHostsDown, c._hosts, c._ignoreHosts, c._onlyNeeding, c._returnVms, c._hostTimeout, c._breakLock, c._cmkProfile, c._sshAcceptNew, c._assumeReboot, c._assumeLink, c._verbose })
+        {
+            root.Options.Add(o);
+        }
+
+        c._xapi.AddTo(root);
+        root.SetAction(async (parse, ct) => await c.ExecuteAsync(parse, ct));
+    }
+
+    private async Task<int> ExecuteAsync(ParseResult parse, CancellationToken cancellationToken)
+    {
+        var clusterName = parse.GetValue(_cluster)
+            ?? throw new UserFacingException("--clustername is required: name the CloudStack cluster (or pool) to reboot; see --help");
+        var format = parse.GetValue(_format) ?? "text";
+        if (format is not ("text" or "markdown" or "json"))
+        {
+            throw new UserFacingException($"--format {format} is not known; use text, markdown or json");
+        }
+
+        var planOptions = BuildPlanOptions(parse);
+        var hostTimeout = ParseDuration(parse.GetValue(_hostTimeout) ?? "20m", "--host-timeout");
+        var exec = parse.GetValue(_exec);
+        var clock = _env.CreateClock();
+        var runId = clock.GetUtcNow().UtcDateTime.ToString("yyyyMMdd'T'HHmmss", CultureInfo.InvariantCulture) + "-" + Guid.NewGuid().ToString("N")[..6];
+        var stateDir = _env.StateDirectory();
+        var logFile = exec ? Path.Combine(stateDir, "logs", $"run-{runId}.clef") : null;
+        using var logger = (Serilog.Core.Logger)Logging.Create(_env, logFile, clock, parse.GetValue(_verbose));
+        var log = new SerilogRunLog(logger);
+
+        var settings = _xapi.Resolve(parse, _env);
+        using var cloudClient = CreateCloudStack(parse, clock);
+        await using var pool = new XapiPoolConnection(Connections.CreateXapiClient(settings, _env, clock));
+
+        ClusterBinding? cloud = null;
+        try
+        {
+            if (cloudClient is not null)
+            {
+                cloud = new ClusterBinding(cloudClient, await FindClusterAsync(cloudClient, clusterName, parse.GetValue(_zone), cancellationToken));
+            }
+
+            var poolSnapshot = await pool.ReadAsync(cancellationToken);
+            if (cloud is null && !poolSnapshot.Name.Equals(clusterName, StringComparison.Ordinal))
+            {
+                throw new UserFacingException($"the pool at {settings.Url.Host} is named '{poolSnapshot.Name}', not '{clusterName}'; without CloudStack settings --clustername must name the pool");
+            }
+
+            if (planOptions.MaxHostsDown >= poolSnapshot.Hosts.Count)
+            {
+                throw new UserFacingException($"--max-hosts-down {planOptions.MaxHostsDown} must be smaller than the pool's {poolSnapshot.Hosts.Count} hosts");
+            }
+
+            foreach (var name in planOptions.IncludeHosts.Concat(planOptions.IgnoreHosts))
+            {
+                if (poolSnapshot.FindHost(name) is null)
+                {
+                    throw new UserFacingException($"host '{name}' is not in pool {poolSnapshot.Name} (hosts: {string.Join(", ", poolSnapshot.Hosts.Select(h => h.Name).Order(StringComparer.Ordinal))})");
+                }
+            }
+
+            if (!exec)
+            {
+                var pre = await Preflight.RunAsync(pool, cloud, planOptions, new HashSet<string>(), cancellationToken);
+                await WritePlanAsync(parse, format, pre.Plan, clusterName);
+                return pre.Plan.CanRun ? ExitCodes.Success : ExitCodes.PreflightBlocked;
+            }
+
+            var journal = new RunJournal(new FileJournalStore(Path.Combine(stateDir, "journals", $"{poolSnapshot.Uuid}-{runId}.jsonl")), clock);
+            journal.Write("run.start", new Dictionary<string, object?> { ["runId"] = runId, ["pool"] = poolSnapshot.Uuid, ["poolName"] = poolSnapshot.Name, ["cluster"] = clusterName });
+            var probe = CreateProbe(parse);
+            var options = new RunOptions
+            {
+                HostTimeout = hostTimeout,
+                BreakLock = parse.GetValue(_breakLock),
+                Operator = _env.Get("USER") ?? _env.Get("LOGNAME") ?? "unknown",
+                Machine = Environment.MachineName,
+                Plan = planOptions,
+                UseSshProof = probe is not null,
+            };
+            log.Info("Run {RunId} on pool {Pool} (cluster {Cluster}); journal and log under {StateDir}", runId, poolSnapshot.Name, clusterName, stateDir);
+            var run = new RollingRebootRun(pool, cloud, probe, journal, log, clock, options, runId);
+            var report = await RunWithSignalsAsync(run, log, cancellationToken);
+            await WriteReportAsync(parse, report);
+            return report.Outcome switch
+            {
+                RunOutcome.Done => ExitCodes.Success,
+                RunOutcome.Blocked => ExitCodes.PreflightBlocked,
+                RunOutcome.StoppedRestored => ExitCodes.StoppedRestored,
+                RunOutcome.Interrupted => ExitCodes.Interrupted,
+                _ => ExitCodes.NeedsOperator,
+            };
+        }
+        catch (XapiException e)
+        {
+            throw new UserFacingException(Connections.Describe(e, settings));
+        }
+        catch (CloudStackException e)
+        {
+            throw new UserFacingException("CloudStack: " + (e.ErrorCode == 401 ? "the API key or secret key was refused (401); check ROLLREBOOT_CLOUDSTACK_API_KEY / _SECRET_KEY or the CloudMonkey profile" : e.Message));
+        }
+    }
+
+    private static async Task<RunReport> RunWithSignalsAsync(RollingRebootRun run, IRunLog log, CancellationToken cancellationToken)
+    {
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var abort = new CancellationTokenSource();
+        var signals = 0;
+        void OnSignal(PosixSignalContext c)
+        {
+            c.Cancel = true;
+            if (Interlocked.Increment(ref signals) == 1)
+            {
+                log.Warn("Stop requested: finishing work in flight, then restoring (press Ctrl-C again to stop waiting for migrations; the restore still runs)");
+                stop.Cancel();
+            }
+            else
+            {
+                log.Warn("Second stop request: no longer waiting for work in flight; restoring");
+                abort.Cancel();
+            }
+        }
+
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+        return await run.ExecuteAsync(stop.Token, abort.Token);
+    }
+
+    private async Task WritePlanAsync(ParseResult parse, string format, Plan plan, string clusterName)
+    {
+        var text = format switch
+        {
+            "json" => PlanWriter.ToJson(plan, clusterName),
+            "markdown" => PlanWriter.ToMarkdown(plan, clusterName),
+            _ => PlanWriter.ToText(plan, clusterName),
+        };
+        if (parse.GetValue(_output) is { } file)
+        {
+            await File.WriteAllTextAsync(file.FullName, text);
+            await _env.Error.WriteLineAsync($"plan written to {file.FullName}");
+        }
+        else
+        {
+            await _env.Out.WriteAsync(text.EndsWith('\n') ? text : text + "\n");
+        }
+    }
+
+    private async Task WriteReportAsync(ParseResult parse, RunReport report)
+    {
+        var text = ReportWriter.ToText(report);
+        await _env.Out.WriteAsync(text);
+        if (parse.GetValue(_report) is { } file)
+        {
+            await File.WriteAllTextAsync(file.FullName, ReportWriter.ToMarkdown(report));
+        }
+    }
+
+    private PlanOptions BuildPlanOptions(ParseResult parse)
+    {
+        var threads = parse.GetValue(_threads);
+        if (threads is < 1 or > 64)
+        {
+            throw new UserFacingException($"--threads {threads} must be between 1 and 64");
+        }
+
+        var maxDown = parse.GetValue(_maxHostsDown);
+        if (maxDown < 1)
+        {
+            throw new UserFacingException($"--max-hosts-down {maxDown} must be at least 1");
+        }
+
+        var model = new MigrationModel();
+        if (parse.GetValue(_assumeLink) is { } link)
+        {
+            if (link <= 0)
+            {
+                throw new UserFacingException("--assume-link-mbps must be positive");
+            }
+
+            model = model with { HostLinkMBps = link };
+        }
+
+        var reboot = parse.GetValue(_assumeReboot) ?? 300;
+        if (reboot <= 0)
+        {
+            throw new UserFacingException("--assume-reboot-seconds must be positive");
+        }
+
+        return new PlanOptions
+        {
+            Threads = threads,
+            MaxHostsDown = maxDown,
+            IncludeHosts = Split(parse.GetValue(_hosts)),
+            IgnoreHosts = Split(parse.GetValue(_ignoreHosts)),
+            OnlyNeedingReboot = parse.GetValue(_onlyNeeding),
+            ReturnVms = parse.GetValue(_returnVms),
+            MigrationModel = model,
+            RebootSeconds = reboot,
+        };
+    }
+
+    private static List<string> Split(string[]? values) =>
+        (values ?? []).SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).Distinct().ToList();
+
+    internal static TimeSpan ParseDuration(string text, string option)
+    {
+        var t = text.Trim().ToLowerInvariant();
+        var unit = t.Length > 0 && char.IsLetter(t[^1]) ? t[^1] : 'm';
+        var number = char.IsLetter(t.Length > 0 ? t[^1] : '0') ? t[..^1] : t;
+        if (!double.TryParse(number, NumberStyles.Float, CultureInfo.InvariantCulture, out var n) || n <= 0 || unit is not ('s' or 'm' or 'h'))
+        {
+            throw new UserFacingException($"{option} '{text}' is not a duration; use e.g. 900s, 20m or 1h");
+        }
+
+        return unit switch { 's' => TimeSpan.FromSeconds(n), 'h' => TimeSpan.FromHours(n), _ => TimeSpan.FromMinutes(n) };
+    }
+
+    private CloudStackClient? CreateCloudStack(ParseResult parse, TimeProvider clock)
+    {
+        CloudStackCredentials? credentials;
+        try
+        {
+            credentials = CloudStackCredentials.Resolve(_env.GetVariable, parse.GetValue(_cmkProfile), _env.Get("HOME") is { } home ? Path.Combine(home, ".cmk", "config") : null);
+        }
+        catch (CloudStackException e)
+        {
+            throw new UserFacingException(e.Message);
+        }
+
+        if (credentials is null)
+        {
+            return null;
+        }
+
+        // Network timeouts are about the wire, not the simulated pool: wall clock. The run's own waits use the run's clock.
+        _ = clock;
+        return new CloudStackClient(CloudStackClientOptions.FromCredentials(credentials), timeProvider: TimeProvider.System);
+    }
+
+    private async Task<CloudStackCluster> FindClusterAsync(ICloudStack api, string name, string? zone, CancellationToken cancellationToken)
+    {
+        var found = await api.FindClustersAsync(name, zone, cancellationToken);
+        return found.Count switch
+        {
+            0 => throw new UserFacingException($"CloudStack has no cluster named '{name}'{(zone is null ? "" : " in zone " + zone)}; check the name (cmk list clusters)"),
+            1 => found[0],
+            _ => throw new UserFacingException($"CloudStack has {found.Count} clusters named '{name}' (zones {string.Join(", ", found.Select(c => c.ZoneName))}); add --zone to pick one"),
+        };
+    }
+
+    private IHostProbe? CreateProbe(ParseResult parse)
+    {
+        if (_env.Get(EnvNames.Ssh) is "off" or "0" or "false")
+        {
+            return null;
+        }
+
+        try
+        {
+            var options = SshProbeOptions.FromEnvironment(_env.GetVariable) with { AcceptNew = parse.GetValue(_sshAcceptNew) };
+            // SSH timeouts are about the network, not the simulated pool: wall clock.
+            return new SshHostProbe(options, TimeProvider.System);
+        }
+        catch (SshProbeConfigurationException e)
+        {
+            throw new UserFacingException("SSH: " + e.Message + $" (set {EnvNames.Ssh}=off to prove reboots through XAPI only)");
+        }
+    }
+}

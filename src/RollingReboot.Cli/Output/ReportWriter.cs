@@ -1,0 +1,89 @@
+using System.Globalization;
+using System.Text;
+using RollingReboot.Core.Run;
+
+namespace RollingReboot.Cli.Output;
+
+/// <summary>The run's report: what happened per host, what was restored, what an operator must do.</summary>
+public static class ReportWriter
+{
+    private static readonly CultureInfo s_inv = CultureInfo.InvariantCulture;
+
+    public static string ToText(RunReport r)
+    {
+        var sb = new StringBuilder();
+        sb.Append(s_inv, $"Run {r.RunId} on pool {r.PoolName}: {Outcome(r.Outcome)}\n");
+        sb.Append(s_inv, $"  {r.Message}\n");
+        if (r.Hosts.Count > 0)
+        {
+            sb.Append(s_inv, $"\n  {"HOST",-16} {"MIGRATIONS",10} {"GiB MOVED",10} {"EVACUATE",9} {"REBOOT",9} {"RETRIES",8}\n");
+            foreach (var h in r.Hosts)
+            {
+                sb.Append(s_inv, $"  {h.Name + (h.IsMaster ? "*" : ""),-16} {h.Migrations,10} {h.BytesMoved / (double)(1L << 30),10:0.0} {Span(h.EvacuationSeconds),9} {Span(h.RebootSeconds),9} {h.Retries,8}\n");
+            }
+
+            sb.Append("  (* master)\n");
+        }
+
+        sb.Append(s_inv, $"\n  Total {Span(r.TotalSeconds)} (estimated {Span(r.EstimatedSeconds)})\n");
+        foreach (var x in r.Restored)
+        {
+            sb.Append("  restored: ").Append(x).Append('\n');
+        }
+
+        foreach (var x in r.OperatorActions)
+        {
+            sb.Append("  OPERATOR ACTION NEEDED: ").Append(x).Append('\n');
+        }
+
+        return sb.ToString();
+    }
+
+    public static string ToMarkdown(RunReport r)
+    {
+        var sb = new StringBuilder();
+        sb.Append(s_inv, $"# rollreboot run {r.RunId}\n\nPool **{r.PoolName}**: {Outcome(r.Outcome)}. {r.Message}\n\n");
+        sb.Append("| Host | Migrations | GiB moved | Evacuation | Reboot | Retries |\n|---|---:|---:|---:|---:|---:|\n");
+        foreach (var h in r.Hosts)
+        {
+            sb.Append(s_inv, $"| {h.Name}{(h.IsMaster ? " (master)" : "")} | {h.Migrations} | {h.BytesMoved / (double)(1L << 30):0.0} | {Span(h.EvacuationSeconds)} | {Span(h.RebootSeconds)} | {h.Retries} |\n");
+        }
+
+        sb.Append(s_inv, $"\nTotal {Span(r.TotalSeconds)} against an estimate of {Span(r.EstimatedSeconds)}.\n\n");
+        if (r.Hosts.Count > 0)
+        {
+            sb.Append("```mermaid\ngantt\n  dateFormat X\n  axisFormat %H:%M:%S\n");
+            double t = 0;
+            foreach (var h in r.Hosts)
+            {
+                sb.Append(s_inv, $"  section {h.Name}\n  evacuate : {(long)t}, {(long)(t + h.EvacuationSeconds)}\n  reboot : {(long)(t + h.EvacuationSeconds)}, {(long)(t + h.EvacuationSeconds + h.RebootSeconds)}\n");
+                t += h.EvacuationSeconds + h.RebootSeconds;
+            }
+
+            sb.Append("```\n\n");
+        }
+
+        foreach (var x in r.Restored)
+        {
+            sb.Append("- restored: ").Append(x).Append('\n');
+        }
+
+        foreach (var x in r.OperatorActions)
+        {
+            sb.Append("- **operator action needed**: ").Append(x).Append('\n');
+        }
+
+        return sb.ToString();
+    }
+
+    private static string Outcome(RunOutcome o) => o switch
+    {
+        RunOutcome.Done => "done",
+        RunOutcome.Blocked => "refused, nothing changed",
+        RunOutcome.StoppedRestored => "stopped, pool restored to its original safe state",
+        RunOutcome.Interrupted => "interrupted, pool restored",
+        _ => "stopped, an operator must act",
+    };
+
+    private static string Span(double seconds) => TimeSpan.FromSeconds(Math.Max(0, Math.Round(seconds))).ToString(seconds >= 3600 ? @"h\:mm\:ss" : @"m\:ss", s_inv);
+}

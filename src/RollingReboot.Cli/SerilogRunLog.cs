@@ -1,0 +1,58 @@
+using RollingReboot.Core.Run;
+using Serilog;
+
+namespace RollingReboot.Cli;
+
+/// <summary>The run's voice through Serilog: stderr (timestamped when not a TTY) and the run's JSON log.</summary>
+public sealed class SerilogRunLog(ILogger logger) : IRunLog
+{
+    public void Info(string template, params object?[] values) => logger.Information(template, values);
+
+    public void Warn(string template, params object?[] values) => logger.Warning(template, values);
+
+    public void Error(string template, params object?[] values) => logger.Error(template, values);
+
+    public void HostPhase(string host, string phase) => logger.Information("{Host}: {Phase}", host, phase);
+}
+
+public static class Logging
+{
+    /// <summary>stderr for people, CLEF JSON per run for machines. Secrets are never passed to the logger.</summary>
+    public static ILogger Create(CliEnvironment env, string? logFile, TimeProvider clock, bool verbose)
+    {
+        var config = new LoggerConfiguration()
+            .MinimumLevel.Is(verbose ? Serilog.Events.LogEventLevel.Debug : Serilog.Events.LogEventLevel.Information)
+            .Enrich.With(new ClockEnricher(clock))
+            .WriteTo.Sink(new WriterSink(env.Error, new Serilog.Formatting.Display.MessageTemplateTextFormatter(
+                env.IsTerminal ? "{Message:lj}{NewLine}" : "{SimTime:yyyy-MM-dd HH:mm:ss} {Level:u3} {Message:lj}{NewLine}", System.Globalization.CultureInfo.InvariantCulture)));
+        if (logFile is not null)
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(logFile)!);
+            config = config.WriteTo.File(new Serilog.Formatting.Compact.CompactJsonFormatter(), logFile);
+        }
+
+        return config.CreateLogger();
+    }
+
+    /// <summary>Writes to the CLI's stderr writer (a test's writer in tests), one event at a time.</summary>
+    private sealed class WriterSink(TextWriter writer, Serilog.Formatting.ITextFormatter formatter) : Serilog.Core.ILogEventSink
+    {
+        private readonly Lock _lock = new();
+
+        public void Emit(Serilog.Events.LogEvent logEvent)
+        {
+            lock (_lock)
+            {
+                formatter.Format(logEvent, writer);
+                writer.Flush();
+            }
+        }
+    }
+
+    /// <summary>Stamps each event with the run's clock (the lab's simulated time in rehearsals).</summary>
+    private sealed class ClockEnricher(TimeProvider clock) : Serilog.Core.ILogEventEnricher
+    {
+        public void Enrich(Serilog.Events.LogEvent logEvent, Serilog.Core.ILogEventPropertyFactory propertyFactory) =>
+            logEvent.AddPropertyIfAbsent(propertyFactory.CreateProperty("SimTime", clock.GetUtcNow().UtcDateTime));
+    }
+}

@@ -1,0 +1,120 @@
+using RollingReboot.Core.Planning;
+using RollingReboot.Core.Pool;
+using RollingReboot.Core.Ports;
+
+namespace RollingReboot.Core.Run;
+
+/// <summary>The CloudStack cluster a pool belongs to, when CloudStack manages it.</summary>
+public sealed record ClusterBinding(ICloudStack Api, CloudStackCluster Cluster);
+
+public sealed record PreflightResult(PoolSnapshot Pool, Plan Plan, IReadOnlyList<CloudStackHost> CloudStackHosts);
+
+/// <summary>Everything that could stop the run, checked before anything is touched. Reads only.</summary>
+public static class Preflight
+{
+    /// <summary>Codes XAPI reports for every unprotected VM while HA is on; HA is off during the run.</summary>
+    private static readonly HashSet<string> s_haNoise = ["HOST_EVACUATE_VM_NOT_HA_PROTECTED", "HOST_NOT_ENOUGH_FREE_MEMORY", "NO_HOSTS_AVAILABLE"];
+
+    public static async Task<PreflightResult> RunAsync(
+        IPoolConnection pool, ClusterBinding? cloud, PlanOptions options, IReadOnlySet<string> alreadyRebooted, CancellationToken cancellationToken = default)
+    {
+        var snapshot = await pool.ReadAsync(cancellationToken);
+        var extra = new List<Blocker>();
+        var vmIssues = new Dictionary<string, VmIssue>();
+        var antiAffinity = new Dictionary<string, IReadOnlyList<string>>();
+        IReadOnlyList<CloudStackHost> csHosts = [];
+
+        if (snapshot.CurrentOperations.Count > 0)
+        {
+            extra.Add(new Blocker(PlanCodes.PoolBusy, $"pool {snapshot.Name} has an operation in progress ({string.Join(", ", snapshot.CurrentOperations)})", "wait until it finishes, then run again"));
+        }
+
+        // XAPI's own view of what prevents evacuation, host by host.
+        foreach (var host in snapshot.Hosts.Where(h => h.Live).OrderBy(h => h.Name, StringComparer.Ordinal))
+        {
+            var preventing = await pool.GetVmsPreventingEvacuationAsync(host.Uuid, cancellationToken);
+            foreach (var (vmUuid, reason) in preventing.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+            {
+                var code = reason.Count > 0 ? reason[0] : "UNKNOWN";
+                if (snapshot.Ha.Enabled && s_haNoise.Contains(code))
+                {
+                    continue;
+                }
+
+                if (code is "HOST_NOT_ENOUGH_FREE_MEMORY" or "NO_HOSTS_AVAILABLE")
+                {
+                    // Capacity is the planner's to judge, step by step.
+                    continue;
+                }
+
+                var vm = snapshot.Vms.FirstOrDefault(v => v.Uuid == vmUuid);
+                vmIssues.TryAdd(vmUuid, new VmIssue(code, $"XAPI says VM {vm?.Name ?? vmUuid} on {host.Name} cannot be evacuated ({code})", FixFor(code)));
+            }
+        }
+
+        if (cloud is not null)
+        {
+            var cluster = cloud.Cluster;
+            if (!cluster.HypervisorType.Equals("XenServer", StringComparison.OrdinalIgnoreCase))
+            {
+                extra.Add(new Blocker("NOT_XENSERVER", $"CloudStack cluster {cluster.Name} runs {cluster.HypervisorType}, not XenServer", "name a XenServer cluster", null, null));
+            }
+
+            csHosts = await cloud.Api.ListHostsAsync(cluster.Id, cancellationToken);
+            var poolNames = snapshot.Hosts.Select(h => h.Name).ToHashSet(StringComparer.OrdinalIgnoreCase);
+            var poolAddresses = snapshot.Hosts.Select(h => h.Address).ToHashSet(StringComparer.OrdinalIgnoreCase);
+            foreach (var h in csHosts.Where(h => !poolNames.Contains(h.Name) && !poolAddresses.Contains(h.IpAddress)))
+            {
+                extra.Add(new Blocker("CLOUDSTACK_HOST_NOT_IN_POOL", $"CloudStack host {h.Name} ({h.IpAddress}) of cluster {cluster.Name} is not in pool {snapshot.Name}", "check that --clustername names the cluster of this pool", null, h.Name));
+            }
+
+            var csNames = csHosts.Select(h => h.Name).ToHashSet(StringComparer.OrdinalIgnoreCase);
+            var csAddresses = csHosts.Select(h => h.IpAddress).ToHashSet(StringComparer.OrdinalIgnoreCase);
+            foreach (var h in snapshot.Hosts.Where(h => !csNames.Contains(h.Name) && !csAddresses.Contains(h.Address)))
+            {
+                extra.Add(new Blocker("POOL_HOST_NOT_IN_CLOUDSTACK", $"pool host {h.Name} is not a host of CloudStack cluster {cluster.Name}", "add it to the cluster in CloudStack, or check the cluster name", null, h.Name));
+            }
+
+            foreach (var h in csHosts.Where(h => h.State != "Up"))
+            {
+                var poolHost = snapshot.Hosts.FirstOrDefault(p => p.Name.Equals(h.Name, StringComparison.OrdinalIgnoreCase) || p.Address == h.IpAddress);
+                var fix = h.State == "Alert" && poolHost is { Enabled: false }
+                    ? $"the pool left {h.Name} disabled (after a crash?): run 'xe host-enable host={h.Name}' once the host is healthy, then wait for CloudStack to show it Up"
+                    : $"bring {h.Name} back to Up in CloudStack before the run";
+                extra.Add(new Blocker("CLOUDSTACK_HOST_NOT_UP", $"CloudStack shows host {h.Name} {h.State}", fix, null, h.Name));
+            }
+
+            var vms = await cloud.Api.ListVirtualMachinesAsync(cluster.Id, cancellationToken);
+            foreach (var vm in vms)
+            {
+                var groups = vm.AffinityGroups.Where(g => g.Type.Contains("anti-affinity", StringComparison.OrdinalIgnoreCase)).Select(g => g.Name).ToList();
+                if (groups.Count > 0)
+                {
+                    antiAffinity[vm.InstanceName] = groups;
+                }
+            }
+        }
+
+        var constraints = new PlanConstraints
+        {
+            AntiAffinityGroups = antiAffinity,
+            ExtraVmBlockers = vmIssues,
+            AlreadyRebootedHosts = alreadyRebooted,
+        };
+        var plan = EvacuationPlanner.Plan(snapshot, options, constraints);
+        if (extra.Count > 0)
+        {
+            plan = plan with { Blockers = [.. plan.Blockers, .. extra] };
+        }
+
+        return new PreflightResult(snapshot, plan, csHosts);
+    }
+
+    internal static string FixFor(string code) => code switch
+    {
+        "VM_REQUIRES_SR" => "move the VM's disks to shared storage (or eject a CD from a local ISO library), or exclude its host with --ignore-hosts",
+        "VM_LACKS_FEATURE" or "VM_MISSING_PV_DRIVERS" => "install the guest tools (PV drivers) in the VM, or shut it down for the patch window",
+        "VM_HAS_PCI_ATTACHED" or "VM_HAS_VGPU" or "VM_HAS_VUSBS" => "the VM uses passthrough hardware and cannot live-migrate: shut it down for the window or exclude its host",
+        _ => "resolve it in XenCenter / xe, then run the plan again",
+    };
+}

@@ -1,0 +1,753 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using RollingReboot.Core.Planning;
+using RollingReboot.Core.Pool;
+using RollingReboot.Core.Ports;
+
+namespace RollingReboot.Core.Run;
+
+/// <summary>
+/// The rolling reboot, executed: lock, record, HA off, unmanage, host by host (master first) evacuate,
+/// reboot, prove, enable; then restore exactly what was there. Every exit path restores what it can.
+/// </summary>
+public sealed class RollingRebootRun
+{
+    public const string LockKey = "rollreboot-lock";
+    public const string RunKey = "rollreboot-run";
+
+    private readonly IPoolConnection _pool;
+    private readonly ClusterBinding? _cloud;
+    private readonly IHostProbe? _probe;
+    private readonly RunJournal _journal;
+    private readonly IRunLog _log;
+    private readonly TimeProvider _clock;
+    private readonly RunOptions _options;
+    private readonly string _runId;
+    private readonly List<HostReport> _hostReports = [];
+    private readonly List<string> _restored = [];
+    private readonly List<string> _operatorActions = [];
+    private readonly HashSet<string> _rebooted = [];
+    private readonly HashSet<string> _disabledByRun = [];
+    private OriginalState? _original;
+    private bool _lockHeld;
+    private bool _haDisabledByRun;
+    private bool _unmanagedByRun;
+    private PoolSnapshot? _lastSnapshot;
+
+    public RollingRebootRun(IPoolConnection pool, ClusterBinding? cloud, IHostProbe? probe, RunJournal journal, IRunLog log, TimeProvider clock, RunOptions options, string runId)
+    {
+        _pool = pool;
+        _cloud = cloud;
+        _probe = probe;
+        _journal = journal;
+        _log = log;
+        _clock = clock;
+        _options = options;
+        _runId = runId;
+    }
+
+    /// <summary>
+    /// Runs to the end. <paramref name="stop"/> asks for a stop at the next safe point (Ctrl-C);
+    /// <paramref name="abort"/> also stops waiting for work in flight (second Ctrl-C). Restore always runs.
+    /// </summary>
+    public async Task<RunReport> ExecuteAsync(CancellationToken stop, CancellationToken abort)
+    {
+        var started = _clock.GetUtcNow();
+        Plan? plan = null;
+        string message;
+        RunOutcome outcome;
+        try
+        {
+            var pre = await Preflight.RunAsync(_pool, _cloud, _options.Plan, _rebooted, abort);
+            plan = pre.Plan;
+            _lastSnapshot = pre.Pool;
+            if (plan.Blockers.Count > 0)
+            {
+                foreach (var b in plan.Blockers)
+                {
+                    _log.Error("Blocked: {Message}. Fix: {Fix}", b.Message, b.Fix);
+                }
+
+                return Report(RunOutcome.Blocked, $"preflight found {plan.Blockers.Count} blocker(s); nothing was changed", started, plan);
+            }
+
+            await AcquireLockAsync(pre.Pool, abort);
+            RecordOriginals(pre.Pool);
+            await PrepareAsync(pre.Pool, abort);
+            await RebootHostsAsync(plan, stop, abort);
+            outcome = RunOutcome.Done;
+            message = $"all {_rebooted.Count} host(s) rebooted";
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested || abort.IsCancellationRequested)
+        {
+            outcome = RunOutcome.Interrupted;
+            message = "interrupted: stopped at a safe point";
+            _log.Warn("Interrupted; restoring what the run changed");
+        }
+        catch (RunStoppedException e)
+        {
+            outcome = e.Blocked ? RunOutcome.Blocked : e.NeedsOperator ? RunOutcome.NeedsOperator : RunOutcome.StoppedRestored;
+            message = e.Message;
+            _log.Error("Run stopped: {Reason}", e.Message);
+            if (e.OperatorAction is not null)
+            {
+                _operatorActions.Add(e.OperatorAction);
+            }
+        }
+        catch (Exception e) when (e is PoolOperationException or CloudStackException or JournalException)
+        {
+            outcome = RunOutcome.StoppedRestored;
+            message = "stopped: " + e.Message;
+            _log.Error("Run stopped: {Reason}", e.Message);
+        }
+
+        // Restore never takes the interrupt tokens: a Ctrl-C must not cut it short.
+        var restoredAll = await RestoreAsync(CancellationToken.None);
+        if (!restoredAll && outcome is RunOutcome.Done or RunOutcome.StoppedRestored or RunOutcome.Interrupted)
+        {
+            // Something could not be put back: an operator must act, whatever stopped the run.
+            outcome = RunOutcome.NeedsOperator;
+        }
+
+        _journal.Write("run.end", new Dictionary<string, object?> { ["outcome"] = outcome.ToString(), ["message"] = message });
+        return Report(outcome, message, started, plan);
+    }
+
+    private RunReport Report(RunOutcome outcome, string message, DateTimeOffset started, Plan? plan) =>
+        new(_runId, _lastSnapshot?.Name ?? "?", outcome, message, _hostReports.ToList(), _restored.ToList(), _operatorActions.ToList(),
+            (_clock.GetUtcNow() - started).TotalSeconds, plan?.Estimate.TotalSeconds ?? 0, plan);
+
+    // ---- lock and originals --------------------------------------------------------------------
+
+    private async Task AcquireLockAsync(PoolSnapshot pool, CancellationToken cancellationToken)
+    {
+        var now = _clock.GetUtcNow();
+        var value = new JsonObject
+        {
+            ["runId"] = _runId,
+            ["operator"] = _options.Operator,
+            ["machine"] = _options.Machine,
+            ["started"] = now.ToString("O", CultureInfo.InvariantCulture),
+            ["expires"] = (now + _options.LockTtl).ToString("O", CultureInfo.InvariantCulture),
+        }.ToJsonString();
+        _journal.Write("lock.intent", new Dictionary<string, object?> { ["value"] = value });
+        if (!await _pool.TryAddPoolOtherConfigAsync(LockKey, value, cancellationToken))
+        {
+            var current = (await _pool.ReadAsync(cancellationToken)).OtherConfig.GetValueOrDefault(LockKey) ?? "";
+            var owner = DescribeLock(current, out var expired);
+            if (!_options.BreakLock)
+            {
+                throw new RunStoppedException(
+                    expired
+                        ? $"pool {pool.Name} holds a stale lock from {owner}; if that run is dead, run again with --break-lock (or 'rollreboot restore' to undo its changes)"
+                        : $"pool {pool.Name} is locked by another run: {owner}; wait for it to finish (a second run must never touch the pool)",
+                    needsOperator: false)
+                { Blocked = true };
+            }
+
+            _log.Warn("Breaking the lock held by {Owner}, as asked with --break-lock", owner);
+            await _pool.RemovePoolOtherConfigAsync(LockKey, cancellationToken);
+            if (!await _pool.TryAddPoolOtherConfigAsync(LockKey, value, cancellationToken))
+            {
+                throw new RunStoppedException($"another run took the lock of pool {pool.Name} while it was being broken", needsOperator: false) { Blocked = true };
+            }
+        }
+
+        _lockHeld = true;
+        _journal.Write("lock.acquired", new Dictionary<string, object?> { ["key"] = LockKey });
+        _log.Info("Locked pool {Pool} for run {RunId}", pool.Name, _runId);
+    }
+
+    internal static string DescribeLock(string value, out bool expired)
+    {
+        expired = false;
+        try
+        {
+            var o = JsonNode.Parse(value) as JsonObject;
+            var expires = DateTimeOffset.TryParse(o?["expires"]?.ToString(), CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out var e) ? e : (DateTimeOffset?)null;
+            expired = expires is not null && expires < TimeProvider.System.GetUtcNow();
+            return $"run {o?["runId"]} by {o?["operator"]} on {o?["machine"]} since {o?["started"]}";
+        }
+        catch (JsonException)
+        {
+            return "an unknown owner (" + value + ")";
+        }
+    }
+
+    private void RecordOriginals(PoolSnapshot pool)
+    {
+        _original = new OriginalState(
+            pool.Ha,
+            _cloud?.Cluster.ManagedState,
+            pool.Hosts.ToDictionary(h => h.Uuid, h => h.Enabled),
+            pool.Vms.Where(v => v.IsRunningGuest).ToDictionary(v => v.Uuid, v => v.ResidentOnUuid),
+            pool.OtherConfig.GetValueOrDefault("auto_poweron"));
+        _journal.Write("originals", new Dictionary<string, object?>
+        {
+            ["poolUuid"] = pool.Uuid,
+            ["ha"] = new Dictionary<string, object?>
+            {
+                ["enabled"] = pool.Ha.Enabled,
+                ["heartbeatSrs"] = pool.Ha.HeartbeatSrUuids,
+                ["configuration"] = pool.Ha.Configuration,
+                ["hostFailuresToTolerate"] = pool.Ha.HostFailuresToTolerate,
+                ["allowOvercommit"] = pool.Ha.AllowOvercommit,
+            },
+            ["cloudstackManagedState"] = _original.CloudStackManagedState,
+            ["hostEnabled"] = _original.HostEnabled,
+            ["vmHost"] = _original.VmHost,
+        });
+    }
+
+    // ---- HA off, CloudStack unmanaged ----------------------------------------------------------
+
+    private async Task PrepareAsync(PoolSnapshot pool, CancellationToken cancellationToken)
+    {
+        if (pool.Ha.Enabled)
+        {
+            _journal.Write("ha.disable.intent");
+            await _pool.DisableHaAsync(cancellationToken);
+            _haDisabledByRun = true;
+            _journal.Write("ha.disable.done");
+            _log.Info("HA disabled for the run (timeout {Timeout} s, heartbeat SRs {Srs}, tolerate {Ntol} recorded)", pool.Ha.TimeoutSeconds, pool.Ha.HeartbeatSrUuids.Count, pool.Ha.HostFailuresToTolerate);
+        }
+
+        if (_cloud is not null && _cloud.Cluster.ManagedState == "Managed")
+        {
+            _journal.Write("cloudstack.unmanage.intent", new Dictionary<string, object?> { ["clusterId"] = _cloud.Cluster.Id });
+            _unmanagedByRun = true;
+            string state;
+            try
+            {
+                state = await _cloud.Api.SetManagedStateAsync(_cloud.Cluster.Id, managed: false, cancellationToken);
+            }
+            catch (CloudStackException e)
+            {
+                throw new RunStoppedException($"CloudStack could not unmanage cluster {_cloud.Cluster.Name}: {e.ErrorText}", needsOperator: false);
+            }
+
+            if (state != "Unmanaged")
+            {
+                throw new RunStoppedException($"CloudStack left cluster {_cloud.Cluster.Name} {state} instead of Unmanaged", needsOperator: false);
+            }
+
+            _journal.Write("cloudstack.unmanage.done");
+            _log.Info("CloudStack cluster {Cluster} is Unmanaged for the run", _cloud.Cluster.Name);
+        }
+    }
+
+    // ---- hosts ---------------------------------------------------------------------------------
+
+    private async Task RebootHostsAsync(Plan plan, CancellationToken stop, CancellationToken abort)
+    {
+        var order = plan.Steps.Select(s => s.HostUuid).ToList();
+        foreach (var hostUuid in order)
+        {
+            stop.ThrowIfCancellationRequested();
+
+            // Re-plan against the live pool: VMs may have started, stopped or moved.
+            var pre = await Preflight.RunAsync(_pool, null, _options.Plan, _rebooted, abort);
+            _lastSnapshot = pre.Pool;
+            var step = pre.Plan.Steps.FirstOrDefault(s => s.HostUuid == hostUuid);
+            var host = pre.Pool.Hosts.First(h => h.Uuid == hostUuid);
+            if (pre.Plan.Blockers.Count > 0)
+            {
+                throw new RunStoppedException($"before {host.Name}: {string.Join("; ", pre.Plan.Blockers.Select(b => b.Message))}", needsOperator: false);
+            }
+
+            if (step is null)
+            {
+                _log.Warn("{Host} no longer needs the run's attention; skipped", host.Name);
+                continue;
+            }
+
+            await RunHostAsync(pre.Pool, host, step, stop, abort);
+        }
+    }
+
+    private async Task RunHostAsync(PoolSnapshot pool, HostState host, PlanStep step, CancellationToken stop, CancellationToken abort)
+    {
+        var isMaster = host.Uuid == pool.MasterUuid;
+        var evacuationStart = _clock.GetUtcNow();
+        _log.HostPhase(host.Name, isMaster ? "evacuating (master)" : "evacuating");
+
+        _journal.Write("host.disable.intent", new Dictionary<string, object?> { ["host"] = host.Uuid, ["name"] = host.Name });
+        await _pool.DisableHostAsync(host.Uuid, abort);
+        _disabledByRun.Add(host.Uuid);
+        _journal.Write("host.disable.done", new Dictionary<string, object?> { ["host"] = host.Uuid });
+
+        var (moved, bytes, retries) = await MigrateAllAsync(pool, host, step, abort);
+        var evacuated = (_clock.GetUtcNow() - evacuationStart).TotalSeconds;
+
+        // Verify the host is empty before anything irreversible.
+        var after = await _pool.ReadAsync(abort);
+        _lastSnapshot = after;
+        var left = after.RunningOn(host.Uuid).ToList();
+        if (left.Count > 0)
+        {
+            throw new RunStoppedException($"{host.Name} still runs {string.Join(", ", left.Select(v => v.Name))} after evacuation; not rebooting it", needsOperator: false);
+        }
+
+        // The last safe point before the reboot: a Ctrl-C now leaves the host untouched.
+        stop.ThrowIfCancellationRequested();
+        var rebootStart = _clock.GetUtcNow();
+        var hostNow = after.Hosts.First(h => h.Uuid == host.Uuid);
+        var serverTime = await _pool.GetServerTimeAsync(host.Uuid, abort);
+        string? bootId = null;
+        if (_probe is not null && _options.UseSshProof)
+        {
+            var probe = await _probe.GetBootIdAsync(host.Name, host.Address, abort);
+            if (probe.Outcome is ProbeOutcome.AuthFailed or ProbeOutcome.HostKeyRejected)
+            {
+                throw new RunStoppedException($"SSH to {host.Name} failed before its reboot: {probe.Detail}", needsOperator: false);
+            }
+
+            bootId = probe.BootId;
+        }
+
+        _journal.Write("host.reboot.intent", new Dictionary<string, object?>
+        {
+            ["host"] = host.Uuid,
+            ["name"] = host.Name,
+            ["bootTime"] = hostNow.BootTime?.ToUnixTimeMilliseconds(),
+            ["serverTime"] = serverTime.ToString("O", CultureInfo.InvariantCulture),
+            ["bootId"] = bootId,
+        });
+        _log.HostPhase(host.Name, "rebooting");
+        await _pool.RebootHostAsync(host.Uuid, abort);
+        _journal.Write("host.reboot.done", new Dictionary<string, object?> { ["host"] = host.Uuid });
+
+        await WaitForHostBackAsync(host, hostNow.BootTime ?? serverTime, serverTime, bootId, isMaster, abort);
+        _rebooted.Add(host.Uuid);
+
+        var wasEnabled = _original!.HostEnabled.GetValueOrDefault(host.Uuid, true);
+        await EnableAfterRebootAsync(host, wasEnabled, abort);
+        var rebootSeconds = (_clock.GetUtcNow() - rebootStart).TotalSeconds;
+        _hostReports.Add(new HostReport(host.Name, isMaster, moved, bytes, evacuated, rebootSeconds, retries, "rebooted"));
+        _journal.Write("host.done", new Dictionary<string, object?> { ["host"] = host.Uuid, ["name"] = host.Name });
+        _log.HostPhase(host.Name, string.Create(CultureInfo.InvariantCulture, $"done ({moved} migrations in {evacuated:0} s, back after {rebootSeconds:0} s)"));
+    }
+
+    private async Task<(int Moved, long Bytes, int Retries)> MigrateAllAsync(PoolSnapshot pool, HostState host, PlanStep step, CancellationToken abort)
+    {
+        var threads = Math.Max(1, _options.Plan.Threads);
+        var perTarget = Math.Max(1, _options.Plan.MaxMigrationsPerTarget);
+        using var gate = new SemaphoreSlim(threads);
+        var targetGates = step.Migrations.Select(m => m.ToUuid).Distinct().ToDictionary(t => t, _ => new SemaphoreSlim(perTarget));
+        var moved = 0;
+        long bytes = 0;
+        var retries = 0;
+        var failures = new List<string>();
+        var tasks = step.Migrations.OrderByDescending(m => m.MemoryBytes).Select(async m =>
+        {
+            await gate.WaitAsync(abort);
+            try
+            {
+                var target = m.ToUuid;
+                for (var attempt = 0; ; attempt++)
+                {
+                    var tgate = targetGates.GetValueOrDefault(target);
+                    if (tgate is not null)
+                    {
+                        await tgate.WaitAsync(abort);
+                    }
+
+                    try
+                    {
+                        _journal.Write("vm.migrate.intent", new Dictionary<string, object?> { ["vm"] = m.VmUuid, ["name"] = m.VmName, ["from"] = host.Uuid, ["to"] = target });
+                        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(abort);
+                        timeout.CancelAfter(_clock.ToWallSpan(_options.MigrationTimeout));
+                        await _pool.MigrateVmAsync(m.VmUuid, target, null, timeout.Token);
+                        _journal.Write("vm.migrate.done", new Dictionary<string, object?> { ["vm"] = m.VmUuid, ["to"] = target });
+                        Interlocked.Increment(ref moved);
+                        Interlocked.Add(ref bytes, m.MemoryBytes);
+                        return;
+                    }
+                    catch (PoolOperationException e) when (attempt < _options.MigrationRetries)
+                    {
+                        Interlocked.Increment(ref retries);
+                        _journal.Write("vm.migrate.failed", new Dictionary<string, object?> { ["vm"] = m.VmUuid, ["to"] = target, ["error"] = e.Code });
+                        var live = await _pool.ReadAsync(abort);
+                        var vm = live.Vms.FirstOrDefault(v => v.Uuid == m.VmUuid);
+                        if (vm is null || !vm.IsRunningGuest || vm.ResidentOnUuid != host.Uuid)
+                        {
+                            // It moved after all (a lost reply), or stopped: nothing left to do for it.
+                            return;
+                        }
+
+                        target = PickAlternative(live, vm, host.Uuid, target) ?? target;
+                        _log.Warn("Migration of {Vm} failed ({Error}); retrying to {Target}", m.VmName, e.Code, live.FindHost(target)?.Name ?? target);
+                    }
+                    catch (PoolOperationException e)
+                    {
+                        lock (failures)
+                        {
+                            failures.Add($"{m.VmName}: {e.Code}");
+                        }
+
+                        return;
+                    }
+                    finally
+                    {
+                        tgate?.Release();
+                    }
+                }
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }).ToList();
+        await Task.WhenAll(tasks);
+        foreach (var g in targetGates.Values)
+        {
+            g.Dispose();
+        }
+
+        if (failures.Count > 0)
+        {
+            throw new RunStoppedException($"could not evacuate {host.Name}: {string.Join(", ", failures)}; stopped before its reboot", needsOperator: false);
+        }
+
+        return (moved, bytes, retries);
+    }
+
+    /// <summary>Another rebooted (or never-rebooting) live enabled host with room for the VM.</summary>
+    private string? PickAlternative(PoolSnapshot live, VmState vm, string sourceUuid, string failedTarget)
+    {
+        var allowed = _rebooted.ToHashSet();
+        allowed.UnionWith(live.Hosts.Where(h => !_original!.HostEnabled.ContainsKey(h.Uuid)).Select(h => h.Uuid));
+        return live.Hosts
+            .Where(h => h.Uuid != sourceUuid && h.Uuid != failedTarget && h.Live && h.Enabled && h.MemoryFree >= vm.MemoryBytes && (allowed.Contains(h.Uuid) || _rebooted.Count == 0))
+            .OrderByDescending(h => h.MemoryFree).ThenBy(h => h.Name, StringComparer.Ordinal)
+            .Select(h => h.Uuid).FirstOrDefault();
+    }
+
+    private async Task WaitForHostBackAsync(HostState host, DateTimeOffset previousBoot, DateTimeOffset requestedAt, string? previousBootId, bool isMaster, CancellationToken abort)
+    {
+        var deadline = _clock.GetUtcNow() + _options.HostTimeout;
+        var sawDown = false;
+        var xapiBack = false;
+        while (true)
+        {
+            abort.ThrowIfCancellationRequested();
+            var remaining = deadline - _clock.GetUtcNow();
+            if (remaining <= TimeSpan.Zero)
+            {
+                throw new RunStoppedException(
+                    $"{host.Name} did not come back within {_options.HostTimeout.TotalMinutes:0} min of its reboot",
+                    needsOperator: true,
+                    $"check {host.Name} (console / IPMI); once it is back run 'rollreboot resume --clustername ...' to finish, or 'rollreboot restore --clustername ...'");
+            }
+
+            try
+            {
+                var snapshot = await _pool.ReadAsync(abort);
+                var h = snapshot.Hosts.FirstOrDefault(x => x.Uuid == host.Uuid);
+                if (h is not null)
+                {
+                    if (!h.Live)
+                    {
+                        sawDown = true;
+                    }
+
+                    var newBoot = h.BootTime is { } b && b > previousBoot && b >= requestedAt.AddSeconds(-1);
+                    var agentNew = h.AgentStartTime is { } a && a >= requestedAt.AddSeconds(-1);
+                    if (newBoot && agentNew && h.Live)
+                    {
+                        if (!xapiBack)
+                        {
+                            xapiBack = true;
+                            _log.Info("{Host} is back in XAPI (boot time {Boot:u})", host.Name, h.BootTime);
+                        }
+
+                        if (await SshConfirmsAsync(host, previousBootId, abort))
+                        {
+                            _lastSnapshot = snapshot;
+                            return;
+                        }
+                    }
+                }
+
+                // Wait for the next change (event.from), bounded.
+                await _pool.WaitForChangeAsync(Min(remaining, TimeSpan.FromSeconds(30)), abort);
+            }
+            catch (PoolOperationException e) when (e.IsUnreachable || e.Code is "SESSION_INVALID" or "HOST_STILL_BOOTING" or "HOST_IS_SLAVE" or "HOST_OFFLINE")
+            {
+                // The master is rebooting (or its toolstack is starting): keep asking, bounded.
+                if (!isMaster && !sawDown)
+                {
+                    _log.Warn("Pool unreachable while waiting for {Host}: {Error}", host.Name, e.Message);
+                }
+
+                await Task.Delay(TimeSpan.FromSeconds(2), _clock, abort);
+            }
+        }
+    }
+
+    private async Task<bool> SshConfirmsAsync(HostState host, string? previousBootId, CancellationToken abort)
+    {
+        if (_probe is null || !_options.UseSshProof)
+        {
+            return true;
+        }
+
+        var result = await _probe.GetBootIdAsync(host.Name, host.Address, abort);
+        switch (result.Outcome)
+        {
+            case ProbeOutcome.Answered when result.BootId is { Length: > 0 } id && id != previousBootId:
+                _log.Info("{Host} answers over SSH with a new boot id", host.Name);
+                return true;
+            case ProbeOutcome.Answered:
+                throw new RunStoppedException($"{host.Name} answers over SSH with the boot id it had before the reboot: it did not reboot", needsOperator: true,
+                    $"check {host.Name}; then 'rollreboot resume --clustername ...'");
+            case ProbeOutcome.AuthFailed or ProbeOutcome.HostKeyRejected:
+                throw new RunStoppedException($"SSH to {host.Name} after its reboot: {result.Detail}", needsOperator: true,
+                    $"fix SSH access to {host.Name} (key or known_hosts), then 'rollreboot resume --clustername ...'");
+            default:
+                return false;
+        }
+    }
+
+    private async Task EnableAfterRebootAsync(HostState host, bool wasEnabled, CancellationToken abort)
+    {
+        var deadline = _clock.GetUtcNow() + _options.HostTimeout;
+        while (true)
+        {
+            var snapshot = await _pool.ReadAsync(abort);
+            var h = snapshot.Hosts.First(x => x.Uuid == host.Uuid);
+            if (!wasEnabled)
+            {
+                if (h.Enabled)
+                {
+                    // It was disabled by the operator before the run: leave it as it was.
+                    _journal.Write("host.disable.intent", new Dictionary<string, object?> { ["host"] = host.Uuid, ["name"] = host.Name });
+                    await _pool.DisableHostAsync(host.Uuid, abort);
+                }
+
+                _disabledByRun.Remove(host.Uuid);
+                return;
+            }
+
+            if (h.Enabled)
+            {
+                _disabledByRun.Remove(host.Uuid);
+                _journal.Write("host.enable.done", new Dictionary<string, object?> { ["host"] = host.Uuid });
+                return;
+            }
+
+            try
+            {
+                await _pool.EnableHostAsync(host.Uuid, abort);
+                _disabledByRun.Remove(host.Uuid);
+                _journal.Write("host.enable.done", new Dictionary<string, object?> { ["host"] = host.Uuid });
+                return;
+            }
+            catch (PoolOperationException e) when (e.Code == "HOST_PENDING_MANDATORY_GUIDANCES_NOT_EMPTY")
+            {
+                throw new RunStoppedException($"{host.Name} came back disabled with mandatory guidance pending ({string.Join(", ", e.Parameters.Skip(1))})", needsOperator: true,
+                    $"apply the pending guidance on {host.Name} (e.g. another reboot or toolstack restart), 'xe host-enable host={host.Name}', then 'rollreboot resume --clustername ...'");
+            }
+            catch (PoolOperationException e) when (e.Code is "HOST_STILL_BOOTING" or "OTHER_OPERATION_IN_PROGRESS" && _clock.GetUtcNow() < deadline)
+            {
+                await _pool.WaitForChangeAsync(TimeSpan.FromSeconds(10), abort);
+            }
+        }
+    }
+
+    // ---- restore -------------------------------------------------------------------------------
+
+    /// <summary>Puts back what the run changed. Returns false when something needs an operator.</summary>
+    private async Task<bool> RestoreAsync(CancellationToken cancellationToken)
+    {
+        var ok = true;
+        var snapshot = await TryReadAsync(cancellationToken);
+
+        foreach (var hostUuid in _disabledByRun.ToList())
+        {
+            var h = snapshot?.Hosts.FirstOrDefault(x => x.Uuid == hostUuid);
+            if (h is { Live: true })
+            {
+                try
+                {
+                    await _pool.EnableHostAsync(hostUuid, cancellationToken);
+                    _disabledByRun.Remove(hostUuid);
+                    _restored.Add($"host {h.Name} enabled again");
+                    _journal.Write("host.enable.done", new Dictionary<string, object?> { ["host"] = hostUuid });
+                }
+                catch (PoolOperationException e)
+                {
+                    ok = false;
+                    _operatorActions.Add($"enable host {h.Name}: 'xe host-enable host={h.Name}' ({e.Code})");
+                }
+            }
+            else
+            {
+                ok = false;
+                _operatorActions.Add($"host {h?.Name ?? hostUuid} is not live: once it is back, 'xe host-enable host={h?.Name ?? hostUuid}'");
+            }
+        }
+
+        if (_haDisabledByRun && _original is not null)
+        {
+            ok &= await RestoreHaAsync(_original.Ha, cancellationToken);
+        }
+
+        if (_unmanagedByRun && _cloud is not null)
+        {
+            ok &= await RestoreCloudStackAsync(cancellationToken);
+        }
+
+        if (_lockHeld)
+        {
+            try
+            {
+                await _pool.RemovePoolOtherConfigAsync(LockKey, cancellationToken);
+                _lockHeld = false;
+                _journal.Write("lock.released");
+                _restored.Add("pool lock released");
+            }
+            catch (PoolOperationException e)
+            {
+                ok = false;
+                _operatorActions.Add($"remove the run's lock: 'xe pool-param-remove uuid={_lastSnapshot?.Uuid} param-name=other-config param-key={LockKey}' ({e.Code})");
+            }
+        }
+
+        return ok;
+    }
+
+    private async Task<PoolSnapshot?> TryReadAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await _pool.ReadAsync(cancellationToken);
+        }
+        catch (PoolOperationException)
+        {
+            return null;
+        }
+    }
+
+    private async Task<bool> RestoreHaAsync(HaSettings ha, CancellationToken cancellationToken)
+    {
+        var cfg = string.Join(",", ha.Configuration.Select(kv => $"{kv.Key}={kv.Value}"));
+        var command = $"xe pool-ha-enable heartbeat-sr-uuids={string.Join(",", ha.HeartbeatSrUuids)}{string.Join("", ha.Configuration.Select(kv => $" ha-config:{kv.Key}={kv.Value}"))} && xe pool-param-set uuid={_lastSnapshot?.Uuid} ha-host-failures-to-tolerate={ha.HostFailuresToTolerate} ha-allow-overcommit={ha.AllowOvercommit.ToString().ToLowerInvariant()}";
+        var deadline = _clock.GetUtcNow() + _options.HostTimeout;
+        while (true)
+        {
+            try
+            {
+                var snapshot = await _pool.ReadAsync(cancellationToken);
+                if (snapshot.Hosts.FirstOrDefault(h => !h.Live) is { } offline)
+                {
+                    if (_clock.GetUtcNow() >= deadline || !_rebooted.Contains(offline.Uuid))
+                    {
+                        _operatorActions.Add($"HA could not be re-enabled: host {offline.Name} is offline. Once every host is live, run: {command}");
+                        return false;
+                    }
+
+                    await _pool.WaitForChangeAsync(TimeSpan.FromSeconds(30), cancellationToken);
+                    continue;
+                }
+
+                _journal.Write("ha.enable.intent", new Dictionary<string, object?> { ["configuration"] = ha.Configuration, ["heartbeatSrs"] = ha.HeartbeatSrUuids });
+                if (!snapshot.Ha.Enabled)
+                {
+                    await _pool.EnableHaAsync(ha.HeartbeatSrUuids, ha.Configuration, cancellationToken);
+                }
+
+                await _pool.SetHaHostFailuresToTolerateAsync(ha.HostFailuresToTolerate, cancellationToken);
+                await _pool.SetHaAllowOvercommitAsync(ha.AllowOvercommit, cancellationToken);
+                _journal.Write("ha.enable.done");
+                _haDisabledByRun = false;
+                _restored.Add($"HA enabled again with its settings ({cfg}, tolerate {ha.HostFailuresToTolerate}, overcommit {ha.AllowOvercommit.ToString().ToLowerInvariant()})");
+                _log.Info("HA restored exactly as recorded ({Config}, tolerate {Ntol})", cfg, ha.HostFailuresToTolerate);
+                return true;
+            }
+            catch (PoolOperationException e) when (_clock.GetUtcNow() < deadline && (e.IsUnreachable || e.Code is "HOST_OFFLINE" or "HA_ENABLE_IN_PROGRESS" or "SESSION_INVALID"))
+            {
+                await Task.Delay(TimeSpan.FromSeconds(5), _clock, cancellationToken);
+            }
+            catch (PoolOperationException e)
+            {
+                _operatorActions.Add($"HA could not be re-enabled ({e.Code}); run: {command}");
+                return false;
+            }
+        }
+    }
+
+    private async Task<bool> RestoreCloudStackAsync(CancellationToken cancellationToken)
+    {
+        var cloud = _cloud!;
+        var deadline = _clock.GetUtcNow() + _options.CloudStackTimeout;
+        try
+        {
+            _journal.Write("cloudstack.manage.intent", new Dictionary<string, object?> { ["clusterId"] = cloud.Cluster.Id });
+            var state = await cloud.Api.SetManagedStateAsync(cloud.Cluster.Id, managed: true, cancellationToken);
+            if (state != "Managed")
+            {
+                throw new CloudStackException(0, 0, $"cluster is {state} after updateCluster managedstate=Managed");
+            }
+
+            _unmanagedByRun = false;
+            _journal.Write("cloudstack.manage.done");
+            while (true)
+            {
+                var hosts = await cloud.Api.ListHostsAsync(cloud.Cluster.Id, cancellationToken);
+                var notUp = hosts.Where(h => h.State != "Up").ToList();
+                if (notUp.Count == 0)
+                {
+                    _restored.Add($"CloudStack cluster {cloud.Cluster.Name} Managed, all {hosts.Count} hosts Up");
+                    return true;
+                }
+
+                if (_clock.GetUtcNow() >= deadline)
+                {
+                    _operatorActions.Add($"CloudStack cluster {cloud.Cluster.Name} is Managed but host(s) {string.Join(", ", notUp.Select(h => h.Name + " " + h.State))} are not Up after {_options.CloudStackTimeout.TotalMinutes:0} min: check them in CloudStack");
+                    return false;
+                }
+
+                await Task.Delay(TimeSpan.FromSeconds(2), _clock, cancellationToken);
+            }
+        }
+        catch (CloudStackException e)
+        {
+            _operatorActions.Add($"set CloudStack cluster {cloud.Cluster.Name} back to Managed: 'cmk update cluster id={cloud.Cluster.Id} managedstate=Managed' ({e.ErrorText})");
+            return false;
+        }
+    }
+
+    private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
+}
+
+/// <summary>The run stopped at a safe point for a reason the operator is told.</summary>
+public sealed class RunStoppedException : Exception
+{
+    public RunStoppedException(string message, bool needsOperator, string? operatorAction = null) : base(message)
+    {
+        NeedsOperator = needsOperator;
+        OperatorAction = operatorAction;
+    }
+
+    public RunStoppedException() : this("run stopped", false) { }
+
+    public RunStoppedException(string message) : this(message, false) { }
+
+    public RunStoppedException(string message, Exception inner) : base(message, inner) { }
+
+    public bool NeedsOperator { get; }
+
+    public string? OperatorAction { get; }
+
+    /// <summary>Stopped before anything changed (a lock held by another run).</summary>
+    public bool Blocked { get; init; }
+}
+
+internal static class ClockExtensions
+{
+    /// <summary>A simulated span as the wall-clock span CancelAfter needs.</summary>
+    public static TimeSpan ToWallSpan(this TimeProvider clock, TimeSpan span) =>
+        clock is Time.ScaledTimeProvider s ? s.ToWall(span) : span;
+}

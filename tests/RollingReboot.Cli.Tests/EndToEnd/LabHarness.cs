@@ -1,0 +1,85 @@
+using System.Text.Json.Nodes;
+using RollingReboot.Lab;
+using RollingReboot.Lab.Scenario;
+
+namespace RollingReboot.Cli.Tests.EndToEnd;
+
+/// <summary>A lab started in-process and the real CLI run against it with the lab's environment.</summary>
+internal sealed class LabHarness : IAsyncDisposable
+{
+    private readonly string _stateDir;
+
+    private LabHarness(LabRuntime lab, string stateDir)
+    {
+        Lab = lab;
+        _stateDir = stateDir;
+    }
+
+    public LabRuntime Lab { get; }
+
+    public string StateDir => _stateDir;
+
+    public static string SharedScenario(string name)
+    {
+        var dir = AppContext.BaseDirectory;
+        while (dir is not null && !Directory.Exists(Path.Combine(dir, "shared", "scenarios")) && !File.Exists(Path.Combine(dir, "RollingReboot.sln")))
+        {
+            dir = Path.GetDirectoryName(dir);
+        }
+
+        // shared/ sits beside the checkout (../shared); tests/scenarios holds copies for a lone clone.
+        var candidates = new[]
+        {
+            Path.Combine(dir ?? ".", "..", "shared", "scenarios", name),
+            Path.Combine(dir ?? ".", "tests", "scenarios", name),
+        };
+        return candidates.FirstOrDefault(File.Exists) ?? throw new FileNotFoundException("scenario not found: " + name);
+    }
+
+    public static async Task<LabHarness> StartAsync(ScenarioFile scenario, double timeScale)
+    {
+        var lab = await LabRuntime.StartAsync(scenario, timeScale, TextWriter.Null);
+        return new LabHarness(lab, Directory.CreateTempSubdirectory("rollreboot-test-state-").FullName);
+    }
+
+    public static Task<LabHarness> StartAsync(string scenarioJson, double timeScale) =>
+        StartAsync(ScenarioLoader.Parse(scenarioJson), timeScale);
+
+    public async Task<(int ExitCode, string Out, string Err)> RunCliAsync(params string[] args) => await RunCliAsync(null, args);
+
+    public async Task<(int ExitCode, string Out, string Err)> RunCliAsync(IReadOnlyDictionary<string, string>? extraEnv, params string[] args)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        var vars = new Dictionary<string, string>(Lab.Environment) { ["ROLLREBOOT_STATE_DIR"] = _stateDir, ["HOME"] = _stateDir };
+        foreach (var (k, v) in extraEnv ?? new Dictionary<string, string>())
+        {
+            vars[k] = v;
+        }
+
+        var env = new CliEnvironment
+        {
+            GetVariable = n => vars.GetValueOrDefault(n),
+            Out = stdout,
+            Error = TextWriter.Synchronized(stderr),
+            IsTerminal = false,
+        };
+        var code = await CliApp.RunAsync(args, env);
+        return (code, stdout.ToString(), stderr.ToString());
+    }
+
+    public JsonObject Audit() => Lab.AuditJson();
+
+    public async ValueTask DisposeAsync()
+    {
+        await Lab.DisposeAsync();
+        try
+        {
+            Directory.Delete(_stateDir, recursive: true);
+        }
+        catch (IOException)
+        {
+            // Leftover temp files are harmless.
+        }
+    }
+}

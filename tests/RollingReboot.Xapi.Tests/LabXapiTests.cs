@@ -1,0 +1,139 @@
+using System.Text.Json.Nodes;
+using RollingReboot.Lab;
+using RollingReboot.Lab.Scenario;
+using RollingReboot.Core.Pool;
+using RollingReboot.Xapi.Tls;
+
+namespace RollingReboot.Xapi.Tests;
+
+/// <summary>The project's client against the lab's XAPI over real HTTPS: what a real pool does, end to end.</summary>
+public sealed class LabXapiTests
+{
+    private const string Scenario = """
+        {
+          "name": "three", "pool": { "name": "P", "ha": { "enabled": true, "timeoutSeconds": 180, "heartbeatSr": "nfs" } },
+          "migration": { "setupSeconds": 2 },
+          "hosts": [ { "name": "a", "memoryMiB": 65536, "rebootSeconds": 30 }, { "name": "b", "master": true, "memoryMiB": 65536, "rebootSeconds": 30 },
+                     { "name": "c", "memoryMiB": 65536, "rebootSeconds": 30 } ],
+          "srs": [ { "name": "nfs", "shared": true } ],
+          "vms": [ { "name": "vm1", "host": "a", "memoryMiB": 4096 }, { "name": "vm2", "host": "b", "memoryMiB": 2048 } ]
+        }
+        """;
+
+    private static XapiClient ClientFor(LabRuntime lab, string? url = null, bool json = true) => new(new XapiClientOptions
+    {
+        Url = new Uri(url ?? lab.Environment["ROLLREBOOT_XAPI_URL"]),
+        UserName = lab.Environment["ROLLREBOOT_XAPI_USER"],
+        Password = lab.Environment["ROLLREBOOT_XAPI_PASSWORD"],
+        Certificates = new XapiCertificatePolicy(lab.Environment["ROLLREBOOT_XAPI_CERT_SHA256"].Split(',')),
+        TimeProvider = lab.Clock,
+        MasterSearchTimeout = TimeSpan.FromSeconds(120),
+    });
+
+    [Fact]
+    public async Task Login_OnMember_FollowsHostIsSlaveToMaster()
+    {
+        await using var lab = await LabRuntime.StartAsync(ScenarioLoader.Parse(Scenario), 50, TextWriter.Null);
+        await using var client = ClientFor(lab);
+        await client.LoginAsync();
+        Assert.Equal("127.0.0.3", client.MasterUrl.Host);
+    }
+
+    [Fact]
+    public async Task Login_WrongPassword_IsAuthenticationFailed()
+    {
+        await using var lab = await LabRuntime.StartAsync(ScenarioLoader.Parse(Scenario), 50, TextWriter.Null);
+        await using var client = new XapiClient(new XapiClientOptions
+        {
+            Url = new Uri(lab.Environment["ROLLREBOOT_XAPI_URL"]),
+            UserName = "root",
+            Password = "wrong",
+            Certificates = new XapiCertificatePolicy(lab.Environment["ROLLREBOOT_XAPI_CERT_SHA256"].Split(',')),
+        });
+        var e = await Assert.ThrowsAsync<XapiException>(() => client.LoginAsync());
+        Assert.Equal("SESSION_AUTHENTICATION_FAILED", e.Code);
+    }
+
+    [Fact]
+    public async Task ReadAsync_EveryObjectOfThePool_ReadsTyped()
+    {
+        await using var lab = await LabRuntime.StartAsync(ScenarioLoader.Parse(Scenario), 50, TextWriter.Null);
+        await using var pool = new XapiPoolConnection(ClientFor(lab));
+        var snapshot = await pool.ReadAsync();
+        Assert.Equal("P", snapshot.Name);
+        Assert.Equal("b", snapshot.Master.Name);
+        Assert.Equal(3, snapshot.Hosts.Count);
+        Assert.True(snapshot.Ha.Enabled);
+        Assert.Equal(180, snapshot.Ha.TimeoutSeconds);
+        Assert.Equal("nfs", snapshot.Srs.First(s => s.Uuid == snapshot.Ha.HeartbeatSrUuids.Single()).Name);
+        Assert.All(snapshot.Hosts, h => Assert.NotNull(h.BootTime));
+        Assert.Equal(2, snapshot.Vms.Count(v => v.IsRunningGuest));
+        Assert.All(snapshot.Vms, v => Assert.True(v.PvDrivers));
+
+        foreach (var cls in new[] { "pool", "host", "host_metrics", "VM", "VM_metrics", "VM_guest_metrics", "SR", "VDI", "PBD", "VBD", "task", "network" })
+        {
+            var all = await pool.Client.CallAsync(cls + ".get_all_records", []);
+            Assert.IsType<JsonObject>(all);
+        }
+    }
+
+    [Fact]
+    public async Task MigrateVm_TaskFollowedThroughEventFrom_MovesVmAndDestroysTask()
+    {
+        await using var lab = await LabRuntime.StartAsync(ScenarioLoader.Parse(Scenario), 50, TextWriter.Null);
+        await using var pool = new XapiPoolConnection(ClientFor(lab));
+        var snapshot = await pool.ReadAsync();
+        var vm = snapshot.Vms.Single(v => v.Name == "vm1");
+        var target = snapshot.Hosts.Single(h => h.Name == "c");
+        var progress = new List<double>();
+        await pool.MigrateVmAsync(vm.Uuid, target.Uuid, new SyncProgress(progress.Add));
+        var after = await pool.ReadAsync();
+        Assert.Equal(target.Uuid, after.Vms.Single(v => v.Name == "vm1").ResidentOnUuid);
+        Assert.NotEmpty(progress);
+        var tasks = await pool.Client.CallAsync("task.get_all", []);
+        Assert.Empty(tasks!.AsArray());
+    }
+
+    [Fact]
+    public async Task MasterReboot_SessionsDie_ClientFindsMasterAndLogsInAgain()
+    {
+        await using var lab = await LabRuntime.StartAsync(ScenarioLoader.Parse(Scenario), 50, TextWriter.Null);
+        await using var pool = new XapiPoolConnection(ClientFor(lab));
+        var snapshot = await pool.ReadAsync();
+        var master = snapshot.Master;
+        await pool.DisableHaAsync();
+        await pool.MigrateVmAsync(snapshot.Vms.Single(v => v.Name == "vm2").Uuid, snapshot.Hosts.Single(h => h.Name == "c").Uuid);
+        await pool.DisableHostAsync(master.Uuid);
+        await pool.RebootHostAsync(master.Uuid);
+
+        // Reads go on failing while the master is down and succeed once it is back, on a new session.
+        PoolSnapshot? back = null;
+        for (var i = 0; i < 400 && back is null; i++)
+        {
+            try
+            {
+                var s = await pool.ReadAsync();
+                if (s.Master.BootTime > master.BootTime)
+                {
+                    back = s;
+                }
+            }
+            catch (XapiException e) when (e.IsUnreachable || e.Code is "HOST_STILL_BOOTING" or "HOST_OFFLINE")
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(50), TimeProvider.System);
+            }
+
+            if (back is null)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(20), TimeProvider.System);
+            }
+        }
+
+        Assert.NotNull(back);
+    }
+
+    private sealed class SyncProgress(Action<double> report) : IProgress<double>
+    {
+        public void Report(double value) => report(value);
+    }
+}

@@ -1,0 +1,140 @@
+using RollingReboot.Xapi.Wire;
+
+namespace RollingReboot.Xapi.Tests;
+
+public sealed class WireTests
+{
+    [Theory]
+    [InlineData("20240101T12:34:56Z", "2024-01-01T12:34:56+00:00")]
+    [InlineData("2024-01-01T12:34:56Z", "2024-01-01T12:34:56+00:00")]
+    [InlineData("20240101T12:34:56", "2024-01-01T12:34:56+00:00")]
+    [InlineData("20240101T14:34:56+02:00", "2024-01-01T12:34:56+00:00")]
+    [InlineData("20240101T10:34:56-0200", "2024-01-01T12:34:56+00:00")]
+    [InlineData("2024-01-01T12:34:56.250Z", "2024-01-01T12:34:56.25+00:00")]
+    public void XapiDateTime_EveryFormXapiSends_ParsesToUtc(string text, string expected)
+    {
+        Assert.True(XapiDateTime.TryParse(text, out var value));
+        Assert.Equal(DateTimeOffset.Parse(expected, System.Globalization.CultureInfo.InvariantCulture), value);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("yesterday")]
+    [InlineData("20241301T00:00:00Z")]
+    [InlineData("20240101T12:34:56+25:00")]
+    public void XapiDateTime_Garbage_IsRejected(string text) => Assert.False(XapiDateTime.TryParse(text, out _));
+
+    [Fact]
+    public void JsonRpc_ObjectError_CarriesCodeAndParameters()
+    {
+        var e = Assert.Throws<XapiException>(() => JsonRpc.DecodeResponse("""{"jsonrpc":"2.0","error":{"code":1,"message":"HOST_IS_SLAVE","data":["10.0.0.1"]},"id":3}""", "session.login_with_password"));
+        Assert.Equal("HOST_IS_SLAVE", e.Code);
+        Assert.Equal(["10.0.0.1"], e.Parameters);
+    }
+
+    [Fact]
+    public void JsonRpc_BareArrayError_CarriesCodeAndParameters()
+    {
+        var e = Assert.Throws<XapiException>(() => JsonRpc.DecodeResponse("""{"jsonrpc":"2.0","error":["HOST_STILL_BOOTING","x"],"id":0}""", "VM.get_all"));
+        Assert.Equal("HOST_STILL_BOOTING", e.Code);
+        Assert.Equal(["x"], e.Parameters);
+    }
+
+    [Theory]
+    [InlineData("""{"error":{"code":1,"message":"SESSION_INVALID"},"id":1}""", "SESSION_INVALID", 0)]
+    [InlineData("""{"error":{"code":1,"message":"X","data":"not-an-array"},"id":1}""", "X", 1)]
+    [InlineData("""{"error":{"code":1,"message":"Y","data":null},"id":1}""", "Y", 0)]
+    [InlineData("""{"result":null,"error":["OLD_STYLE","p"],"id":1}""", "OLD_STYLE", 1)]
+    public void JsonRpc_OddErrorShapes_BecomeXapiException(string body, string code, int parameterCount)
+    {
+        var e = Assert.Throws<XapiException>(() => JsonRpc.DecodeResponse(body, "m"));
+        Assert.Equal(code, e.Code);
+        Assert.Equal(parameterCount, e.Parameters.Count);
+    }
+
+    [Theory]
+    [InlineData("not json")]
+    [InlineData("[1,2]")]
+    [InlineData("{}")]
+    [InlineData("")]
+    public void JsonRpc_Garbage_IsProtocolError(string body)
+    {
+        var e = Assert.Throws<XapiException>(() => JsonRpc.DecodeResponse(body, "m"));
+        Assert.Equal(XapiException.ProtocolError, e.Code);
+    }
+
+    [Fact]
+    public void XmlRpc_Success_DecodesValueTree()
+    {
+        const string xml = """
+            <?xml version="1.0"?><methodResponse><params><param><value><struct>
+            <member><name>Status</name><value>Success</value></member>
+            <member><name>Value</name><value><struct>
+              <member><name>memory_total</name><value>274877906944</value></member>
+              <member><name>live</name><value><boolean>1</boolean></value></member>
+              <member><name>when</name><value><dateTime.iso8601>20240101T00:00:00Z</dateTime.iso8601></value></member>
+              <member><name>refs</name><value><array><data><value>OpaqueRef:a</value><value><string>OpaqueRef:b</string></value></data></array></value></member>
+            </struct></value></member></struct></value></param></params></methodResponse>
+            """;
+        var value = XmlRpc.DecodeResponse(xml, "host_metrics.get_record")!;
+        Assert.Equal("274877906944", value["memory_total"]!.ToString());
+        Assert.True(value["live"]!.GetValue<bool>());
+        Assert.Equal("20240101T00:00:00Z", value["when"]!.ToString());
+        Assert.Equal(2, value["refs"]!.AsArray().Count);
+    }
+
+    [Fact]
+    public void XmlRpc_Failure_CarriesErrorDescription()
+    {
+        var xml = XmlRpc.EncodeFailure(["VM_REQUIRES_SR", "OpaqueRef:vm", "OpaqueRef:sr"]);
+        var e = Assert.Throws<XapiException>(() => XmlRpc.DecodeResponse(xml, "VM.pool_migrate"));
+        Assert.Equal("VM_REQUIRES_SR", e.Code);
+        Assert.Equal(["OpaqueRef:vm", "OpaqueRef:sr"], e.Parameters);
+    }
+
+    [Fact]
+    public void XmlRpc_CallRoundTrip_KeepsTypes()
+    {
+        var xml = XmlRpc.EncodeCall("pool.enable_ha", ["OpaqueRef:s", new[] { "OpaqueRef:sr" }, new Dictionary<string, string> { ["timeout"] = "180" }, 3L, true]);
+        var (method, ps) = XmlRpc.DecodeCall(xml);
+        Assert.Equal("pool.enable_ha", method);
+        Assert.Equal("OpaqueRef:sr", ps[1]![0]!.ToString());
+        Assert.Equal("180", ps[2]!["timeout"]!.ToString());
+        Assert.Equal("3", ps[3]!.ToString());
+        Assert.True(ps[4]!.GetValue<bool>());
+    }
+
+    [Theory]
+    [InlineData("<methodResponse><params><param><value><struct><member><name>Status</name><value>Weird</value></member></struct></value></param></params></methodResponse>")]
+    [InlineData("<notxmlrpc/>")]
+    [InlineData("<<<")]
+    [InlineData("<!DOCTYPE x [<!ENTITY e SYSTEM 'file:///etc/passwd'>]><methodResponse>&e;</methodResponse>")]
+    public void XmlRpc_Garbage_IsXapiException(string xml) => Assert.Throws<XapiException>(() => XmlRpc.DecodeResponse(xml, "m"));
+
+    [Fact]
+    public void Wire_RandomGarbage_NeverThrowsAnythingButXapiException()
+    {
+        var random = new Random(1234);
+        for (var i = 0; i < 2000; i++)
+        {
+            var bytes = new byte[random.Next(0, 200)];
+            random.NextBytes(bytes);
+            var text = i % 3 == 0 ? "{\"error\":" + System.Text.Encoding.UTF8.GetString(bytes) : System.Text.Encoding.Latin1.GetString(bytes);
+            try
+            {
+                JsonRpc.DecodeResponse(text, "m");
+            }
+            catch (XapiException)
+            {
+            }
+
+            try
+            {
+                XmlRpc.DecodeResponse("<methodResponse>" + text, "m");
+            }
+            catch (XapiException)
+            {
+            }
+        }
+    }
+}
