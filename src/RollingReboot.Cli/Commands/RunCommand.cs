@@ -39,21 +39,46 @@ internal sealed class RunCommand
     private readonly Option<double?> _assumeLink = new("--assume-link-mbps") { Description = "Host link bandwidth for migrations in MB/s used in the estimate (default 250)" };
     private readonly Option<bool> _verbose = new("--verbose") { Description = "More detail in the log" };
 
-    private RunCommand(CliEnvironment env)
+    private readonly RunMode _mode;
+
+    private RunCommand(CliEnvironment env, RunMode mode)
     {
         _env = env;
+        _mode = mode;
+    }
+
+    internal enum RunMode
+    {
+        PlanOrRun,
+        Resume,
+        Restore,
     }
 
     public static void AddTo(RootCommand root, CliEnvironment env)
     {
-        var c = new RunCommand(env);
-        foreach (var o in new Option[] { c._cluster, c._zone, c._exec, c._format, c._output, c._report, c._threads, c._maxHostsDown, c._hosts, c._ignoreHosts, c._onlyNeeding, c._returnVms, c._hostTimeout, c._breakLock, c._cmkProfile, c._sshAcceptNew, c._assumeReboot, c._assumeLink, c._verbose })
+        Configure(root, new RunCommand(env, RunMode.PlanOrRun));
+        var resume = new Command("resume", "Continue a run that stopped (crash, kill -9, host timeout) from its journal; hosts already rebooted in it are not rebooted again.");
+        Configure(resume, new RunCommand(env, RunMode.Resume));
+        root.Subcommands.Add(resume);
+        var restore = new Command("restore", "Undo what a stopped run changed (HA, CloudStack state, disabled hosts, the lock) without continuing it.");
+        Configure(restore, new RunCommand(env, RunMode.Restore));
+        root.Subcommands.Add(restore);
+    }
+
+    private static void Configure(Command command, RunCommand c)
+    {
+        var options = c._mode == RunMode.PlanOrRun
+            ? new Option[] { c._cluster, c._zone, c._exec, c._format, c._output, c._report, c._threads, c._maxHostsDown, c._hosts, c._ignoreHosts, c._onlyNeeding, c._returnVms, c._hostTimeout, c._breakLock, c._cmkProfile, c._sshAcceptNew, c._assumeReboot, c._assumeLink, c._verbose }
+            : c._mode == RunMode.Resume
+                ? new Option[] { c._cluster, c._zone, c._report, c._threads, c._maxHostsDown, c._hosts, c._ignoreHosts, c._onlyNeeding, c._hostTimeout, c._cmkProfile, c._sshAcceptNew, c._verbose }
+                : new Option[] { c._cluster, c._zone, c._report, c._hostTimeout, c._cmkProfile, c._verbose };
+        foreach (var o in options)
         {
-            root.Options.Add(o);
+            command.Options.Add(o);
         }
 
-        c._xapi.AddTo(root);
-        root.SetAction(async (parse, ct) => await c.ExecuteAsync(parse, ct));
+        c._xapi.AddTo(command);
+        command.SetAction(async (parse, ct) => await c.ExecuteAsync(parse, ct));
     }
 
     private async Task<int> ExecuteAsync(ParseResult parse, CancellationToken cancellationToken)
@@ -66,9 +91,9 @@ internal sealed class RunCommand
             throw new UserFacingException($"--format {format} is not known; use text, markdown or json");
         }
 
-        var planOptions = BuildPlanOptions(parse);
+        var planOptions = _mode == RunMode.Restore ? new PlanOptions() : BuildPlanOptions(parse);
         var hostTimeout = ParseDuration(parse.GetValue(_hostTimeout) ?? "20m", "--host-timeout");
-        var exec = parse.GetValue(_exec);
+        var exec = _mode != RunMode.PlanOrRun || parse.GetValue(_exec);
         var clock = _env.CreateClock();
         var runId = clock.GetUtcNow().UtcDateTime.ToString("yyyyMMdd'T'HHmmss", CultureInfo.InvariantCulture) + "-" + Guid.NewGuid().ToString("N")[..6];
         var stateDir = _env.StateDirectory();
@@ -114,9 +139,26 @@ internal sealed class RunCommand
                 return pre.Plan.CanRun ? ExitCodes.Success : ExitCodes.PreflightBlocked;
             }
 
-            var journal = new RunJournal(new FileJournalStore(Path.Combine(stateDir, "journals", $"{poolSnapshot.Uuid}-{runId}.jsonl")), clock);
-            journal.Write("run.start", new Dictionary<string, object?> { ["runId"] = runId, ["pool"] = poolSnapshot.Uuid, ["poolName"] = poolSnapshot.Name, ["cluster"] = clusterName });
-            var probe = CreateProbe(parse);
+            JournalState? previous = null;
+            FileJournalStore store;
+            if (_mode == RunMode.PlanOrRun)
+            {
+                store = new FileJournalStore(Path.Combine(stateDir, "journals", $"{poolSnapshot.Uuid}-{runId}.jsonl"));
+            }
+            else
+            {
+                (store, previous) = FindOpenJournal(stateDir, poolSnapshot);
+                runId = previous.RunId;
+                var lockValue = poolSnapshot.OtherConfig.GetValueOrDefault(RollingRebootRun.LockKey);
+                if (lockValue is not null && !lockValue.Contains(previous.RunId, StringComparison.Ordinal))
+                {
+                    throw new UserFacingException($"pool {poolSnapshot.Name} is locked by another run ({RollingRebootRun.DescribeLock(lockValue, out _)}); it must finish first", ExitCodes.PreflightBlocked);
+                }
+            }
+
+            var journal = new RunJournal(store, clock);
+            journal.Write(_mode == RunMode.PlanOrRun ? "run.start" : "run." + _mode.ToString().ToLowerInvariant(), new Dictionary<string, object?> { ["runId"] = runId, ["pool"] = poolSnapshot.Uuid, ["poolName"] = poolSnapshot.Name, ["cluster"] = clusterName });
+            var probe = _mode == RunMode.Restore ? null : CreateProbe(parse);
             var options = new RunOptions
             {
                 HostTimeout = hostTimeout,
@@ -128,7 +170,20 @@ internal sealed class RunCommand
             };
             log.Info("Run {RunId} on pool {Pool} (cluster {Cluster}); journal and log under {StateDir}", runId, poolSnapshot.Name, clusterName, stateDir);
             var run = new RollingRebootRun(pool, cloud, probe, journal, log, clock, options, runId);
-            var report = await RunWithSignalsAsync(run, log, cancellationToken);
+            RunReport report;
+            if (_mode == RunMode.Restore)
+            {
+                report = await run.RestoreOnlyAsync(previous!, poolSnapshot);
+            }
+            else
+            {
+                if (previous is not null)
+                {
+                    run.ResumeFrom(previous, poolSnapshot);
+                }
+
+                report = await RunWithSignalsAsync(run, log, cancellationToken);
+            }
             await WriteReportAsync(parse, report);
             return report.Outcome switch
             {
@@ -147,6 +202,38 @@ internal sealed class RunCommand
         {
             throw new UserFacingException("CloudStack: " + (e.ErrorCode == 401 ? "the API key or secret key was refused (401); check ROLLREBOOT_CLOUDSTACK_API_KEY / _SECRET_KEY or the CloudMonkey profile" : e.Message));
         }
+    }
+
+    /// <summary>The newest journal of this pool whose run did not end.</summary>
+    private static (FileJournalStore Store, JournalState State) FindOpenJournal(string stateDir, RollingReboot.Core.Pool.PoolSnapshot pool)
+    {
+        var dir = Path.Combine(stateDir, "journals");
+        var files = Directory.Exists(dir) ? Directory.GetFiles(dir, pool.Uuid + "-*.jsonl").Order(StringComparer.Ordinal).Reverse().ToList() : [];
+        foreach (var file in files)
+        {
+            var store = new FileJournalStore(file);
+            JournalState state;
+            try
+            {
+                state = JournalState.From(RunJournal.Read(store));
+            }
+            catch (JournalException e)
+            {
+                throw new UserFacingException($"journal {file} cannot be read: {e.Message}");
+            }
+
+            if (state.PoolUuid != pool.Uuid)
+            {
+                throw new UserFacingException($"journal {file} belongs to pool {state.PoolUuid}, not {pool.Name} ({pool.Uuid})");
+            }
+
+            if (!state.Ended)
+            {
+                return (store, state);
+            }
+        }
+
+        throw new UserFacingException($"no unfinished run of pool {pool.Name} in {dir}: nothing to resume or restore");
     }
 
     private static async Task<RunReport> RunWithSignalsAsync(RollingRebootRun run, IRunLog log, CancellationToken cancellationToken)

@@ -7,7 +7,7 @@ namespace RollingReboot.Core.Run;
 /// <summary>The CloudStack cluster a pool belongs to, when CloudStack manages it.</summary>
 public sealed record ClusterBinding(ICloudStack Api, CloudStackCluster Cluster);
 
-public sealed record PreflightResult(PoolSnapshot Pool, Plan Plan, IReadOnlyList<CloudStackHost> CloudStackHosts);
+public sealed record PreflightResult(PoolSnapshot Pool, Plan Plan, IReadOnlyList<CloudStackHost> CloudStackHosts, IReadOnlyDictionary<string, IReadOnlyList<string>> AntiAffinity);
 
 /// <summary>Everything that could stop the run, checked before anything is touched. Reads only.</summary>
 public static class Preflight
@@ -16,12 +16,14 @@ public static class Preflight
     private static readonly HashSet<string> s_haNoise = ["HOST_EVACUATE_VM_NOT_HA_PROTECTED", "HOST_NOT_ENOUGH_FREE_MEMORY", "NO_HOSTS_AVAILABLE"];
 
     public static async Task<PreflightResult> RunAsync(
-        IPoolConnection pool, ClusterBinding? cloud, PlanOptions options, IReadOnlySet<string> alreadyRebooted, CancellationToken cancellationToken = default)
+        IPoolConnection pool, ClusterBinding? cloud, PlanOptions options, IReadOnlySet<string> alreadyRebooted, CancellationToken cancellationToken = default, string? onlyHostUuid = null,
+        IReadOnlyDictionary<string, IReadOnlyList<string>>? knownAntiAffinity = null)
     {
         var snapshot = await pool.ReadAsync(cancellationToken);
         var extra = new List<Blocker>();
         var vmIssues = new Dictionary<string, VmIssue>();
-        var antiAffinity = new Dictionary<string, IReadOnlyList<string>>();
+        // Mid-run CloudStack is not asked again (its hosts are Disconnected); the groups found before the run hold.
+        var antiAffinity = new Dictionary<string, IReadOnlyList<string>>(knownAntiAffinity ?? new Dictionary<string, IReadOnlyList<string>>());
         IReadOnlyList<CloudStackHost> csHosts = [];
 
         if (snapshot.CurrentOperations.Count > 0)
@@ -30,7 +32,8 @@ public static class Preflight
         }
 
         // XAPI's own view of what prevents evacuation, host by host.
-        foreach (var host in snapshot.Hosts.Where(h => h.Live).OrderBy(h => h.Name, StringComparer.Ordinal))
+        // Before each host of a run only that host is asked again; the full check ran before the run.
+        foreach (var host in snapshot.Hosts.Where(h => h.Live && (onlyHostUuid is null || h.Uuid == onlyHostUuid)).OrderBy(h => h.Name, StringComparer.Ordinal))
         {
             var preventing = await pool.GetVmsPreventingEvacuationAsync(host.Uuid, cancellationToken);
             foreach (var (vmUuid, reason) in preventing.OrderBy(kv => kv.Key, StringComparer.Ordinal))
@@ -75,7 +78,8 @@ public static class Preflight
                 extra.Add(new Blocker("POOL_HOST_NOT_IN_CLOUDSTACK", $"pool host {h.Name} is not a host of CloudStack cluster {cluster.Name}", "add it to the cluster in CloudStack, or check the cluster name", null, h.Name));
             }
 
-            foreach (var h in csHosts.Where(h => h.State != "Up"))
+            // An unmanaged cluster's hosts are Disconnected by design (and so mid-run, when resuming).
+            foreach (var h in csHosts.Where(h => h.State != "Up" && cluster.ManagedState == "Managed"))
             {
                 var poolHost = snapshot.Hosts.FirstOrDefault(p => p.Name.Equals(h.Name, StringComparison.OrdinalIgnoreCase) || p.Address == h.IpAddress);
                 var fix = h.State == "Alert" && poolHost is { Enabled: false }
@@ -107,7 +111,7 @@ public static class Preflight
             plan = plan with { Blockers = [.. plan.Blockers, .. extra] };
         }
 
-        return new PreflightResult(snapshot, plan, csHosts);
+        return new PreflightResult(snapshot, plan, csHosts, antiAffinity);
     }
 
     internal static string FixFor(string code) => code switch

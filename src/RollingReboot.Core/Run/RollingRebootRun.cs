@@ -34,6 +34,8 @@ public sealed class RollingRebootRun
     private bool _haDisabledByRun;
     private bool _unmanagedByRun;
     private PoolSnapshot? _lastSnapshot;
+    private IReadOnlyDictionary<string, IReadOnlyList<string>>? _antiAffinity;
+    private JournalState? _resume;
 
     public RollingRebootRun(IPoolConnection pool, ClusterBinding? cloud, IHostProbe? probe, RunJournal journal, IRunLog log, TimeProvider clock, RunOptions options, string runId)
     {
@@ -48,6 +50,32 @@ public sealed class RollingRebootRun
     }
 
     /// <summary>
+    /// Continues a run from its journal (after a crash or kill -9): the lock, HA and CloudStack state are
+    /// taken over, hosts whose boot time shows they were rebooted in that run are not rebooted again.
+    /// </summary>
+    public void ResumeFrom(JournalState state, PoolSnapshot pool)
+    {
+        _resume = state;
+        _original = state.Original;
+        _lockHeld = state.LockHeld;
+        _haDisabledByRun = state.HaDisabledByRun;
+        _unmanagedByRun = state.UnmanagedByRun;
+        _disabledByRun.UnionWith(state.DisabledByRun);
+        _rebooted.UnionWith(state.RebootedIn(pool));
+    }
+
+    /// <summary>Only undoes what the journal says the run changed, without continuing it.</summary>
+    public async Task<RunReport> RestoreOnlyAsync(JournalState state, PoolSnapshot pool)
+    {
+        var started = _clock.GetUtcNow();
+        ResumeFrom(state, pool);
+        _lastSnapshot = pool;
+        var ok = await RestoreAsync(CancellationToken.None);
+        _journal.Write("run.end", new Dictionary<string, object?> { ["outcome"] = ok ? "Restored" : "NeedsOperator" });
+        return Report(ok ? RunOutcome.Done : RunOutcome.NeedsOperator, ok ? "restored what the run had changed" : "restore incomplete: see the operator actions", started, null);
+    }
+
+    /// <summary>
     /// Runs to the end. <paramref name="stop"/> asks for a stop at the next safe point (Ctrl-C);
     /// <paramref name="abort"/> also stops waiting for work in flight (second Ctrl-C). Restore always runs.
     /// </summary>
@@ -59,7 +87,13 @@ public sealed class RollingRebootRun
         RunOutcome outcome;
         try
         {
+            if (_resume is not null)
+            {
+                await ReenableHostsLeftDisabledAsync(abort);
+            }
+
             var pre = await Preflight.RunAsync(_pool, _cloud, _options.Plan, _rebooted, abort);
+            _antiAffinity = pre.AntiAffinity;
             plan = pre.Plan;
             _lastSnapshot = pre.Pool;
             if (plan.Blockers.Count > 0)
@@ -72,8 +106,16 @@ public sealed class RollingRebootRun
                 return Report(RunOutcome.Blocked, $"preflight found {plan.Blockers.Count} blocker(s); nothing was changed", started, plan);
             }
 
-            await AcquireLockAsync(pre.Pool, abort);
-            RecordOriginals(pre.Pool);
+            if (_resume is null)
+            {
+                await AcquireLockAsync(pre.Pool, abort);
+                RecordOriginals(pre.Pool);
+            }
+            else
+            {
+                _log.Info("Resuming run {RunId}: {Done} host(s) already rebooted in it", _resume.RunId, _rebooted.Count);
+            }
+
             await PrepareAsync(pre.Pool, abort);
             await RebootHostsAsync(plan, stop, abort);
             outcome = RunOutcome.Done;
@@ -118,6 +160,30 @@ public sealed class RollingRebootRun
         new(_runId, _lastSnapshot?.Name ?? "?", outcome, message, _hostReports.ToList(), _restored.ToList(), _operatorActions.ToList(),
             (_clock.GetUtcNow() - started).TotalSeconds, plan?.Estimate.TotalSeconds ?? 0, plan);
 
+    /// <summary>
+    /// A run that died mid-host left that host disabled; it was enabled before the run, so the resumed plan
+    /// must see it as the operator had it.
+    /// </summary>
+    private async Task ReenableHostsLeftDisabledAsync(CancellationToken cancellationToken)
+    {
+        var snapshot = await _pool.ReadAsync(cancellationToken);
+        foreach (var uuid in _disabledByRun.ToList())
+        {
+            var h = snapshot.Hosts.FirstOrDefault(x => x.Uuid == uuid);
+            if (h is { Live: true, Enabled: false } && _original?.HostEnabled.GetValueOrDefault(uuid, true) != false)
+            {
+                await _pool.EnableHostAsync(uuid, cancellationToken);
+                _journal.Write("host.enable.done", new Dictionary<string, object?> { ["host"] = uuid });
+                _log.Info("{Host}: enabled again (the interrupted run had disabled it)", h.Name);
+            }
+
+            if (h is { Live: true })
+            {
+                _disabledByRun.Remove(uuid);
+            }
+        }
+    }
+
     // ---- lock and originals --------------------------------------------------------------------
 
     private async Task AcquireLockAsync(PoolSnapshot pool, CancellationToken cancellationToken)
@@ -159,7 +225,7 @@ public sealed class RollingRebootRun
         _log.Info("Locked pool {Pool} for run {RunId}", pool.Name, _runId);
     }
 
-    internal static string DescribeLock(string value, out bool expired)
+    public static string DescribeLock(string value, out bool expired)
     {
         expired = false;
         try
@@ -213,7 +279,7 @@ public sealed class RollingRebootRun
             _log.Info("HA disabled for the run (timeout {Timeout} s, heartbeat SRs {Srs}, tolerate {Ntol} recorded)", pool.Ha.TimeoutSeconds, pool.Ha.HeartbeatSrUuids.Count, pool.Ha.HostFailuresToTolerate);
         }
 
-        if (_cloud is not null && _cloud.Cluster.ManagedState == "Managed")
+        if (_cloud is not null && (await _cloud.Api.GetClusterAsync(_cloud.Cluster.Id, cancellationToken)).ManagedState == "Managed")
         {
             _journal.Write("cloudstack.unmanage.intent", new Dictionary<string, object?> { ["clusterId"] = _cloud.Cluster.Id });
             _unmanagedByRun = true;
@@ -247,7 +313,7 @@ public sealed class RollingRebootRun
             stop.ThrowIfCancellationRequested();
 
             // Re-plan against the live pool: VMs may have started, stopped or moved.
-            var pre = await Preflight.RunAsync(_pool, null, _options.Plan, _rebooted, abort);
+            var pre = await Preflight.RunAsync(_pool, null, _options.Plan, _rebooted, abort, hostUuid, _antiAffinity);
             _lastSnapshot = pre.Pool;
             var step = pre.Plan.Steps.FirstOrDefault(s => s.HostUuid == hostUuid);
             var host = pre.Pool.Hosts.First(h => h.Uuid == hostUuid);
@@ -470,8 +536,16 @@ public sealed class RollingRebootRun
                     }
                 }
 
-                // Wait for the next change (event.from), bounded.
-                await _pool.WaitForChangeAsync(Min(remaining, TimeSpan.FromSeconds(30)), abort);
+                if (xapiBack)
+                {
+                    // XAPI has it back but sshd does not answer yet: nothing in XAPI will change, so poll SSH.
+                    await Task.Delay(Min(remaining, TimeSpan.FromSeconds(1)), _clock, abort);
+                }
+                else
+                {
+                    // Wait for the next change (event.from), bounded.
+                    await _pool.WaitForChangeAsync(Min(remaining, TimeSpan.FromSeconds(30)), abort);
+                }
             }
             catch (PoolOperationException e) when (e.IsUnreachable || e.Code is "SESSION_INVALID" or "HOST_STILL_BOOTING" or "HOST_IS_SLAVE" or "HOST_OFFLINE")
             {

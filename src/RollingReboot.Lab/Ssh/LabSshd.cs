@@ -397,6 +397,9 @@ public sealed class LabSshd : IAsyncDisposable, IDisposable
             .Append("PrintMotd no\n")
             .Append("UseDNS no\n")
             .Append("LogLevel ERROR\n")
+            // The forced command runs through the user's shell; bash sources ~/.bashrc for a top-level shell
+            // started by sshd, which on some machines costs a second per probe. A simulated host answers fast.
+            .Append("SetEnv SHLVL=1\n")
             .ToString();
         File.WriteAllText(configPath, config);
 
