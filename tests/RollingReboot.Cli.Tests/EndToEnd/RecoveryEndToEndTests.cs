@@ -41,6 +41,58 @@ public sealed class RecoveryEndToEndTests
         Assert.Equal("Managed", audit["cloudstack"]!["managedState"]!.ToString());
     }
 
+    /// <summary>Starts the real CLI as its own process against the lab; returns when stderr shows <paramref name="marker"/>.</summary>
+    private static async Task<Process> StartCliAsync(LabHarness lab, string marker, params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "rollreboot.dll"));
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        foreach (var (k, v) in lab.Lab.Environment)
+        {
+            psi.Environment[k] = v;
+        }
+
+        psi.Environment["ROLLREBOOT_STATE_DIR"] = lab.StateDir;
+        var process = Process.Start(psi)!;
+        var seen = new TaskCompletionSource();
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data?.Contains(marker, StringComparison.Ordinal) == true)
+            {
+                seen.TrySetResult();
+            }
+        };
+        process.BeginErrorReadLine();
+        process.BeginOutputReadLine();
+        await seen.Task.WaitAsync(TimeSpan.FromSeconds(90));
+        return process;
+    }
+
+    [Theory]
+    [InlineData("h1: evacuating")]
+    [InlineData("h1: rebooting")]
+    [InlineData("h2: evacuating")]
+    public async Task CtrlC_AtAPhase_StopsAtSafePointRestoresAndExits130(string phase)
+    {
+        await using var lab = await LabHarness.StartAsync(FourHosts, timeScale: 200);
+        var before = lab.Audit();
+        using var process = await StartCliAsync(lab, phase, "--clustername", "C4", "--exec");
+        using (var kill = Process.Start("kill", ["-INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync();
+        }
+
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(120));
+        Assert.Equal(130, process.ExitCode);
+        var audit = lab.Audit();
+        AssertPoolWhole(audit, before, everyHostOnce: false);
+        Assert.All(audit["hosts"]!.AsArray(), h => Assert.InRange(h!["bootCount"]!.GetValue<int>(), 0, 1));
+    }
+
     [Fact]
     public async Task KillDashNine_ThenResume_FinishesWithTheSameGuarantees()
     {
