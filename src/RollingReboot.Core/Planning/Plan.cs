@@ -1,0 +1,111 @@
+using RollingReboot.Core.Pool;
+
+namespace RollingReboot.Core.Planning;
+
+/// <summary>One live migration: a running VM moved from one host to another.</summary>
+public sealed record PlannedMigration(
+    string VmUuid,
+    string VmName,
+    string FromUuid,
+    string FromName,
+    string ToUuid,
+    string ToName,
+    long MemoryBytes);
+
+/// <summary>
+/// One host evacuated and rebooted. <see cref="Index"/> counts from 1 in reboot order; steps of one wave
+/// (hosts rebooted together) share <see cref="Wave"/>, also counting from 1. Seconds are estimates from the
+/// start of the step's wave.
+/// </summary>
+public sealed record PlanStep(
+    int Index,
+    int Wave,
+    string HostUuid,
+    string HostName,
+    bool IsMaster,
+    IReadOnlyList<PlannedMigration> Migrations,
+    double EvacuationSeconds,
+    double EstimatedSeconds)
+{
+    /// <summary>Estimated seconds from the start of the run to the start of this step's wave.</summary>
+    public double StartSeconds { get; init; }
+}
+
+public static class HostAction
+{
+    public const string Reboot = "reboot";
+    public const string Skip = "skip";
+}
+
+/// <summary>What happens to one host, and why.</summary>
+public sealed record HostDecision(string Uuid, string Name, bool IsMaster, string Action, string Reason);
+
+/// <summary>Something that makes the plan not executable; <see cref="Vm"/> and <see cref="Host"/> are name labels.</summary>
+public sealed record Blocker(string Code, string Message, string Fix, string? Vm = null, string? Host = null);
+
+/// <summary>Something the operator should know; the plan can still run.</summary>
+public sealed record PlanWarning(string Code, string Message, string Fix);
+
+/// <summary>
+/// The whole run: <see cref="TotalSeconds"/> includes the migrate-back when planned; <see cref="Migrations"/> and
+/// <see cref="Bytes"/> (bytes on the wire: memory plus re-sent dirty pages) count every migration of the plan.
+/// </summary>
+public sealed record PlanEstimate(double TotalSeconds, int Migrations, long Bytes)
+{
+    /// <summary>Sum of the memory of every migration (without dirty pages).</summary>
+    public long MemoryBytes { get; init; }
+
+    /// <summary>Part of <see cref="TotalSeconds"/> spent migrating VMs back.</summary>
+    public double ReturnSeconds { get; init; }
+}
+
+/// <summary>The dry-run result: hosts in reboot order (then those skipped), steps, blockers, warnings, estimate.</summary>
+public sealed record Plan(
+    PoolSnapshot Pool,
+    PlanOptions Options,
+    IReadOnlyList<HostDecision> Hosts,
+    IReadOnlyList<PlanStep> Steps,
+    IReadOnlyList<PlannedMigration> ReturnMigrations,
+    IReadOnlyList<Blocker> Blockers,
+    IReadOnlyList<PlanWarning> Warnings,
+    PlanEstimate Estimate)
+{
+    public string PoolUuid => Pool.Uuid;
+
+    public string PoolName => Pool.Name;
+
+    public string MasterUuid => Pool.MasterUuid;
+
+    public string MasterName => Pool.Hosts.FirstOrDefault(h => h.Uuid == Pool.MasterUuid)?.Name ?? Pool.MasterUuid;
+
+    /// <summary>True when nothing blocks the run.</summary>
+    public bool CanRun => Blockers.Count == 0;
+}
+
+/// <summary>Codes of blockers and warnings. XAPI's own code where one exists.</summary>
+public static class PlanCodes
+{
+    public const string VmRequiresSr = "VM_REQUIRES_SR";
+    public const string VmLacksFeature = "VM_LACKS_FEATURE";
+    public const string VmHasPci = "VM_HAS_PCI_ATTACHED";
+    public const string VmHasVgpu = "VM_HAS_VGPU";
+    public const string VmHasVusb = "VM_HAS_VUSBS";
+    public const string HostNotLive = "HOST_NOT_LIVE";
+    public const string HostBusy = "HOST_OPERATION_IN_PROGRESS";
+    public const string PoolBusy = "POOL_OPERATION_IN_PROGRESS";
+    public const string UnknownHost = "UNKNOWN_HOST";
+    public const string UnknownMaster = "UNKNOWN_MASTER";
+    public const string Capacity = "CAPACITY";
+    public const string AntiAffinity = "ANTI_AFFINITY";
+
+    public const string HaTimeoutShort = "HA_TIMEOUT_SHORT";
+    public const string HaFewHosts = "HA_FEW_HOSTS";
+    public const string VmHaProtected = "VM_HA_PROTECTED";
+    public const string VmBusy = "VM_OPERATION_IN_PROGRESS";
+    public const string HostDisabledPending = "HOST_DISABLED_WITH_PENDING_REBOOT";
+    public const string HostNotLiveIgnored = "HOST_NOT_LIVE_IGNORED";
+    public const string AntiAffinityAlreadyBroken = "ANTI_AFFINITY_ALREADY_BROKEN";
+    public const string WavesReduced = "WAVES_REDUCED";
+    public const string ReturnSkipped = "RETURN_SKIPPED";
+    public const string NothingToReboot = "NOTHING_TO_REBOOT";
+}
