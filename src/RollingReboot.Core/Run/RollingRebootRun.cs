@@ -339,15 +339,15 @@ public sealed class RollingRebootRun
         _log.HostPhase(host.Name, isMaster ? "evacuating (master)" : "evacuating");
 
         _journal.Write("host.disable.intent", new Dictionary<string, object?> { ["host"] = host.Uuid, ["name"] = host.Name });
-        await _pool.DisableHostAsync(host.Uuid, abort);
         _disabledByRun.Add(host.Uuid);
+        await IdempotentAsync(ct => _pool.DisableHostAsync(host.Uuid, ct), abort);
         _journal.Write("host.disable.done", new Dictionary<string, object?> { ["host"] = host.Uuid });
 
         var (moved, bytes, retries) = await MigrateAllAsync(pool, host, step, abort);
         var evacuated = (_clock.GetUtcNow() - evacuationStart).TotalSeconds;
 
         // Verify the host is empty before anything irreversible.
-        var after = await _pool.ReadAsync(abort);
+        var after = await ReadPatientlyAsync(abort);
         _lastSnapshot = after;
         var left = after.RunningOn(host.Uuid).ToList();
         if (left.Count > 0)
@@ -381,7 +381,23 @@ public sealed class RollingRebootRun
             ["bootId"] = bootId,
         });
         _log.HostPhase(host.Name, "rebooting");
-        await _pool.RebootHostAsync(host.Uuid, abort);
+        try
+        {
+            await _pool.RebootHostAsync(host.Uuid, abort);
+        }
+        catch (PoolOperationException e) when (IsTransient(e))
+        {
+            // Never repeat a reboot blindly: look whether it was taken (operation running, host down, new boot).
+            var check = await ReadPatientlyAsync(abort);
+            var h = check.Hosts.FirstOrDefault(x => x.Uuid == host.Uuid);
+            var taken = h is null || !h.Live || h.CurrentOperations.Count > 0 || h.BootTime != hostNow.BootTime;
+            if (!taken)
+            {
+                _log.Warn("The reboot request for {Host} got no answer and was not taken; asking once more", host.Name);
+                await _pool.RebootHostAsync(host.Uuid, abort);
+            }
+        }
+
         _journal.Write("host.reboot.done", new Dictionary<string, object?> { ["host"] = host.Uuid });
 
         await WaitForHostBackAsync(host, hostNow.BootTime ?? serverTime, serverTime, bootId, isMaster, abort);
@@ -434,8 +450,17 @@ public sealed class RollingRebootRun
                     {
                         Interlocked.Increment(ref retries);
                         _journal.Write("vm.migrate.failed", new Dictionary<string, object?> { ["vm"] = m.VmUuid, ["to"] = target, ["error"] = e.Code });
-                        var live = await _pool.ReadAsync(abort);
+                        var live = await ReadPatientlyAsync(abort);
                         var vm = live.Vms.FirstOrDefault(v => v.Uuid == m.VmUuid);
+                        var settle = _clock.GetUtcNow() + _options.MigrationTimeout;
+                        while (vm is { CurrentOperations.Count: > 0 } && _clock.GetUtcNow() < settle)
+                        {
+                            // A lost reply: the migration may be running after all. Let it finish, then decide.
+                            await _pool.WaitForChangeAsync(TimeSpan.FromSeconds(10), abort);
+                            live = await ReadPatientlyAsync(abort);
+                            vm = live.Vms.FirstOrDefault(v => v.Uuid == m.VmUuid);
+                        }
+
                         if (vm is null || !vm.IsRunningGuest || vm.ResidentOnUuid != host.Uuid)
                         {
                             // It moved after all (a lost reply), or stopped: nothing left to do for it.
@@ -645,7 +670,7 @@ public sealed class RollingRebootRun
             {
                 try
                 {
-                    await _pool.EnableHostAsync(hostUuid, cancellationToken);
+                    await IdempotentAsync(ct => _pool.EnableHostAsync(hostUuid, ct), cancellationToken);
                     _disabledByRun.Remove(hostUuid);
                     _restored.Add($"host {h.Name} enabled again");
                     _journal.Write("host.enable.done", new Dictionary<string, object?> { ["host"] = hostUuid });
@@ -677,7 +702,7 @@ public sealed class RollingRebootRun
         {
             try
             {
-                await _pool.RemovePoolOtherConfigAsync(LockKey, cancellationToken);
+                await IdempotentAsync(ct => _pool.RemovePoolOtherConfigAsync(LockKey, ct), cancellationToken);
                 _lockHeld = false;
                 _journal.Write("lock.released");
                 _restored.Add("pool lock released");
@@ -696,7 +721,7 @@ public sealed class RollingRebootRun
     {
         try
         {
-            return await _pool.ReadAsync(cancellationToken);
+            return await ReadPatientlyAsync(cancellationToken);
         }
         catch (PoolOperationException)
         {
@@ -732,8 +757,8 @@ public sealed class RollingRebootRun
                     await _pool.EnableHaAsync(ha.HeartbeatSrUuids, ha.Configuration, cancellationToken);
                 }
 
-                await _pool.SetHaHostFailuresToTolerateAsync(ha.HostFailuresToTolerate, cancellationToken);
-                await _pool.SetHaAllowOvercommitAsync(ha.AllowOvercommit, cancellationToken);
+                await IdempotentAsync(ct => _pool.SetHaHostFailuresToTolerateAsync(ha.HostFailuresToTolerate, ct), cancellationToken);
+                await IdempotentAsync(ct => _pool.SetHaAllowOvercommitAsync(ha.AllowOvercommit, ct), cancellationToken);
                 _journal.Write("ha.enable.done");
                 _haDisabledByRun = false;
                 _restored.Add($"HA enabled again with its settings ({cfg}, tolerate {ha.HostFailuresToTolerate}, overcommit {ha.AllowOvercommit.ToString().ToLowerInvariant()})");
@@ -756,6 +781,14 @@ public sealed class RollingRebootRun
     {
         var cloud = _cloud!;
         var deadline = _clock.GetUtcNow() + _options.CloudStackTimeout;
+        var pool = await TryReadAsync(cancellationToken);
+        if (pool?.Hosts.FirstOrDefault(h => !h.Live) is { } down)
+        {
+            // Managed with a host down, CloudStack would mark it Alert and start its own recovery: keep hands off.
+            _operatorActions.Add($"CloudStack cluster {cloud.Cluster.Name} left Unmanaged because host {down.Name} is down; once it is back: 'cmk update cluster id={cloud.Cluster.Id} managedstate=Managed' (or 'rollreboot restore --clustername {cloud.Cluster.Name}')");
+            return false;
+        }
+
         try
         {
             _journal.Write("cloudstack.manage.intent", new Dictionary<string, object?> { ["clusterId"] = cloud.Cluster.Id });
@@ -794,6 +827,49 @@ public sealed class RollingRebootRun
     }
 
     private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
+
+    private static bool IsTransient(PoolOperationException e) =>
+        e.IsUnreachable || e.Code is "SESSION_INVALID" or "HOST_STILL_BOOTING" or "HOST_IS_SLAVE";
+
+    /// <summary>Reads ride through a XAPI outage or a master restart, bounded by the outage tolerance.</summary>
+    private async Task<PoolSnapshot> ReadPatientlyAsync(CancellationToken cancellationToken)
+    {
+        var deadline = _clock.GetUtcNow() + _options.OutageTolerance;
+        while (true)
+        {
+            try
+            {
+                return await _pool.ReadAsync(cancellationToken);
+            }
+            catch (PoolOperationException e) when (IsTransient(e) && _clock.GetUtcNow() < deadline)
+            {
+                _log.Warn("XAPI not answering ({Error}); retrying the read", e.Code);
+                await Task.Delay(TimeSpan.FromSeconds(5), _clock, cancellationToken);
+            }
+        }
+    }
+
+    /// <summary>
+    /// A call that may safely be repeated (setting a state that is then simply set): retried while XAPI
+    /// is unreachable, bounded. A lost reply to such a call is harmless to repeat.
+    /// </summary>
+    private async Task IdempotentAsync(Func<CancellationToken, Task> call, CancellationToken cancellationToken)
+    {
+        var deadline = _clock.GetUtcNow() + _options.OutageTolerance;
+        while (true)
+        {
+            try
+            {
+                await call(cancellationToken);
+                return;
+            }
+            catch (PoolOperationException e) when (IsTransient(e) && _clock.GetUtcNow() < deadline)
+            {
+                _log.Warn("XAPI not answering ({Error}); repeating an idempotent call", e.Code);
+                await Task.Delay(TimeSpan.FromSeconds(5), _clock, cancellationToken);
+            }
+        }
+    }
 }
 
 /// <summary>The run stopped at a safe point for a reason the operator is told.</summary>

@@ -14,6 +14,9 @@ public sealed record RunOptions
 
     public int MigrationRetries { get; init; } = 2;
 
+    /// <summary>How long the run rides through XAPI not answering (an outage, the master restarting) before it stops.</summary>
+    public TimeSpan OutageTolerance { get; init; } = TimeSpan.FromMinutes(10);
+
     public bool BreakLock { get; init; }
 
     public TimeSpan LockTtl { get; init; } = TimeSpan.FromHours(12);
