@@ -19,6 +19,13 @@ public static class CliApp
     {
         var root = BuildRoot(env);
         var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            // Bad usage is exit 2 (the contract), one line naming what is wrong.
+            await env.Error.WriteLineAsync("rollreboot: " + string.Join("; ", parse.Errors.Select(e => e.Message)) + " (see rollreboot --help)");
+            return ExitCodes.BadInput;
+        }
+
         try
         {
             // The run handles SIGINT/SIGTERM itself so that restoring the pool is never cut short.
