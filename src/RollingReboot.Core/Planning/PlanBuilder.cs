@@ -591,6 +591,13 @@ internal sealed class PlanBuilder
             // A VM without room stays where it is, on its source host.
             ReportUnplaced(result, h, [.. unplaced.Where(u => sim.Location[u.Vm] == h)], targets.Length);
         }
+
+        // A host rebooted with VMs on it shuts them down: they take no memory for the rest of the run, so one
+        // shortage shows as one blocker instead of spilling into every later step.
+        foreach (var u in unplaced)
+        {
+            sim.Halt(u.Vm);
+        }
     }
 
     /// <summary>One migration per VM: a VM re-placed within a step goes from where it was straight to where it ends.</summary>
@@ -716,7 +723,7 @@ internal sealed class PlanBuilder
         foreach (int v in sim.MovedSince(checkpoint))
         {
             int at = sim.Location[v];
-            if (movable[at] is not null && _groups[v].Length == 0)
+            if (at >= 0 && movable[at] is not null && _groups[v].Length == 0)
             {
                 movable[at].Add(v);
             }
@@ -861,7 +868,7 @@ internal sealed class PlanBuilder
         // for the next. A VM that finds no room yet is tried again after the others, until nothing changes.
         var pending = result.Steps.AsEnumerable().Reverse()
             .SelectMany(step => Enumerable.Range(0, _vms.Length)
-                .Where(v => _home[v] == step.Host && sim.Location[v] != step.Host)
+                .Where(v => _home[v] == step.Host && sim.Location[v] != step.Host && sim.Location[v] != PlacementState.Halted)
                 .OrderByDescending(v => _memory[v]).ThenBy(v => v))
             .ToList();
         bool progress = true;
@@ -1002,6 +1009,8 @@ internal sealed class PlanBuilder
     /// <summary>Free memory, VM locations and group membership per host, with an undo log for trial placements.</summary>
     private sealed class PlacementState
     {
+        public const int Halted = -1;
+
         private readonly PlanBuilder _plan;
         private readonly List<Move> _log = [];
 
@@ -1130,16 +1139,32 @@ internal sealed class PlanBuilder
             return [.. vms];
         }
 
+        /// <summary>The VM is shut down (its host reboots with it): it leaves the simulation. Location becomes -1.</summary>
+        public void Halt(int vm)
+        {
+            if (Location[vm] >= 0)
+            {
+                Move(vm, Halted);
+            }
+        }
+
         private void Apply(int vm, int from, int to)
         {
             long memory = _plan._memory[vm];
-            Free[from] += memory;
-            Free[to] -= memory;
             Location[vm] = to;
-            foreach (int g in _plan._groups[vm])
+            foreach (int host in (ReadOnlySpan<int>)[from, to])
             {
-                _groupCount[(from * _groupTotal) + g]--;
-                _groupCount[(to * _groupTotal) + g]++;
+                if (host == Halted)
+                {
+                    continue;
+                }
+
+                int sign = host == from ? 1 : -1;
+                Free[host] += sign * memory;
+                foreach (int g in _plan._groups[vm])
+                {
+                    _groupCount[(host * _groupTotal) + g] -= sign;
+                }
             }
         }
     }

@@ -85,7 +85,7 @@ internal static class PlanVerifier
                         continue;
                     }
 
-                    if (m.FromUuid != step.HostUuid || location[m.VmUuid] != m.FromUuid)
+                    if (m.FromUuid != step.HostUuid || location.GetValueOrDefault(m.VmUuid) != m.FromUuid)
                     {
                         problems.Add($"{m.VmName} is not on {m.FromName} when step {step.Index} moves it");
                     }
@@ -115,15 +115,19 @@ internal static class PlanVerifier
             }
 
             done.UnionWith(waveHosts);
-            if (plan.Blockers.Count == 0)
+            foreach (var h in waveHosts)
             {
-                foreach (var h in waveHosts)
+                var left = location.Where(kv => kv.Value == h).Select(kv => kv.Key).ToList();
+                if (left.Count > 0 && plan.Blockers.Count == 0)
                 {
-                    var left = location.Where(kv => kv.Value == h).Select(kv => running[kv.Key].Name).ToList();
-                    if (left.Count > 0)
-                    {
-                        problems.Add($"{hosts[h].Name} reboots with VMs still on it: {string.Join(", ", left)}");
-                    }
+                    problems.Add($"{hosts[h].Name} reboots with VMs still on it: {string.Join(", ", left.Select(v => running[v].Name))}");
+                }
+
+                // A host rebooted with VMs shuts them down: they leave the pool for the rest of the plan.
+                foreach (var v in left)
+                {
+                    free[h] += running[v].MemoryBytes;
+                    location.Remove(v);
                 }
             }
         }
@@ -145,7 +149,7 @@ internal static class PlanVerifier
 
         foreach (var m in plan.ReturnMigrations)
         {
-            if (!running.TryGetValue(m.VmUuid, out var vm) || location[m.VmUuid] != m.FromUuid || vm.ResidentOnUuid != m.ToUuid)
+            if (!running.TryGetValue(m.VmUuid, out var vm) || location.GetValueOrDefault(m.VmUuid) != m.FromUuid || vm.ResidentOnUuid != m.ToUuid)
             {
                 problems.Add($"return of {m.VmName} is not from where it is to where it was");
                 continue;

@@ -1,0 +1,403 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using RollingReboot.Core.Planning;
+
+namespace RollingReboot.Cli.Output;
+
+/// <summary>
+/// The plan for people and for scripts: JSON exactly as the lab contract fixes it ("The plan, machine-readable"),
+/// a terminal table, and Markdown for change tickets (with a Mermaid timeline).
+/// </summary>
+public static class PlanWriter
+{
+    private static readonly CultureInfo s_inv = CultureInfo.InvariantCulture;
+    private static readonly DateTime s_chartOrigin = new(2000, 1, 1, 0, 0, 0, DateTimeKind.Unspecified);
+
+    /// <summary>
+    /// The contract's JSON: cluster, pool{uuid,name,master}, hosts[{name,uuid,isMaster,action,reason}] in reboot
+    /// order, steps[{host,wave,estimatedSeconds,migrations[{vm,vmUuid,from,to,memoryBytes}]}], blockers[{code,
+    /// message,fix,vm?,host?}], warnings, estimate{totalSeconds,migrations,bytes}; plus a few more fields.
+    /// </summary>
+    public static string ToJson(Plan plan, string clusterName)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        using var stream = new MemoryStream();
+        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        {
+            w.WriteStartObject();
+            w.WriteString("cluster", clusterName);
+            w.WriteBoolean("canRun", plan.CanRun);
+
+            w.WriteStartObject("pool");
+            w.WriteString("uuid", plan.PoolUuid);
+            w.WriteString("name", plan.PoolName);
+            w.WriteString("master", plan.MasterName);
+            w.WriteString("masterUuid", plan.MasterUuid);
+            w.WriteEndObject();
+
+            w.WriteStartArray("hosts");
+            foreach (var h in plan.Hosts)
+            {
+                w.WriteStartObject();
+                w.WriteString("name", h.Name);
+                w.WriteString("uuid", h.Uuid);
+                w.WriteBoolean("isMaster", h.IsMaster);
+                w.WriteString("action", h.Action);
+                w.WriteString("reason", h.Reason);
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
+
+            w.WriteStartArray("steps");
+            foreach (var s in plan.Steps)
+            {
+                w.WriteStartObject();
+                w.WriteNumber("index", s.Index);
+                w.WriteString("host", s.HostName);
+                w.WriteString("hostUuid", s.HostUuid);
+                w.WriteBoolean("isMaster", s.IsMaster);
+                w.WriteNumber("wave", s.Wave);
+                w.WriteNumber("startSeconds", Seconds(s.StartSeconds));
+                w.WriteNumber("evacuationSeconds", Seconds(s.EvacuationSeconds));
+                w.WriteNumber("estimatedSeconds", Seconds(s.EstimatedSeconds));
+                WriteMigrations(w, "migrations", s.Migrations);
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
+            WriteMigrations(w, "returnMigrations", plan.ReturnMigrations);
+
+            w.WriteStartArray("blockers");
+            foreach (var b in plan.Blockers)
+            {
+                w.WriteStartObject();
+                w.WriteString("code", b.Code);
+                w.WriteString("message", b.Message);
+                w.WriteString("fix", b.Fix);
+                if (b.Vm is not null)
+                {
+                    w.WriteString("vm", b.Vm);
+                }
+
+                if (b.Host is not null)
+                {
+                    w.WriteString("host", b.Host);
+                }
+
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
+
+            w.WriteStartArray("warnings");
+            foreach (var x in plan.Warnings)
+            {
+                w.WriteStartObject();
+                w.WriteString("code", x.Code);
+                w.WriteString("message", x.Message);
+                w.WriteString("fix", x.Fix);
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
+
+            w.WriteStartObject("estimate");
+            w.WriteNumber("totalSeconds", Seconds(plan.Estimate.TotalSeconds));
+            w.WriteNumber("migrations", plan.Estimate.Migrations);
+            w.WriteNumber("bytes", plan.Estimate.Bytes);
+            w.WriteNumber("memoryBytes", plan.Estimate.MemoryBytes);
+            w.WriteNumber("returnSeconds", Seconds(plan.Estimate.ReturnSeconds));
+            w.WriteNumber("lowerBoundSeconds", Seconds(PlanEstimator.LowerBoundSeconds(plan)));
+            w.WriteEndObject();
+
+            var o = plan.Options;
+            w.WriteStartObject("options");
+            w.WriteNumber("threads", o.Threads);
+            w.WriteNumber("maxMigrationsPerSource", o.MaxMigrationsPerSource);
+            w.WriteNumber("maxMigrationsPerTarget", o.MaxMigrationsPerTarget);
+            w.WriteNumber("maxHostsDown", o.MaxHostsDown);
+            w.WriteBoolean("onlyNeedingReboot", o.OnlyNeedingReboot);
+            w.WriteBoolean("returnVms", o.ReturnVms);
+            w.WriteNumber("rebootSeconds", o.RebootSeconds);
+            w.WriteNumber("hostReadySeconds", o.HostReadySeconds);
+            w.WriteNumber("shutdownSeconds", o.ShutdownSeconds);
+            w.WriteStartObject("migrationModel");
+            w.WriteNumber("streamMBps", o.MigrationModel.StreamMBps);
+            w.WriteNumber("hostLinkMBps", o.MigrationModel.HostLinkMBps);
+            w.WriteNumber("setupSeconds", o.MigrationModel.SetupSeconds);
+            w.WriteNumber("dirtyRatio", o.MigrationModel.DirtyRatio);
+            w.WriteEndObject();
+            w.WriteEndObject();
+
+            w.WriteEndObject();
+        }
+
+        return Encoding.UTF8.GetString(stream.ToArray()) + "\n";
+    }
+
+    /// <summary>For a terminal: whether it can run first, then hosts, steps, totals, blockers with fixes, warnings.</summary>
+    public static string ToText(Plan plan, string clusterName)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        var sb = new StringBuilder();
+        sb.Append(s_inv, $"Rolling reboot plan for cluster {clusterName} (pool {plan.PoolName}, master {plan.MasterName})\n");
+        sb.Append(Status(plan)).Append("\n\n");
+
+        var rebooting = plan.Hosts.Count(h => h.Action == HostAction.Reboot);
+        sb.Append(s_inv, $"HOSTS, in reboot order ({rebooting} to reboot, {plan.Hosts.Count - rebooting} skipped)\n");
+        var waveOf = plan.Steps.ToDictionary(s => s.HostUuid, s => s.Wave, StringComparer.Ordinal);
+        var rows = new List<string[]> { new[] { "#", "HOST", "ROLE", "ACTION", "WAVE", "REASON" } };
+        int n = 0;
+        foreach (var h in plan.Hosts)
+        {
+            bool reboot = h.Action == HostAction.Reboot;
+            rows.Add([
+                reboot ? (++n).ToString(s_inv) : "-",
+                h.Name,
+                h.IsMaster ? "master" : "member",
+                h.Action,
+                waveOf.TryGetValue(h.Uuid, out int wave) ? wave.ToString(s_inv) : "-",
+                h.Reason,
+            ]);
+        }
+
+        Table(sb, rows, "  ");
+
+        if (plan.Steps.Count > 0)
+        {
+            sb.Append("\nSTEPS\n");
+            foreach (var s in plan.Steps)
+            {
+                long memory = s.Migrations.Sum(m => m.MemoryBytes);
+                sb.Append(s_inv, $"  Step {s.Index} (wave {s.Wave}): {s.HostName}{(s.IsMaster ? " (master)" : "")}, starts at +{Units.Duration(s.StartSeconds)}: ")
+                  .Append(s_inv, $"{Count(s.Migrations.Count, "migration")} ({Units.Memory(memory)}), evacuate ~{Units.Duration(s.EvacuationSeconds)}, back after ~{Units.Duration(s.EstimatedSeconds)}\n");
+                MigrationTable(sb, s.Migrations);
+            }
+        }
+
+        if (plan.ReturnMigrations.Count > 0)
+        {
+            sb.Append(s_inv, $"\nMIGRATE-BACK ({Count(plan.ReturnMigrations.Count, "migration")}, ~{Units.Duration(plan.Estimate.ReturnSeconds)})\n");
+            MigrationTable(sb, plan.ReturnMigrations);
+        }
+
+        var e = plan.Estimate;
+        sb.Append("\nTOTALS\n");
+        sb.Append(s_inv, $"  Hosts to reboot: {rebooting}; waves: {plan.Steps.Select(s => s.Wave).Distinct().Count()}; migrations: {e.Migrations}; memory moved: {Units.Memory(e.MemoryBytes)} ({e.Bytes / 1e9:0.0} GB on the wire)\n");
+        sb.Append(s_inv, $"  Estimated duration: {Units.Duration(e.TotalSeconds)} (h:mm:ss; no faster than {Units.Duration(PlanEstimator.LowerBoundSeconds(plan))})\n");
+        sb.Append(s_inv, $"  Assumptions: {plan.Options.Threads} migrations at once, reboot {plan.Options.RebootSeconds:0} s, link {plan.Options.MigrationModel.HostLinkMBps:0} MB/s per host, stream {plan.Options.MigrationModel.StreamMBps:0} MB/s\n");
+
+        if (plan.Blockers.Count > 0)
+        {
+            sb.Append(s_inv, $"\nBLOCKERS ({plan.Blockers.Count}): the plan cannot run until each is fixed\n");
+            int i = 0;
+            foreach (var b in plan.Blockers)
+            {
+                sb.Append(s_inv, $"  {++i}. [{b.Code}] {b.Message}\n");
+                sb.Append(s_inv, $"     Fix: {b.Fix}\n");
+            }
+        }
+
+        if (plan.Warnings.Count > 0)
+        {
+            sb.Append(s_inv, $"\nWARNINGS ({plan.Warnings.Count})\n");
+            foreach (var x in plan.Warnings)
+            {
+                sb.Append(s_inv, $"  - [{x.Code}] {x.Message}\n");
+                sb.Append(s_inv, $"    Fix: {x.Fix}\n");
+            }
+        }
+
+        return sb.ToString();
+    }
+
+    /// <summary>For a change ticket: summary, blockers, warnings, hosts, a Mermaid gantt timeline, the migrations.</summary>
+    public static string ToMarkdown(Plan plan, string clusterName)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        var sb = new StringBuilder();
+        var e = plan.Estimate;
+        int rebooting = plan.Hosts.Count(h => h.Action == HostAction.Reboot);
+        sb.Append(s_inv, $"# Rolling reboot plan: {Md(clusterName)}\n\n");
+        sb.Append(plan.CanRun
+            ? "**Status: ready to run.** Nothing blocks this plan.\n\n"
+            : string.Create(s_inv, $"**Status: BLOCKED.** {Count(plan.Blockers.Count, "blocker")} must be fixed before this plan can run.\n\n"));
+
+        sb.Append("| | |\n|---|---|\n");
+        sb.Append(s_inv, $"| Cluster | {Md(clusterName)} |\n");
+        sb.Append(s_inv, $"| Pool | {Md(plan.PoolName)} (`{Md(plan.PoolUuid)}`) |\n");
+        sb.Append(s_inv, $"| Master | {Md(plan.MasterName)} |\n");
+        sb.Append(s_inv, $"| Hosts to reboot | {rebooting} of {plan.Hosts.Count} |\n");
+        sb.Append(s_inv, $"| Hosts down at once | up to {plan.Options.MaxHostsDown} (master alone) |\n");
+        sb.Append(s_inv, $"| Migrations | {e.Migrations} ({Units.Memory(e.MemoryBytes)}) |\n");
+        sb.Append(s_inv, $"| Estimated duration | {Units.Duration(e.TotalSeconds)} (no faster than {Units.Duration(PlanEstimator.LowerBoundSeconds(plan))}) |\n");
+        if (plan.ReturnMigrations.Count > 0)
+        {
+            sb.Append(s_inv, $"| Migrate-back | {Count(plan.ReturnMigrations.Count, "migration")}, ~{Units.Duration(e.ReturnSeconds)} |\n");
+        }
+
+        if (plan.Blockers.Count > 0)
+        {
+            sb.Append("\n## Blockers\n\n| # | Code | Host | VM | Problem | Fix |\n|---|---|---|---|---|---|\n");
+            int i = 0;
+            foreach (var b in plan.Blockers)
+            {
+                sb.Append(s_inv, $"| {++i} | `{b.Code}` | {Md(b.Host ?? "")} | {Md(b.Vm ?? "")} | {Md(b.Message)} | {Md(b.Fix)} |\n");
+            }
+        }
+
+        if (plan.Warnings.Count > 0)
+        {
+            sb.Append("\n## Warnings\n\n| Code | Warning | Fix |\n|---|---|---|\n");
+            foreach (var x in plan.Warnings)
+            {
+                sb.Append(s_inv, $"| `{x.Code}` | {Md(x.Message)} | {Md(x.Fix)} |\n");
+            }
+        }
+
+        sb.Append("\n## Hosts, in reboot order\n\n| # | Host | Role | Action | Wave | Reason |\n|---|---|---|---|---|---|\n");
+        var waveOf = plan.Steps.ToDictionary(s => s.HostUuid, s => s.Wave, StringComparer.Ordinal);
+        int n = 0;
+        foreach (var h in plan.Hosts)
+        {
+            bool reboot = h.Action == HostAction.Reboot;
+            string wave = waveOf.TryGetValue(h.Uuid, out int w) ? w.ToString(s_inv) : "";
+            sb.Append(s_inv, $"| {(reboot ? (++n).ToString(s_inv) : "")} | {Md(h.Name)} | {(h.IsMaster ? "master" : "member")} | {h.Action} | {wave} | {Md(h.Reason)} |\n");
+        }
+
+        if (plan.Steps.Count > 0)
+        {
+            sb.Append("\n## Estimated timeline\n\n");
+            sb.Append("Times are elapsed from the start of the run (the chart's clock starts at 00:00).\n\n");
+            sb.Append("```mermaid\ngantt\n    title Estimated timeline per host\n    dateFormat YYYY-MM-DD HH:mm:ss\n    axisFormat %H:%M\n    todayMarker off\n");
+            foreach (var s in plan.Steps)
+            {
+                double evacuated = s.StartSeconds + s.EvacuationSeconds;
+                sb.Append(s_inv, $"    section {Mermaid(s.HostName)}{(s.IsMaster ? " (master)" : "")}\n");
+                if (s.EvacuationSeconds >= 1)
+                {
+                    sb.Append(s_inv, $"    evacuate {Count(s.Migrations.Count, "VM")} : {ChartTime(s.StartSeconds)}, {ChartTime(evacuated)}\n");
+                }
+
+                sb.Append(s_inv, $"    reboot : {ChartTime(evacuated)}, {ChartTime(s.StartSeconds + s.EstimatedSeconds)}\n");
+            }
+
+            if (plan.ReturnMigrations.Count > 0)
+            {
+                sb.Append(s_inv, $"    section migrate-back\n    {Count(plan.ReturnMigrations.Count, "VM")} home : {ChartTime(e.TotalSeconds - e.ReturnSeconds)}, {ChartTime(e.TotalSeconds)}\n");
+            }
+
+            sb.Append("```\n");
+
+            sb.Append("\n## Steps\n");
+            foreach (var s in plan.Steps)
+            {
+                sb.Append(s_inv, $"\n### Step {s.Index}: {Md(s.HostName)}{(s.IsMaster ? " (master)" : "")}, wave {s.Wave}\n\n");
+                sb.Append(s_inv, $"Starts at +{Units.Duration(s.StartSeconds)}; evacuation ~{Units.Duration(s.EvacuationSeconds)}; host back after ~{Units.Duration(s.EstimatedSeconds)}.\n\n");
+                MigrationMarkdown(sb, s.Migrations);
+            }
+        }
+
+        if (plan.ReturnMigrations.Count > 0)
+        {
+            sb.Append("\n## Migrate-back\n\n");
+            MigrationMarkdown(sb, plan.ReturnMigrations);
+        }
+
+        return sb.ToString();
+    }
+
+    private static string Status(Plan plan) => plan.CanRun
+        ? "READY: nothing blocks this plan; it can run."
+        : string.Create(s_inv, $"BLOCKED: {Count(plan.Blockers.Count, "blocker")} must be fixed before this plan can run (see BLOCKERS below).");
+
+    private static void WriteMigrations(Utf8JsonWriter w, string name, IReadOnlyList<PlannedMigration> migrations)
+    {
+        w.WriteStartArray(name);
+        foreach (var m in migrations)
+        {
+            w.WriteStartObject();
+            w.WriteString("vm", m.VmName);
+            w.WriteString("vmUuid", m.VmUuid);
+            w.WriteString("from", m.FromName);
+            w.WriteString("fromUuid", m.FromUuid);
+            w.WriteString("to", m.ToName);
+            w.WriteString("toUuid", m.ToUuid);
+            w.WriteNumber("memoryBytes", m.MemoryBytes);
+            w.WriteEndObject();
+        }
+
+        w.WriteEndArray();
+    }
+
+    private static void MigrationTable(StringBuilder sb, IReadOnlyList<PlannedMigration> migrations)
+    {
+        if (migrations.Count == 0)
+        {
+            sb.Append("    (no running VMs to move)\n");
+            return;
+        }
+
+        var rows = new List<string[]> { new[] { "VM", "FROM", "TO", "MEMORY" } };
+        rows.AddRange(migrations.Select(m => new[] { m.VmName, m.FromName, m.ToName, Units.Memory(m.MemoryBytes) }));
+        Table(sb, rows, "    ");
+    }
+
+    private static void MigrationMarkdown(StringBuilder sb, IReadOnlyList<PlannedMigration> migrations)
+    {
+        if (migrations.Count == 0)
+        {
+            sb.Append("No running VMs to move.\n");
+            return;
+        }
+
+        sb.Append("| VM | From | To | Memory |\n|---|---|---|---|\n");
+        foreach (var m in migrations)
+        {
+            sb.Append(s_inv, $"| {Md(m.VmName)} | {Md(m.FromName)} | {Md(m.ToName)} | {Units.Memory(m.MemoryBytes)} |\n");
+        }
+    }
+
+    private static void Table(StringBuilder sb, List<string[]> rows, string indent)
+    {
+        int columns = rows[0].Length;
+        var widths = new int[columns];
+        foreach (var row in rows)
+        {
+            for (int c = 0; c < columns; c++)
+            {
+                widths[c] = Math.Max(widths[c], row[c].Length);
+            }
+        }
+
+        foreach (var row in rows)
+        {
+            sb.Append(indent);
+            for (int c = 0; c < columns; c++)
+            {
+                sb.Append(c == columns - 1 ? row[c] : row[c].PadRight(widths[c] + 2));
+            }
+
+            sb.Append('\n');
+        }
+    }
+
+    private static double Seconds(double seconds) => double.IsFinite(seconds) ? Math.Round(seconds, 1) : -1;
+
+    private static string Count(int count, string noun) => string.Create(s_inv, $"{count} {noun}{(count == 1 ? "" : "s")}");
+
+    private static string ChartTime(double seconds) =>
+        s_chartOrigin.AddSeconds(double.IsFinite(seconds) ? Math.Ceiling(Math.Max(0, seconds) - 1e-9) : 0).ToString("yyyy-MM-dd HH:mm:ss", s_inv);
+
+    /// <summary>Text safe in a Markdown table cell.</summary>
+    private static string Md(string text) =>
+        text.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("|", "\\|", StringComparison.Ordinal)
+            .Replace("\r", " ", StringComparison.Ordinal).Replace("\n", " ", StringComparison.Ordinal);
+
+    /// <summary>Text safe as a Mermaid gantt section or task name (no colon, semicolon or hash).</summary>
+    private static string Mermaid(string text) =>
+        new([.. text.Select(c => c is ':' or ';' or '#' or '\r' or '\n' ? ' ' : c)]);
+}
