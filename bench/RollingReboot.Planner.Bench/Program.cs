@@ -11,7 +11,7 @@ long[] sizes = [512, 1024, 2048, 4096, 8192, 16384];
 Measure("64 hosts x 3200 VMs, ~65% full, one host at a time", Pool(64, 50, 0.65, 1), PlanOptions.Default);
 Measure("64 hosts x 3200 VMs, ~65% full, 4 hosts at a time", Pool(64, 50, 0.65, 1), PlanOptions.Default with { MaxHostsDown = 4 });
 Measure("64 hosts x 3200 VMs, ~65% full, with migrate-back", Pool(64, 50, 0.65, 1), PlanOptions.Default with { ReturnVms = true });
-Measure("64 hosts x 3200 VMs, ~97% full, N+1 tight", Pool(64, 50, 0.97, 1), PlanOptions.Default);
+Measure("64 hosts x 3200 VMs, ~97% full (the master's largest VMs fit nowhere)", Pool(64, 50, 0.97, 1), PlanOptions.Default);
 Measure("64 hosts x 3200 VMs, ~99.5% full (capacity blockers)", Pool(64, 50, 0.995, 1), PlanOptions.Default);
 return 0;
 
