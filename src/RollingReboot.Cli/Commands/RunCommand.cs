@@ -355,7 +355,10 @@ internal sealed class RunCommand
         CloudStackCredentials? credentials;
         try
         {
-            credentials = CloudStackCredentials.Resolve(_env.GetVariable, parse.GetValue(_cmkProfile), _env.Get("HOME") is { } home ? Path.Combine(home, ".cmk", "config") : null);
+            // ~/.cmk/config is read only when a CloudMonkey profile is asked for (option or environment).
+            var profile = parse.GetValue(_cmkProfile);
+            var wantsProfile = profile is not null || _env.Get(CloudStackCredentials.ProfileVariable) is not null;
+            credentials = CloudStackCredentials.Resolve(_env.GetVariable, profile, wantsProfile && _env.Get("HOME") is { } home ? Path.Combine(home, ".cmk", "config") : null);
         }
         catch (CloudStackException e)
         {
