@@ -22,7 +22,7 @@ rm -rf "$results"
 mkdir -p "$results"
 dotnet test RollingReboot.sln -c Release --no-build -nologo \
   --logger "trx" --results-directory "$results" \
-  --logger "console;verbosity=minimal" "$@"
+  --logger "console;verbosity=minimal" "$@" -- RunConfiguration.MaxCpuCount=1
 status=$?
 
 # One closing line for humans and CI, summed over every test project.

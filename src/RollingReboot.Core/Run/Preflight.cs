@@ -26,11 +26,6 @@ public static class Preflight
         var antiAffinity = new Dictionary<string, IReadOnlyList<string>>(knownAntiAffinity ?? new Dictionary<string, IReadOnlyList<string>>());
         IReadOnlyList<CloudStackHost> csHosts = [];
 
-        if (snapshot.CurrentOperations.Count > 0)
-        {
-            extra.Add(new Blocker(PlanCodes.PoolBusy, $"pool {snapshot.Name} has an operation in progress ({string.Join(", ", snapshot.CurrentOperations)})", "wait until it finishes, then run again"));
-        }
-
         // XAPI's own view of what prevents evacuation, host by host.
         // Before each host of a run only that host is asked again; the full check ran before the run.
         foreach (var host in snapshot.Hosts.Where(h => h.Live && (onlyHostUuid is null || h.Uuid == onlyHostUuid)).OrderBy(h => h.Name, StringComparer.Ordinal))

@@ -120,6 +120,13 @@ public sealed class RollingRebootRun
             await RebootHostsAsync(plan, stop, abort);
             outcome = RunOutcome.Done;
             message = $"all {_rebooted.Count} host(s) rebooted";
+            if (_options.Plan.ReturnVms)
+            {
+                var (back, failed) = await ReturnVmsAsync(plan, stop, abort);
+                message += failed.Count == 0
+                    ? $"; {back} VM(s) migrated back to their original hosts"
+                    : $"; {back} VM(s) migrated back, {failed.Count} left where they are ({string.Join(", ", failed.Take(10))})";
+            }
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested || abort.IsCancellationRequested)
         {
@@ -502,6 +509,69 @@ public sealed class RollingRebootRun
         }
 
         return (moved, bytes, retries);
+    }
+
+    /// <summary>
+    /// <c>--return-vms</c>: each VM back to the host it ran on before the run, hosts in reverse order, a
+    /// bounded number of tries, failures reported but not fatal (the VM is running, just elsewhere).
+    /// </summary>
+    private async Task<(int Back, List<string> Failed)> ReturnVmsAsync(Plan plan, CancellationToken stop, CancellationToken abort)
+    {
+        var back = 0;
+        var failed = new List<string>();
+        var order = plan.Steps.Select(s => s.HostUuid).Reverse().ToList();
+        var pending = new List<VmState>();
+        for (var pass = 0; pass < 2; pass++)
+        {
+            var pool = await ReadPatientlyAsync(abort);
+            var wanted = pool.Vms.Where(v => v.IsRunningGuest && _original!.VmHost.TryGetValue(v.Uuid, out var home) && home is not null && home != v.ResidentOnUuid)
+                .OrderBy(v => order.IndexOf(_original!.VmHost[v.Uuid]!) is var i && i < 0 ? int.MaxValue : i).ThenBy(v => v.Name, StringComparer.Ordinal).ToList();
+            if (wanted.Count == 0)
+            {
+                break;
+            }
+
+            _log.Info("Returning {Count} VM(s) to their original hosts (pass {Pass})", wanted.Count, pass + 1);
+            using var gate = new SemaphoreSlim(Math.Max(1, _options.Plan.Threads));
+            pending.Clear();
+            var tasks = wanted.Select(async vm =>
+            {
+                stop.ThrowIfCancellationRequested();
+                await gate.WaitAsync(abort);
+                try
+                {
+                    var home = _original!.VmHost[vm.Uuid]!;
+                    _journal.Write("vm.return.intent", new Dictionary<string, object?> { ["vm"] = vm.Uuid, ["name"] = vm.Name, ["to"] = home });
+                    using var timeout = CancellationTokenSource.CreateLinkedTokenSource(abort);
+                    timeout.CancelAfter(_clock.ToWallSpan(_options.MigrationTimeout));
+                    await _pool.MigrateVmAsync(vm.Uuid, home, null, timeout.Token);
+                    _journal.Write("vm.return.done", new Dictionary<string, object?> { ["vm"] = vm.Uuid });
+                    Interlocked.Increment(ref back);
+                }
+                catch (PoolOperationException e)
+                {
+                    // Memory may free up once other VMs have gone home: one more pass.
+                    lock (pending)
+                    {
+                        pending.Add(vm);
+                    }
+
+                    _log.Warn("Could not return {Vm} yet: {Error}", vm.Name, e.Code);
+                }
+                finally
+                {
+                    gate.Release();
+                }
+            }).ToList();
+            await Task.WhenAll(tasks);
+            if (pending.Count == 0)
+            {
+                break;
+            }
+        }
+
+        failed.AddRange(pending.Select(v => v.Name).Order(StringComparer.Ordinal));
+        return (back, failed);
     }
 
     /// <summary>Another rebooted (or never-rebooting) live enabled host with room for the VM.</summary>

@@ -76,4 +76,32 @@ public sealed class RollingRebootEndToEndTests
         var audit = lab.Audit();
         Assert.DoesNotContain(audit["events"]!.AsArray(), e => e!["type"]!.ToString() is "host.disable" or "host.reboot" or "ha.disable" or "migration.start" or "pool.otherConfig.add");
     }
+
+    [Fact]
+    public async Task Exec_ReturnVms_EveryVmBackOnItsOriginalHost()
+    {
+        const string scenario = """
+            {
+              "name": "return", "pool": { "name": "PR" },
+              "migration": { "setupSeconds": 3 },
+              "hosts": [ { "name": "r1", "master": true, "memoryMiB": 65536, "rebootSeconds": 60 }, { "name": "r2", "memoryMiB": 65536, "rebootSeconds": 60 },
+                         { "name": "r3", "memoryMiB": 65536, "rebootSeconds": 60 } ],
+              "generate": [ { "hosts": ["r1", "r2", "r3"], "perHost": 4, "memoryMiB": [2048, 4096], "seed": 9 } ]
+            }
+            """;
+        await using var lab = await LabHarness.StartAsync(scenario, timeScale: 200);
+        var before = lab.Audit()["vms"]!.AsArray().ToDictionary(v => v!["name"]!.ToString(), v => v!["residentOn"]!.ToString());
+
+        var (code, stdout, stderr) = await lab.RunCliAsync("--clustername", "PR", "--exec", "--return-vms");
+
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        var audit = lab.Audit();
+        Assert.Empty(audit["violations"]!.AsArray());
+        foreach (var vm in audit["vms"]!.AsArray())
+        {
+            Assert.Equal(before[vm!["name"]!.ToString()], vm["residentOn"]!.ToString());
+        }
+
+        Assert.Contains("migrated back", stdout, StringComparison.Ordinal);
+    }
 }
