@@ -36,6 +36,8 @@ public sealed class RollingRebootRun
     private PoolSnapshot? _lastSnapshot;
     private IReadOnlyDictionary<string, IReadOnlyList<string>>? _antiAffinity;
     private JournalState? _resume;
+    private Plan? _currentPlan;
+    private DateTimeOffset _runStarted;
 
     public RollingRebootRun(IPoolConnection pool, ClusterBinding? cloud, IHostProbe? probe, RunJournal journal, IRunLog log, TimeProvider clock, RunOptions options, string runId)
     {
@@ -92,6 +94,7 @@ public sealed class RollingRebootRun
                 await ReenableHostsLeftDisabledAsync(abort);
             }
 
+            _runStarted = _clock.GetUtcNow();
             var pre = await Preflight.RunAsync(_pool, _cloud, _options.Plan, _rebooted, abort);
             _antiAffinity = pre.AntiAffinity;
             plan = pre.Plan;
@@ -335,6 +338,7 @@ public sealed class RollingRebootRun
                 continue;
             }
 
+            _currentPlan = pre.Plan;
             await RunHostAsync(pre.Pool, host, step, stop, abort);
         }
     }
@@ -449,8 +453,9 @@ public sealed class RollingRebootRun
                         timeout.CancelAfter(_clock.ToWallSpan(_options.MigrationTimeout));
                         await _pool.MigrateVmAsync(m.VmUuid, target, null, timeout.Token);
                         _journal.Write("vm.migrate.done", new Dictionary<string, object?> { ["vm"] = m.VmUuid, ["to"] = target });
-                        Interlocked.Increment(ref moved);
+                        var n = Interlocked.Increment(ref moved);
                         Interlocked.Add(ref bytes, m.MemoryBytes);
+                        ReportProgress(host, step, n);
                         return;
                     }
                     catch (PoolOperationException e) when (attempt < _options.MigrationRetries)
@@ -572,6 +577,23 @@ public sealed class RollingRebootRun
 
         failed.AddRange(pending.Select(v => v.Name).Order(StringComparer.Ordinal));
         return (back, failed);
+    }
+
+    /// <summary>Progress a person can follow: a line at each quarter of a host's migrations, with the run's ETA.</summary>
+    private void ReportProgress(HostState host, PlanStep step, int done)
+    {
+        var total = step.Migrations.Count;
+        var quarter = Math.Max(1, total / 4);
+        if (done % quarter != 0 && done != total)
+        {
+            return;
+        }
+
+        var elapsed = _clock.GetUtcNow() - _runStarted;
+        // The plan made just before this host starts with this host: its total is what is left.
+        var remaining = _currentPlan is null ? 0 : _currentPlan.Estimate.TotalSeconds - (step.EvacuationSeconds * done / total);
+        _log.Info("{Host}: {Done}/{Total} migrations; run elapsed {Elapsed}, about {Eta} to go",
+            host.Name, done, total, Units.Duration(elapsed.TotalSeconds), Units.Duration(remaining));
     }
 
     /// <summary>Another rebooted (or never-rebooting) live enabled host with room for the VM.</summary>
