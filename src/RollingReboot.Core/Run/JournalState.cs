@@ -23,6 +23,18 @@ public sealed record JournalState(
 {
     public static JournalState From(IReadOnlyList<JsonObject> lines)
     {
+        try
+        {
+            return Fold(lines);
+        }
+        catch (Exception e) when (e is InvalidOperationException or FormatException or System.Text.Json.JsonException or ArgumentException or NullReferenceException)
+        {
+            throw new JournalException("the journal is damaged: a line has a field of the wrong type (" + e.Message + ")");
+        }
+    }
+
+    private static JournalState Fold(IReadOnlyList<JsonObject> lines)
+    {
         if (lines.Count == 0)
         {
             throw new JournalException("the journal is empty");

@@ -38,7 +38,8 @@ public sealed class RunJournal(IJournalStore store, TimeProvider clock)
     {
         var list = new List<JsonObject>();
         var n = 0;
-        foreach (var line in store.ReadAll())
+        var all = store.ReadAll();
+        foreach (var line in all)
         {
             n++;
             if (string.IsNullOrWhiteSpace(line))
@@ -53,7 +54,7 @@ public sealed class RunJournal(IJournalStore store, TimeProvider clock)
             catch (JsonException e)
             {
                 // A crash can cut the last line short; anything earlier is corruption.
-                if (n == store.ReadAll().Count)
+                if (n == all.Count)
                 {
                     break;
                 }
