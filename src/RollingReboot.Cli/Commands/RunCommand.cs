@@ -113,7 +113,9 @@ internal sealed class RunCommand
                 cloud = new ClusterBinding(cloudClient, await FindClusterAsync(cloudClient, clusterName, parse.GetValue(_zone), cancellationToken));
             }
 
-            var poolSnapshot = await pool.ReadAsync(cancellationToken);
+            var poolSnapshot = _mode == RunMode.PlanOrRun
+                ? await pool.ReadAsync(cancellationToken)
+                : await ReadWhenReachableAsync(pool, clock, hostTimeout, cancellationToken);
             if (cloud is null && !poolSnapshot.Name.Equals(clusterName, StringComparison.Ordinal))
             {
                 throw new UserFacingException($"the pool at {settings.Url.Host} is named '{poolSnapshot.Name}', not '{clusterName}'; without CloudStack settings --clustername must name the pool");
@@ -201,6 +203,27 @@ internal sealed class RunCommand
         catch (CloudStackException e)
         {
             throw new UserFacingException("CloudStack: " + (e.ErrorCode == 401 ? "the API key or secret key was refused (401); check ROLLREBOOT_CLOUDSTACK_API_KEY / _SECRET_KEY or the CloudMonkey profile" : e.Message));
+        }
+    }
+
+    /// <summary>
+    /// Resume and restore may start while the dead run's master is still rebooting: wait for the pool,
+    /// bounded by --host-timeout, instead of failing at once.
+    /// </summary>
+    private async Task<RollingReboot.Core.Pool.PoolSnapshot> ReadWhenReachableAsync(XapiPoolConnection pool, TimeProvider clock, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var deadline = clock.GetUtcNow() + timeout;
+        while (true)
+        {
+            try
+            {
+                return await pool.ReadAsync(cancellationToken);
+            }
+            catch (XapiException e) when ((e.IsUnreachable || e.Code is "HOST_STILL_BOOTING" or "SESSION_INVALID") && clock.GetUtcNow() < deadline)
+            {
+                await _env.Error.WriteLineAsync($"rollreboot: the pool does not answer yet ({e.Code}); waiting for its master");
+                await Task.Delay(TimeSpan.FromSeconds(10), clock, cancellationToken);
+            }
         }
     }
 

@@ -21,6 +21,13 @@ public sealed record JournalState(
     IReadOnlyDictionary<string, long?> RebootRequestedBootTime,
     IReadOnlySet<string> HostsDone)
 {
+    /// <summary>Hosts whose host.reboot call returned (the reboot was taken).</summary>
+    public IReadOnlySet<string> RebootCalled { get; init; } = new HashSet<string>();
+
+    /// <summary>Server time and SSH boot id recorded just before each reboot.</summary>
+    public IReadOnlyDictionary<string, (DateTimeOffset? ServerTime, string? BootId)> RebootContext { get; init; } =
+        new Dictionary<string, (DateTimeOffset?, string?)>();
+
     public static JournalState From(IReadOnlyList<JsonObject> lines)
     {
         try
@@ -48,6 +55,8 @@ public sealed record JournalState(
         var disabled = new HashSet<string>();
         var reboots = new Dictionary<string, long?>();
         var done = new HashSet<string>();
+        var called = new HashSet<string>();
+        var context = new Dictionary<string, (DateTimeOffset?, string?)>();
         foreach (var l in lines)
         {
             var host = l["host"]?.ToString();
@@ -82,6 +91,12 @@ public sealed record JournalState(
                     break;
                 case "host.reboot.intent" when host is not null:
                     reboots[host] = l["bootTime"] is JsonValue v && v.TryGetValue<long>(out var ms) ? ms : null;
+                    context[host] = (
+                        DateTimeOffset.TryParse(l["serverTime"]?.ToString(), CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out var st) ? st : null,
+                        l["bootId"]?.ToString());
+                    break;
+                case "host.reboot.done" when host is not null:
+                    called.Add(host);
                     break;
                 case "host.done" when host is not null:
                     done.Add(host);
@@ -92,7 +107,11 @@ public sealed record JournalState(
             }
         }
 
-        return new JournalState(runId, poolUuid, start["cluster"]?.ToString(), ended, original, lockHeld, haOff, unmanaged, disabled, reboots, done);
+        return new JournalState(runId, poolUuid, start["cluster"]?.ToString(), ended, original, lockHeld, haOff, unmanaged, disabled, reboots, done)
+        {
+            RebootCalled = called,
+            RebootContext = context,
+        };
     }
 
     /// <summary>Hosts this run rebooted: their boot time moved past the one recorded before the reboot.</summary>

@@ -91,6 +91,7 @@ public sealed class RollingRebootRun
         {
             if (_resume is not null)
             {
+                await FinishRebootsInFlightAsync(_resume, abort);
                 await ReenableHostsLeftDisabledAsync(abort);
             }
 
@@ -169,6 +170,37 @@ public sealed class RollingRebootRun
     private RunReport Report(RunOutcome outcome, string message, DateTimeOffset started, Plan? plan) =>
         new(_runId, _lastSnapshot?.Name ?? "?", outcome, message, _hostReports.ToList(), _restored.ToList(), _operatorActions.ToList(),
             (_clock.GetUtcNow() - started).TotalSeconds, plan?.Estimate.TotalSeconds ?? 0, plan);
+
+    /// <summary>
+    /// A run that died while a host was rebooting: wait for that host to come back and prove it, as the
+    /// dead run would have, before planning the rest. A reboot that was never taken is not waited for.
+    /// </summary>
+    private async Task FinishRebootsInFlightAsync(JournalState state, CancellationToken cancellationToken)
+    {
+        var snapshot = await ReadPatientlyAsync(cancellationToken);
+        foreach (var (hostUuid, bootTimeMs) in state.RebootRequestedBootTime)
+        {
+            var h = snapshot.Hosts.FirstOrDefault(x => x.Uuid == hostUuid);
+            if (h is null || _rebooted.Contains(hostUuid))
+            {
+                continue;
+            }
+
+            var inFlight = state.RebootCalled.Contains(hostUuid) || !h.Live || h.CurrentOperations.Count > 0;
+            if (!inFlight)
+            {
+                continue;
+            }
+
+            _log.Info("{Host} was rebooting when the previous run stopped; waiting for it", h.Name);
+            var (serverTime, bootId) = state.RebootContext.GetValueOrDefault(hostUuid);
+            var previousBoot = bootTimeMs is { } ms ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : DateTimeOffset.MinValue;
+            await WaitForHostBackAsync(h, previousBoot, serverTime ?? previousBoot, bootId, hostUuid == snapshot.MasterUuid, cancellationToken);
+            _rebooted.Add(hostUuid);
+            await EnableAfterRebootAsync(h, _original?.HostEnabled.GetValueOrDefault(hostUuid, true) ?? true, cancellationToken);
+            _journal.Write("host.done", new Dictionary<string, object?> { ["host"] = hostUuid, ["name"] = h.Name });
+        }
+    }
 
     /// <summary>
     /// A run that died mid-host left that host disabled; it was enabled before the run, so the resumed plan

@@ -100,31 +100,7 @@ public sealed class RecoveryEndToEndTests
         var before = lab.Audit();
 
         // The real CLI as its own process, killed with SIGKILL once the second host is being evacuated.
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "rollreboot.dll"));
-        foreach (var a in new[] { "--clustername", "C4", "--exec" })
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        foreach (var (k, v) in lab.Lab.Environment)
-        {
-            psi.Environment[k] = v;
-        }
-
-        psi.Environment["ROLLREBOOT_STATE_DIR"] = lab.StateDir;
-        using var process = Process.Start(psi)!;
-        var seen = new TaskCompletionSource();
-        process.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data?.Contains("h2: evacuating", StringComparison.Ordinal) == true || e.Data?.Contains("h3: evacuating", StringComparison.Ordinal) == true)
-            {
-                seen.TrySetResult();
-            }
-        };
-        process.BeginErrorReadLine();
-        process.BeginOutputReadLine();
-        await seen.Task.WaitAsync(TimeSpan.FromSeconds(90));
+        using var process = await StartCliAsync(lab, "h2: evacuating", "--clustername", "C4", "--exec");
         process.Kill(entireProcessTree: true);
         await process.WaitForExitAsync();
 
@@ -148,29 +124,7 @@ public sealed class RecoveryEndToEndTests
     {
         await using var lab = await LabHarness.StartAsync(FourHosts, timeScale: 200);
         var before = lab.Audit();
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "rollreboot.dll"));
-        psi.ArgumentList.Add("--clustername");
-        psi.ArgumentList.Add("C4");
-        psi.ArgumentList.Add("--exec");
-        foreach (var (k, v) in lab.Lab.Environment)
-        {
-            psi.Environment[k] = v;
-        }
-
-        psi.Environment["ROLLREBOOT_STATE_DIR"] = lab.StateDir;
-        using var process = Process.Start(psi)!;
-        var seen = new TaskCompletionSource();
-        process.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data?.Contains("h1: evacuating", StringComparison.Ordinal) == true)
-            {
-                seen.TrySetResult();
-            }
-        };
-        process.BeginErrorReadLine();
-        process.BeginOutputReadLine();
-        await seen.Task.WaitAsync(TimeSpan.FromSeconds(90));
+        using var process = await StartCliAsync(lab, "h1: evacuating", "--clustername", "C4", "--exec");
         process.Kill(entireProcessTree: true);
         await process.WaitForExitAsync();
 
