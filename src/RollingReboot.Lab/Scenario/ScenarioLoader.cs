@@ -128,11 +128,18 @@ public static class ScenarioLoader
         {
             var rng = new Random(g.Seed);
             var counter = s.Vms.Count(v => v.Name.StartsWith(g.NamePrefix, StringComparison.Ordinal) && v.Name.EndsWith("-VM", StringComparison.Ordinal));
+            var taken = s.Vms.Select(v => v.Name).ToHashSet(StringComparer.Ordinal);
             foreach (var host in g.Hosts)
             {
                 for (var i = 0; i < g.PerHost; i++)
                 {
-                    counter++;
+                    // Count on past names the scenario already uses (an explicit i-2-10-VM beside generated i-2-<n>-VM).
+                    do
+                    {
+                        counter++;
+                    }
+                    while (taken.Contains($"{g.NamePrefix}{counter}-VM"));
+
                     s.Vms.Add(new VmSpec
                     {
                         Name = $"{g.NamePrefix}{counter}-VM",

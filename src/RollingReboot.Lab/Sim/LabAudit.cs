@@ -8,7 +8,7 @@ public sealed class LabAudit : ILabAudit
     private readonly Lock _lock = new();
     private readonly List<JsonObject> _events = [];
     private readonly List<string> _violations = [];
-    private readonly Func<double> _now;
+    private Func<double> _now;
 
     public LabAudit(Func<double> now)
     {
@@ -16,6 +16,9 @@ public sealed class LabAudit : ILabAudit
     }
 
     public double SimulatedSeconds => _now();
+
+    /// <summary>Stamps events with the simulation's own clock, so event times and <c>simulatedSeconds</c> agree exactly.</summary>
+    internal void UseClock(Func<double> now) => _now = now;
 
     public void Event(string type, IReadOnlyDictionary<string, object?> fields)
     {

@@ -28,6 +28,8 @@ internal sealed partial class SimPool
         lock (_gate)
         {
             Advance();
+            // A call is handled at one simulated instant: what it starts and records carries the moment it arrived.
+            using var instant = AtInstant(Now);
             var receiver = Hosts.First(h => h.Address == receiverAddress);
             if (receiver.Power == HostPower.Down)
             {
@@ -76,7 +78,19 @@ internal sealed partial class SimPool
                 }
 
                 var task = NewTask(inner, session);
-                var started = Dispatch(inner, args, session, task);
+                Task<JsonNode?>? started;
+                try
+                {
+                    started = Dispatch(inner, args, session, task);
+                }
+                catch (XapiError)
+                {
+                    // Refused before it started: the caller gets the error and never the task, so none may linger.
+                    Tasks.Remove(task.Ref);
+                    Touch("task", task.Ref, "del");
+                    throw;
+                }
+
                 if (started is not null)
                 {
                     _ = CompleteWhenDoneAsync(task, started);

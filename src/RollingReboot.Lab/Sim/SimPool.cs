@@ -35,6 +35,11 @@ internal sealed partial class SimPool : ILabPoolView
     private double? _firstChangeAt;
     private ISimEnvironment? _environment;
 
+    // The simulated instant being handled by this thread (a call, a migration phase, a reboot step): the timer wakes
+    // a little after a happening is due, and what it changes and records must carry the instant itself.
+    [ThreadStatic]
+    private static double? s_happeningAt;
+
     internal readonly List<SimHost> Hosts = [];
     internal readonly List<SimVm> Vms = [];
     internal readonly List<SimSr> Srs = [];
@@ -69,6 +74,7 @@ internal sealed partial class SimPool : ILabPoolView
         XapiVersion = ParseVersion(scenario.Pool.XapiVersion);
         _faultRandom = new Random(scenario.Faults.Select(f => f.Seed ?? 0).FirstOrDefault(s => s != 0) is var seed and not 0 ? seed : 42);
         Master = null!;
+        audit.UseClock(() => Now);
         Build();
     }
 
@@ -83,7 +89,9 @@ internal sealed partial class SimPool : ILabPoolView
     public Version XapiVersion { get; }
 
     /// <summary>Simulated seconds since the lab started.</summary>
-    public double Now => (_clock.GetUtcNow() - _origin).TotalSeconds;
+    public double Now => s_happeningAt ?? ClockNow;
+
+    private double ClockNow => (_clock.GetUtcNow() - _origin).TotalSeconds;
 
     public DateTimeOffset SimTime(double seconds) => _origin + TimeSpan.FromSeconds(seconds);
 
@@ -355,7 +363,7 @@ internal sealed partial class SimPool : ILabPoolView
     /// <summary>Brings the simulation up to the present. Call under the gate.</summary>
     internal void Advance()
     {
-        var now = Now;
+        var now = ClockNow;
         while (true)
         {
             var next = double.PositiveInfinity;
@@ -373,6 +381,7 @@ internal sealed partial class SimPool : ILabPoolView
             }
 
             Integrate(Math.Max(t, _lastAdvance));
+            using var instant = AtInstant(_lastAdvance);
             if (next <= migrationNext)
             {
                 var action = _schedule.Dequeue();
@@ -387,6 +396,18 @@ internal sealed partial class SimPool : ILabPoolView
         }
 
         PublishProgress();
+    }
+
+    private static InstantScope AtInstant(double at)
+    {
+        var scope = new InstantScope(s_happeningAt);
+        s_happeningAt = at;
+        return scope;
+    }
+
+    private readonly struct InstantScope(double? previous) : IDisposable
+    {
+        public void Dispose() => s_happeningAt = previous;
     }
 
     /// <summary>Simulated seconds until the next internal event (for the timer loop).</summary>
@@ -587,6 +608,8 @@ internal sealed partial class SimPool : ILabPoolView
     {
         m.Cancelled = true;
         FinishMigration(m, ["TASK_CANCELLED"]);
+        // The links it shared are free for the others from this instant, not from the next scheduled event.
+        RecomputeRates();
     }
 
     internal IEnumerable<SimMigration> ActiveMigrations => _migrations;
