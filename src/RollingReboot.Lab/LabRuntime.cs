@@ -91,9 +91,11 @@ public sealed class LabRuntime : IAsyncDisposable, ISimEnvironment
         var scenario = _pool.Scenario;
         var addresses = _pool.Hosts.Select(h => h.Address).ToList();
         _xapiPort = FindFreePort(addresses);
-        foreach (var h in _pool.Hosts)
+        // One certificate per host, made in parallel (a 64-host lab must start in seconds).
+        var certificates = await Task.WhenAll(_pool.Hosts.Select(h => Task.Run(() => (h.Name, Cert: CreateCertificate(h.Name, h.Address)), cancellationToken)));
+        foreach (var (name, cert) in certificates)
         {
-            _certificates[h.Name] = CreateCertificate(h.Name, h.Address);
+            _certificates[name] = cert;
         }
 
         // CloudStack and the audit on 127.0.0.1.
@@ -122,16 +124,17 @@ public sealed class LabRuntime : IAsyncDisposable, ISimEnvironment
         {
             // sshd start-up is wall-clock work, not simulated time.
             _sshd = new LabSshd(Path.Combine(_stateDirectory, "ssh"), LabSshd.FindFreePort(addresses), TimeProvider.System);
-            await Task.WhenAll(_pool.Hosts.Select(h => _sshd.StartHostAsync(h.Name, h.Address, h.BootId, cancellationToken)));
+            await Task.WhenAll(_pool.Hosts.Select(h => Task.Run(() => _sshd.StartHostAsync(h.Name, h.Address, h.BootId, cancellationToken), cancellationToken)));
         }
         else
         {
             await _log.WriteLineAsync("rollreboot lab: " + LabSshd.NotAvailableMessage + " The lab runs without SSH endpoints; the CLI then proves reboots through XAPI only (ROLLREBOOT_SSH=off).");
         }
 
-        foreach (var h in _pool.Hosts)
+        var servers = await Task.WhenAll(_pool.Hosts.Select(async h => (h.Name, App: await StartXapiAsync(h, cancellationToken))));
+        foreach (var (name, app) in servers)
         {
-            _xapiServers[h.Name] = await StartXapiAsync(h, cancellationToken);
+            _xapiServers[name] = app;
         }
 
         _effectsWorker = Task.Run(RunEffectsAsync, CancellationToken.None);

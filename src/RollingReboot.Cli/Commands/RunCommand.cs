@@ -16,7 +16,7 @@ namespace RollingReboot.Cli.Commands;
 /// </summary>
 internal sealed class RunCommand
 {
-    private readonly CliEnvironment _env;
+    private CliEnvironment _env;
     private readonly XapiOptions _xapi = new();
 
     private readonly Option<string?> _cluster = new("--clustername") { Description = "CloudStack cluster (or, without CloudStack, the pool's name) to reboot" };
@@ -82,6 +82,27 @@ internal sealed class RunCommand
     }
 
     private async Task<int> ExecuteAsync(ParseResult parse, CancellationToken cancellationToken)
+    {
+        if (_xapi.NothingConfigured(parse, _env) && _mode == RunMode.PlanOrRun)
+        {
+            // No pool configured at all: the embedded lab is the default, announced loudly, never silently.
+            await using var lab = await EmbeddedLab.StartAsync(_env, cancellationToken);
+            var saved = _env;
+            _env = lab.Environment;
+            try
+            {
+                return await RunConfiguredAsync(parse, cancellationToken, lab.Label);
+            }
+            finally
+            {
+                _env = saved;
+            }
+        }
+
+        return await RunConfiguredAsync(parse, cancellationToken, null);
+    }
+
+    private async Task<int> RunConfiguredAsync(ParseResult parse, CancellationToken cancellationToken, string? labLabel)
     {
         var clusterName = parse.GetValue(_cluster)
             ?? throw new UserFacingException("--clustername is required: name the CloudStack cluster (or pool) to reboot; see --help");
@@ -171,6 +192,10 @@ internal sealed class RunCommand
                 UseSshProof = probe is not null,
             };
             log.Info("Run {RunId} on pool {Pool} (cluster {Cluster}); journal and log under {StateDir}", runId, poolSnapshot.Name, clusterName, stateDir);
+            if (labLabel is not null)
+            {
+                log.Warn("This run is against {Lab}: a simulation, no real host is touched", labLabel);
+            }
             var run = new RollingRebootRun(pool, cloud, probe, journal, log, clock, options, runId);
             RunReport report;
             if (_mode == RunMode.Restore)

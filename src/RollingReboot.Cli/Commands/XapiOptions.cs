@@ -27,6 +27,10 @@ internal sealed class XapiOptions
         command.Options.Add(Insecure);
     }
 
+    /// <summary>True when no pool address is given anywhere (option or environment).</summary>
+    public bool NothingConfigured(ParseResult parse, CliEnvironment env) =>
+        parse.GetValue(Url) is null && env.Get(EnvNames.XapiUrl) is null && env.Get(EnvNames.CloudStackUrl) is null;
+
     public XapiSettings Resolve(ParseResult parse, CliEnvironment env)
     {
         var insecure = parse.GetValue(Insecure);

@@ -159,11 +159,19 @@ public sealed class LabSshd : IAsyncDisposable, IDisposable
         _ = IPAddress.Parse(address);
 
         HostState host;
+        bool known;
+        lock (_lock)
+        {
+            known = _hosts.ContainsKey(hostName);
+        }
+
+        // Key generation runs outside the lock so that many hosts start in parallel.
+        var created = known ? null : CreateHost(hostName, address);
         lock (_lock)
         {
             if (!_hosts.TryGetValue(hostName, out host!))
             {
-                host = CreateHost(hostName, address);
+                host = created!;
                 _hosts[hostName] = host;
                 WriteKnownHosts();
             }
