@@ -1,0 +1,36 @@
+namespace RollingReboot.Bench;
+
+/// <summary>What the bench runs: scenarios (under tests/scenarios) and, for each, the methods compared.</summary>
+public static class Catalog
+{
+    public const string Rollreboot = "rollreboot";
+    public const string Rollreboot2 = "rollreboot-mhd2";
+
+    public static readonly IReadOnlyList<string> AllMethods = [Rollreboot, Rollreboot2, Baseline.Evacuate, Baseline.Greedy, Baseline.Sequential];
+
+    public static readonly IReadOnlyList<BenchScenario> Scenarios =
+    [
+        new("six-hosts", "six-hosts-n-plus-1.json", NPlusOne: true, [Rollreboot, Baseline.Evacuate, Baseline.Greedy, Baseline.Sequential], null),
+        new("six-hosts-tight", "bench-six-hosts-tight.json", NPlusOne: true, [Rollreboot, Baseline.Evacuate, Baseline.Greedy, Baseline.Sequential], null),
+        new("hetero-16", "bench-hetero-16.json", NPlusOne: true, [Rollreboot, Baseline.Evacuate, Baseline.Greedy, Baseline.Sequential], null),
+        new("sixteen-half", "bench-sixteen-half.json", NPlusOne: true, [Rollreboot, Rollreboot2, Baseline.Evacuate, Baseline.Greedy, Baseline.Sequential], null),
+
+        // A full run of 64 hosts one at a time is about 20 simulated hours (30 min of wall time at scale 40) per
+        // method: the run reboots the master and seven more (--hosts), in the full 64-host, 3,000-VM pool.
+        new("64-hosts-3000-vms", "bench-64-hosts-3000-vms.json", NPlusOne: true, [Rollreboot, Baseline.Evacuate, Baseline.Greedy, Baseline.Sequential],
+            ["xen01", "xen02", "xen03", "xen04", "xen05", "xen06", "xen07", "xen08"]),
+    ];
+
+    public static string Describe(string method) => method switch
+    {
+        Rollreboot => "rollreboot --exec (one host at a time)",
+        Rollreboot2 => "rollreboot --exec --max-hosts-down 2",
+        Baseline.Evacuate => "(a) host.evacuate, XAPI picks targets",
+        Baseline.Greedy => "(b) greedy most-free host, 5 parallel",
+        Baseline.Sequential => "(c) one VM at a time to most-free host",
+        _ => method,
+    };
+}
+
+/// <summary>A scenario in the bench; <paramref name="Hosts"/> limits the run to those hosts (null: all).</summary>
+public sealed record BenchScenario(string Id, string File, bool NPlusOne, IReadOnlyList<string> Methods, IReadOnlyList<string>? Hosts);
