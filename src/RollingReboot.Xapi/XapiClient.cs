@@ -108,6 +108,7 @@ public sealed class XapiClient : IAsyncDisposable
     {
         var safe = IsSafeToRetry(method);
         var sessionRetried = false;
+        var unreachableRetries = 0;
         var deadline = _options.TimeProvider.GetUtcNow() + _options.MasterSearchTimeout;
         while (true)
         {
@@ -136,9 +137,10 @@ public sealed class XapiClient : IAsyncDisposable
                 SwitchMaster(e.Parameters.Count > 0 ? HostUri(e.Parameters[0], master) : master);
                 InvalidateSession(session);
             }
-            catch (XapiException e) when (e.IsUnreachable && safe && _options.TimeProvider.GetUtcNow() < deadline)
+            catch (XapiException e) when (e.IsUnreachable && safe && (++unreachableRetries <= 3 || _options.TimeProvider.GetUtcNow() < deadline))
             {
-                // Reads are safe to repeat: look for the master among the pool's hosts and try again.
+                // Reads are safe to repeat: look for the master among the pool's hosts and try again
+                // (a few times whatever the clock says: a reset connection needs one more try, not a search).
                 InvalidateSession(session);
                 await FindMasterAsync(deadline, cancellationToken);
             }
@@ -296,6 +298,7 @@ public sealed class XapiClient : IAsyncDisposable
     {
         var deadline = _options.TimeProvider.GetUtcNow() + _options.MasterSearchTimeout;
         var hops = 0;
+        var attempts = 0;
         var delay = TimeSpan.FromMilliseconds(500);
         while (true)
         {
@@ -308,7 +311,7 @@ public sealed class XapiClient : IAsyncDisposable
             {
                 SwitchMaster(HostUri(e.Parameters[0], target));
             }
-            catch (XapiException e) when ((e.IsUnreachable || e.Code == "HOST_STILL_BOOTING") && _options.TimeProvider.GetUtcNow() < deadline)
+            catch (XapiException e) when ((e.IsUnreachable || e.Code == "HOST_STILL_BOOTING") && (++attempts <= 3 || _options.TimeProvider.GetUtcNow() < deadline))
             {
                 if (await TryOtherHostsAsync(target, cancellationToken))
                 {
@@ -369,8 +372,10 @@ public sealed class XapiClient : IAsyncDisposable
     private async Task FindMasterAsync(DateTimeOffset deadline, CancellationToken cancellationToken)
     {
         var delay = TimeSpan.FromMilliseconds(500);
-        while (_options.TimeProvider.GetUtcNow() < deadline)
+        var first = true;
+        while (first || _options.TimeProvider.GetUtcNow() < deadline)
         {
+            first = false;
             var master = MasterUrl;
             try
             {
