@@ -267,6 +267,7 @@ public sealed class LabRuntime : IAsyncDisposable, ISimEnvironment
             {
                 if (up)
                 {
+                    ApplySshFaults(host.Name);
                     _sshd.SetBootId(host.Name, bootId);
                     await _sshd.StartHostAsync(host.Name, host.Address, bootId, _stop.Token);
                 }
@@ -285,6 +286,25 @@ public sealed class LabRuntime : IAsyncDisposable, ISimEnvironment
                 _cloudStack?.OnHostDown(host.Name);
             }
         });
+    }
+
+    /// <summary>SSH faults strike at the host's next boot: a new host key, or the CLI's key refused.</summary>
+    private void ApplySshFaults(string hostName)
+    {
+        foreach (var f in _pool.Scenario.Faults.Where(f => f.Host == hostName && f.Times > 0 && f.Type is "sshHostKeyChanged" or "sshAuthFails").ToList())
+        {
+            f.Times--;
+            if (f.Type == "sshHostKeyChanged")
+            {
+                _sshd!.ReplaceHostKey(hostName);
+            }
+            else
+            {
+                _sshd!.RefuseClientKey(hostName);
+            }
+
+            Audit.Event("ssh.fault", new Dictionary<string, object?> { ["host"] = hostName, ["fault"] = f.Type });
+        }
     }
 
     private async Task RunEffectsAsync()

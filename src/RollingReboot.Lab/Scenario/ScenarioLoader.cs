@@ -297,9 +297,9 @@ public static class ScenarioLoader
                 problems.Add($"{at}: host {f.Host ?? "(missing)"} is not in hosts");
             }
 
-            if (f.Type is "sshAuthFails" or "sshHostKeyChanged" && f.Host is not null && !hosts.ContainsKey(f.Host))
+            if (f.Type is "sshAuthFails" or "sshHostKeyChanged" && (f.Host is null || !hosts.ContainsKey(f.Host)))
             {
-                problems.Add($"{at}: host {f.Host} is not in hosts");
+                problems.Add($"{at}: host {f.Host ?? "(missing)"} is not in hosts");
             }
 
             if (f.Type == "slowReboot" && f.RebootSeconds is null or < 0)

@@ -374,6 +374,33 @@ public sealed class LabSshd : IAsyncDisposable, IDisposable
         }
     }
 
+    /// <summary>
+    /// Fault: the host comes back with a new host key (reinstalled, or an attacker): the known_hosts the lab
+    /// handed out keeps the old one, so a careful client must refuse it. Call while the host's sshd is stopped.
+    /// </summary>
+    public void ReplaceHostKey(string hostName)
+    {
+        var directory = HostDirectory(hostName);
+        var keyPath = Path.Combine(directory, "ssh_host_ed25519_key");
+        File.Delete(keyPath);
+        File.Delete(keyPath + ".pub");
+        GenerateKey(keyPath, $"rollreboot-lab-{hostName}-replaced");
+    }
+
+    /// <summary>Fault: the host no longer accepts the CLI's key (authorized_keys emptied). Call while its sshd is stopped.</summary>
+    public void RefuseClientKey(string hostName) =>
+        File.WriteAllText(Path.Combine(HostDirectory(hostName), "authorized_keys"), "");
+
+    private string HostDirectory(string hostName)
+    {
+        lock (_lock)
+        {
+            return _hosts.TryGetValue(hostName, out var host)
+                ? Path.GetDirectoryName(host.ConfigPath)!
+                : throw new InvalidOperationException($"Host {hostName} was never started.");
+        }
+    }
+
     private HostState CreateHost(string hostName, string address)
     {
         var directory = Path.Combine(StateDirectory, "hosts", SafeName(hostName));

@@ -137,4 +137,19 @@ public sealed class FaultEndToEndTests
         AssertNothingLost(audit);
         Assert.Contains(audit["vms"]!.AsArray(), v => v!["name"]!.ToString() == "i-9-99-VM");
     }
+
+    [Theory]
+    [InlineData("sshHostKeyChanged", "host key")]
+    [InlineData("sshAuthFails", "auth")]
+    public async Task SshProofFailsAfterReboot_Exit5NamingTheSshProblem_NothingLost(string fault, string expected)
+    {
+        var (code, stdout, stderr, audit) = await RunAsync(FourHosts($$"""{ "type": "{{fault}}", "host": "f2" }"""));
+        Assert.True(code == 5, $"exit {code}\n{stdout}\n{stderr}");
+        Assert.Contains(expected, stderr + stdout, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("f2", stderr, StringComparison.Ordinal);
+        AssertNothingLost(audit);
+        Assert.All(audit["hosts"]!.AsArray(), h => Assert.True(h!["enabled"]!.GetValue<bool>()));
+        Assert.True(audit["pool"]!["haEnabled"]!.GetValue<bool>());
+        Assert.Equal("Managed", audit["cloudstack"]!["managedState"]!.ToString());
+    }
 }
