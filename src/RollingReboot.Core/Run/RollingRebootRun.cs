@@ -36,6 +36,7 @@ public sealed class RollingRebootRun
     private PoolSnapshot? _lastSnapshot;
     private IReadOnlyDictionary<string, IReadOnlyList<string>>? _antiAffinity;
     private JournalState? _resume;
+    private readonly Lock _state = new();
     private Plan? _currentPlan;
     private DateTimeOffset _runStarted;
 
@@ -349,29 +350,55 @@ public sealed class RollingRebootRun
 
     private async Task RebootHostsAsync(Plan plan, CancellationToken stop, CancellationToken abort)
     {
-        var order = plan.Steps.Select(s => s.HostUuid).ToList();
-        foreach (var hostUuid in order)
+        var remaining = plan.Steps.Select(s => s.HostUuid).ToList();
+        while (remaining.Count > 0)
         {
             stop.ThrowIfCancellationRequested();
 
-            // Re-plan against the live pool: VMs may have started, stopped or moved.
-            var pre = await Preflight.RunAsync(_pool, null, _options.Plan, _rebooted, abort, hostUuid, _antiAffinity);
+            // Re-plan against the live pool: VMs may have started, stopped or moved. One host at a time asks
+            // XAPI about that host only; with waves every host is asked.
+            var onlyHost = _options.Plan.MaxHostsDown > 1 ? null : remaining[0];
+            var pre = await Preflight.RunAsync(_pool, null, _options.Plan, RebootedSoFar(), abort, onlyHost, _antiAffinity);
             _lastSnapshot = pre.Pool;
-            var step = pre.Plan.Steps.FirstOrDefault(s => s.HostUuid == hostUuid);
-            var host = pre.Pool.Hosts.First(h => h.Uuid == hostUuid);
             if (pre.Plan.Blockers.Count > 0)
             {
-                throw new RunStoppedException($"before {host.Name}: {string.Join("; ", pre.Plan.Blockers.Select(b => b.Message))}", needsOperator: false);
+                var next = pre.Pool.Hosts.FirstOrDefault(h => h.Uuid == remaining[0])?.Name ?? remaining[0];
+                throw new RunStoppedException($"before {next}: {string.Join("; ", pre.Plan.Blockers.Select(b => b.Message))}", needsOperator: false);
             }
 
-            if (step is null)
+            foreach (var gone in remaining.Where(r => pre.Plan.Steps.All(s => s.HostUuid != r)).ToList())
             {
-                _log.Warn("{Host} no longer needs the run's attention; skipped", host.Name);
-                continue;
+                _log.Warn("{Host} no longer needs the run's attention; skipped", pre.Pool.Hosts.FirstOrDefault(h => h.Uuid == gone)?.Name ?? gone);
+                remaining.Remove(gone);
             }
 
+            var steps = pre.Plan.Steps.Where(s => remaining.Contains(s.HostUuid)).ToList();
+            if (steps.Count == 0)
+            {
+                break;
+            }
+
+            // The live plan's next wave: hosts rebooted together (always one, the master alone, with --max-hosts-down 1).
+            var wave = steps.Where(s => s.Wave == steps[0].Wave).ToList();
             _currentPlan = pre.Plan;
-            await RunHostAsync(pre.Pool, host, step, stop, abort);
+            if (wave.Count > 1)
+            {
+                _log.Info("Wave {Wave}: {Hosts} together", wave[0].Wave, string.Join(", ", wave.Select(w => w.HostName)));
+            }
+
+            await Task.WhenAll(wave.Select(step => RunHostAsync(pre.Pool, pre.Pool.Hosts.First(h => h.Uuid == step.HostUuid), step, stop, abort)));
+            foreach (var step in wave)
+            {
+                remaining.Remove(step.HostUuid);
+            }
+        }
+    }
+
+    private HashSet<string> RebootedSoFar()
+    {
+        lock (_state)
+        {
+            return [.. _rebooted];
         }
     }
 
@@ -382,7 +409,11 @@ public sealed class RollingRebootRun
         _log.HostPhase(host.Name, isMaster ? "evacuating (master)" : "evacuating");
 
         _journal.Write("host.disable.intent", new Dictionary<string, object?> { ["host"] = host.Uuid, ["name"] = host.Name });
-        _disabledByRun.Add(host.Uuid);
+        lock (_state)
+        {
+            _disabledByRun.Add(host.Uuid);
+        }
+
         await IdempotentAsync(ct => _pool.DisableHostAsync(host.Uuid, ct), abort);
         _journal.Write("host.disable.done", new Dictionary<string, object?> { ["host"] = host.Uuid });
 
@@ -444,12 +475,20 @@ public sealed class RollingRebootRun
         _journal.Write("host.reboot.done", new Dictionary<string, object?> { ["host"] = host.Uuid });
 
         await WaitForHostBackAsync(host, hostNow.BootTime ?? serverTime, serverTime, bootId, isMaster, abort);
-        _rebooted.Add(host.Uuid);
+        lock (_state)
+        {
+            _rebooted.Add(host.Uuid);
+        }
+
 
         var wasEnabled = _original!.HostEnabled.GetValueOrDefault(host.Uuid, true);
         await EnableAfterRebootAsync(host, wasEnabled, abort);
         var rebootSeconds = (_clock.GetUtcNow() - rebootStart).TotalSeconds;
-        _hostReports.Add(new HostReport(host.Name, isMaster, moved, bytes, evacuated, rebootSeconds, retries, "rebooted"));
+        lock (_state)
+        {
+            _hostReports.Add(new HostReport(host.Name, isMaster, moved, bytes, evacuated, rebootSeconds, retries, "rebooted"));
+        }
+
         _journal.Write("host.done", new Dictionary<string, object?> { ["host"] = host.Uuid, ["name"] = host.Name });
         _log.HostPhase(host.Name, string.Create(CultureInfo.InvariantCulture, $"done ({moved} migrations in {evacuated:0} s, back after {rebootSeconds:0} s)"));
     }
@@ -631,10 +670,11 @@ public sealed class RollingRebootRun
     /// <summary>Another rebooted (or never-rebooting) live enabled host with room for the VM.</summary>
     private string? PickAlternative(PoolSnapshot live, VmState vm, string sourceUuid, string failedTarget)
     {
-        var allowed = _rebooted.ToHashSet();
+        var allowed = RebootedSoFar();
+        var nothingRebooted = allowed.Count == 0;
         allowed.UnionWith(live.Hosts.Where(h => !_original!.HostEnabled.ContainsKey(h.Uuid)).Select(h => h.Uuid));
         return live.Hosts
-            .Where(h => h.Uuid != sourceUuid && h.Uuid != failedTarget && h.Live && h.Enabled && h.MemoryFree >= vm.MemoryBytes && (allowed.Contains(h.Uuid) || _rebooted.Count == 0))
+            .Where(h => h.Uuid != sourceUuid && h.Uuid != failedTarget && h.Live && h.Enabled && h.MemoryFree >= vm.MemoryBytes && (allowed.Contains(h.Uuid) || nothingRebooted))
             .OrderByDescending(h => h.MemoryFree).ThenBy(h => h.Name, StringComparer.Ordinal)
             .Select(h => h.Uuid).FirstOrDefault();
     }
@@ -749,13 +789,13 @@ public sealed class RollingRebootRun
                     await _pool.DisableHostAsync(host.Uuid, abort);
                 }
 
-                _disabledByRun.Remove(host.Uuid);
+                Forget(host.Uuid);
                 return;
             }
 
             if (h.Enabled)
             {
-                _disabledByRun.Remove(host.Uuid);
+                Forget(host.Uuid);
                 _journal.Write("host.enable.done", new Dictionary<string, object?> { ["host"] = host.Uuid });
                 return;
             }
@@ -763,7 +803,7 @@ public sealed class RollingRebootRun
             try
             {
                 await _pool.EnableHostAsync(host.Uuid, abort);
-                _disabledByRun.Remove(host.Uuid);
+                Forget(host.Uuid);
                 _journal.Write("host.enable.done", new Dictionary<string, object?> { ["host"] = host.Uuid });
                 return;
             }
@@ -776,6 +816,14 @@ public sealed class RollingRebootRun
             {
                 await _pool.WaitForChangeAsync(TimeSpan.FromSeconds(10), abort);
             }
+        }
+    }
+
+    private void Forget(string disabledHost)
+    {
+        lock (_state)
+        {
+            _disabledByRun.Remove(disabledHost);
         }
     }
 

@@ -148,4 +148,43 @@ public sealed class StrangeScenarioTests
         Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
         AssertWhole(before, after, ["x1", "x2", "x3"]);
     }
+
+    [Fact]
+    public async Task MaxHostsDownTwo_HalfFullPool_RebootsInWavesFasterThanOneAtATime()
+    {
+        const string scenario = """
+            {
+              "name": "waves", "pool": { "name": "WAVE" },
+              "migration": { "setupSeconds": 3 },
+              "hosts": [ { "name": "w1", "master": true, "memoryMiB": 65536, "rebootSeconds": 200 }, { "name": "w2", "memoryMiB": 65536, "rebootSeconds": 200 },
+                         { "name": "w3", "memoryMiB": 65536, "rebootSeconds": 200 }, { "name": "w4", "memoryMiB": 65536, "rebootSeconds": 200 },
+                         { "name": "w5", "memoryMiB": 65536, "rebootSeconds": 200 } ],
+              "generate": [ { "hosts": ["w1", "w2", "w3", "w4", "w5"], "perHost": 4, "memoryMiB": [2048, 4096], "seed": 8 } ]
+            }
+            """;
+        var (code, stdout, stderr, before, after) = await RunAsync(scenario, "WAVE", "--max-hosts-down", "2");
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        AssertWhole(before, after, ["w1", "w2", "w3", "w4", "w5"]);
+
+        // Two members were down at the same time at least once, and never the master with another host.
+        var down = new HashSet<string>();
+        var maxDown = 0;
+        foreach (var e in after["events"]!.AsArray())
+        {
+            var type = e!["type"]!.ToString();
+            if (type == "host.down")
+            {
+                down.Add(e["host"]!.ToString());
+                Assert.False(down.Contains("w1") && down.Count > 1, "the master went down with another host");
+                maxDown = Math.Max(maxDown, down.Count);
+            }
+            else if (type == "host.up")
+            {
+                down.Remove(e["host"]!.ToString());
+            }
+        }
+
+        Assert.Equal(2, maxDown);
+        Assert.Contains("Wave", stderr, StringComparison.Ordinal);
+    }
 }
