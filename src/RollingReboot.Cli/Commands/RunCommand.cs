@@ -24,7 +24,8 @@ internal sealed class RunCommand
     private readonly Option<bool> _exec = new("--exec") { Description = "Do it. Without --exec rollreboot only prints the plan and changes nothing" };
     private readonly Option<string> _format = new("--format") { Description = "Plan output: text, markdown or json", DefaultValueFactory = _ => "text" };
     private readonly Option<FileInfo?> _output = new("--output") { Description = "Write the plan to this file instead of stdout" };
-    private readonly Option<FileInfo?> _report = new("--report") { Description = "Write the run's report (Markdown) to this file" };
+    private readonly Option<FileInfo?> _report = new("--report") { Description = "Write the run's report (Markdown, with a Mermaid gantt of what happened) to this file" };
+    private readonly Option<FileInfo?> _reportJson = new("--report-json") { Description = "Write the run's report as JSON to this file" };
     private readonly Option<int> _threads = new("--threads") { Description = "Parallel migrations per step", DefaultValueFactory = _ => 5 };
     private readonly Option<int> _maxHostsDown = new("--max-hosts-down") { Description = "Hosts evacuated and rebooted together when capacity allows (the master always alone)", DefaultValueFactory = _ => 1 };
     private readonly Option<string[]> _hosts = new("--hosts") { Description = "Only these hosts (names or uuids; comma-separated or repeated)", AllowMultipleArgumentsPerToken = true };
@@ -68,10 +69,10 @@ internal sealed class RunCommand
     private static void Configure(Command command, RunCommand c)
     {
         var options = c._mode == RunMode.PlanOrRun
-            ? new Option[] { c._cluster, c._zone, c._exec, c._format, c._output, c._report, c._threads, c._maxHostsDown, c._hosts, c._ignoreHosts, c._onlyNeeding, c._returnVms, c._hostTimeout, c._breakLock, c._cmkProfile, c._sshAcceptNew, c._assumeReboot, c._assumeLink, c._verbose }
+            ? new Option[] { c._cluster, c._zone, c._exec, c._format, c._output, c._report, c._reportJson, c._threads, c._maxHostsDown, c._hosts, c._ignoreHosts, c._onlyNeeding, c._returnVms, c._hostTimeout, c._breakLock, c._cmkProfile, c._sshAcceptNew, c._assumeReboot, c._assumeLink, c._verbose }
             : c._mode == RunMode.Resume
-                ? new Option[] { c._cluster, c._zone, c._report, c._threads, c._maxHostsDown, c._hosts, c._ignoreHosts, c._onlyNeeding, c._hostTimeout, c._cmkProfile, c._sshAcceptNew, c._verbose }
-                : new Option[] { c._cluster, c._zone, c._report, c._hostTimeout, c._cmkProfile, c._verbose };
+                ? new Option[] { c._cluster, c._zone, c._report, c._reportJson, c._threads, c._maxHostsDown, c._hosts, c._ignoreHosts, c._onlyNeeding, c._hostTimeout, c._cmkProfile, c._sshAcceptNew, c._verbose }
+                : new Option[] { c._cluster, c._zone, c._report, c._reportJson, c._hostTimeout, c._cmkProfile, c._verbose };
         foreach (var o in options)
         {
             command.Options.Add(o);
@@ -335,6 +336,11 @@ internal sealed class RunCommand
         if (parse.GetValue(_report) is { } file)
         {
             await File.WriteAllTextAsync(file.FullName, ReportWriter.ToMarkdown(report));
+        }
+
+        if (parse.GetValue(_reportJson) is { } json)
+        {
+            await File.WriteAllTextAsync(json.FullName, ReportWriter.ToJson(report));
         }
     }
 

@@ -76,6 +76,33 @@ public static class ReportWriter
         return sb.ToString();
     }
 
+    public static string ToJson(RunReport r)
+    {
+        var o = new System.Text.Json.Nodes.JsonObject
+        {
+            ["runId"] = r.RunId,
+            ["pool"] = r.PoolName,
+            ["outcome"] = r.Outcome.ToString(),
+            ["message"] = r.Message,
+            ["totalSeconds"] = Math.Round(r.TotalSeconds, 1),
+            ["estimatedSeconds"] = Math.Round(r.EstimatedSeconds, 1),
+            ["hosts"] = new System.Text.Json.Nodes.JsonArray(r.Hosts.Select(h => (System.Text.Json.Nodes.JsonNode?)new System.Text.Json.Nodes.JsonObject
+            {
+                ["name"] = h.Name,
+                ["isMaster"] = h.IsMaster,
+                ["migrations"] = h.Migrations,
+                ["bytesMoved"] = h.BytesMoved,
+                ["evacuationSeconds"] = Math.Round(h.EvacuationSeconds, 1),
+                ["rebootSeconds"] = Math.Round(h.RebootSeconds, 1),
+                ["retries"] = h.Retries,
+                ["result"] = h.Result,
+            }).ToArray()),
+            ["restored"] = new System.Text.Json.Nodes.JsonArray(r.Restored.Select(x => (System.Text.Json.Nodes.JsonNode?)x).ToArray()),
+            ["operatorActions"] = new System.Text.Json.Nodes.JsonArray(r.OperatorActions.Select(x => (System.Text.Json.Nodes.JsonNode?)x).ToArray()),
+        };
+        return o.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n";
+    }
+
     private static string Outcome(RunOutcome o) => o switch
     {
         RunOutcome.Done => "done",

@@ -92,7 +92,9 @@ public sealed class RollingRebootEndToEndTests
         await using var lab = await LabHarness.StartAsync(scenario, timeScale: 200);
         var before = lab.Audit()["vms"]!.AsArray().ToDictionary(v => v!["name"]!.ToString(), v => v!["residentOn"]!.ToString());
 
-        var (code, stdout, stderr) = await lab.RunCliAsync("--clustername", "PR", "--exec", "--return-vms");
+        var reportJson = Path.Combine(lab.StateDir, "report.json");
+        var reportMd = Path.Combine(lab.StateDir, "report.md");
+        var (code, stdout, stderr) = await lab.RunCliAsync("--clustername", "PR", "--exec", "--return-vms", "--report", reportMd, "--report-json", reportJson);
 
         Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
         var audit = lab.Audit();
@@ -103,5 +105,9 @@ public sealed class RollingRebootEndToEndTests
         }
 
         Assert.Contains("migrated back", stdout, StringComparison.Ordinal);
+        var report = JsonNode.Parse(File.ReadAllText(reportJson))!;
+        Assert.Equal("Done", report["outcome"]!.ToString());
+        Assert.Equal(3, report["hosts"]!.AsArray().Count);
+        Assert.Contains("gantt", File.ReadAllText(reportMd), StringComparison.Ordinal);
     }
 }
