@@ -28,13 +28,14 @@ public partial class CliDocsTests
     public void EveryCommandHasASection_AndEverySectionIsACommand()
     {
         var commands = AllCommands(_root).Select(c => c.Path).ToList();
-        Assert.Equal(["rollreboot", "rollreboot lab", "rollreboot restore", "rollreboot resume", "rollreboot status"], commands.Order(StringComparer.Ordinal));
-
         var missing = commands.Except(_doc.Sections.Keys).ToList();
         Assert.True(missing.Count == 0, $"docs/cli.md has no '## {string.Join("' / '## ", missing)}' section");
 
         var unknown = _doc.Sections.Keys.Except(commands).ToList();
         Assert.True(unknown.Count == 0, $"docs/cli.md documents commands that do not exist: {string.Join(", ", unknown)}");
+
+        // The walk itself sees the whole tree.
+        Assert.Subset(commands.ToHashSet(), new HashSet<string> { "rollreboot", "rollreboot resume", "rollreboot restore", "rollreboot status", "rollreboot lab" });
     }
 
     [Fact]
@@ -44,7 +45,7 @@ public partial class CliDocsTests
         {
             foreach (var sub in command.Subcommands.Where(s => !s.Hidden))
             {
-                Assert.True(_doc.Text.Contains($"rollreboot {sub.Name}", StringComparison.Ordinal), $"docs/cli.md never mentions '{path} {sub.Name}'");
+                Assert.True(_doc.Text.Contains($"{path} {sub.Name}", StringComparison.Ordinal), $"docs/cli.md never mentions '{path} {sub.Name}'");
             }
         }
     }
@@ -59,10 +60,11 @@ public partial class CliDocsTests
     [Fact]
     public void AnOptionAddedWithoutDocumentationIsCaught()
     {
-        // The guard itself: the same check, on a tree with one more option than the page documents.
+        // The guard itself: the same check, on a tree with options the page does not document.
+        var before = UndocumentedOptions(_root, _doc);
         _root.Subcommands.Single(c => c.Name == "resume").Options.Add(new Option<bool>("--not-documented-anywhere"));
         _root.Options.Add(new Option<int>("--also-new", "-N"));
-        var problems = UndocumentedOptions(_root, _doc);
+        var problems = UndocumentedOptions(_root, _doc).Except(before).ToList();
         Assert.Equal(
             ["rollreboot: option --also-new is not in the option table of '## rollreboot'",
              "rollreboot: option -N is not in the option table of '## rollreboot'",
