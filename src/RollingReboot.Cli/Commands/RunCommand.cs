@@ -39,6 +39,9 @@ internal sealed class RunCommand
     private readonly Option<double?> _assumeReboot = new("--assume-reboot-seconds") { Description = "Host reboot time used in the estimate (default 300)" };
     private readonly Option<double?> _assumeLink = new("--assume-link-mbps") { Description = "Host link bandwidth for migrations in MB/s used in the estimate (default 250)" };
     private readonly Option<bool> _verbose = new("--verbose") { Description = "More detail in the log" };
+    private readonly Option<int?> _pauseAfter = new("--pause-after") { Description = "Canary: stop safely after this many hosts (restored, exit 4); continue with 'rollreboot resume'" };
+    private readonly Option<string?> _windowEnd = new("--window-end") { Description = "End of the maintenance window: a time (2026-11-23T04:00, local unless it has an offset) or a duration from now (90m, 2h); no host is started that would end after it" };
+    private readonly Option<string?> _hostDelay = new("--host-delay") { Description = "Wait this long between hosts (e.g. 5m)" };
 
     private readonly RunMode _mode;
 
@@ -69,9 +72,9 @@ internal sealed class RunCommand
     private static void Configure(Command command, RunCommand c)
     {
         var options = c._mode == RunMode.PlanOrRun
-            ? new Option[] { c._cluster, c._zone, c._exec, c._format, c._output, c._report, c._reportJson, c._threads, c._maxHostsDown, c._hosts, c._ignoreHosts, c._onlyNeeding, c._returnVms, c._hostTimeout, c._breakLock, c._cmkProfile, c._sshAcceptNew, c._assumeReboot, c._assumeLink, c._verbose }
+            ? new Option[] { c._cluster, c._zone, c._exec, c._format, c._output, c._report, c._reportJson, c._threads, c._maxHostsDown, c._hosts, c._ignoreHosts, c._onlyNeeding, c._returnVms, c._hostTimeout, c._breakLock, c._cmkProfile, c._sshAcceptNew, c._assumeReboot, c._assumeLink, c._verbose, c._pauseAfter, c._windowEnd, c._hostDelay }
             : c._mode == RunMode.Resume
-                ? new Option[] { c._cluster, c._zone, c._report, c._reportJson, c._threads, c._maxHostsDown, c._hosts, c._ignoreHosts, c._onlyNeeding, c._hostTimeout, c._cmkProfile, c._sshAcceptNew, c._verbose }
+                ? new Option[] { c._cluster, c._zone, c._report, c._reportJson, c._threads, c._maxHostsDown, c._hosts, c._ignoreHosts, c._onlyNeeding, c._hostTimeout, c._cmkProfile, c._sshAcceptNew, c._verbose, c._pauseAfter, c._windowEnd, c._hostDelay }
                 : new Option[] { c._cluster, c._zone, c._report, c._reportJson, c._hostTimeout, c._cmkProfile, c._verbose };
         foreach (var o in options)
         {
@@ -191,13 +194,16 @@ internal sealed class RunCommand
                 Machine = Environment.MachineName,
                 Plan = planOptions,
                 UseSshProof = probe is not null,
+                PauseAfter = _mode == RunMode.Restore ? null : ValidPauseAfter(parse.GetValue(_pauseAfter)),
+                WindowEnd = _mode == RunMode.Restore || parse.GetValue(_windowEnd) is not { } w ? null : ParseWindowEnd(w, clock),
+                HostDelay = _mode == RunMode.Restore || parse.GetValue(_hostDelay) is not { } d ? TimeSpan.Zero : ParseDuration(d, "--host-delay"),
             };
             log.Info("Run {RunId} on pool {Pool} (cluster {Cluster}); journal and log under {StateDir}", runId, poolSnapshot.Name, clusterName, stateDir);
             if (labLabel is not null)
             {
                 log.Warn("This run is against {Lab}: a simulation, no real host is touched", labLabel);
             }
-            var run = new RollingRebootRun(pool, cloud, probe, journal, log, clock, options, runId);
+            var run = new RollingRebootRun(pool, cloud, probe, journal, log, clock, options, runId, clusterName);
             RunReport report;
             if (_mode == RunMode.Restore)
             {
@@ -390,6 +396,31 @@ internal sealed class RunCommand
 
     private static List<string> Split(string[]? values) =>
         (values ?? []).SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).Distinct().ToList();
+
+    private static int? ValidPauseAfter(int? n) =>
+        n is < 1 ? throw new UserFacingException($"--pause-after {n} must be at least 1") : n;
+
+    /// <summary>An absolute time, or a duration from now (on the run's clock: the lab's in rehearsals).</summary>
+    internal static DateTimeOffset ParseWindowEnd(string text, TimeProvider clock)
+    {
+        var t = text.Trim();
+        if (t.Length > 0 && char.IsAsciiLetter(t[^1]) && t[^1] is 's' or 'm' or 'h' or 'S' or 'M' or 'H')
+        {
+            return clock.GetUtcNow() + ParseDuration(t, "--window-end");
+        }
+
+        if (DateTimeOffset.TryParse(t, CultureInfo.InvariantCulture, DateTimeStyles.AssumeLocal, out var at))
+        {
+            if (at <= clock.GetUtcNow())
+            {
+                throw new UserFacingException($"--window-end {text} is already past");
+            }
+
+            return at;
+        }
+
+        throw new UserFacingException($"--window-end '{text}' is neither a time (2026-11-23T04:00) nor a duration (90m, 2h)");
+    }
 
     internal static TimeSpan ParseDuration(string text, string option)
     {

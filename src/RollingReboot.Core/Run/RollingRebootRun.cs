@@ -37,11 +37,13 @@ public sealed class RollingRebootRun
     private IReadOnlyDictionary<string, IReadOnlyList<string>>? _antiAffinity;
     private JournalState? _resume;
     private readonly Lock _state = new();
+    private readonly string _clusterLabel;
     private Plan? _currentPlan;
     private DateTimeOffset _runStarted;
 
-    public RollingRebootRun(IPoolConnection pool, ClusterBinding? cloud, IHostProbe? probe, RunJournal journal, IRunLog log, TimeProvider clock, RunOptions options, string runId)
+    public RollingRebootRun(IPoolConnection pool, ClusterBinding? cloud, IHostProbe? probe, RunJournal journal, IRunLog log, TimeProvider clock, RunOptions options, string runId, string? clusterLabel = null)
     {
+        _clusterLabel = clusterLabel ?? cloud?.Cluster.Name ?? "NAME";
         _pool = pool;
         _cloud = cloud;
         _probe = probe;
@@ -88,6 +90,7 @@ public sealed class RollingRebootRun
         Plan? plan = null;
         string message;
         RunOutcome outcome;
+        var paused = false;
         try
         {
             if (_resume is not null)
@@ -119,6 +122,11 @@ public sealed class RollingRebootRun
             else
             {
                 _log.Info("Resuming run {RunId}: {Done} host(s) already rebooted in it", _resume.RunId, _rebooted.Count);
+                if (!_lockHeld)
+                {
+                    // A paused run released its lock while it waited.
+                    await AcquireLockAsync(pre.Pool, abort);
+                }
             }
 
             await PrepareAsync(pre.Pool, abort);
@@ -138,6 +146,13 @@ public sealed class RollingRebootRun
             outcome = RunOutcome.Interrupted;
             message = "interrupted: stopped at a safe point";
             _log.Warn("Interrupted; restoring what the run changed");
+        }
+        catch (RunPausedException e)
+        {
+            outcome = RunOutcome.StoppedRestored;
+            message = e.Message;
+            paused = true;
+            _log.Warn("Stopping at a safe point: {Reason}", e.Message);
         }
         catch (RunStoppedException e)
         {
@@ -164,7 +179,8 @@ public sealed class RollingRebootRun
             outcome = RunOutcome.NeedsOperator;
         }
 
-        _journal.Write("run.end", new Dictionary<string, object?> { ["outcome"] = outcome.ToString(), ["message"] = message });
+        // A paused run's journal stays open so that 'resume' continues it (in the next window, after the canary).
+        _journal.Write(paused && restoredAll ? "run.paused" : "run.end", new Dictionary<string, object?> { ["outcome"] = outcome.ToString(), ["message"] = message });
         return Report(outcome, message, started, plan);
     }
 
@@ -351,9 +367,20 @@ public sealed class RollingRebootRun
     private async Task RebootHostsAsync(Plan plan, CancellationToken stop, CancellationToken abort)
     {
         var remaining = plan.Steps.Select(s => s.HostUuid).ToList();
+        var doneThisRun = 0;
         while (remaining.Count > 0)
         {
             stop.ThrowIfCancellationRequested();
+            if (_options.PauseAfter is { } pauseAfter && doneThisRun >= pauseAfter)
+            {
+                throw new RunPausedException($"paused after {doneThisRun} host(s) as asked (--pause-after {pauseAfter}); check them, then continue with 'rollreboot resume --clustername {_clusterLabel}'");
+            }
+
+            if (doneThisRun > 0 && _options.HostDelay > TimeSpan.Zero)
+            {
+                _log.Info("Waiting {Delay} before the next host (--host-delay)", Units.Duration(_options.HostDelay.TotalSeconds));
+                await Task.Delay(_options.HostDelay, _clock, stop);
+            }
 
             // Re-plan against the live pool: VMs may have started, stopped or moved. One host at a time asks
             // XAPI about that host only; with waves every host is asked.
@@ -380,6 +407,16 @@ public sealed class RollingRebootRun
 
             // The live plan's next wave: hosts rebooted together (always one, the master alone, with --max-hosts-down 1).
             var wave = steps.Where(s => s.Wave == steps[0].Wave).ToList();
+            if (_options.WindowEnd is { } windowEnd)
+            {
+                var ends = _clock.GetUtcNow() + TimeSpan.FromSeconds(wave.Max(w => w.EstimatedSeconds));
+                if (ends > windowEnd)
+                {
+                    throw new RunPausedException(string.Create(CultureInfo.InvariantCulture,
+                        $"the next host ({string.Join(", ", wave.Select(w => w.HostName))}, about {Units.Duration(wave.Max(w => w.EstimatedSeconds))}) would end after the window ({windowEnd:u}); {doneThisRun} host(s) done in this window; resume in the next window with 'rollreboot resume --clustername {_clusterLabel}'"));
+                }
+            }
+
             _currentPlan = pre.Plan;
             if (wave.Count > 1)
             {
@@ -391,6 +428,8 @@ public sealed class RollingRebootRun
             {
                 remaining.Remove(step.HostUuid);
             }
+
+            doneThisRun += wave.Count;
         }
     }
 
@@ -1045,6 +1084,14 @@ public sealed class RollingRebootRun
 }
 
 /// <summary>The run stopped at a safe point for a reason the operator is told.</summary>
+/// <summary>The run stops at a safe point on purpose (canary pause, end of the window); resumable.</summary>
+public sealed class RunPausedException(string message) : Exception(message)
+{
+    public RunPausedException() : this("paused") { }
+
+    public RunPausedException(string message, Exception inner) : this(message + ": " + inner.Message) { }
+}
+
 public sealed class RunStoppedException : Exception
 {
     public RunStoppedException(string message, bool needsOperator, string? operatorAction = null) : base(message)

@@ -28,6 +28,15 @@ public sealed record RunOptions
     public PlanOptions Plan { get; init; } = new();
 
     public bool UseSshProof { get; init; } = true;
+
+    /// <summary>Canary: stop safely after this many hosts (resume later).</summary>
+    public int? PauseAfter { get; init; }
+
+    /// <summary>Never start a host whose estimated evacuate + reboot would end after this moment.</summary>
+    public DateTimeOffset? WindowEnd { get; init; }
+
+    /// <summary>Wait this long between hosts (waves).</summary>
+    public TimeSpan HostDelay { get; init; } = TimeSpan.Zero;
 }
 
 /// <summary>What the run changed and must put back: recorded before anything changes.</summary>
