@@ -411,6 +411,12 @@ internal sealed class RunCommand
 
         if (DateTimeOffset.TryParse(t, CultureInfo.InvariantCulture, DateTimeStyles.AssumeLocal, out var at))
         {
+            // A bare time of day (04:00) means its next occurrence.
+            if (System.Text.RegularExpressions.Regex.IsMatch(t, @"^\d{1,2}:\d{2}(:\d{2})?$") && at <= clock.GetUtcNow())
+            {
+                at = at.AddDays(1);
+            }
+
             if (at <= clock.GetUtcNow())
             {
                 throw new UserFacingException($"--window-end {text} is already past");
