@@ -12,7 +12,7 @@ using RollingReboot.Xapi.Tls;
 // Full --exec runs of rollreboot and three baselines against lab scenarios, measured from the lab's audit.
 // Usage: RollingReboot.Bench --repo DIR [--scenarios a,b] [--methods m,n] [--time-scale 40] [--report-only]
 var options = BenchOptions.Parse(args);
-var resultsDir = Path.Combine(options.Repo, "docs", "benchmarks", "results");
+var resultsDir = options.ResultsDir ?? Path.Combine(options.Repo, "docs", "benchmarks", "results");
 Directory.CreateDirectory(resultsDir);
 if (!options.ReportOnly)
 {
@@ -36,10 +36,13 @@ if (!options.ReportOnly)
     }
 }
 
-Report.Write(options.Repo, resultsDir);
+if (options.ResultsDir is null)
+{
+    Report.Write(options.Repo, resultsDir);
+}
 return 0;
 
-internal sealed record BenchOptions(string Repo, HashSet<string>? Scenarios, HashSet<string>? Methods, double TimeScale, bool ReportOnly, string? Cli, string Version)
+internal sealed record BenchOptions(string Repo, HashSet<string>? Scenarios, HashSet<string>? Methods, double TimeScale, bool ReportOnly, string? Cli, string Version, string? ResultsDir)
 {
     public static BenchOptions Parse(string[] args)
     {
@@ -48,6 +51,7 @@ internal sealed record BenchOptions(string Repo, HashSet<string>? Scenarios, Has
         double scale = 40;
         var reportOnly = false;
         string? cli = null;
+        string? resultsDir = null;
         var version = "";
         for (var i = 0; i < args.Length; i++)
         {
@@ -66,6 +70,9 @@ internal sealed record BenchOptions(string Repo, HashSet<string>? Scenarios, Has
                 case "--time-scale":
                     scale = double.Parse(Next(), CultureInfo.InvariantCulture);
                     break;
+                case "--results-dir":
+                    resultsDir = Path.GetFullPath(Next());
+                    break;
                 case "--cli":
                     cli = Next();
                     break;
@@ -76,7 +83,7 @@ internal sealed record BenchOptions(string Repo, HashSet<string>? Scenarios, Has
                     reportOnly = true;
                     break;
                 default:
-                    throw new ArgumentException($"unknown option {args[i]}; options: --repo DIR --scenarios {string.Join(',', Catalog.Scenarios.Select(s => s.Id))} --methods {string.Join(',', Catalog.AllMethods)} --time-scale X --report-only");
+                    throw new ArgumentException($"unknown option {args[i]}; options: --repo DIR --scenarios {string.Join(',', Catalog.Scenarios.Select(s => s.Id))} --methods {string.Join(',', Catalog.AllMethods)} --time-scale X --report-only --results-dir DIR (results elsewhere, README untouched)");
             }
         }
 
@@ -96,7 +103,7 @@ internal sealed record BenchOptions(string Repo, HashSet<string>? Scenarios, Has
             }
         }
 
-        return new BenchOptions(Path.GetFullPath(repo), scenarios, methods, scale, reportOnly, cli, version);
+        return new BenchOptions(Path.GetFullPath(repo), scenarios, methods, scale, reportOnly, cli, version, resultsDir);
     }
 }
 
