@@ -3,7 +3,7 @@
 # full --exec runs in scaled time, measured from the lab's audit, with the CLI under /usr/bin/time -v.
 # Writes docs/benchmarks/results/*.json, the tables in docs/benchmarks/README.md and docs/benchmarks/chart.svg.
 #
-#   ./scripts/bench.sh                                   # everything (about 75 min at the default time scale 40)
+#   ./scripts/bench.sh                                   # everything (about 70 min at the default time scale 40)
 #   ./scripts/bench.sh --scenarios six-hosts,hetero-16   # some scenarios (results of the others are kept)
 #   ./scripts/bench.sh --methods rollreboot              # some methods
 #   ./scripts/bench.sh --time-scale 20                   # slower, less tool overhead per simulated second
