@@ -70,6 +70,30 @@ public sealed class LabRuntime : IAsyncDisposable, ISimEnvironment
 
     public bool SshAvailable => _sshd is not null;
 
+    /// <summary>
+    /// A host's power button, as IPMI / iLO would press it: powers a shut-down host on (the way to bring a
+    /// halted master back, whose XAPI cannot be asked). Returns false when the host is not down.
+    /// </summary>
+    public bool PressPowerButton(string hostName)
+    {
+        lock (_pool.Gate)
+        {
+            _pool.Advance();
+            var h = _pool.Hosts.FirstOrDefault(x => x.Name == hostName) ?? throw new ArgumentException($"no host {hostName} in the lab", nameof(hostName));
+            if (h.Power != Sim.HostPower.Down)
+            {
+                return false;
+            }
+
+            Audit.Event("host.powerOn", new Dictionary<string, object?> { ["host"] = h.Name, ["via"] = "power button" });
+            _pool.PowerOn(h);
+            return true;
+        }
+    }
+
+    /// <summary>Where commands sent to a simulated host over SSH run (null without sshd).</summary>
+    public string? HostShellDirectory(string hostName) => _sshd?.HostShellDirectory(hostName);
+
     public static async Task<LabRuntime> StartAsync(ScenarioFile scenario, double timeScale, TextWriter log, CancellationToken cancellationToken = default)
     {
         var lab = new LabRuntime(scenario, timeScale, log);

@@ -11,7 +11,7 @@ namespace RollingReboot.Ssh;
 /// a key file and runs the boot id command. Every failure comes back as a <see cref="ProbeResult"/> whose outcome
 /// tells the caller whether waiting longer can help; only cancellation by the caller throws.
 /// </summary>
-public sealed class SshHostProbe : IHostProbe
+public sealed class SshHostProbe : IHostProbe, IRemoteShell
 {
     private readonly SshProbeOptions _options;
     private readonly TimeProvider _timeProvider;
@@ -32,6 +32,35 @@ public sealed class SshHostProbe : IHostProbe
     /// <inheritdoc />
     public async Task<ProbeResult> GetBootIdAsync(string hostName, string address, CancellationToken cancellationToken = default)
     {
+        var (exec, endpoint) = await ConnectAndExecAsync(hostName, address, _options.Command, _options.CommandTimeout, cancellationToken);
+        return BootIdFrom(exec, hostName, endpoint);
+    }
+
+    /// <summary>Runs an operator's command on the host (hooks, the needs-reboot check) with the same keys and host-key checks.</summary>
+    public async Task<CommandResult> RunAsync(string hostName, string address, string command, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        var (exec, endpoint) = await ConnectAndExecAsync(hostName, address, command, timeout, cancellationToken);
+        var output = (exec.Output + exec.Error).Trim();
+        if (exec.CommandTimedOut)
+        {
+            return new CommandResult(CommandStatus.TimedOut, -1, output, $"{hostName} ({endpoint}): the command did not finish within {timeout}");
+        }
+
+        if (exec.Failure is { } failure)
+        {
+            return new CommandResult(CommandStatus.CouldNotRun, -1, "", failure.Detail);
+        }
+
+        if (exec.ExitStatus is not { } status)
+        {
+            return new CommandResult(CommandStatus.CouldNotRun, -1, output, $"{hostName} ({endpoint}): the command ended without an exit status ({exec.ExitSignal ?? "no signal"})");
+        }
+
+        return new CommandResult(CommandStatus.Exited, status, output, $"{hostName} ({endpoint}) exited {status}");
+    }
+
+    private async Task<(Exec Exec, string Endpoint)> ConnectAndExecAsync(string hostName, string address, string commandText, TimeSpan commandTimeout, CancellationToken cancellationToken)
+    {
         ArgumentException.ThrowIfNullOrEmpty(address);
         cancellationToken.ThrowIfCancellationRequested();
         var endpoint = KnownHostsFile.HostKeyName(address, _options.Port);
@@ -45,7 +74,7 @@ public sealed class SshHostProbe : IHostProbe
         var tcp = await CheckTcpAsync(address, endpoint, connectTimeout, connect.Token, cancellationToken);
         if (tcp is not null)
         {
-            return tcp;
+            return (Failed(tcp), endpoint);
         }
 
         KnownHostsFile knownHosts;
@@ -55,8 +84,8 @@ public sealed class SshHostProbe : IHostProbe
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            return new ProbeResult(ProbeOutcome.HostKeyRejected, null,
-                $"{hostName} ({endpoint}): cannot read known_hosts file '{_options.KnownHostsPath}': {ex.Message}");
+            return (Failed(new ProbeResult(ProbeOutcome.HostKeyRejected, null,
+                $"{hostName} ({endpoint}): cannot read known_hosts file '{_options.KnownHostsPath}': {ex.Message}")), endpoint);
         }
 
         PrivateKeyFile keyFile;
@@ -68,16 +97,18 @@ public sealed class SshHostProbe : IHostProbe
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            return new ProbeResult(ProbeOutcome.AuthFailed, null,
+            return (Failed(new ProbeResult(ProbeOutcome.AuthFailed, null,
                 $"{hostName}: cannot load SSH private key '{_options.PrivateKeyPath}' ({ex.GetType().Name}: {ex.Message}); "
-                + $"check the file and {SshProbeOptions.KeyPassphraseVariable}");
+                + $"check the file and {SshProbeOptions.KeyPassphraseVariable}")), endpoint);
         }
 
         using (keyFile)
         {
-            return await RunAsync(hostName, address, endpoint, knownHosts, keyFile, connect.Token, cancellationToken);
+            return (await ExecAsync(hostName, address, endpoint, knownHosts, keyFile, commandText, commandTimeout, connect.Token, cancellationToken), endpoint);
         }
     }
+
+    private static Exec Failed(ProbeResult failure) => new(failure, false, null, null, "", "", "");
 
     private async Task<ProbeResult?> CheckTcpAsync(
         string address, string endpoint, CancellationTokenSource timeout, CancellationToken connectToken, CancellationToken cancellationToken)
@@ -111,12 +142,17 @@ public sealed class SshHostProbe : IHostProbe
         }
     }
 
-    private async Task<ProbeResult> RunAsync(
+    /// <summary>What one SSH command execution gave: a failure to connect/authenticate/finish, or an exit.</summary>
+    private sealed record Exec(ProbeResult? Failure, bool CommandTimedOut, int? ExitStatus, string? ExitSignal, string Output, string Error, string Accepted);
+
+    private async Task<Exec> ExecAsync(
         string hostName,
         string address,
         string endpoint,
         KnownHostsFile knownHosts,
         PrivateKeyFile keyFile,
+        string commandText,
+        TimeSpan commandTimeout,
         CancellationToken connectToken,
         CancellationToken cancellationToken)
     {
@@ -137,30 +173,16 @@ public sealed class SshHostProbe : IHostProbe
             await client.ConnectAsync(connectToken);
 
             phase = "command";
-            using var command = client.CreateCommand(_options.Command);
-            command.CommandTimeout = _options.CommandTimeout;
-            using (var timeout = new CancellationTokenSource(_options.CommandTimeout, _timeProvider))
+            using var command = client.CreateCommand(commandText);
+            command.CommandTimeout = commandTimeout;
+            using (var timeout = new CancellationTokenSource(commandTimeout, _timeProvider))
             using (var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, cancellationToken))
             {
                 await command.ExecuteAsync(linked.Token);
             }
 
-            var output = command.Result.Trim();
             var accepted = state.AcceptedNew ? $" (new host key {state.Fingerprint} added to {_options.KnownHostsPath})" : string.Empty;
-            if (command.ExitStatus is not 0)
-            {
-                var error = command.Error.Trim();
-                return new ProbeResult(ProbeOutcome.NotReady, null,
-                    $"{hostName} ({endpoint}): '{_options.Command}' exited with {(command.ExitStatus?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? command.ExitSignal ?? "no status")}"
-                    + (error.Length > 0 ? $": {FirstLine(error)}" : string.Empty) + accepted);
-            }
-
-            if (output.Length == 0)
-            {
-                return new ProbeResult(ProbeOutcome.NotReady, null, $"{hostName} ({endpoint}): '{_options.Command}' printed nothing{accepted}");
-            }
-
-            return new ProbeResult(ProbeOutcome.Answered, output, $"{hostName} ({endpoint}) answered boot id {output}{accepted}");
+            return new Exec(null, false, command.ExitStatus, command.ExitSignal, command.Result, command.Error, accepted);
         }
         catch (Exception) when (cancellationToken.IsCancellationRequested)
         {
@@ -168,8 +190,33 @@ public sealed class SshHostProbe : IHostProbe
         }
         catch (Exception ex)
         {
-            return Classify(ex, hostName, endpoint, state, phase);
+            var timedOut = phase == "command" && ex is OperationCanceledException or SshOperationTimeoutException;
+            return new Exec(Classify(ex, hostName, endpoint, state, phase, commandText, commandTimeout), timedOut, null, null, "", "", "");
         }
+    }
+
+    private ProbeResult BootIdFrom(Exec exec, string hostName, string endpoint)
+    {
+        if (exec.Failure is { } failure)
+        {
+            return failure;
+        }
+
+        var output = exec.Output.Trim();
+        if (exec.ExitStatus is not 0)
+        {
+            var error = exec.Error.Trim();
+            return new ProbeResult(ProbeOutcome.NotReady, null,
+                $"{hostName} ({endpoint}): '{_options.Command}' exited with {(exec.ExitStatus?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? exec.ExitSignal ?? "no status")}"
+                + (error.Length > 0 ? $": {FirstLine(error)}" : string.Empty) + exec.Accepted);
+        }
+
+        if (output.Length == 0)
+        {
+            return new ProbeResult(ProbeOutcome.NotReady, null, $"{hostName} ({endpoint}): '{_options.Command}' printed nothing{exec.Accepted}");
+        }
+
+        return new ProbeResult(ProbeOutcome.Answered, output, $"{hostName} ({endpoint}) answered boot id {output}{exec.Accepted}");
     }
 
     private bool VerifyHostKey(string hostName, string address, string endpoint, KnownHostsFile knownHosts, byte[] hostKey, HandshakeState state)
@@ -217,7 +264,7 @@ public sealed class SshHostProbe : IHostProbe
         }
     }
 
-    private ProbeResult Classify(Exception ex, string hostName, string endpoint, HandshakeState state, string phase)
+    private ProbeResult Classify(Exception ex, string hostName, string endpoint, HandshakeState state, string phase, string commandText, TimeSpan commandTimeout)
     {
         if (state.Rejection is { } rejection)
         {
@@ -231,7 +278,7 @@ public sealed class SshHostProbe : IHostProbe
                     $"{hostName} ({endpoint}): authentication as '{_options.User}' with key '{_options.PrivateKeyPath}' failed: {ex.Message}");
             case OperationCanceledException or SshOperationTimeoutException when phase == "command":
                 return new ProbeResult(ProbeOutcome.NotReady, null,
-                    $"{hostName} ({endpoint}): '{_options.Command}' did not answer within {_options.CommandTimeout}");
+                    $"{hostName} ({endpoint}): '{commandText}' did not answer within {commandTimeout}");
             case OperationCanceledException or SshOperationTimeoutException when !state.BannerSeen:
                 return new ProbeResult(ProbeOutcome.NotReady, null,
                     $"{hostName} ({endpoint}): the port accepts TCP connections but no SSH banner came within {_options.ConnectTimeout}");

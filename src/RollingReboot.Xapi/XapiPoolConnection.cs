@@ -179,6 +179,9 @@ public sealed class XapiPoolConnection : IPoolConnection
     public async Task RebootHostAsync(string hostUuid, CancellationToken cancellationToken = default) =>
         await _client.CallAsync("host.reboot", [await RefAsync("host", hostUuid, cancellationToken)], cancellationToken);
 
+    public async Task ShutdownHostAsync(string hostUuid, CancellationToken cancellationToken = default) =>
+        await _client.CallAsync("host.shutdown", [await RefAsync("host", hostUuid, cancellationToken)], cancellationToken);
+
     public async Task MigrateVmAsync(string vmUuid, string targetHostUuid, IProgress<double>? progress = null, CancellationToken cancellationToken = default)
     {
         var vm = await RefAsync("VM", vmUuid, cancellationToken);

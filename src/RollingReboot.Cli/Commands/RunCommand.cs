@@ -42,6 +42,17 @@ internal sealed class RunCommand
     private readonly Option<int?> _pauseAfter = new("--pause-after") { Description = "Canary: stop safely after this many hosts (restored, exit 4); continue with 'rollreboot resume'" };
     private readonly Option<string?> _windowEnd = new("--window-end") { Description = "End of the maintenance window: a time (2026-11-23T04:00, local unless it has an offset) or a duration from now (90m, 2h); no host is started that would end after it" };
     private readonly Option<string?> _hostDelay = new("--host-delay") { Description = "Wait this long between hosts (e.g. 5m)" };
+    private readonly Option<string?> _preHostHook = new("--pre-host-hook") { Description = "Local command run when a host is empty and disabled, before its reboot (env ROLLREBOOT_HOST, _HOST_ADDRESS, _POOL, _PHASE...); exit 70 skips the host, other failures stop the run safely" };
+    private readonly Option<string?> _postHostHook = new("--post-host-hook") { Description = "Local command run when a host is back and enabled; a failure stops the run before the next host" };
+    private readonly Option<string?> _preHostCommand = new("--pre-host-command") { Description = "Command run on the host over SSH when it is empty, before its reboot (after --pre-host-hook); exit 70 skips the host" };
+    private readonly Option<string?> _postHostCommand = new("--post-host-command") { Description = "Command run on the host over SSH when it is back (after --post-host-hook)" };
+    private readonly Option<string> _hookTimeout = new("--hook-timeout") { Description = "Time limit for each hook, remote command and check (wall clock)", DefaultValueFactory = _ => "30m" };
+    private readonly Option<string?> _needsRebootCommand = new("--needs-reboot-command") { Description = "Command run on each host over SSH before planning: exit 0 = needs a reboot, any other exit = leave it alone (e.g. 'test -e /var/run/reboot-required')" };
+    private readonly Option<string?> _blockerCommand = new("--blocker-command") { Description = "Local check (e.g. a monitoring query) that blocks the run while it exits non-zero: before the start (exit 3) and before each host (waits)" };
+    private readonly Option<string> _blockerTimeout = new("--blocker-timeout") { Description = "How long to wait between hosts for --blocker-command to pass before stopping safely (resumable)", DefaultValueFactory = _ => "30m" };
+    private readonly Option<bool> _halt = new("--halt") { Description = "Shut each evacuated host down instead of rebooting it, for hardware work; wait for someone to power it on, then prove the new boot as usual" };
+    private readonly Option<string> _powerOnTimeout = new("--power-on-timeout") { Description = "With --halt: how long to wait for a host to be powered on and back (capped by --window-end)", DefaultValueFactory = _ => "4h" };
+    private readonly Option<string?> _notify = new("--notify") { Description = "POST JSON (Slack-compatible 'text') to this URL on start, each host, failure and finish; ROLLREBOOT_NOTIFY_URL keeps a tokened URL off the command line" };
 
     private readonly RunMode _mode;
 
@@ -71,11 +82,11 @@ internal sealed class RunCommand
 
     private static void Configure(Command command, RunCommand c)
     {
-        var options = c._mode == RunMode.PlanOrRun
-            ? new Option[] { c._cluster, c._zone, c._exec, c._format, c._output, c._report, c._reportJson, c._threads, c._maxHostsDown, c._hosts, c._ignoreHosts, c._onlyNeeding, c._returnVms, c._hostTimeout, c._breakLock, c._cmkProfile, c._sshAcceptNew, c._assumeReboot, c._assumeLink, c._verbose, c._pauseAfter, c._windowEnd, c._hostDelay }
+        Option[] options = c._mode == RunMode.PlanOrRun
+            ? [c._cluster, c._zone, c._exec, c._format, c._output, c._report, c._reportJson, c._threads, c._maxHostsDown, c._hosts, c._ignoreHosts, c._onlyNeeding, c._returnVms, c._hostTimeout, c._breakLock, c._cmkProfile, c._sshAcceptNew, c._assumeReboot, c._assumeLink, c._verbose, c._pauseAfter, c._windowEnd, c._hostDelay, .. c.HookOptions]
             : c._mode == RunMode.Resume
-                ? new Option[] { c._cluster, c._zone, c._report, c._reportJson, c._threads, c._maxHostsDown, c._hosts, c._ignoreHosts, c._onlyNeeding, c._hostTimeout, c._cmkProfile, c._sshAcceptNew, c._verbose, c._pauseAfter, c._windowEnd, c._hostDelay }
-                : new Option[] { c._cluster, c._zone, c._report, c._reportJson, c._hostTimeout, c._cmkProfile, c._verbose };
+                ? [c._cluster, c._zone, c._report, c._reportJson, c._threads, c._maxHostsDown, c._hosts, c._ignoreHosts, c._onlyNeeding, c._hostTimeout, c._cmkProfile, c._sshAcceptNew, c._verbose, c._pauseAfter, c._windowEnd, c._hostDelay, .. c.HookOptions]
+                : [c._cluster, c._zone, c._report, c._reportJson, c._hostTimeout, c._cmkProfile, c._verbose];
         foreach (var o in options)
         {
             command.Options.Add(o);
@@ -84,6 +95,27 @@ internal sealed class RunCommand
         c._xapi.AddTo(command);
         command.SetAction(async (parse, ct) => await c.ExecuteAsync(parse, ct));
     }
+
+    private Option[] HookOptions => [_preHostHook, _postHostHook, _preHostCommand, _postHostCommand, _hookTimeout, _needsRebootCommand, _blockerCommand, _blockerTimeout, _halt, _powerOnTimeout, _notify];
+
+    private HookOptions BuildHooks(ParseResult parse) => new()
+    {
+        PreHostHook = NonEmpty(parse.GetValue(_preHostHook), "--pre-host-hook"),
+        PostHostHook = NonEmpty(parse.GetValue(_postHostHook), "--post-host-hook"),
+        PreHostCommand = NonEmpty(parse.GetValue(_preHostCommand), "--pre-host-command"),
+        PostHostCommand = NonEmpty(parse.GetValue(_postHostCommand), "--post-host-command"),
+        NeedsRebootCommand = NonEmpty(parse.GetValue(_needsRebootCommand), "--needs-reboot-command"),
+        BlockerCommand = NonEmpty(parse.GetValue(_blockerCommand), "--blocker-command"),
+        HookTimeout = ParseDuration(parse.GetValue(_hookTimeout) ?? "30m", "--hook-timeout"),
+        BlockerTimeout = ParseDuration(parse.GetValue(_blockerTimeout) ?? "30m", "--blocker-timeout"),
+    };
+
+    private static string? NonEmpty(string? value, string option) =>
+        value is null ? null : value.Trim().Length > 0 ? value : throw new UserFacingException($"{option} is empty; give the command to run");
+
+    private static bool NeedsRemote(HookOptions h) => h.PreHostCommand is not null || h.PostHostCommand is not null || h.NeedsRebootCommand is not null;
+
+    private static bool NeedsLocal(HookOptions h) => h.PreHostHook is not null || h.PostHostHook is not null || h.BlockerCommand is not null;
 
     private async Task<int> ExecuteAsync(ParseResult parse, CancellationToken cancellationToken)
     {
@@ -117,6 +149,9 @@ internal sealed class RunCommand
         }
 
         var planOptions = _mode == RunMode.Restore ? new PlanOptions() : BuildPlanOptions(parse);
+        var hooks = _mode == RunMode.Restore ? new HookOptions() : BuildHooks(parse);
+        var notifyText = _mode == RunMode.Restore ? null : parse.GetValue(_notify) ?? _env.Get(EnvNames.NotifyUrl);
+        var notifyUrl = notifyText is null ? null : Adapters.WebhookNotifier.Parse(notifyText);
         var hostTimeout = ParseDuration(parse.GetValue(_hostTimeout) ?? "20m", "--host-timeout");
         var exec = _mode != RunMode.PlanOrRun || parse.GetValue(_exec);
         var clock = _env.CreateClock();
@@ -159,9 +194,20 @@ internal sealed class RunCommand
                 }
             }
 
+            IRemoteShell? remote = null;
+            if (NeedsRemote(hooks))
+            {
+                remote = CreateProbe(parse) as IRemoteShell
+                    ?? throw new UserFacingException($"--pre-host-command, --post-host-command and --needs-reboot-command run over SSH, which is off ({EnvNames.Ssh}=off); configure SSH or drop them");
+            }
+
+            var local = NeedsLocal(hooks) ? new Adapters.LocalCommandRunner() : null;
+            var commandsForPreflight = hooks.BlockerCommand is not null || hooks.NeedsRebootCommand is not null
+                ? new PreflightCommands(new HostCommands(hooks, local, remote, log), clusterName, runId)
+                : null;
             if (!exec)
             {
-                var pre = await Preflight.RunAsync(pool, cloud, planOptions, new HashSet<string>(), cancellationToken);
+                var pre = await Preflight.RunAsync(pool, cloud, planOptions, new HashSet<string>(), cancellationToken, commands: commandsForPreflight);
                 await WritePlanAsync(parse, format, pre.Plan, clusterName);
                 return pre.Plan.CanRun ? ExitCodes.Success : ExitCodes.PreflightBlocked;
             }
@@ -197,13 +243,27 @@ internal sealed class RunCommand
                 PauseAfter = _mode == RunMode.Restore ? null : ValidPauseAfter(parse.GetValue(_pauseAfter)),
                 WindowEnd = _mode == RunMode.Restore || parse.GetValue(_windowEnd) is not { } w ? null : ParseWindowEnd(w, clock),
                 HostDelay = _mode == RunMode.Restore || parse.GetValue(_hostDelay) is not { } d ? TimeSpan.Zero : ParseDuration(d, "--host-delay"),
+                Hooks = hooks,
+                Halt = _mode != RunMode.Restore && parse.GetValue(_halt),
+                PowerOnTimeout = _mode == RunMode.Restore ? TimeSpan.FromHours(4) : ParseDuration(parse.GetValue(_powerOnTimeout) ?? "4h", "--power-on-timeout"),
             };
             log.Info("Run {RunId} on pool {Pool} (cluster {Cluster}); journal and log under {StateDir}", runId, poolSnapshot.Name, clusterName, stateDir);
             if (labLabel is not null)
             {
                 log.Warn("This run is against {Lab}: a simulation, no real host is touched", labLabel);
             }
-            var run = new RollingRebootRun(pool, cloud, probe, journal, log, clock, options, runId, clusterName);
+            await using var notifier = notifyUrl is null ? null : new Adapters.WebhookNotifier(notifyUrl, log, clock);
+            if (notifyUrl is not null)
+            {
+                log.Info("Notifications go to {Url}", Adapters.WebhookNotifier.Redact(notifyUrl));
+            }
+
+            var run = new RollingRebootRun(pool, cloud, probe, journal, log, clock, options, runId, clusterName)
+            {
+                LocalCommands = local,
+                RemoteShell = remote,
+                Notifier = notifier,
+            };
             RunReport report;
             if (_mode == RunMode.Restore)
             {

@@ -16,10 +16,10 @@ public static class ReportWriter
         sb.Append(s_inv, $"  {r.Message}\n");
         if (r.Hosts.Count > 0)
         {
-            sb.Append(s_inv, $"\n  {"HOST",-16} {"MIGRATIONS",10} {"GiB MOVED",10} {"EVACUATE",9} {"REBOOT",9} {"RETRIES",8}\n");
+            sb.Append(s_inv, $"\n  {"HOST",-16} {"MIGRATIONS",10} {"GiB MOVED",10} {"EVACUATE",9} {"REBOOT",9} {"RETRIES",8}  RESULT\n");
             foreach (var h in r.Hosts)
             {
-                sb.Append(s_inv, $"  {h.Name + (h.IsMaster ? "*" : ""),-16} {h.Migrations,10} {h.BytesMoved / (double)(1L << 30),10:0.0} {Span(h.EvacuationSeconds),9} {Span(h.RebootSeconds),9} {h.Retries,8}\n");
+                sb.Append(s_inv, $"  {h.Name + (h.IsMaster ? "*" : ""),-16} {h.Migrations,10} {h.BytesMoved / (double)(1L << 30),10:0.0} {Span(h.EvacuationSeconds),9} {Span(h.RebootSeconds),9} {h.Retries,8}  {h.Result}\n");
             }
 
             sb.Append("  (* master)\n");
@@ -43,10 +43,10 @@ public static class ReportWriter
     {
         var sb = new StringBuilder();
         sb.Append(s_inv, $"# rollreboot run {r.RunId}\n\nPool **{r.PoolName}**: {Outcome(r.Outcome)}. {r.Message}\n\n");
-        sb.Append("| Host | Migrations | GiB moved | Evacuation | Reboot | Retries |\n|---|---:|---:|---:|---:|---:|\n");
+        sb.Append("| Host | Migrations | GiB moved | Evacuation | Reboot | Retries | Result |\n|---|---:|---:|---:|---:|---:|---|\n");
         foreach (var h in r.Hosts)
         {
-            sb.Append(s_inv, $"| {h.Name}{(h.IsMaster ? " (master)" : "")} | {h.Migrations} | {h.BytesMoved / (double)(1L << 30):0.0} | {Span(h.EvacuationSeconds)} | {Span(h.RebootSeconds)} | {h.Retries} |\n");
+            sb.Append(s_inv, $"| {h.Name}{(h.IsMaster ? " (master)" : "")} | {h.Migrations} | {h.BytesMoved / (double)(1L << 30):0.0} | {Span(h.EvacuationSeconds)} | {Span(h.RebootSeconds)} | {h.Retries} | {h.Result} |\n");
         }
 
         sb.Append(s_inv, $"\nTotal {Span(r.TotalSeconds)} against an estimate of {Span(r.EstimatedSeconds)}.\n\n");

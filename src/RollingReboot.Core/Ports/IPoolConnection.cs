@@ -34,6 +34,9 @@ public interface IPoolConnection : IAsyncDisposable
 
     Task RebootHostAsync(string hostUuid, CancellationToken cancellationToken = default);
 
+    /// <summary>Shuts a disabled, empty host down (host.shutdown); someone powers it on again.</summary>
+    Task ShutdownHostAsync(string hostUuid, CancellationToken cancellationToken = default);
+
     /// <summary>Live-migrates a running VM within the pool and waits for its task; progress 0..1.</summary>
     Task MigrateVmAsync(string vmUuid, string targetHostUuid, IProgress<double>? progress = null, CancellationToken cancellationToken = default);
 

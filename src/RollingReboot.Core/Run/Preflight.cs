@@ -7,7 +7,14 @@ namespace RollingReboot.Core.Run;
 /// <summary>The CloudStack cluster a pool belongs to, when CloudStack manages it.</summary>
 public sealed record ClusterBinding(ICloudStack Api, CloudStackCluster Cluster);
 
-public sealed record PreflightResult(PoolSnapshot Pool, Plan Plan, IReadOnlyList<CloudStackHost> CloudStackHosts, IReadOnlyDictionary<string, IReadOnlyList<string>> AntiAffinity);
+public sealed record PreflightResult(PoolSnapshot Pool, Plan Plan, IReadOnlyList<CloudStackHost> CloudStackHosts, IReadOnlyDictionary<string, IReadOnlyList<string>> AntiAffinity)
+{
+    /// <summary>Hosts the needs-reboot command said need no reboot (uuid to what it answered): left alone.</summary>
+    public IReadOnlyDictionary<string, string> NotNeedingReboot { get; init; } = new Dictionary<string, string>();
+}
+
+/// <summary>The operator's checks preflight runs: the needs-reboot command on each host, the blocker command.</summary>
+public sealed record PreflightCommands(HostCommands Commands, string Cluster, string RunId);
 
 /// <summary>Everything that could stop the run, checked before anything is touched. Reads only.</summary>
 public static class Preflight
@@ -17,10 +24,16 @@ public static class Preflight
 
     public static async Task<PreflightResult> RunAsync(
         IPoolConnection pool, ClusterBinding? cloud, PlanOptions options, IReadOnlySet<string> alreadyRebooted, CancellationToken cancellationToken = default, string? onlyHostUuid = null,
-        IReadOnlyDictionary<string, IReadOnlyList<string>>? knownAntiAffinity = null)
+        IReadOnlyDictionary<string, IReadOnlyList<string>>? knownAntiAffinity = null, PreflightCommands? commands = null)
     {
         var snapshot = await pool.ReadAsync(cancellationToken);
         var extra = new List<Blocker>();
+        var notNeeding = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (commands is not null)
+        {
+            options = await ApplyCommandsAsync(commands, snapshot, options, alreadyRebooted, extra, notNeeding, cancellationToken);
+        }
+
         var vmIssues = new Dictionary<string, VmIssue>();
         // Mid-run CloudStack is not asked again (its hosts are Disconnected); the groups found before the run hold.
         var antiAffinity = new Dictionary<string, IReadOnlyList<string>>(knownAntiAffinity ?? new Dictionary<string, IReadOnlyList<string>>());
@@ -106,7 +119,63 @@ public static class Preflight
             plan = plan with { Blockers = [.. plan.Blockers, .. extra] };
         }
 
-        return new PreflightResult(snapshot, plan, csHosts, antiAffinity);
+        if (notNeeding.Count > 0)
+        {
+            plan = plan with
+            {
+                Hosts = plan.Hosts.Select(h => notNeeding.TryGetValue(h.Uuid, out var why) ? h with { Action = "skip", Reason = $"no reboot needed (--needs-reboot-command {why})" } : h).ToList(),
+            };
+        }
+
+        return new PreflightResult(snapshot, plan, csHosts, antiAffinity) { NotNeedingReboot = notNeeding };
+    }
+
+    /// <summary>
+    /// The blocker command (a blocker while it fails) and the needs-reboot command on every host the plan could
+    /// reboot (a host that needs none is left alone, as if ignored; one that cannot be asked is a blocker).
+    /// </summary>
+    private static async Task<PlanOptions> ApplyCommandsAsync(
+        PreflightCommands c, PoolSnapshot snapshot, PlanOptions options, IReadOnlySet<string> alreadyRebooted, List<Blocker> extra, Dictionary<string, string> notNeeding, CancellationToken cancellationToken)
+    {
+        var env = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["ROLLREBOOT_PHASE"] = "preflight",
+            ["ROLLREBOOT_POOL"] = snapshot.Name,
+            ["ROLLREBOOT_POOL_UUID"] = snapshot.Uuid,
+            ["ROLLREBOOT_CLUSTER"] = c.Cluster,
+            ["ROLLREBOOT_RUN_ID"] = c.RunId,
+        };
+        if (await c.Commands.CheckBlockerAsync(env, cancellationToken) is { } blocked)
+        {
+            extra.Add(new Blocker("BLOCKER_COMMAND", blocked, "wait until the check passes (e.g. no alert firing), or fix what it reports; then run again", null, null));
+        }
+
+        if (c.Commands.Options.NeedsRebootCommand is null)
+        {
+            return options;
+        }
+
+        bool Named(IReadOnlyList<string> names, HostState h) => names.Any(n => n.Equals(h.Name, StringComparison.Ordinal) || n.Equals(h.Uuid, StringComparison.Ordinal));
+        var candidates = snapshot.Hosts
+            .Where(h => h.Live && !alreadyRebooted.Contains(h.Uuid) && !Named(options.IgnoreHosts, h) && (options.IncludeHosts.Count == 0 || Named(options.IncludeHosts, h)))
+            .ToList();
+        var answers = await c.Commands.CheckNeedsRebootAsync(candidates, cancellationToken);
+        var ignore = options.IgnoreHosts.ToList();
+        foreach (var h in candidates.OrderBy(h => h.Name, StringComparer.Ordinal))
+        {
+            var (needs, detail) = answers[h.Uuid];
+            if (needs is null)
+            {
+                extra.Add(new Blocker("NEEDS_REBOOT_CHECK_FAILED", $"--needs-reboot-command could not be run on {h.Name}: {detail}", "fix SSH access to the host, or run without --needs-reboot-command", null, h.Name));
+            }
+            else if (needs == false)
+            {
+                notNeeding[h.Uuid] = detail;
+                ignore.Add(h.Uuid);
+            }
+        }
+
+        return options with { IgnoreHosts = ignore };
     }
 
     internal static string FixFor(string code) => code switch

@@ -40,6 +40,8 @@ public sealed class RollingRebootRun
     private readonly string _clusterLabel;
     private Plan? _currentPlan;
     private DateTimeOffset _runStarted;
+    private PlanOptions _planOptions;
+    private HostCommands? _commands;
 
     public RollingRebootRun(IPoolConnection pool, ClusterBinding? cloud, IHostProbe? probe, RunJournal journal, IRunLog log, TimeProvider clock, RunOptions options, string runId, string? clusterLabel = null)
     {
@@ -52,6 +54,33 @@ public sealed class RollingRebootRun
         _clock = clock;
         _options = options;
         _runId = runId;
+        _planOptions = options.Plan;
+    }
+
+    /// <summary>Runs the operator's local hooks and blocker command (needed when any is configured).</summary>
+    public ILocalCommandRunner? LocalCommands { get; init; }
+
+    /// <summary>Runs commands on the hosts over SSH (needed for remote hooks and the needs-reboot command).</summary>
+    public IRemoteShell? RemoteShell { get; init; }
+
+    /// <summary>Tells people how the run goes (--notify); never holds the run up.</summary>
+    public IRunNotifier? Notifier { get; init; }
+
+    private HostCommands Commands => _commands ??= new HostCommands(_options.Hooks, LocalCommands, RemoteShell, _log);
+
+    private bool HasCommands => _options.Hooks.BlockerCommand is not null || _options.Hooks.NeedsRebootCommand is not null || _options.Hooks.Any;
+
+    private void Notify(string eventName, string text, string? host = null, string? outcome = null)
+    {
+        try
+        {
+            Notifier?.Notify(new RunNotification(eventName, text, _clusterLabel, _lastSnapshot?.Name ?? _clusterLabel, _runId, host, outcome));
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // A notification is never worth stopping the run for.
+            _log.Warn("Notification {Event} not sent: {Error}", eventName, e.Message);
+        }
     }
 
     /// <summary>
@@ -100,10 +129,18 @@ public sealed class RollingRebootRun
             }
 
             _runStarted = _clock.GetUtcNow();
-            var pre = await Preflight.RunAsync(_pool, _cloud, _options.Plan, _rebooted, abort);
+            var pre = await Preflight.RunAsync(_pool, _cloud, _planOptions, _rebooted, abort, commands: HasCommands ? new PreflightCommands(Commands, _clusterLabel, _runId) : null);
             _antiAffinity = pre.AntiAffinity;
             plan = pre.Plan;
             _lastSnapshot = pre.Pool;
+            if (pre.NotNeedingReboot.Count > 0)
+            {
+                // Hosts that need no reboot are left alone for the whole run, as if ignored.
+                _planOptions = _planOptions with { IgnoreHosts = [.. _planOptions.IgnoreHosts, .. pre.NotNeedingReboot.Keys] };
+                _log.Info("{Count} host(s) need no reboot (--needs-reboot-command): {Hosts}", pre.NotNeedingReboot.Count,
+                    string.Join(", ", pre.NotNeedingReboot.Keys.Select(u => pre.Pool.Hosts.FirstOrDefault(h => h.Uuid == u)?.Name ?? u)));
+            }
+
             if (plan.Blockers.Count > 0)
             {
                 foreach (var b in plan.Blockers)
@@ -111,6 +148,7 @@ public sealed class RollingRebootRun
                     _log.Error("Blocked: {Message}. Fix: {Fix}", b.Message, b.Fix);
                 }
 
+                Notify("failure", $"rollreboot on {_clusterLabel} blocked before it changed anything: {string.Join("; ", plan.Blockers.Select(b => b.Message))}", outcome: RunOutcome.Blocked.ToString());
                 return Report(RunOutcome.Blocked, $"preflight found {plan.Blockers.Count} blocker(s); nothing was changed", started, plan);
             }
 
@@ -130,9 +168,17 @@ public sealed class RollingRebootRun
             }
 
             await PrepareAsync(pre.Pool, abort);
+            Notify("start", string.Create(CultureInfo.InvariantCulture,
+                $"rollreboot {(_resume is null ? "started" : "resumed")} on {_clusterLabel} (pool {pre.Pool.Name}): {plan.Steps.Count} host(s) to reboot{(_options.Halt ? " (halt for hardware work)" : "")}, about {Units.Duration(plan.Estimate.TotalSeconds)}"));
             await RebootHostsAsync(plan, stop, abort);
             outcome = RunOutcome.Done;
             message = $"all {_rebooted.Count} host(s) rebooted";
+            var skipped = _hostReports.Count(h => h.Result.StartsWith("skipped", StringComparison.Ordinal));
+            if (skipped > 0)
+            {
+                message += $"; {skipped} skipped by the pre hook (exit 70)";
+            }
+
             if (_options.Plan.ReturnVms)
             {
                 var (back, failed) = await ReturnVmsAsync(plan, stop, abort);
@@ -181,6 +227,16 @@ public sealed class RollingRebootRun
 
         // A paused run's journal stays open so that 'resume' continues it (in the next window, after the canary).
         _journal.Write(paused && restoredAll ? "run.paused" : "run.end", new Dictionary<string, object?> { ["outcome"] = outcome.ToString(), ["message"] = message });
+        if (outcome is RunOutcome.NeedsOperator or RunOutcome.StoppedRestored or RunOutcome.Blocked && !paused)
+        {
+            Notify("failure", $"rollreboot on {_clusterLabel} stopped: {message}" + (_operatorActions.Count > 0 ? "; operator action needed: " + string.Join("; ", _operatorActions) : ""), outcome: outcome.ToString());
+        }
+
+        if (outcome != RunOutcome.Blocked)
+        {
+            Notify("finish", $"rollreboot on {_clusterLabel} finished: {outcome}: {message} ({_hostReports.Count(h => h.Result == "rebooted")} host(s) rebooted)", outcome: outcome.ToString());
+        }
+
         return Report(outcome, message, started, plan);
     }
 
@@ -384,8 +440,13 @@ public sealed class RollingRebootRun
 
             // Re-plan against the live pool: VMs may have started, stopped or moved. One host at a time asks
             // XAPI about that host only; with waves every host is asked.
-            var onlyHost = _options.Plan.MaxHostsDown > 1 ? null : remaining[0];
-            var pre = await Preflight.RunAsync(_pool, null, _options.Plan, RebootedSoFar(), abort, onlyHost, _antiAffinity);
+            if (doneThisRun > 0 && _options.Hooks.BlockerCommand is not null)
+            {
+                await WaitForBlockerAsync(remaining, stop);
+            }
+
+            var onlyHost = _planOptions.MaxHostsDown > 1 ? null : remaining[0];
+            var pre = await Preflight.RunAsync(_pool, null, _planOptions, RebootedSoFar(), abort, onlyHost, _antiAffinity);
             _lastSnapshot = pre.Pool;
             if (pre.Plan.Blockers.Count > 0)
             {
@@ -433,6 +494,39 @@ public sealed class RollingRebootRun
         }
     }
 
+    /// <summary>
+    /// Before each host after the first: the blocker command must pass. While it fails the run waits (nothing is
+    /// in flight), bounded by --blocker-timeout and the window; then it stops safely, resumable.
+    /// </summary>
+    private async Task WaitForBlockerAsync(IReadOnlyList<string> remaining, CancellationToken stop)
+    {
+        var next = _lastSnapshot?.Hosts.FirstOrDefault(h => h.Uuid == remaining[0])?.Name ?? remaining[0];
+        var env = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["ROLLREBOOT_PHASE"] = "between-hosts",
+            ["ROLLREBOOT_POOL"] = _lastSnapshot?.Name ?? "",
+            ["ROLLREBOOT_CLUSTER"] = _clusterLabel,
+            ["ROLLREBOOT_RUN_ID"] = _runId,
+            ["ROLLREBOOT_NEXT_HOST"] = next,
+        };
+        var deadline = _clock.GetUtcNow() + _options.Hooks.BlockerTimeout;
+        if (_options.WindowEnd is { } windowEnd && windowEnd < deadline)
+        {
+            deadline = windowEnd;
+        }
+
+        while (await Commands.CheckBlockerAsync(env, stop) is { } blocked)
+        {
+            if (_clock.GetUtcNow() >= deadline)
+            {
+                throw new RunPausedException($"blocked before {next} for {Units.Duration(_options.Hooks.BlockerTimeout.TotalSeconds)} ({blocked}); resume when it passes with 'rollreboot resume --clustername {_clusterLabel}'");
+            }
+
+            _log.Warn("Blocked before {Host}: {Reason}; checking again in {Interval}", next, blocked, Units.Duration(_options.Hooks.BlockerInterval.TotalSeconds));
+            await Task.Delay(_options.Hooks.BlockerInterval, _clock, stop);
+        }
+    }
+
     private HashSet<string> RebootedSoFar()
     {
         lock (_state)
@@ -470,8 +564,20 @@ public sealed class RollingRebootRun
 
         // The last safe point before the reboot: a Ctrl-C now leaves the host untouched.
         stop.ThrowIfCancellationRequested();
-        var rebootStart = _clock.GetUtcNow();
         var hostNow = after.Hosts.First(h => h.Uuid == host.Uuid);
+        if (_options.Hooks.PreHostHook is not null || _options.Hooks.PreHostCommand is not null)
+        {
+            // The host is empty and disabled: the moment to patch it.
+            if (await Commands.RunHostHooksAsync("pre", hostNow, after, _clusterLabel, _runId, abort) == HookDecision.SkipHost)
+            {
+                await SkipHostAsync(host, isMaster, moved, bytes, evacuated, retries, abort);
+                return;
+            }
+
+            stop.ThrowIfCancellationRequested();
+        }
+
+        var rebootStart = _clock.GetUtcNow();
         var serverTime = await _pool.GetServerTimeAsync(host.Uuid, abort);
         string? bootId = null;
         if (_probe is not null && _options.UseSshProof)
@@ -492,11 +598,12 @@ public sealed class RollingRebootRun
             ["bootTime"] = hostNow.BootTime?.ToUnixTimeMilliseconds(),
             ["serverTime"] = serverTime.ToString("O", CultureInfo.InvariantCulture),
             ["bootId"] = bootId,
+            ["halt"] = _options.Halt,
         });
-        _log.HostPhase(host.Name, "rebooting");
+        _log.HostPhase(host.Name, _options.Halt ? "shutting down (--halt)" : "rebooting");
         try
         {
-            await _pool.RebootHostAsync(host.Uuid, abort);
+            await PowerCycleAsync(host.Uuid, abort);
         }
         catch (PoolOperationException e) when (IsTransient(e))
         {
@@ -507,11 +614,18 @@ public sealed class RollingRebootRun
             if (!taken)
             {
                 _log.Warn("The reboot request for {Host} got no answer and was not taken; asking once more", host.Name);
-                await _pool.RebootHostAsync(host.Uuid, abort);
+                await PowerCycleAsync(host.Uuid, abort);
             }
         }
 
         _journal.Write("host.reboot.done", new Dictionary<string, object?> { ["host"] = host.Uuid });
+        if (_options.Halt)
+        {
+            var powerOnBy = _clock.GetUtcNow() + _options.PowerOnTimeout;
+            _log.Warn("{Host} is shutting down for hardware work: power it on when done (IPMI / iLO / 'xe host-power-on host={Host}'); waiting until {Deadline:u}",
+                host.Name, host.Name, _options.WindowEnd is { } we && we < powerOnBy ? we : powerOnBy);
+            Notify("host.halted", $"{host.Name} of {_clusterLabel} is shut down for hardware work: power it on when done", host.Name);
+        }
 
         await WaitForHostBackAsync(host, hostNow.BootTime ?? serverTime, serverTime, bootId, isMaster, abort);
         lock (_state)
@@ -530,6 +644,43 @@ public sealed class RollingRebootRun
 
         _journal.Write("host.done", new Dictionary<string, object?> { ["host"] = host.Uuid, ["name"] = host.Name });
         _log.HostPhase(host.Name, string.Create(CultureInfo.InvariantCulture, $"done ({moved} migrations in {evacuated:0} s, back after {rebootSeconds:0} s)"));
+        int doneCount;
+        lock (_state)
+        {
+            doneCount = _rebooted.Count;
+        }
+
+        Notify("host.done", string.Create(CultureInfo.InvariantCulture, $"{host.Name} of {_clusterLabel} rebooted and back ({doneCount} done; {moved} VMs moved in {Units.Duration(evacuated)}, back after {Units.Duration(rebootSeconds)})"), host.Name);
+        if (_options.Hooks.PostHostHook is not null || _options.Hooks.PostHostCommand is not null)
+        {
+            var back = await ReadPatientlyAsync(abort);
+            await Commands.RunHostHooksAsync("post", back.Hosts.First(h => h.Uuid == host.Uuid), back, _clusterLabel, _runId, abort);
+        }
+    }
+
+    private Task PowerCycleAsync(string hostUuid, CancellationToken abort) =>
+        _options.Halt ? _pool.ShutdownHostAsync(hostUuid, abort) : _pool.RebootHostAsync(hostUuid, abort);
+
+    /// <summary>A pre hook said skip (exit 70): the host is not rebooted; it is enabled again as it was, its VMs stay where they went.</summary>
+    private async Task SkipHostAsync(HostState host, bool isMaster, int moved, long bytes, double evacuated, int retries, CancellationToken abort)
+    {
+        if (_original!.HostEnabled.GetValueOrDefault(host.Uuid, true))
+        {
+            await IdempotentAsync(ct => _pool.EnableHostAsync(host.Uuid, ct), abort);
+            _journal.Write("host.enable.done", new Dictionary<string, object?> { ["host"] = host.Uuid });
+        }
+
+        Forget(host.Uuid);
+        lock (_state)
+        {
+            _hostReports.Add(new HostReport(host.Name, isMaster, moved, bytes, evacuated, 0, retries, "skipped by pre hook (exit 70)"));
+            // Left alone from now on: later plans treat it as a host that is not rebooted.
+            _planOptions = _planOptions with { IgnoreHosts = [.. _planOptions.IgnoreHosts, host.Uuid] };
+        }
+
+        _journal.Write("host.skipped", new Dictionary<string, object?> { ["host"] = host.Uuid, ["name"] = host.Name, ["reason"] = "pre hook exit 70" });
+        _log.HostPhase(host.Name, "skipped (pre hook exit 70); enabled again");
+        Notify("host.skipped", $"{host.Name} of {_clusterLabel} skipped: the pre hook exited 70", host.Name);
     }
 
     private async Task<(int Moved, long Bytes, int Retries)> MigrateAllAsync(PoolSnapshot pool, HostState host, PlanStep step, CancellationToken abort)
@@ -720,7 +871,18 @@ public sealed class RollingRebootRun
 
     private async Task WaitForHostBackAsync(HostState host, DateTimeOffset previousBoot, DateTimeOffset requestedAt, string? previousBootId, bool isMaster, CancellationToken abort)
     {
-        var deadline = _clock.GetUtcNow() + _options.HostTimeout;
+        var now = _clock.GetUtcNow();
+        var deadline = now + _options.HostTimeout;
+        if (_options.Halt)
+        {
+            // Someone has to power it on: wait up to --power-on-timeout, not past the window (but always a host timeout).
+            deadline = now + _options.PowerOnTimeout;
+            if (_options.WindowEnd is { } windowEnd && windowEnd < deadline)
+            {
+                deadline = windowEnd > now + _options.HostTimeout ? windowEnd : now + _options.HostTimeout;
+            }
+        }
+
         var sawDown = false;
         var xapiBack = false;
         while (true)
@@ -730,9 +892,11 @@ public sealed class RollingRebootRun
             if (remaining <= TimeSpan.Zero)
             {
                 throw new RunStoppedException(
-                    $"{host.Name} did not come back within {_options.HostTimeout.TotalMinutes:0} min of its reboot",
+                    _options.Halt
+                        ? $"{host.Name} was not powered on and back by {deadline:u} (--halt)"
+                        : $"{host.Name} did not come back within {_options.HostTimeout.TotalMinutes:0} min of its reboot",
                     needsOperator: true,
-                    $"check {host.Name} (console / IPMI); once it is back run 'rollreboot resume --clustername ...' to finish, or 'rollreboot restore --clustername ...'");
+                    $"check {host.Name} (console / IPMI{(_options.Halt ? "; power it on" : "")}); once it is back run 'rollreboot resume --clustername {_clusterLabel}' to finish, or 'rollreboot restore --clustername {_clusterLabel}'");
             }
 
             try

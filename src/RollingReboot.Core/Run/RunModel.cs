@@ -37,6 +37,52 @@ public sealed record RunOptions
 
     /// <summary>Wait this long between hosts (waves).</summary>
     public TimeSpan HostDelay { get; init; } = TimeSpan.Zero;
+
+    /// <summary>Operator commands around each host and before each wave.</summary>
+    public HookOptions Hooks { get; init; } = new();
+
+    /// <summary>Shut each evacuated host down instead of rebooting it, and wait for someone to power it on.</summary>
+    public bool Halt { get; init; }
+
+    /// <summary>With <see cref="Halt"/>: how long to wait for a host to be powered on and back.</summary>
+    public TimeSpan PowerOnTimeout { get; init; } = TimeSpan.FromHours(4);
+}
+
+/// <summary>
+/// Commands the operator plugs into the run. Local hooks run on this machine with the host in environment
+/// variables; remote commands run on the host over SSH. A pre hook exiting 70 skips the host.
+/// </summary>
+public sealed record HookOptions
+{
+    /// <summary>The exit code with which a pre hook says "skip this host" (CloudStack's rolling-maintenance convention).</summary>
+    public const int SkipHostExitCode = 70;
+
+    /// <summary>Local command run when the host is empty and disabled, right before its reboot.</summary>
+    public string? PreHostHook { get; init; }
+
+    /// <summary>Local command run when the host is back and enabled.</summary>
+    public string? PostHostHook { get; init; }
+
+    /// <summary>Command run on the host over SSH when it is empty, right before its reboot (after the local pre hook).</summary>
+    public string? PreHostCommand { get; init; }
+
+    /// <summary>Command run on the host over SSH when it is back (after the local post hook).</summary>
+    public string? PostHostCommand { get; init; }
+
+    /// <summary>Command run on each host over SSH before planning: exit 0 means it needs a reboot, any other exit that it does not.</summary>
+    public string? NeedsRebootCommand { get; init; }
+
+    /// <summary>Local command that blocks the run while it exits non-zero (e.g. a monitoring check).</summary>
+    public string? BlockerCommand { get; init; }
+
+    public TimeSpan HookTimeout { get; init; } = TimeSpan.FromMinutes(30);
+
+    /// <summary>How long the run waits, between hosts, for the blocker command to pass before it stops (resumable).</summary>
+    public TimeSpan BlockerTimeout { get; init; } = TimeSpan.FromMinutes(30);
+
+    public TimeSpan BlockerInterval { get; init; } = TimeSpan.FromMinutes(1);
+
+    public bool Any => PreHostHook is not null || PostHostHook is not null || PreHostCommand is not null || PostHostCommand is not null;
 }
 
 /// <summary>What the run changed and must put back: recorded before anything changes.</summary>

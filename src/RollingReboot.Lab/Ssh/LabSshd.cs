@@ -391,6 +391,9 @@ public sealed class LabSshd : IAsyncDisposable, IDisposable
     public void RefuseClientKey(string hostName) =>
         File.WriteAllText(Path.Combine(HostDirectory(hostName), "authorized_keys"), "");
 
+    /// <summary>The directory a simulated host's shell runs commands in (hooks, needs-reboot checks sent over SSH).</summary>
+    public string HostShellDirectory(string hostName) => HostDirectory(hostName);
+
     private string HostDirectory(string hostName)
     {
         lock (_lock)
@@ -411,9 +414,22 @@ public sealed class LabSshd : IAsyncDisposable, IDisposable
         var authorizedKeysPath = Path.Combine(directory, "authorized_keys");
         var configPath = Path.Combine(directory, "sshd_config");
 
-        // Whatever the client asks, the host answers its current simulated boot id.
+        // A simulated host's shell: the boot id command answers the host's current simulated boot id; any other
+        // command (an operator's hook, a needs-reboot check) runs in the host's own lab directory.
+        var shellPath = Path.Combine(directory, "host-shell.sh");
+        File.WriteAllText(shellPath,
+            "#!/bin/sh\n"
+            + $"cd {ShellQuote(directory)} || exit 1\n"
+            + $"export ROLLREBOOT_LAB_HOST={ShellQuote(hostName)}\n"
+            + "case \"$SSH_ORIGINAL_COMMAND\" in\n  ''|*boot_id*) exec cat boot_id ;;\nesac\n"
+            + "exec /bin/sh -c \"$SSH_ORIGINAL_COMMAND\"\n");
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(shellPath, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+
         File.WriteAllText(authorizedKeysPath,
-            $"command=\"cat {ShellQuote(bootIdPath).Replace("\"", "\\\"", StringComparison.Ordinal)}\",no-pty,no-port-forwarding,no-agent-forwarding,no-X11-forwarding {_clientPublicKey}\n");
+            $"command=\"{ShellQuote(shellPath).Replace("\"", "\\\"", StringComparison.Ordinal)}\",no-pty,no-port-forwarding,no-agent-forwarding,no-X11-forwarding {_clientPublicKey}\n");
 
         var config = new StringBuilder()
             .Append(CultureInfo.InvariantCulture, $"ListenAddress {address}:{Port}\n")
