@@ -5,6 +5,21 @@ using RollingReboot.Core.Ports;
 
 namespace RollingReboot.Core.Run;
 
+/// <summary>The environment variables rollreboot gives the operator's hooks and checks.</summary>
+public static class HookVariables
+{
+    public const string Phase = "ROLLREBOOT_PHASE";
+    public const string Host = "ROLLREBOOT_HOST";
+    public const string HostUuid = "ROLLREBOOT_HOST_UUID";
+    public const string HostAddress = "ROLLREBOOT_HOST_ADDRESS";
+    public const string IsMaster = "ROLLREBOOT_IS_MASTER";
+    public const string Pool = "ROLLREBOOT_POOL";
+    public const string PoolUuid = "ROLLREBOOT_POOL_UUID";
+    public const string Cluster = "ROLLREBOOT_CLUSTER";
+    public const string RunId = "ROLLREBOOT_RUN_ID";
+    public const string NextHost = "ROLLREBOOT_NEXT_HOST";
+}
+
 /// <summary>What a pre/post hook decided for a host.</summary>
 public enum HookDecision
 {
@@ -46,15 +61,15 @@ public sealed class HostCommands
     /// <summary>The environment a local hook sees (the remote command gets the same variables exported).</summary>
     public static Dictionary<string, string> HostEnvironment(string phase, HostState host, PoolSnapshot pool, string cluster, string runId) => new(StringComparer.Ordinal)
     {
-        ["ROLLREBOOT_PHASE"] = phase,
-        ["ROLLREBOOT_HOST"] = host.Name,
-        ["ROLLREBOOT_HOST_UUID"] = host.Uuid,
-        ["ROLLREBOOT_HOST_ADDRESS"] = host.Address,
-        ["ROLLREBOOT_IS_MASTER"] = host.Uuid == pool.MasterUuid ? "1" : "0",
-        ["ROLLREBOOT_POOL"] = pool.Name,
-        ["ROLLREBOOT_POOL_UUID"] = pool.Uuid,
-        ["ROLLREBOOT_CLUSTER"] = cluster,
-        ["ROLLREBOOT_RUN_ID"] = runId,
+        [HookVariables.Phase] = phase,
+        [HookVariables.Host] = host.Name,
+        [HookVariables.HostUuid] = host.Uuid,
+        [HookVariables.HostAddress] = host.Address,
+        [HookVariables.IsMaster] = host.Uuid == pool.MasterUuid ? "1" : "0",
+        [HookVariables.Pool] = pool.Name,
+        [HookVariables.PoolUuid] = pool.Uuid,
+        [HookVariables.Cluster] = cluster,
+        [HookVariables.RunId] = runId,
     };
 
     /// <summary>

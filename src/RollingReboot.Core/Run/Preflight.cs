@@ -139,11 +139,11 @@ public static class Preflight
     {
         var env = new Dictionary<string, string>(StringComparer.Ordinal)
         {
-            ["ROLLREBOOT_PHASE"] = "preflight",
-            ["ROLLREBOOT_POOL"] = snapshot.Name,
-            ["ROLLREBOOT_POOL_UUID"] = snapshot.Uuid,
-            ["ROLLREBOOT_CLUSTER"] = c.Cluster,
-            ["ROLLREBOOT_RUN_ID"] = c.RunId,
+            [HookVariables.Phase] = "preflight",
+            [HookVariables.Pool] = snapshot.Name,
+            [HookVariables.PoolUuid] = snapshot.Uuid,
+            [HookVariables.Cluster] = c.Cluster,
+            [HookVariables.RunId] = c.RunId,
         };
         if (await c.Commands.CheckBlockerAsync(env, cancellationToken) is { } blocked)
         {

@@ -503,11 +503,11 @@ public sealed class RollingRebootRun
         var next = _lastSnapshot?.Hosts.FirstOrDefault(h => h.Uuid == remaining[0])?.Name ?? remaining[0];
         var env = new Dictionary<string, string>(StringComparer.Ordinal)
         {
-            ["ROLLREBOOT_PHASE"] = "between-hosts",
-            ["ROLLREBOOT_POOL"] = _lastSnapshot?.Name ?? "",
-            ["ROLLREBOOT_CLUSTER"] = _clusterLabel,
-            ["ROLLREBOOT_RUN_ID"] = _runId,
-            ["ROLLREBOOT_NEXT_HOST"] = next,
+            [HookVariables.Phase] = "between-hosts",
+            [HookVariables.Pool] = _lastSnapshot?.Name ?? "",
+            [HookVariables.Cluster] = _clusterLabel,
+            [HookVariables.RunId] = _runId,
+            [HookVariables.NextHost] = next,
         };
         var deadline = _clock.GetUtcNow() + _options.Hooks.BlockerTimeout;
         if (_options.WindowEnd is { } windowEnd && windowEnd < deadline)
