@@ -54,7 +54,13 @@ internal sealed class RunCommand
     private readonly Option<string> _powerOnTimeout = new("--power-on-timeout") { Description = "With --halt: how long to wait for a host to be powered on and back (capped by --window-end)", DefaultValueFactory = _ => "4h" };
     private readonly Option<string?> _notify = new("--notify") { Description = "POST JSON (Slack-compatible 'text') to this URL on start, each host, failure and finish; ROLLREBOOT_NOTIFY_URL keeps a tokened URL off the command line" };
 
+    private readonly Option<string> _host = new("--host") { Description = "The host to empty (evacuate) or bring back (return): name or uuid", Required = true };
+
     private readonly RunMode _mode;
+
+    /// <summary>An option's value, or its type's default when this command does not have the option.</summary>
+    private static T? Get<T>(ParseResult parse, Option<T> option) =>
+        parse.CommandResult.Command.Options.Contains(option) ? parse.GetValue(option) : default;
 
     private RunCommand(CliEnvironment env, RunMode mode)
     {
@@ -67,6 +73,8 @@ internal sealed class RunCommand
         PlanOrRun,
         Resume,
         Restore,
+        Evacuate,
+        Return,
     }
 
     public static void AddTo(RootCommand root, CliEnvironment env)
@@ -78,11 +86,21 @@ internal sealed class RunCommand
         var restore = new Command("restore", "Undo what a stopped run changed (HA, CloudStack state, disabled hosts, the lock) without continuing it.");
         Configure(restore, new RunCommand(env, RunMode.Restore));
         root.Subcommands.Add(restore);
+        var evacuate = new Command("evacuate", "Empty one host for maintenance: disable it and live-migrate its VMs to the other hosts (dry run unless --exec). It stays disabled until 'rollreboot return'.");
+        Configure(evacuate, new RunCommand(env, RunMode.Evacuate));
+        root.Subcommands.Add(evacuate);
+        var back = new Command("return", "Bring a host emptied by 'rollreboot evacuate' back into service: enable it and migrate its VMs back to it (dry run unless --exec).");
+        Configure(back, new RunCommand(env, RunMode.Return));
+        root.Subcommands.Add(back);
     }
 
     private static void Configure(Command command, RunCommand c)
     {
-        Option[] options = c._mode == RunMode.PlanOrRun
+        Option[] options = c._mode == RunMode.Evacuate
+            ? [c._cluster, c._zone, c._host, c._exec, c._format, c._output, c._report, c._reportJson, c._threads, c._cmkProfile, c._verbose, c._notify]
+            : c._mode == RunMode.Return
+            ? [c._cluster, c._zone, c._host, c._exec, c._report, c._reportJson, c._threads, c._cmkProfile, c._verbose, c._notify]
+            : c._mode == RunMode.PlanOrRun
             ? [c._cluster, c._zone, c._exec, c._format, c._output, c._report, c._reportJson, c._threads, c._maxHostsDown, c._hosts, c._ignoreHosts, c._onlyNeeding, c._returnVms, c._hostTimeout, c._breakLock, c._cmkProfile, c._sshAcceptNew, c._assumeReboot, c._assumeLink, c._verbose, c._pauseAfter, c._windowEnd, c._hostDelay, .. c.HookOptions]
             : c._mode == RunMode.Resume
                 ? [c._cluster, c._zone, c._report, c._reportJson, c._threads, c._maxHostsDown, c._hosts, c._ignoreHosts, c._onlyNeeding, c._hostTimeout, c._cmkProfile, c._sshAcceptNew, c._verbose, c._pauseAfter, c._windowEnd, c._hostDelay, .. c.HookOptions]
@@ -100,14 +118,14 @@ internal sealed class RunCommand
 
     private HookOptions BuildHooks(ParseResult parse) => new()
     {
-        PreHostHook = NonEmpty(parse.GetValue(_preHostHook), "--pre-host-hook"),
-        PostHostHook = NonEmpty(parse.GetValue(_postHostHook), "--post-host-hook"),
-        PreHostCommand = NonEmpty(parse.GetValue(_preHostCommand), "--pre-host-command"),
-        PostHostCommand = NonEmpty(parse.GetValue(_postHostCommand), "--post-host-command"),
-        NeedsRebootCommand = NonEmpty(parse.GetValue(_needsRebootCommand), "--needs-reboot-command"),
-        BlockerCommand = NonEmpty(parse.GetValue(_blockerCommand), "--blocker-command"),
-        HookTimeout = ParseDuration(parse.GetValue(_hookTimeout) ?? "30m", "--hook-timeout"),
-        BlockerTimeout = ParseDuration(parse.GetValue(_blockerTimeout) ?? "30m", "--blocker-timeout"),
+        PreHostHook = NonEmpty(Get(parse, _preHostHook), "--pre-host-hook"),
+        PostHostHook = NonEmpty(Get(parse, _postHostHook), "--post-host-hook"),
+        PreHostCommand = NonEmpty(Get(parse, _preHostCommand), "--pre-host-command"),
+        PostHostCommand = NonEmpty(Get(parse, _postHostCommand), "--post-host-command"),
+        NeedsRebootCommand = NonEmpty(Get(parse, _needsRebootCommand), "--needs-reboot-command"),
+        BlockerCommand = NonEmpty(Get(parse, _blockerCommand), "--blocker-command"),
+        HookTimeout = ParseDuration(Get(parse, _hookTimeout) ?? "30m", "--hook-timeout"),
+        BlockerTimeout = ParseDuration(Get(parse, _blockerTimeout) ?? "30m", "--blocker-timeout"),
     };
 
     private static string? NonEmpty(string? value, string option) =>
@@ -140,25 +158,30 @@ internal sealed class RunCommand
 
     private async Task<int> RunConfiguredAsync(ParseResult parse, CancellationToken cancellationToken, string? labLabel)
     {
-        var clusterName = parse.GetValue(_cluster)
+        var clusterName = Get(parse, _cluster)
             ?? throw new UserFacingException("--clustername is required: name the CloudStack cluster (or pool) to reboot; see --help");
-        var format = parse.GetValue(_format) ?? "text";
+        var format = Get(parse, _format) ?? "text";
         if (format is not ("text" or "markdown" or "json"))
         {
             throw new UserFacingException($"--format {format} is not known; use text, markdown or json");
         }
 
-        var planOptions = _mode == RunMode.Restore ? new PlanOptions() : BuildPlanOptions(parse);
-        var hooks = _mode == RunMode.Restore ? new HookOptions() : BuildHooks(parse);
-        var notifyText = _mode == RunMode.Restore ? null : parse.GetValue(_notify) ?? _env.Get(EnvNames.NotifyUrl);
+        var planOptions = _mode switch
+        {
+            RunMode.Restore => new PlanOptions(),
+            RunMode.Evacuate or RunMode.Return => new PlanOptions { Threads = ValidThreads(Get(parse, _threads)), IncludeHosts = [parse.GetValue(_host)!] },
+            _ => BuildPlanOptions(parse),
+        };
+        var hooks = _mode is RunMode.Restore or RunMode.Evacuate or RunMode.Return ? new HookOptions() : BuildHooks(parse);
+        var notifyText = _mode == RunMode.Restore ? null : Get(parse, _notify) ?? _env.Get(EnvNames.NotifyUrl);
         var notifyUrl = notifyText is null ? null : Adapters.WebhookNotifier.Parse(notifyText);
-        var hostTimeout = ParseDuration(parse.GetValue(_hostTimeout) ?? "20m", "--host-timeout");
-        var exec = _mode != RunMode.PlanOrRun || parse.GetValue(_exec);
+        var hostTimeout = ParseDuration(Get(parse, _hostTimeout) ?? "20m", "--host-timeout");
+        var exec = _mode is RunMode.Resume or RunMode.Restore || Get(parse, _exec);
         var clock = _env.CreateClock();
         var runId = clock.GetUtcNow().UtcDateTime.ToString("yyyyMMdd'T'HHmmss", CultureInfo.InvariantCulture) + "-" + Guid.NewGuid().ToString("N")[..6];
         var stateDir = _env.StateDirectory();
         var logFile = exec ? Path.Combine(stateDir, "logs", $"run-{runId}.clef") : null;
-        using var logger = (Serilog.Core.Logger)Logging.Create(_env, logFile, clock, parse.GetValue(_verbose));
+        using var logger = (Serilog.Core.Logger)Logging.Create(_env, logFile, clock, Get(parse, _verbose));
         var log = new SerilogRunLog(logger);
 
         var settings = _xapi.Resolve(parse, _env);
@@ -170,10 +193,10 @@ internal sealed class RunCommand
         {
             if (cloudClient is not null)
             {
-                cloud = new ClusterBinding(cloudClient, await FindClusterAsync(cloudClient, clusterName, parse.GetValue(_zone), cancellationToken));
+                cloud = new ClusterBinding(cloudClient, await FindClusterAsync(cloudClient, clusterName, Get(parse, _zone), cancellationToken));
             }
 
-            var poolSnapshot = _mode == RunMode.PlanOrRun
+            var poolSnapshot = _mode is RunMode.PlanOrRun or RunMode.Evacuate or RunMode.Return
                 ? await pool.ReadAsync(cancellationToken)
                 : await ReadWhenReachableAsync(pool, clock, hostTimeout, cancellationToken);
             if (cloud is null && !poolSnapshot.Name.Equals(clusterName, StringComparison.Ordinal))
@@ -205,6 +228,32 @@ internal sealed class RunCommand
             var commandsForPreflight = hooks.BlockerCommand is not null || hooks.NeedsRebootCommand is not null
                 ? new PreflightCommands(new HostCommands(hooks, local, remote, log), clusterName, runId)
                 : null;
+            string? targetHost = null;
+            if (_mode is RunMode.Evacuate or RunMode.Return)
+            {
+                var h = poolSnapshot.FindHost(planOptions.IncludeHosts[0])!;
+                targetHost = h.Uuid;
+                var marker = poolSnapshot.OtherConfig.GetValueOrDefault(RollingRebootRun.EvacuatedKeyPrefix + h.Uuid);
+                if (_mode == RunMode.Evacuate && (!h.Enabled || !h.Live))
+                {
+                    throw new UserFacingException(marker is not null
+                        ? $"host {h.Name} is already evacuated (disabled, marked by rollreboot); bring it back with 'rollreboot return --clustername {clusterName} --host {h.Name} --exec'"
+                        : $"host {h.Name} is {(h.Live ? "disabled" : "not live")}: evacuate needs a live, enabled host");
+                }
+
+                if (_mode == RunMode.Return && marker is null && h.Enabled)
+                {
+                    throw new UserFacingException($"host {h.Name} is enabled and was not evacuated by rollreboot: nothing to return");
+                }
+
+                if (_mode == RunMode.Return && !exec)
+                {
+                    var vms = marker is null ? 0 : System.Text.Json.Nodes.JsonNode.Parse(marker)?["vms"]?.AsArray().Count ?? 0;
+                    await _env.Out.WriteLineAsync($"rollreboot return would enable {h.Name}{(h.Enabled ? " (already enabled)" : "")} and migrate {vms} VM(s) back to it, those still running elsewhere; run again with --exec to do it");
+                    return ExitCodes.Success;
+                }
+            }
+
             if (!exec)
             {
                 var pre = await Preflight.RunAsync(pool, cloud, planOptions, new HashSet<string>(), cancellationToken, commands: commandsForPreflight);
@@ -214,7 +263,7 @@ internal sealed class RunCommand
 
             JournalState? previous = null;
             FileJournalStore store;
-            if (_mode == RunMode.PlanOrRun)
+            if (_mode is RunMode.PlanOrRun or RunMode.Evacuate or RunMode.Return)
             {
                 store = new FileJournalStore(Path.Combine(stateDir, "journals", $"{poolSnapshot.Uuid}-{runId}.jsonl"));
             }
@@ -222,6 +271,11 @@ internal sealed class RunCommand
             {
                 (store, previous) = FindOpenJournal(stateDir, poolSnapshot);
                 runId = previous.RunId;
+                if (_mode == RunMode.Resume && previous.Mode != "run")
+                {
+                    throw new UserFacingException($"the unfinished run of pool {poolSnapshot.Name} was 'rollreboot {previous.Mode}', which resume does not continue: undo it with 'rollreboot restore --clustername {clusterName}', then start it again");
+                }
+
                 var lockValue = poolSnapshot.OtherConfig.GetValueOrDefault(RollingRebootRun.LockKey);
                 if (lockValue is not null && !lockValue.Contains(previous.RunId, StringComparison.Ordinal))
                 {
@@ -230,22 +284,31 @@ internal sealed class RunCommand
             }
 
             var journal = new RunJournal(store, clock);
-            journal.Write(_mode == RunMode.PlanOrRun ? "run.start" : "run." + _mode.ToString().ToLowerInvariant(), new Dictionary<string, object?> { ["runId"] = runId, ["pool"] = poolSnapshot.Uuid, ["poolName"] = poolSnapshot.Name, ["cluster"] = clusterName });
-            var probe = _mode == RunMode.Restore ? null : CreateProbe(parse);
+            var fresh = _mode is RunMode.PlanOrRun or RunMode.Evacuate or RunMode.Return;
+            journal.Write(fresh ? "run.start" : "run." + _mode.ToString().ToLowerInvariant(), new Dictionary<string, object?>
+            {
+                ["runId"] = runId,
+                ["pool"] = poolSnapshot.Uuid,
+                ["poolName"] = poolSnapshot.Name,
+                ["cluster"] = clusterName,
+                ["mode"] = _mode switch { RunMode.Evacuate => "evacuate", RunMode.Return => "return", _ => "run" },
+            });
+            var probe = _mode is RunMode.Restore or RunMode.Evacuate or RunMode.Return ? null : CreateProbe(parse);
             var options = new RunOptions
             {
                 HostTimeout = hostTimeout,
-                BreakLock = parse.GetValue(_breakLock),
+                BreakLock = Get(parse, _breakLock),
                 Operator = _env.Get("USER") ?? _env.Get("LOGNAME") ?? "unknown",
                 Machine = Environment.MachineName,
                 Plan = planOptions,
                 UseSshProof = probe is not null,
-                PauseAfter = _mode == RunMode.Restore ? null : ValidPauseAfter(parse.GetValue(_pauseAfter)),
-                WindowEnd = _mode == RunMode.Restore || parse.GetValue(_windowEnd) is not { } w ? null : ParseWindowEnd(w, clock),
-                HostDelay = _mode == RunMode.Restore || parse.GetValue(_hostDelay) is not { } d ? TimeSpan.Zero : ParseDuration(d, "--host-delay"),
+                PauseAfter = _mode == RunMode.Restore ? null : ValidPauseAfter(Get(parse, _pauseAfter)),
+                WindowEnd = _mode == RunMode.Restore || Get(parse, _windowEnd) is not { } w ? null : ParseWindowEnd(w, clock),
+                HostDelay = _mode == RunMode.Restore || Get(parse, _hostDelay) is not { } d ? TimeSpan.Zero : ParseDuration(d, "--host-delay"),
                 Hooks = hooks,
-                Halt = _mode != RunMode.Restore && parse.GetValue(_halt),
-                PowerOnTimeout = _mode == RunMode.Restore ? TimeSpan.FromHours(4) : ParseDuration(parse.GetValue(_powerOnTimeout) ?? "4h", "--power-on-timeout"),
+                EvacuateOnly = _mode == RunMode.Evacuate,
+                Halt = _mode != RunMode.Restore && Get(parse, _halt),
+                PowerOnTimeout = _mode == RunMode.Restore ? TimeSpan.FromHours(4) : ParseDuration(Get(parse, _powerOnTimeout) ?? "4h", "--power-on-timeout"),
             };
             log.Info("Run {RunId} on pool {Pool} (cluster {Cluster}); journal and log under {StateDir}", runId, poolSnapshot.Name, clusterName, stateDir);
             if (labLabel is not null)
@@ -269,6 +332,10 @@ internal sealed class RunCommand
             {
                 report = await run.RestoreOnlyAsync(previous!, poolSnapshot);
             }
+            else if (_mode == RunMode.Return)
+            {
+                report = await RunWithSignalsAsync((stop, abort) => run.ReturnHostAsync(poolSnapshot, targetHost!, stop, abort), log, cancellationToken);
+            }
             else
             {
                 if (previous is not null)
@@ -276,7 +343,7 @@ internal sealed class RunCommand
                     run.ResumeFrom(previous, poolSnapshot);
                 }
 
-                report = await RunWithSignalsAsync(run, log, cancellationToken);
+                report = await RunWithSignalsAsync(run.ExecuteAsync, log, cancellationToken);
             }
             await WriteReportAsync(parse, report);
             return report.Outcome switch
@@ -351,7 +418,7 @@ internal sealed class RunCommand
         throw new UserFacingException($"no unfinished run of pool {pool.Name} in {dir}: nothing to resume or restore");
     }
 
-    private static async Task<RunReport> RunWithSignalsAsync(RollingRebootRun run, IRunLog log, CancellationToken cancellationToken)
+    private static async Task<RunReport> RunWithSignalsAsync(Func<CancellationToken, CancellationToken, Task<RunReport>> run, IRunLog log, CancellationToken cancellationToken)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var abort = new CancellationTokenSource();
@@ -373,7 +440,7 @@ internal sealed class RunCommand
 
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
-        return await run.ExecuteAsync(stop.Token, abort.Token);
+        return await run(stop.Token, abort.Token);
     }
 
     private async Task WritePlanAsync(ParseResult parse, string format, Plan plan, string clusterName)
@@ -384,7 +451,7 @@ internal sealed class RunCommand
             "markdown" => PlanWriter.ToMarkdown(plan, clusterName),
             _ => PlanWriter.ToText(plan, clusterName),
         };
-        if (parse.GetValue(_output) is { } file)
+        if (Get(parse, _output) is { } file)
         {
             await File.WriteAllTextAsync(file.FullName, text);
             await _env.Error.WriteLineAsync($"plan written to {file.FullName}");
@@ -399,33 +466,32 @@ internal sealed class RunCommand
     {
         var text = ReportWriter.ToText(report);
         await _env.Out.WriteAsync(text);
-        if (parse.GetValue(_report) is { } file)
+        if (Get(parse, _report) is { } file)
         {
             await File.WriteAllTextAsync(file.FullName, ReportWriter.ToMarkdown(report));
         }
 
-        if (parse.GetValue(_reportJson) is { } json)
+        if (Get(parse, _reportJson) is { } json)
         {
             await File.WriteAllTextAsync(json.FullName, ReportWriter.ToJson(report));
         }
     }
 
+    private static int ValidThreads(int threads) =>
+        threads is < 1 or > 64 ? throw new UserFacingException($"--threads {threads} must be between 1 and 64") : threads;
+
     private PlanOptions BuildPlanOptions(ParseResult parse)
     {
-        var threads = parse.GetValue(_threads);
-        if (threads is < 1 or > 64)
-        {
-            throw new UserFacingException($"--threads {threads} must be between 1 and 64");
-        }
+        var threads = ValidThreads(Get(parse, _threads));
 
-        var maxDown = parse.GetValue(_maxHostsDown);
+        var maxDown = Get(parse, _maxHostsDown);
         if (maxDown < 1)
         {
             throw new UserFacingException($"--max-hosts-down {maxDown} must be at least 1");
         }
 
         var model = new MigrationModel();
-        if (parse.GetValue(_assumeLink) is { } link)
+        if (Get(parse, _assumeLink) is { } link)
         {
             if (link <= 0)
             {
@@ -435,7 +501,7 @@ internal sealed class RunCommand
             model = model with { HostLinkMBps = link };
         }
 
-        var reboot = parse.GetValue(_assumeReboot) ?? 300;
+        var reboot = Get(parse, _assumeReboot) ?? 300;
         if (reboot <= 0)
         {
             throw new UserFacingException("--assume-reboot-seconds must be positive");
@@ -445,10 +511,10 @@ internal sealed class RunCommand
         {
             Threads = threads,
             MaxHostsDown = maxDown,
-            IncludeHosts = Split(parse.GetValue(_hosts)),
-            IgnoreHosts = Split(parse.GetValue(_ignoreHosts)),
-            OnlyNeedingReboot = parse.GetValue(_onlyNeeding),
-            ReturnVms = parse.GetValue(_returnVms),
+            IncludeHosts = Split(Get(parse, _hosts)),
+            IgnoreHosts = Split(Get(parse, _ignoreHosts)),
+            OnlyNeedingReboot = Get(parse, _onlyNeeding),
+            ReturnVms = Get(parse, _returnVms),
             MigrationModel = model,
             RebootSeconds = reboot,
         };
@@ -507,7 +573,7 @@ internal sealed class RunCommand
         try
         {
             // ~/.cmk/config is read only when a CloudMonkey profile is asked for (option or environment).
-            var profile = parse.GetValue(_cmkProfile);
+            var profile = Get(parse, _cmkProfile);
             var wantsProfile = profile is not null || _env.Get(CloudStackCredentials.ProfileVariable) is not null;
             credentials = CloudStackCredentials.Resolve(_env.GetVariable, profile, wantsProfile && _env.Get("HOME") is { } home ? Path.Combine(home, ".cmk", "config") : null);
         }
@@ -546,7 +612,7 @@ internal sealed class RunCommand
 
         try
         {
-            var options = SshProbeOptions.FromEnvironment(_env.GetVariable) with { AcceptNew = parse.GetValue(_sshAcceptNew) };
+            var options = SshProbeOptions.FromEnvironment(_env.GetVariable) with { AcceptNew = Get(parse, _sshAcceptNew) };
             // SSH timeouts are about the network, not the simulated pool: wall clock.
             return new SshHostProbe(options, TimeProvider.System);
         }

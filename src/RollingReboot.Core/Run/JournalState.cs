@@ -24,6 +24,9 @@ public sealed record JournalState(
     /// <summary>Hosts whose host.reboot call returned (the reboot was taken).</summary>
     public IReadOnlySet<string> RebootCalled { get; init; } = new HashSet<string>();
 
+    /// <summary>What the run was started as: "run" (a rolling reboot), "evacuate" or "return".</summary>
+    public string Mode { get; init; } = "run";
+
     /// <summary>Server time and SSH boot id recorded just before each reboot.</summary>
     public IReadOnlyDictionary<string, (DateTimeOffset? ServerTime, string? BootId)> RebootContext { get; init; } =
         new Dictionary<string, (DateTimeOffset?, string?)>();
@@ -111,6 +114,7 @@ public sealed record JournalState(
         {
             RebootCalled = called,
             RebootContext = context,
+            Mode = start["mode"]?.ToString() ?? "run",
         };
     }
 

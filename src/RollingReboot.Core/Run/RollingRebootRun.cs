@@ -16,6 +16,9 @@ public sealed class RollingRebootRun
     public const string LockKey = "rollreboot-lock";
     public const string RunKey = "rollreboot-run";
 
+    /// <summary>pool.other_config key prefix marking a host emptied by 'rollreboot evacuate' (value: the VMs to bring back).</summary>
+    public const string EvacuatedKeyPrefix = "rollreboot-evacuated-";
+
     private readonly IPoolConnection _pool;
     private readonly ClusterBinding? _cloud;
     private readonly IHostProbe? _probe;
@@ -172,7 +175,9 @@ public sealed class RollingRebootRun
                 $"rollreboot {(_resume is null ? "started" : "resumed")} on {_clusterLabel} (pool {pre.Pool.Name}): {plan.Steps.Count} host(s) to reboot{(_options.Halt ? " (halt for hardware work)" : "")}, about {Units.Duration(plan.Estimate.TotalSeconds)}"));
             await RebootHostsAsync(plan, stop, abort);
             outcome = RunOutcome.Done;
-            message = $"all {_rebooted.Count} host(s) rebooted";
+            message = _options.EvacuateOnly
+                ? $"{string.Join(", ", _hostReports.Select(h => h.Name))} empty and disabled for maintenance; when the work is done: 'rollreboot return --clustername {_clusterLabel} --host {string.Join(",", _hostReports.Select(h => h.Name))}'"
+                : $"all {_rebooted.Count} host(s) rebooted";
             var skipped = _hostReports.Count(h => h.Result.StartsWith("skipped", StringComparison.Ordinal));
             if (skipped > 0)
             {
@@ -181,7 +186,7 @@ public sealed class RollingRebootRun
 
             if (_options.Plan.ReturnVms)
             {
-                var (back, failed) = await ReturnVmsAsync(plan, stop, abort);
+                var (back, failed) = await ReturnVmsAsync(plan.Steps.Select(s => s.HostUuid).Reverse().ToList(), stop, abort);
                 message += failed.Count == 0
                     ? $"; {back} VM(s) migrated back to their original hosts"
                     : $"; {back} VM(s) migrated back, {failed.Count} left where they are ({string.Join(", ", failed.Take(10))})";
@@ -215,6 +220,13 @@ public sealed class RollingRebootRun
             outcome = RunOutcome.StoppedRestored;
             message = "stopped: " + e.Message;
             _log.Error("Run stopped: {Reason}", e.Message);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // A bug or something unforeseen: still put back what the run changed, and say what it was.
+            outcome = RunOutcome.NeedsOperator;
+            message = $"stopped by an unexpected error ({e.GetType().Name}: {e.Message}); see the log";
+            _log.Error("Run stopped by an unexpected error: {Error}", e.ToString());
         }
 
         // Restore never takes the interrupt tokens: a Ctrl-C must not cut it short.
@@ -562,6 +574,12 @@ public sealed class RollingRebootRun
             throw new RunStoppedException($"{host.Name} still runs {string.Join(", ", left.Select(v => v.Name))} after evacuation; not rebooting it", needsOperator: false);
         }
 
+        if (_options.EvacuateOnly)
+        {
+            await LeaveEvacuatedAsync(host, isMaster, moved, bytes, evacuated, retries, abort);
+            return;
+        }
+
         // The last safe point before the reboot: a Ctrl-C now leaves the host untouched.
         stop.ThrowIfCancellationRequested();
         var hostNow = after.Hosts.First(h => h.Uuid == host.Uuid);
@@ -656,6 +674,96 @@ public sealed class RollingRebootRun
             var back = await ReadPatientlyAsync(abort);
             await Commands.RunHostHooksAsync("post", back.Hosts.First(h => h.Uuid == host.Uuid), back, _clusterLabel, _runId, abort);
         }
+    }
+
+    /// <summary>
+    /// 'rollreboot evacuate': the host is empty; it stays disabled (not put back by the restore) and a marker in
+    /// pool.other_config names the VMs it ran, for 'rollreboot return' — from any machine.
+    /// </summary>
+    private async Task LeaveEvacuatedAsync(HostState host, bool isMaster, int moved, long bytes, double evacuated, int retries, CancellationToken abort)
+    {
+        var key = EvacuatedKeyPrefix + host.Uuid;
+        var value = new JsonObject
+        {
+            ["runId"] = _runId,
+            ["host"] = host.Name,
+            ["at"] = _clock.GetUtcNow().ToString("O", CultureInfo.InvariantCulture),
+            ["vms"] = new JsonArray([.. _original!.VmHost.Where(kv => kv.Value == host.Uuid).Select(kv => kv.Key).Order(StringComparer.Ordinal).Select(k => (JsonNode?)k)]),
+        }.ToJsonString();
+        _journal.Write("host.evacuated.intent", new Dictionary<string, object?> { ["host"] = host.Uuid, ["key"] = key });
+        await IdempotentAsync(ct => _pool.RemovePoolOtherConfigAsync(key, ct), abort);
+        await IdempotentAsync(ct => _pool.TryAddPoolOtherConfigAsync(key, value, ct), abort);
+        Forget(host.Uuid);
+        _journal.Write("host.evacuated", new Dictionary<string, object?> { ["host"] = host.Uuid, ["name"] = host.Name });
+        lock (_state)
+        {
+            _hostReports.Add(new HostReport(host.Name, isMaster, moved, bytes, evacuated, 0, retries, "evacuated; left disabled for maintenance"));
+        }
+
+        _log.HostPhase(host.Name, "empty and disabled for maintenance");
+        Notify("host.evacuated", $"{host.Name} of {_clusterLabel} is empty and disabled for maintenance", host.Name);
+    }
+
+    /// <summary>
+    /// 'rollreboot return --host H': enables a host emptied by 'rollreboot evacuate' and brings its VMs back
+    /// (bounded tries, a VM that cannot go back stays running where it is), under the pool's lock.
+    /// </summary>
+    public async Task<RunReport> ReturnHostAsync(PoolSnapshot pool, string hostUuid, CancellationToken stop, CancellationToken abort)
+    {
+        var started = _clock.GetUtcNow();
+        _lastSnapshot = pool;
+        var host = pool.Hosts.First(h => h.Uuid == hostUuid);
+        var marker = pool.OtherConfig.GetValueOrDefault(EvacuatedKeyPrefix + hostUuid);
+        RunOutcome outcome;
+        string message;
+        try
+        {
+            await AcquireLockAsync(pool, abort);
+            RecordOriginals(pool);
+            if (!host.Enabled)
+            {
+                _journal.Write("host.enable.intent", new Dictionary<string, object?> { ["host"] = hostUuid, ["name"] = host.Name });
+                await IdempotentAsync(ct => _pool.EnableHostAsync(hostUuid, ct), abort);
+                _journal.Write("host.enable.done", new Dictionary<string, object?> { ["host"] = hostUuid });
+                _log.HostPhase(host.Name, "enabled again");
+            }
+
+            var vms = marker is null ? [] : (JsonNode.Parse(marker)?["vms"] as JsonArray)?.Select(n => n!.ToString()).ToHashSet(StringComparer.Ordinal) ?? [];
+            _original = _original! with { VmHost = vms.ToDictionary(v => v, _ => (string?)hostUuid, StringComparer.Ordinal) };
+            var (back, failed) = await ReturnVmsAsync([hostUuid], stop, abort);
+            if (marker is not null)
+            {
+                await IdempotentAsync(ct => _pool.RemovePoolOtherConfigAsync(EvacuatedKeyPrefix + hostUuid, ct), abort);
+            }
+
+            _hostReports.Add(new HostReport(host.Name, host.Uuid == pool.MasterUuid, back, 0, (_clock.GetUtcNow() - started).TotalSeconds, 0, 0, "returned"));
+            outcome = RunOutcome.Done;
+            message = failed.Count == 0
+                ? $"{host.Name} enabled; {back} VM(s) back on it"
+                : $"{host.Name} enabled; {back} VM(s) back on it, {failed.Count} left where they run ({string.Join(", ", failed.Take(10))})";
+            Notify("host.returned", $"{host.Name} of {_clusterLabel} is back in service: {message}", host.Name);
+        }
+        catch (RunStoppedException e)
+        {
+            outcome = e.Blocked ? RunOutcome.Blocked : RunOutcome.StoppedRestored;
+            message = e.Message;
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested || abort.IsCancellationRequested)
+        {
+            outcome = RunOutcome.Interrupted;
+            message = "interrupted";
+        }
+        catch (PoolOperationException e)
+        {
+            outcome = RunOutcome.StoppedRestored;
+            message = "stopped: " + e.Message;
+        }
+
+        var ok = await RestoreAsync(CancellationToken.None);
+        _journal.Write("run.end", new Dictionary<string, object?> { ["outcome"] = outcome.ToString(), ["message"] = message });
+        var final = ok || outcome == RunOutcome.Blocked ? outcome : RunOutcome.NeedsOperator;
+        Notify("finish", $"rollreboot return on {_clusterLabel} finished: {final}: {message}", outcome: final.ToString());
+        return Report(final, message, started, null);
     }
 
     private Task PowerCycleAsync(string hostUuid, CancellationToken abort) =>
@@ -781,11 +889,10 @@ public sealed class RollingRebootRun
     /// <c>--return-vms</c>: each VM back to the host it ran on before the run, hosts in reverse order, a
     /// bounded number of tries, failures reported but not fatal (the VM is running, just elsewhere).
     /// </summary>
-    private async Task<(int Back, List<string> Failed)> ReturnVmsAsync(Plan plan, CancellationToken stop, CancellationToken abort)
+    private async Task<(int Back, List<string> Failed)> ReturnVmsAsync(List<string> order, CancellationToken stop, CancellationToken abort)
     {
         var back = 0;
         var failed = new List<string>();
-        var order = plan.Steps.Select(s => s.HostUuid).Reverse().ToList();
         var pending = new List<VmState>();
         for (var pass = 0; pass < 2; pass++)
         {

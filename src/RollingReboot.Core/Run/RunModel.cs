@@ -38,6 +38,9 @@ public sealed record RunOptions
     /// <summary>Wait this long between hosts (waves).</summary>
     public TimeSpan HostDelay { get; init; } = TimeSpan.Zero;
 
+    /// <summary><c>rollreboot evacuate</c>: empty the planned host(s), leave them disabled for maintenance, reboot nothing.</summary>
+    public bool EvacuateOnly { get; init; }
+
     /// <summary>Operator commands around each host and before each wave.</summary>
     public HookOptions Hooks { get; init; } = new();
 
