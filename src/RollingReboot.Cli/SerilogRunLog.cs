@@ -18,13 +18,20 @@ public sealed class SerilogRunLog(ILogger logger) : IRunLog
 public static class Logging
 {
     /// <summary>stderr for people, CLEF JSON per run for machines. Secrets are never passed to the logger.</summary>
-    public static ILogger Create(CliEnvironment env, string? logFile, TimeProvider clock, bool verbose)
+    /// <param name="cluster">In a fleet, the cluster each line is about (shown in brackets).</param>
+    public static ILogger Create(CliEnvironment env, string? logFile, TimeProvider clock, bool verbose, string? cluster = null)
     {
+        var prefix = cluster is null ? "" : "[{Cluster}] ";
         var config = new LoggerConfiguration()
             .MinimumLevel.Is(verbose ? Serilog.Events.LogEventLevel.Debug : Serilog.Events.LogEventLevel.Information)
             .Enrich.With(new ClockEnricher(clock))
             .WriteTo.Sink(new WriterSink(env.Error, new Serilog.Formatting.Display.MessageTemplateTextFormatter(
-                env.IsTerminal ? "{Message:lj}{NewLine}" : "{SimTime:yyyy-MM-dd HH:mm:ss} {Level:u3} {Message:lj}{NewLine}", System.Globalization.CultureInfo.InvariantCulture)));
+                env.IsTerminal ? prefix + "{Message:lj}{NewLine}" : "{SimTime:yyyy-MM-dd HH:mm:ss} {Level:u3} " + prefix + "{Message:lj}{NewLine}", System.Globalization.CultureInfo.InvariantCulture)));
+        if (cluster is not null)
+        {
+            config = config.Enrich.WithProperty("Cluster", cluster);
+        }
+
         if (logFile is not null)
         {
             Directory.CreateDirectory(Path.GetDirectoryName(logFile)!);

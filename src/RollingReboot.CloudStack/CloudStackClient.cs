@@ -80,6 +80,16 @@ public sealed class CloudStackClient : ICloudStack, IDisposable
             .ToList();
     }
 
+    public async Task<IReadOnlyList<CloudStackCluster>> ListClustersAsync(string zone, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(zone);
+        var items = await ListAllAsync("listClusters", [], "cluster", cancellationToken);
+        return items
+            .Select(item => ToCluster(item, "listClusters"))
+            .Where(c => string.Equals(c.ZoneId, zone, StringComparison.OrdinalIgnoreCase) || string.Equals(c.ZoneName, zone, StringComparison.OrdinalIgnoreCase))
+            .ToList();
+    }
+
     public async Task<CloudStackCluster> GetClusterAsync(string clusterId, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(clusterId);

@@ -19,7 +19,9 @@ internal sealed class RunCommand
     private CliEnvironment _env;
     private readonly XapiOptions _xapi = new();
 
-    private readonly Option<string?> _cluster = new("--clustername") { Description = "CloudStack cluster (or, without CloudStack, the pool's name) to reboot" };
+    private readonly Option<string[]> _cluster = new("--clustername") { Description = "CloudStack cluster (or, without CloudStack, the pool's name) to reboot; several (comma-separated or repeated) form a fleet, each with its own lock and journal", AllowMultipleArgumentsPerToken = true };
+    private readonly Option<bool> _allClusters = new("--all-clusters") { Description = "Every XenServer cluster of --zone, as a fleet" };
+    private readonly Option<int> _parallelClusters = new("--parallel-clusters") { Description = "Fleet: how many clusters run at the same time (each pool still one host at a time unless --max-hosts-down)", DefaultValueFactory = _ => 1 };
     private readonly Option<string?> _zone = new("--zone") { Description = "CloudStack zone, when the cluster name is not unique" };
     private readonly Option<bool> _exec = new("--exec") { Description = "Do it. Without --exec rollreboot only prints the plan and changes nothing" };
     private readonly Option<string> _format = new("--format") { Description = "Plan output: text, markdown or json", DefaultValueFactory = _ => "text" };
@@ -101,7 +103,7 @@ internal sealed class RunCommand
             : c._mode == RunMode.Return
             ? [c._cluster, c._zone, c._host, c._exec, c._report, c._reportJson, c._threads, c._cmkProfile, c._verbose, c._notify]
             : c._mode == RunMode.PlanOrRun
-            ? [c._cluster, c._zone, c._exec, c._format, c._output, c._report, c._reportJson, c._threads, c._maxHostsDown, c._hosts, c._ignoreHosts, c._onlyNeeding, c._returnVms, c._hostTimeout, c._breakLock, c._cmkProfile, c._sshAcceptNew, c._assumeReboot, c._assumeLink, c._verbose, c._pauseAfter, c._windowEnd, c._hostDelay, .. c.HookOptions]
+            ? [c._cluster, c._zone, c._allClusters, c._parallelClusters, c._exec, c._format, c._output, c._report, c._reportJson, c._threads, c._maxHostsDown, c._hosts, c._ignoreHosts, c._onlyNeeding, c._returnVms, c._hostTimeout, c._breakLock, c._cmkProfile, c._sshAcceptNew, c._assumeReboot, c._assumeLink, c._verbose, c._pauseAfter, c._windowEnd, c._hostDelay, .. c.HookOptions]
             : c._mode == RunMode.Resume
                 ? [c._cluster, c._zone, c._report, c._reportJson, c._threads, c._maxHostsDown, c._hosts, c._ignoreHosts, c._onlyNeeding, c._hostTimeout, c._cmkProfile, c._sshAcceptNew, c._verbose, c._pauseAfter, c._windowEnd, c._hostDelay, .. c.HookOptions]
                 : [c._cluster, c._zone, c._report, c._reportJson, c._hostTimeout, c._cmkProfile, c._verbose];
@@ -158,8 +160,98 @@ internal sealed class RunCommand
 
     private async Task<int> RunConfiguredAsync(ParseResult parse, CancellationToken cancellationToken, string? labLabel)
     {
-        var clusterName = Get(parse, _cluster)
-            ?? throw new UserFacingException("--clustername is required: name the CloudStack cluster (or pool) to reboot; see --help");
+        var names = Split(Get(parse, _cluster));
+        var all = Get(parse, _allClusters);
+        if (names.Count == 0 && !all)
+        {
+            throw new UserFacingException("--clustername is required: name the CloudStack cluster (or pool) to reboot; see --help");
+        }
+
+        if (names.Count == 1 && !all)
+        {
+            return await RunClusterAsync(parse, names[0], null, cancellationToken, labLabel);
+        }
+
+        if (_mode != RunMode.PlanOrRun)
+        {
+            throw new UserFacingException($"'rollreboot {_mode.ToString().ToLowerInvariant()}' works on one cluster: give a single --clustername");
+        }
+
+        return await RunFleetAsync(parse, names, all, cancellationToken, labLabel);
+    }
+
+    /// <summary>
+    /// Several clusters in one invocation: one after another, or K at a time. Each has its own pool
+    /// connection (found through the addresses CloudStack lists for its hosts), lock, journal and log;
+    /// after a cluster stops (exit 4, 5 or 130) no further cluster is started. One report for all.
+    /// </summary>
+    private async Task<int> RunFleetAsync(ParseResult parse, List<string> names, bool all, CancellationToken cancellationToken, string? labLabel)
+    {
+        var parallel = Get(parse, _parallelClusters);
+        if (parallel < 1)
+        {
+            throw new UserFacingException($"--parallel-clusters {parallel} must be at least 1");
+        }
+
+        var clock = _env.CreateClock();
+        using var cloudClient = CreateCloudStack(parse, clock)
+            ?? throw new UserFacingException("a fleet (several --clustername, --all-clusters) needs CloudStack settings: CloudStack says where each cluster's pool is");
+        var zone = Get(parse, _zone);
+        if (all)
+        {
+            if (zone is null)
+            {
+                throw new UserFacingException("--all-clusters needs --zone: the zone whose XenServer clusters to reboot");
+            }
+
+            var found = (await cloudClient.ListClustersAsync(zone, cancellationToken))
+                .Where(c => c.HypervisorType.Equals("XenServer", StringComparison.OrdinalIgnoreCase)).Select(c => c.Name).Order(StringComparer.Ordinal).ToList();
+            if (found.Count == 0)
+            {
+                throw new UserFacingException($"CloudStack has no XenServer cluster in zone {zone}");
+            }
+
+            names = [.. names.Concat(found).Distinct(StringComparer.Ordinal)];
+        }
+
+        var fleet = new FleetContext(names);
+        await _env.Error.WriteLineAsync($"rollreboot: fleet of {names.Count} cluster(s): {string.Join(", ", names)}; {(parallel > 1 ? $"{parallel} at a time" : "one after another")}");
+        using var gate = new SemaphoreSlim(parallel);
+        var tasks = names.Select(async name =>
+        {
+            await gate.WaitAsync(cancellationToken);
+            try
+            {
+                if (fleet.StopStarting)
+                {
+                    fleet.Record(name, null, "not started: an earlier cluster stopped");
+                    return;
+                }
+
+                int code;
+                try
+                {
+                    code = await RunClusterAsync(parse, name, fleet, cancellationToken, labLabel);
+                }
+                catch (UserFacingException e)
+                {
+                    await _env.Error.WriteLineAsync($"rollreboot: {name}: {e.Message}");
+                    code = e.ExitCode;
+                }
+
+                fleet.Record(name, code, null);
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }).ToList();
+        await Task.WhenAll(tasks);
+        return await fleet.WriteAsync(_env, Get(parse, _exec), Get(parse, _format) ?? "text", Get(parse, _output), Get(parse, _report), Get(parse, _reportJson));
+    }
+
+    private async Task<int> RunClusterAsync(ParseResult parse, string clusterName, FleetContext? fleet, CancellationToken cancellationToken, string? labLabel)
+    {
         var format = Get(parse, _format) ?? "text";
         if (format is not ("text" or "markdown" or "json"))
         {
@@ -181,20 +273,31 @@ internal sealed class RunCommand
         var runId = clock.GetUtcNow().UtcDateTime.ToString("yyyyMMdd'T'HHmmss", CultureInfo.InvariantCulture) + "-" + Guid.NewGuid().ToString("N")[..6];
         var stateDir = _env.StateDirectory();
         var logFile = exec ? Path.Combine(stateDir, "logs", $"run-{runId}.clef") : null;
-        using var logger = (Serilog.Core.Logger)Logging.Create(_env, logFile, clock, Get(parse, _verbose));
+        using var logger = (Serilog.Core.Logger)Logging.Create(_env, logFile, clock, Get(parse, _verbose), fleet is null ? null : clusterName);
         var log = new SerilogRunLog(logger);
 
         var settings = _xapi.Resolve(parse, _env);
         using var cloudClient = CreateCloudStack(parse, clock);
-        await using var pool = new XapiPoolConnection(Connections.CreateXapiClient(settings, _env, clock));
-
         ClusterBinding? cloud = null;
         try
         {
             if (cloudClient is not null)
             {
                 cloud = new ClusterBinding(cloudClient, await FindClusterAsync(cloudClient, clusterName, Get(parse, _zone), cancellationToken));
+                if (fleet is not null)
+                {
+                    settings = await FleetContext.PoolAddressAsync(settings, cloudClient, cloud.Cluster, cancellationToken);
+                }
             }
+        }
+        catch (CloudStackException e)
+        {
+            throw new UserFacingException("CloudStack: " + (e.ErrorCode == 401 ? "the API key or secret key was refused (401); check ROLLREBOOT_CLOUDSTACK_API_KEY / _SECRET_KEY or the CloudMonkey profile" : e.Message));
+        }
+
+        await using var pool = new XapiPoolConnection(Connections.CreateXapiClient(settings, _env, clock));
+        try
+        {
 
             var poolSnapshot = _mode is RunMode.PlanOrRun or RunMode.Evacuate or RunMode.Return
                 ? await pool.ReadAsync(cancellationToken)
@@ -257,7 +360,15 @@ internal sealed class RunCommand
             if (!exec)
             {
                 var pre = await Preflight.RunAsync(pool, cloud, planOptions, new HashSet<string>(), cancellationToken, commands: commandsForPreflight);
-                await WritePlanAsync(parse, format, pre.Plan, clusterName);
+                if (fleet is not null)
+                {
+                    fleet.AddPlan(clusterName, pre.Plan);
+                }
+                else
+                {
+                    await WritePlanAsync(parse, format, pre.Plan, clusterName);
+                }
+
                 return pre.Plan.CanRun ? ExitCodes.Success : ExitCodes.PreflightBlocked;
             }
 
@@ -345,7 +456,16 @@ internal sealed class RunCommand
 
                 report = await RunWithSignalsAsync(run.ExecuteAsync, log, cancellationToken);
             }
-            await WriteReportAsync(parse, report);
+            if (fleet is not null)
+            {
+                fleet.AddReport(clusterName, report);
+                await _env.Out.WriteAsync($"== {clusterName} ==\n" + ReportWriter.ToText(report));
+            }
+            else
+            {
+                await WriteReportAsync(parse, report);
+            }
+
             return report.Outcome switch
             {
                 RunOutcome.Done => ExitCodes.Success,

@@ -18,6 +18,9 @@ public interface ICloudStack
 
     Task<CloudStackCluster> GetClusterAsync(string clusterId, CancellationToken cancellationToken = default);
 
+    /// <summary>Every cluster of a zone (name or id), for a fleet run.</summary>
+    Task<IReadOnlyList<CloudStackCluster>> ListClustersAsync(string zone, CancellationToken cancellationToken = default);
+
     Task<IReadOnlyList<CloudStackHost>> ListHostsAsync(string clusterId, CancellationToken cancellationToken = default);
 
     /// <summary>Blocking updateCluster managedstate=...; returns the state re-read afterwards.</summary>
