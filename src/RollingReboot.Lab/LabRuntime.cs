@@ -20,13 +20,15 @@ using RollingReboot.Lab.Xapi;
 namespace RollingReboot.Lab;
 
 /// <summary>
-/// A running lab: one HTTPS XAPI server per simulated host (each on its own loopback address), the
-/// CloudStack API and the audit on 127.0.0.1, an sshd per host while it is up, and the simulation's clock.
+/// A running lab: one pool, or several (a fleet, one per scenario) sharing one clock, one CloudStack and one XAPI
+/// user and password. One HTTPS XAPI server per simulated host (each on its own loopback address, every pool's on the
+/// same port), the CloudStack API and the audits on 127.0.0.1, an sshd per host while it is up.
 /// </summary>
-public sealed class LabRuntime : IAsyncDisposable, ISimEnvironment
+public sealed class LabRuntime : IAsyncDisposable
 {
-    private readonly SimPool _pool;
+    private readonly List<LabPool> _pools = [];
     private readonly ScaledTimeProvider _clock;
+    // Keyed by host address: names repeat across the pools of a fleet, addresses never.
     private readonly Dictionary<string, WebApplication?> _xapiServers = [];
     private readonly Dictionary<string, X509Certificate2> _certificates = [];
     private readonly Channel<Func<Task>> _effects = Channel.CreateUnbounded<Func<Task>>(new UnboundedChannelOptions { SingleReader = true });
@@ -36,24 +38,41 @@ public sealed class LabRuntime : IAsyncDisposable, ISimEnvironment
     private WebApplication? _control;
     private LabCloudStack? _cloudStack;
     private LabSshd? _sshd;
-    private Task? _timer;
+    private readonly List<Task> _timers = [];
     private Task? _effectsWorker;
     private int _xapiPort;
 
-    private LabRuntime(ScenarioFile scenario, double timeScale, TextWriter log)
+    private LabRuntime(IReadOnlyList<ScenarioFile> scenarios, double timeScale, TextWriter log)
     {
         var now = TimeProvider.System.GetUtcNow();
         _clock = new ScaledTimeProvider(timeScale, now, now);
         _log = log;
-        Audit = new LabAudit(() => (_clock.GetUtcNow() - now).TotalSeconds);
         Password = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(12));
-        _pool = new SimPool(scenario, _clock, Audit, Password);
-        _pool.Attach(this);
+        var nextAddress = 2;
+        foreach (var scenario in scenarios)
+        {
+            var audit = new LabAudit(() => (_clock.GetUtcNow() - now).TotalSeconds);
+            // One clock: every pool counts simulated seconds from the first pool's origin.
+            var sim = new SimPool(scenario, _clock, audit, Password, _pools.Count == 0 ? null : _pools[0].Sim.Origin, nextAddress);
+            nextAddress += sim.Hosts.Count;
+            var pool = new LabPool(this, _pools.Count, sim, audit);
+            sim.Attach(pool);
+            _pools.Add(pool);
+        }
+
         _stateDirectory = Directory.CreateTempSubdirectory("rollreboot-lab-").FullName;
         TimeOrigin = now;
     }
 
-    public LabAudit Audit { get; }
+    /// <summary>The pools, in the order of their scenarios.</summary>
+    public IReadOnlyList<LabPool> Pools => _pools;
+
+    /// <summary>The pool named <paramref name="name"/> (its scenario's <c>pool.name</c>).</summary>
+    public LabPool Pool(string name) =>
+        _pools.FirstOrDefault(p => p.Name == name) ?? throw new ArgumentException($"the lab has no pool named {name}", nameof(name));
+
+    /// <summary>The first pool's audit.</summary>
+    public LabAudit Audit => _pools[0].Audit;
 
     public string Password { get; }
 
@@ -63,7 +82,8 @@ public sealed class LabRuntime : IAsyncDisposable, ISimEnvironment
 
     public TimeProvider Clock => _clock;
 
-    public Uri AuditUrl { get; private set; } = null!;
+    /// <summary>The first pool's audit URL.</summary>
+    public Uri AuditUrl => _pools[0].AuditUrl;
 
     /// <summary>The variables under which the CLI talks to this lab with no further option.</summary>
     public IReadOnlyDictionary<string, string> Environment { get; private set; } = new Dictionary<string, string>();
@@ -74,29 +94,38 @@ public sealed class LabRuntime : IAsyncDisposable, ISimEnvironment
     /// A host's power button, as IPMI / iLO would press it: powers a shut-down host on (the way to bring a
     /// halted master back, whose XAPI cannot be asked). Returns false when the host is not down.
     /// </summary>
-    public bool PressPowerButton(string hostName)
+    public bool PressPowerButton(string hostName, string? poolName = null)
     {
-        lock (_pool.Gate)
+        var pool = poolName is null ? _pools[0] : Pool(poolName);
+        var sim = pool.Sim;
+        lock (sim.Gate)
         {
-            _pool.Advance();
-            var h = _pool.Hosts.FirstOrDefault(x => x.Name == hostName) ?? throw new ArgumentException($"no host {hostName} in the lab", nameof(hostName));
+            sim.Advance();
+            var h = sim.Hosts.FirstOrDefault(x => x.Name == hostName) ?? throw new ArgumentException($"no host {hostName} in pool {pool.Name}", nameof(hostName));
             if (h.Power != Sim.HostPower.Down)
             {
                 return false;
             }
 
-            Audit.Event("host.powerOn", new Dictionary<string, object?> { ["host"] = h.Name, ["via"] = "power button" });
-            _pool.PowerOn(h);
+            pool.Audit.Event("host.powerOn", new Dictionary<string, object?> { ["host"] = h.Name, ["via"] = "power button" });
+            sim.PowerOn(h);
             return true;
         }
     }
 
     /// <summary>Where commands sent to a simulated host over SSH run (null without sshd).</summary>
-    public string? HostShellDirectory(string hostName) => _sshd?.HostShellDirectory(hostName);
+    public string? HostShellDirectory(string hostName, string? poolName = null) =>
+        _sshd?.HostShellDirectory(_pools.Count == 1 ? hostName : (poolName ?? _pools[0].Name) + "/" + hostName);
 
-    public static async Task<LabRuntime> StartAsync(ScenarioFile scenario, double timeScale, TextWriter log, CancellationToken cancellationToken = default)
+    public static Task<LabRuntime> StartAsync(ScenarioFile scenario, double timeScale, TextWriter log, CancellationToken cancellationToken = default) =>
+        StartAsync([scenario], timeScale, log, cancellationToken);
+
+    /// <summary>Starts a lab with one pool per scenario (a fleet when there are several), the first one first.</summary>
+    /// <exception cref="ScenarioException">The scenarios do not make a fleet (<see cref="FleetValidation"/>).</exception>
+    public static async Task<LabRuntime> StartAsync(IReadOnlyList<ScenarioFile> scenarios, double timeScale, TextWriter log, CancellationToken cancellationToken = default)
     {
-        var lab = new LabRuntime(scenario, timeScale, log);
+        FleetValidation.Validate(scenarios);
+        var lab = new LabRuntime(scenarios, timeScale, log);
         try
         {
             await lab.StartInternalAsync(cancellationToken);
@@ -112,28 +141,44 @@ public sealed class LabRuntime : IAsyncDisposable, ISimEnvironment
 
     private async Task StartInternalAsync(CancellationToken cancellationToken)
     {
-        var scenario = _pool.Scenario;
-        var addresses = _pool.Hosts.Select(h => h.Address).ToList();
+        var hosts = _pools.SelectMany(p => p.Sim.Hosts.Select(h => (Pool: p, Host: h))).ToList();
+        var addresses = hosts.Select(ph => ph.Host.Address).ToList();
         _xapiPort = FindFreePort(addresses);
         // One certificate per host, made in parallel (a 64-host lab must start in seconds).
-        var certificates = await Task.WhenAll(_pool.Hosts.Select(h => Task.Run(() => (h.Name, Cert: CreateCertificate(h.Name, h.Address)), cancellationToken)));
-        foreach (var (name, cert) in certificates)
+        var certificates = await Task.WhenAll(hosts.Select(ph => Task.Run(() => (ph.Host.Address, Cert: CreateCertificate(ph.Host.Name, ph.Host.Address)), cancellationToken)));
+        foreach (var (address, cert) in certificates)
         {
-            _certificates[name] = cert;
+            _certificates[address] = cert;
         }
 
-        // CloudStack and the audit on 127.0.0.1.
-        if (scenario.CloudStack is { } cs)
+        // CloudStack (one for every pool with a cloudstack section: one cluster each) and the audits on 127.0.0.1.
+        foreach (var pool in _pools)
         {
-            var (apiKey, secretKey) = LabCloudStack.GenerateKeys();
-            var faults = scenario.Faults.Where(f => f.Type is "cloudstackError" or "unmanageFails")
+            if (pool.Sim.Scenario.CloudStack is not { } cs)
+            {
+                continue;
+            }
+
+            var faults = pool.Sim.Scenario.Faults.Where(f => f.Type is "cloudstackError" or "unmanageFails")
                 .Select(f => f.Type == "unmanageFails" ? (LabCloudStackFault)new UnmanageFailsFault() : new CloudStackErrorFault(f.Command!, f.Times, f.ErrorCode ?? 530)).ToList();
-            _cloudStack = new LabCloudStack(cs.ClusterName, cs.Zone, cs.Pod, cs.ManagedState, apiKey, secretKey, _pool, Audit, _clock, faults);
-            CloudStackKeys = (apiKey, secretKey);
+            if (_cloudStack is null)
+            {
+                var (apiKey, secretKey) = LabCloudStack.GenerateKeys();
+                _cloudStack = new LabCloudStack(cs.ClusterName, cs.Zone, cs.Pod, cs.ManagedState, apiKey, secretKey, pool.Sim, pool.Audit, _clock, faults);
+                CloudStackKeys = (apiKey, secretKey);
+                pool.CloudStack = _cloudStack.FirstCluster;
+            }
+            else
+            {
+                pool.CloudStack = _cloudStack.AddCluster(cs.ClusterName, cs.Zone, cs.Pod, cs.ManagedState, pool.Sim, pool.Audit, faults);
+            }
         }
 
         _control = BuildApp(builder => builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0)));
-        _control.MapGet("/audit", (HttpContext c) => Results.Content(AuditJson().ToJsonString(), "application/json"));
+        _control.MapGet("/audit", (HttpContext c) => Results.Content(_pools[0].AuditJson().ToJsonString(), "application/json"));
+        _control.MapGet("/audit/pool/{index:int}", (int index) => index >= 0 && index < _pools.Count
+            ? Results.Content(_pools[index].AuditJson().ToJsonString(), "application/json")
+            : Results.NotFound());
         if (_cloudStack is not null)
         {
             _control.Map("/client/api", _cloudStack.HandleAsync);
@@ -141,33 +186,44 @@ public sealed class LabRuntime : IAsyncDisposable, ISimEnvironment
 
         await _control.StartAsync(cancellationToken);
         var controlPort = new Uri(_control.Urls.First()).Port;
-        AuditUrl = new Uri($"http://127.0.0.1:{controlPort}/audit");
+        foreach (var pool in _pools)
+        {
+            // The first pool's audit stays where a one-pool lab has always had it.
+            pool.AuditUrl = new Uri(pool.Index == 0
+                ? $"http://127.0.0.1:{controlPort}/audit"
+                : $"http://127.0.0.1:{controlPort}/audit/pool/{pool.Index.ToString(CultureInfo.InvariantCulture)}");
+        }
 
-        // SSH: a real sshd per host where OpenSSH is installed.
+        // SSH: a real sshd per host where OpenSSH is installed, all on one port with one client key and known_hosts.
         if (LabSshd.IsAvailable)
         {
             // sshd start-up is wall-clock work, not simulated time.
             _sshd = new LabSshd(Path.Combine(_stateDirectory, "ssh"), LabSshd.FindFreePort(addresses), TimeProvider.System);
-            await Task.WhenAll(_pool.Hosts.Select(h => Task.Run(() => _sshd.StartHostAsync(h.Name, h.Address, h.BootId, cancellationToken), cancellationToken)));
+            await Task.WhenAll(hosts.Select(ph => Task.Run(() => _sshd.StartHostAsync(SshName(ph.Pool, ph.Host), ph.Host.Address, ph.Host.BootId, cancellationToken), cancellationToken)));
         }
         else
         {
             await _log.WriteLineAsync("rollreboot lab: " + LabSshd.NotAvailableMessage + " The lab runs without SSH endpoints; the CLI then proves reboots through XAPI only (ROLLREBOOT_SSH=off).");
         }
 
-        var servers = await Task.WhenAll(_pool.Hosts.Select(async h => (h.Name, App: await StartXapiAsync(h, cancellationToken))));
-        foreach (var (name, app) in servers)
+        var servers = await Task.WhenAll(hosts.Select(async ph => (ph.Host.Address, App: await StartXapiAsync(ph.Pool, ph.Host, cancellationToken))));
+        foreach (var (address, app) in servers)
         {
-            _xapiServers[name] = app;
+            _xapiServers[address] = app;
         }
 
         _effectsWorker = Task.Run(RunEffectsAsync, CancellationToken.None);
-        _timer = Task.Run(() => _pool.RunTimerAsync(_stop.Token), CancellationToken.None);
+        foreach (var pool in _pools)
+        {
+            _timers.Add(Task.Run(() => pool.Sim.RunTimerAsync(_stop.Token), CancellationToken.None));
+        }
 
+        var first = _pools[0].Sim;
         var env = new Dictionary<string, string>
         {
-            ["ROLLREBOOT_XAPI_URL"] = $"https://{_pool.Hosts[0].Address}:{_xapiPort}/",
-            ["ROLLREBOOT_XAPI_USER"] = _pool.User,
+            ["ROLLREBOOT_XAPI_URL"] = $"https://{first.Hosts[0].Address}:{_xapiPort}/",
+            // Every pool of a fleet has the same user and password (FleetValidation).
+            ["ROLLREBOOT_XAPI_USER"] = first.User,
             ["ROLLREBOOT_XAPI_PASSWORD"] = Password,
             ["ROLLREBOOT_XAPI_CERT_SHA256"] = string.Join(",", _certificates.Values.Select(Tls.XapiFingerprint)),
             ["ROLLREBOOT_TIME_SCALE"] = TimeScale.ToString("R", CultureInfo.InvariantCulture),
@@ -195,139 +251,86 @@ public sealed class LabRuntime : IAsyncDisposable, ISimEnvironment
         Environment = env;
     }
 
+    /// <summary>The sshd's name of a host: its own in a one-pool lab; in a fleet, qualified by its pool (names may repeat across pools).</summary>
+    private string SshName(LabPool pool, SimHost host) => _pools.Count == 1 ? host.Name : pool.Name + "/" + host.Name;
+
     public (string ApiKey, string SecretKey)? CloudStackKeys { get; private set; }
 
     public int XapiPort => _xapiPort;
 
-    /// <summary>The one line the lab prints on stdout when everything listens.</summary>
+    /// <summary>
+    /// The one line the lab prints on stdout when everything listens: <c>ready</c>, <c>env</c>, <c>auditUrl</c> (the
+    /// first pool's) and <c>audits</c> (every pool's audit URL by pool name).
+    /// </summary>
     public string ReadyLine() => new JsonObject
     {
         ["ready"] = true,
         ["env"] = new JsonObject(Environment.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
         ["auditUrl"] = AuditUrl.ToString(),
+        ["audits"] = new JsonObject(_pools.Select(p => KeyValuePair.Create(p.Name, (JsonNode?)p.AuditUrl.ToString()))),
     }.ToJsonString();
 
-    public JsonObject AuditJson()
-    {
-        JsonObject pool;
-        JsonArray hosts;
-        JsonArray vms;
-        double now;
-        lock (_pool.Gate)
-        {
-            _pool.Advance();
-            now = _pool.Now;
-            pool = new JsonObject
-            {
-                ["name"] = _pool.Scenario.Pool.Name,
-                ["master"] = _pool.Master.Name,
-                ["haEnabled"] = _pool.HaEnabled,
-                ["haConfiguration"] = new JsonObject(_pool.HaConfiguration.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
-                ["haHeartbeatSrs"] = new JsonArray(_pool.HaHeartbeatSrNames.Select(n => (JsonNode?)n).ToArray()),
-                ["haHostFailuresToTolerate"] = _pool.HaHostFailuresToTolerate,
-                ["haAllowOvercommit"] = _pool.HaAllowOvercommit,
-                ["otherConfig"] = new JsonObject(_pool.PoolOtherConfig.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
-            };
-            hosts = new JsonArray(_pool.Hosts.Select(h => (JsonNode?)new JsonObject
-            {
-                ["name"] = h.Name,
-                ["uuid"] = h.Uuid,
-                ["address"] = h.Address,
-                ["memoryMiB"] = h.MemoryTotal / LabMemory.MiB,
-                ["freeMiB"] = _pool.FreeBytes(h) / LabMemory.MiB,
-                ["enabled"] = h.Enabled,
-                ["live"] = h.Live,
-                ["bootCount"] = h.BootCount,
-                ["pendingGuidances"] = new JsonArray(h.PendingGuidances.Select(g => (JsonNode?)g).ToArray()),
-            }).ToArray());
-            vms = new JsonArray(_pool.Vms.Where(v => !v.IsControlDomain).Select(v => (JsonNode?)new JsonObject
-            {
-                ["name"] = v.Name,
-                ["uuid"] = v.Uuid,
-                ["memoryMiB"] = v.MemoryMiB,
-                ["powerState"] = v.PowerState,
-                ["residentOn"] = v.ResidentOn?.Name,
-                ["migrations"] = v.Migrations,
-            }).ToArray());
-        }
+    /// <summary>The first pool's audit document.</summary>
+    public JsonObject AuditJson() => _pools[0].AuditJson();
 
-        var (events, violations) = Audit.Snapshot();
-        return new JsonObject
-        {
-            ["simulatedSeconds"] = Math.Round(now, 3),
-            ["timeScale"] = TimeScale,
-            ["pool"] = pool,
-            ["cloudstack"] = _cloudStack is null ? null : System.Text.Json.JsonSerializer.SerializeToNode(_cloudStack.AuditSnapshot()),
-            ["hosts"] = hosts,
-            ["vms"] = vms,
-            ["events"] = events,
-            ["violations"] = violations,
-        };
-    }
-
-    void ISimEnvironment.XapiServing(SimHost host, bool serving) =>
+    internal void XapiServing(LabPool pool, SimHost host, bool serving) =>
         _effects.Writer.TryWrite(async () =>
         {
             if (serving)
             {
-                if (_xapiServers.GetValueOrDefault(host.Name) is null)
+                if (_xapiServers.GetValueOrDefault(host.Address) is null)
                 {
-                    _xapiServers[host.Name] = await StartXapiAsync(host, _stop.Token);
+                    _xapiServers[host.Address] = await StartXapiAsync(pool, host, _stop.Token);
                 }
             }
-            else if (_xapiServers.GetValueOrDefault(host.Name) is { } app)
+            else if (_xapiServers.GetValueOrDefault(host.Address) is { } app)
             {
-                _xapiServers[host.Name] = null;
+                _xapiServers[host.Address] = null;
                 await StopAppAsync(app);
             }
         });
 
-    void ISimEnvironment.HostPowered(SimHost host, bool up)
+    internal void HostPowered(LabPool pool, SimHost host, bool up)
     {
         var bootId = host.BootId;
         _effects.Writer.TryWrite(async () =>
         {
             if (_sshd is not null)
             {
+                var sshName = SshName(pool, host);
                 if (up)
                 {
-                    ApplySshFaults(host.Name);
-                    _sshd.SetBootId(host.Name, bootId);
-                    await _sshd.StartHostAsync(host.Name, host.Address, bootId, _stop.Token);
+                    ApplySshFaults(pool, host.Name, sshName);
+                    _sshd.SetBootId(sshName, bootId);
+                    await _sshd.StartHostAsync(sshName, host.Address, bootId, _stop.Token);
                 }
                 else
                 {
-                    await _sshd.StopHostAsync(host.Name);
+                    await _sshd.StopHostAsync(sshName);
                 }
             }
 
-            if (up)
-            {
-                _cloudStack?.OnHostUp(host.Name);
-            }
-            else
-            {
-                _cloudStack?.OnHostDown(host.Name);
-            }
+            // The host's own cluster reacts (a host of another pool is none of its business).
+            pool.CloudStack?.OnPoolChanged();
         });
     }
 
     /// <summary>SSH faults strike at the host's next boot: a new host key, or the CLI's key refused.</summary>
-    private void ApplySshFaults(string hostName)
+    private void ApplySshFaults(LabPool pool, string hostName, string sshName)
     {
-        foreach (var f in _pool.Scenario.Faults.Where(f => f.Host == hostName && f.Times > 0 && f.Type is "sshHostKeyChanged" or "sshAuthFails").ToList())
+        foreach (var f in pool.Sim.Scenario.Faults.Where(f => f.Host == hostName && f.Times > 0 && f.Type is "sshHostKeyChanged" or "sshAuthFails").ToList())
         {
             f.Times--;
             if (f.Type == "sshHostKeyChanged")
             {
-                _sshd!.ReplaceHostKey(hostName);
+                _sshd!.ReplaceHostKey(sshName);
             }
             else
             {
-                _sshd!.RefuseClientKey(hostName);
+                _sshd!.RefuseClientKey(sshName);
             }
 
-            Audit.Event("ssh.fault", new Dictionary<string, object?> { ["host"] = hostName, ["fault"] = f.Type });
+            pool.Audit.Event("ssh.fault", new Dictionary<string, object?> { ["host"] = hostName, ["fault"] = f.Type });
         }
     }
 
@@ -346,10 +349,10 @@ public sealed class LabRuntime : IAsyncDisposable, ISimEnvironment
         }
     }
 
-    private async Task<WebApplication> StartXapiAsync(SimHost host, CancellationToken cancellationToken)
+    private async Task<WebApplication> StartXapiAsync(LabPool pool, SimHost host, CancellationToken cancellationToken)
     {
-        var certificate = _certificates[host.Name];
-        var handler = new XapiHttpHandler(_pool, host.Address);
+        var certificate = _certificates[host.Address];
+        var handler = new XapiHttpHandler(pool.Sim, host.Address);
         var app = BuildApp(builder => builder.WebHost.ConfigureKestrel(k =>
         {
             k.Listen(IPAddress.Parse(host.Address), _xapiPort, listen => listen.UseHttps(certificate));
@@ -438,10 +441,7 @@ public sealed class LabRuntime : IAsyncDisposable, ISimEnvironment
             await _effectsWorker;
         }
 
-        if (_timer is not null)
-        {
-            await _timer;
-        }
+        await Task.WhenAll(_timers);
 
         foreach (var app in _xapiServers.Values.Where(a => a is not null))
         {

@@ -200,7 +200,7 @@ public sealed class ScenarioLoaderTests
     }
 
     /// <summary>tests/scenarios in the checkout this test runs from.</summary>
-    private static string ScenariosDirectory()
+    internal static string ScenariosDirectory()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {

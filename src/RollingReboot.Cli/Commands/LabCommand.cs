@@ -5,10 +5,17 @@ using RollingReboot.Lab.Scenario;
 
 namespace RollingReboot.Cli.Commands;
 
-/// <summary><c>rollreboot lab --scenario FILE [--time-scale X]</c>: the simulated pool and its CloudStack.</summary>
+/// <summary>
+/// <c>rollreboot lab --scenario FILE [--scenario FILE...] [--time-scale X]</c>: the simulated pool and its CloudStack;
+/// with several scenarios, a fleet: one pool per scenario, one CloudStack listing them all.
+/// </summary>
 internal static class LabCommand
 {
-    private static readonly Option<FileInfo> s_scenario = new("--scenario") { Description = "Scenario file (JSON, see docs/lab.md)", Required = true };
+    private static readonly Option<FileInfo[]> s_scenario = new("--scenario")
+    {
+        Description = "Scenario file (JSON, see docs/lab.md); repeat it for a fleet: one pool per file, one CloudStack for all",
+        Required = true,
+    };
 
     private static readonly Option<double> s_timeScale = new("--time-scale")
     {
@@ -27,21 +34,33 @@ internal static class LabCommand
         return command;
     }
 
-    private static async Task<int> RunAsync(CliEnvironment env, FileInfo scenarioFile, double timeScale, CancellationToken cancellationToken)
+    private static async Task<int> RunAsync(CliEnvironment env, FileInfo[] scenarioFiles, double timeScale, CancellationToken cancellationToken)
     {
         if (timeScale is <= 0 or > 100_000 || double.IsNaN(timeScale))
         {
             throw new UserFacingException($"--time-scale {timeScale} must be above 0 and at most 100000");
         }
 
-        ScenarioFile scenario;
+        var scenarios = new List<ScenarioFile>();
         try
         {
-            scenario = ScenarioLoader.LoadFile(scenarioFile.FullName);
+            foreach (var file in scenarioFiles)
+            {
+                scenarios.Add(ScenarioLoader.LoadFile(file.FullName));
+            }
         }
         catch (ScenarioException e)
         {
             throw new UserFacingException("invalid scenario: " + e.Message);
+        }
+
+        try
+        {
+            FleetValidation.Validate(scenarios);
+        }
+        catch (ScenarioException e)
+        {
+            throw new UserFacingException("invalid fleet: " + e.Message);
         }
 
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -56,10 +75,20 @@ internal static class LabCommand
             stop.Cancel();
         });
 
-        await using var lab = await LabRuntime.StartAsync(scenario, timeScale, env.Error, stop.Token);
+        await using var lab = await LabRuntime.StartAsync(scenarios, timeScale, env.Error, stop.Token);
         await env.Out.WriteLineAsync(lab.ReadyLine());
         await env.Out.FlushAsync(CancellationToken.None);
-        await env.Error.WriteLineAsync($"rollreboot lab: pool {scenario.Pool.Name} with {scenario.Hosts.Count} hosts and {scenario.Vms.Count} VMs is ready; audit at {lab.AuditUrl}; Ctrl-C stops it");
+        if (scenarios.Count == 1)
+        {
+            var scenario = scenarios[0];
+            await env.Error.WriteLineAsync($"rollreboot lab: pool {scenario.Pool.Name} with {scenario.Hosts.Count} hosts and {scenario.Vms.Count} VMs is ready; audit at {lab.AuditUrl}; Ctrl-C stops it");
+        }
+        else
+        {
+            var pools = string.Join("; ", lab.Pools.Select(p => $"{p.Name} ({p.HostAddresses.Count} hosts, audit at {p.AuditUrl})"));
+            await env.Error.WriteLineAsync($"rollreboot lab: a fleet of {lab.Pools.Count} pools is ready: {pools}; one CloudStack for all; Ctrl-C stops it");
+        }
+
         try
         {
             await Task.Delay(Timeout.InfiniteTimeSpan, TimeProvider.System, stop.Token);

@@ -8,11 +8,12 @@ using Microsoft.AspNetCore.Http;
 namespace RollingReboot.Lab.CloudStack;
 
 /// <summary>
-/// The simulated CloudStack management server of the lab's pool: one zone, pod and cluster whose hosts are the
-/// pool's. Serves <c>/client/api</c> (GET and form POST) with CloudStack's signature check and error bodies, and
-/// watches the pool (<see cref="OnPoolChanged"/>): while the cluster is Managed, a host that goes down is marked
-/// Alert and its VMs "recovered", which the audit records as a violation. Durations are simulated seconds on the
-/// injected clock. Thread-safe.
+/// The simulated CloudStack management server of the lab: one cluster per pool (<see cref="LabCloudStackCluster"/>;
+/// the first from the constructor, more with <see cref="AddCluster"/> for a fleet), in their zones and pods, one API
+/// key pair. Serves <c>/client/api</c> (GET and form POST) with CloudStack's signature check and error bodies, and
+/// watches each pool (<see cref="OnPoolChanged"/>): while a cluster is Managed, a host of its pool that goes down is
+/// marked Alert and its VMs "recovered", which that pool's audit records as a violation. Durations are simulated
+/// seconds on the injected clock. Thread-safe.
 /// </summary>
 public sealed class LabCloudStack : IDisposable
 {
@@ -33,18 +34,18 @@ public sealed class LabCloudStack : IDisposable
     public static readonly TimeSpan UpDelay = TimeSpan.FromSeconds(3);
 
     // ResourceManagerImpl.updateCluster: 40 polls, 5 s apart, before PrepareUnmanagedError.
-    private static readonly TimeSpan s_unmanagePollInterval = TimeSpan.FromSeconds(5);
-    private const int UnmanagePolls = 40;
+    internal static readonly TimeSpan UnmanagePollInterval = TimeSpan.FromSeconds(5);
+    internal const int UnmanagePolls = 40;
 
-    private const string Up = "Up";
-    private const string Connecting = "Connecting";
-    private const string Disconnected = "Disconnected";
-    private const string Alert = "Alert";
-    private const string Down = "Down";
+    internal const string Up = "Up";
+    internal const string Connecting = "Connecting";
+    internal const string Disconnected = "Disconnected";
+    internal const string Alert = "Alert";
+    internal const string Down = "Down";
     private const string AntiAffinity = "host anti-affinity";
     private const string AuthFailure = "unable to verify user credentials and/or request signature";
     private const int CsInvalidParameter = 4350;
-    private const int CsCloudRuntime = 4250;
+    internal const int CsCloudRuntime = 4250;
     private const int CsServerApi = 9999;
 
     private static readonly string[] s_commands =
@@ -54,18 +55,11 @@ public sealed class LabCloudStack : IDisposable
     ];
 
     private readonly Lock _gate = new();
-    private readonly SemaphoreSlim _updateGate = new(1, 1);
     private readonly CancellationTokenSource _lifetime = new();
-    private readonly ILabPoolView _pool;
-    private readonly ILabAudit _audit;
     private readonly TimeProvider _timeProvider;
     private readonly string _secretKey;
-    private readonly bool _unmanageFails;
-    private readonly List<HostEntry> _hosts = [];
-    private readonly Dictionary<string, ErrorFaultCounter> _errorFaults = new(StringComparer.OrdinalIgnoreCase);
+    private readonly List<LabCloudStackCluster> _clusters = [];
     private readonly Dictionary<string, int> _calls = new(StringComparer.OrdinalIgnoreCase);
-    private string _managedState;
-    private string _allocationState = "Enabled";
     private int _disposed;
 
     public LabCloudStack(
@@ -80,89 +74,76 @@ public sealed class LabCloudStack : IDisposable
         TimeProvider timeProvider,
         IEnumerable<LabCloudStackFault>? faults = null)
     {
-        ArgumentException.ThrowIfNullOrWhiteSpace(clusterName);
-        ArgumentException.ThrowIfNullOrWhiteSpace(zone);
-        ArgumentException.ThrowIfNullOrWhiteSpace(pod);
         ArgumentException.ThrowIfNullOrWhiteSpace(apiKey);
         ArgumentException.ThrowIfNullOrWhiteSpace(secretKey);
-        ArgumentNullException.ThrowIfNull(pool);
-        ArgumentNullException.ThrowIfNull(audit);
         ArgumentNullException.ThrowIfNull(timeProvider);
-        _managedState = initialManagedState?.Trim().ToUpperInvariant() switch
-        {
-            "MANAGED" => Managed,
-            "UNMANAGED" => Unmanaged,
-            _ => throw new ArgumentException($"The initial managed state must be {Managed} or {Unmanaged}, not '{initialManagedState}'.", nameof(initialManagedState)),
-        };
-        ClusterName = clusterName;
-        ZoneName = zone;
-        PodName = pod;
         ApiKey = apiKey;
         _secretKey = secretKey;
-        _pool = pool;
-        _audit = audit;
         _timeProvider = timeProvider;
-        ClusterId = StableId("cluster", clusterName);
-        ZoneId = StableId("zone", zone);
-        PodId = StableId("pod", zone + "/" + pod);
-        foreach (var fault in faults ?? [])
-        {
-            switch (fault)
-            {
-                case CloudStackErrorFault error:
-                    _errorFaults[error.Command] = new ErrorFaultCounter(error.Times, error.ErrorCode);
-                    break;
-                case UnmanageFailsFault:
-                    _unmanageFails = true;
-                    break;
-                default:
-                    throw new ArgumentException($"Unknown CloudStack fault {fault}.", nameof(faults));
-            }
-        }
-
-        var live = LiveHosts();
-        lock (_gate)
-        {
-            EnsureHosts(live);
-        }
+        _clusters.Add(new LabCloudStackCluster(this, _gate, clusterName, zone, pod, initialManagedState, pool, audit, timeProvider, faults, qualifyIds: false));
     }
 
-    public string ClusterName { get; }
+    /// <summary>The first cluster (the one a one-pool lab has).</summary>
+    public LabCloudStackCluster FirstCluster => _clusters[0];
 
-    public string ClusterId { get; }
-
-    public string ZoneName { get; }
-
-    public string ZoneId { get; }
-
-    public string PodName { get; }
-
-    public string PodId { get; }
-
-    public string ApiKey { get; }
-
-    public string ManagedState
+    /// <summary>Every cluster, the first one first.</summary>
+    public IReadOnlyList<LabCloudStackCluster> Clusters
     {
         get
         {
             lock (_gate)
             {
-                return _managedState;
+                return [.. _clusters];
             }
         }
     }
 
+    public string ClusterName => FirstCluster.ClusterName;
+
+    public string ClusterId => FirstCluster.ClusterId;
+
+    public string ZoneName => FirstCluster.ZoneName;
+
+    public string ZoneId => FirstCluster.ZoneId;
+
+    public string PodName => FirstCluster.PodName;
+
+    public string PodId => FirstCluster.PodId;
+
+    public string ApiKey { get; }
+
+    public string ManagedState => FirstCluster.ManagedState;
+
     /// <summary>A random API key pair shaped like CloudStack's (86 characters of base64url each).</summary>
     public static (string ApiKey, string SecretKey) GenerateKeys() => (RandomKey(), RandomKey());
 
-    /// <summary>CloudStack's state of a host (Up, Disconnected, Alert, Connecting...), null when unknown.</summary>
-    public string? GetHostState(string hostName)
+    /// <summary>
+    /// Adds a cluster (another pool of a fleet) to this CloudStack: same API and keys, its own zone and pod (clusters may
+    /// share them), state, faults and audit. A cluster of the same name in the same zone is refused.
+    /// </summary>
+    /// <exception cref="ArgumentException">The zone already has a cluster of that name.</exception>
+    public LabCloudStackCluster AddCluster(
+        string clusterName, string zone, string pod, string initialManagedState, ILabPoolView pool, ILabAudit audit, IEnumerable<LabCloudStackFault>? faults = null)
     {
         lock (_gate)
         {
-            return _hosts.FirstOrDefault(h => h.Name == hostName)?.State;
+            if (_clusters.FirstOrDefault(c => c.ClusterName.Equals(clusterName, StringComparison.OrdinalIgnoreCase) && c.ZoneName.Equals(zone, StringComparison.OrdinalIgnoreCase)) is { } twin)
+            {
+                throw new ArgumentException($"zone {twin.ZoneName} already has a cluster named {twin.ClusterName}", nameof(clusterName));
+            }
         }
+
+        var cluster = new LabCloudStackCluster(this, _gate, clusterName, zone, pod, initialManagedState, pool, audit, _timeProvider, faults, qualifyIds: true);
+        lock (_gate)
+        {
+            _clusters.Add(cluster);
+        }
+
+        return cluster;
     }
+
+    /// <summary>CloudStack's state of a host of the first cluster (Up, Disconnected, Alert, Connecting...), null when unknown.</summary>
+    public string? GetHostState(string hostName) => FirstCluster.GetHostState(hostName);
 
     /// <summary>How many requests of a command passed the signature check.</summary>
     public int CallCount(string command)
@@ -173,21 +154,8 @@ public sealed class LabCloudStack : IDisposable
         }
     }
 
-    /// <summary>The audit's <c>cloudstack</c> object: <c>{clusterName, managedState, hosts: [{name, state, resourceState}]}</c>.</summary>
-    public object AuditSnapshot()
-    {
-        lock (_gate)
-        {
-            return new Dictionary<string, object?>
-            {
-                ["clusterName"] = ClusterName,
-                ["managedState"] = _managedState,
-                ["hosts"] = _hosts
-                    .Select(h => new Dictionary<string, object?> { ["name"] = h.Name, ["state"] = h.State, ["resourceState"] = h.ResourceState })
-                    .ToList(),
-            };
-        }
-    }
+    /// <summary>The first cluster's audit <c>cloudstack</c> object (<see cref="LabCloudStackCluster.AuditSnapshot"/>).</summary>
+    public object AuditSnapshot() => FirstCluster.AuditSnapshot();
 
     /// <summary>
     /// The pool changed (a host went down or came back): CloudStack reacts as it would. Reads the pool view, so
@@ -291,7 +259,7 @@ public sealed class LabCloudStack : IDisposable
         lock (_gate)
         {
             _calls[command!] = _calls.GetValueOrDefault(command!) + 1;
-            if (_errorFaults.TryGetValue(command!, out var fault) && fault.Remaining > 0)
+            if (Concerned(command!, parameters).Select(c => c.ErrorFaults.GetValueOrDefault(command!)).FirstOrDefault(f => f is { Remaining: > 0 }) is { } fault)
             {
                 fault.Remaining--;
                 return Error(responseName, fault.ErrorCode, fault.ErrorCode == 530 ? CsCloudRuntime : CsServerApi,
@@ -337,7 +305,7 @@ public sealed class LabCloudStack : IDisposable
 
     private ApiResult ListClusters(string name, ApiParameters p)
     {
-        if ((InvalidId(name, p, "id", ClusterId) ?? InvalidId(name, p, "zoneid", ZoneId) ?? InvalidId(name, p, "podid", PodId)) is { } invalid)
+        if ((InvalidId(name, p, "id", c => c.ClusterId) ?? InvalidId(name, p, "zoneid", c => c.ZoneId) ?? InvalidId(name, p, "podid", c => c.PodId)) is { } invalid)
         {
             return invalid;
         }
@@ -345,24 +313,28 @@ public sealed class LabCloudStack : IDisposable
         lock (_gate)
         {
             // CloudStack matches the name with LIKE %name%: callers must filter exactly themselves.
-            var matches = (p.IgnoreCase("name") is not { } filter || ClusterName.Contains(filter, StringComparison.OrdinalIgnoreCase))
-                && Matches(p.IgnoreCase("hypervisor"), "XenServer")
-                && Matches(p.IgnoreCase("managedstate"), _managedState)
-                && Matches(p.IgnoreCase("allocationstate"), _allocationState);
-            return List(name, p, "cluster", matches ? [ClusterJson()] : []);
+            var clusters = _clusters
+                .Where(c => Matches(p.IgnoreCase("id"), c.ClusterId) && Matches(p.IgnoreCase("zoneid"), c.ZoneId) && Matches(p.IgnoreCase("podid"), c.PodId)
+                    && (p.IgnoreCase("name") is not { } filter || c.ClusterName.Contains(filter, StringComparison.OrdinalIgnoreCase))
+                    && Matches(p.IgnoreCase("hypervisor"), "XenServer")
+                    && Matches(p.IgnoreCase("managedstate"), c.ManagedState)
+                    && Matches(p.IgnoreCase("allocationstate"), c.AllocationState))
+                .Select(c => (JsonNode)c.ClusterJson())
+                .ToList();
+            return List(name, p, "cluster", clusters);
         }
     }
 
     private async Task<ApiResult> UpdateClusterAsync(string name, ApiParameters p, CancellationToken cancellationToken)
     {
-        if (p.IgnoreCase("id") is null)
+        if (p.IgnoreCase("id") is not { } clusterId)
         {
             return MissingParameter(name, "id");
         }
 
-        if (InvalidId(name, p, "id", ClusterId) is { } invalid)
+        if (Clusters.FirstOrDefault(c => c.ClusterId == clusterId) is not { } cluster)
         {
-            return invalid;
+            return InvalidValue(name, "id", clusterId);
         }
 
         var allocation = p.IgnoreCase("allocationstate");
@@ -380,162 +352,63 @@ public sealed class LabCloudStack : IDisposable
         JsonObject before;
         lock (_gate)
         {
-            if (allocation is not null && allocation != _allocationState)
+            if (allocation is not null)
             {
-                _allocationState = allocation;
-                _audit.Event("cloudstack.allocationState", new Dictionary<string, object?> { ["value"] = allocation });
+                cluster.SetAllocationState(allocation);
             }
 
             // The real answer is built from the cluster object read before the wait: it may show the old state.
-            before = ClusterJson();
+            before = cluster.ClusterJson();
         }
 
         // The change runs on the lab's lifetime, as on the server: a client that gives up does not stop it.
         var work = managed switch
         {
-            Unmanaged => UnmanageAsync(name, _lifetime.Token),
-            Managed => ManageAsync(_lifetime.Token),
+            Unmanaged => cluster.UnmanageAsync(name, _lifetime.Token),
+            Managed => cluster.ManageAsync(_lifetime.Token),
             _ => Task.FromResult<ApiResult?>(null),
         };
         var failure = await work.WaitAsync(cancellationToken);
         return failure ?? Ok(name, new JsonObject { ["cluster"] = before });
     }
 
-    private async Task<ApiResult?> UnmanageAsync(string name, CancellationToken cancellationToken)
-    {
-        await _updateGate.WaitAsync(cancellationToken);
-        try
-        {
-            var live = LiveHosts();
-            lock (_gate)
-            {
-                EnsureHosts(live);
-                if (_managedState == Unmanaged)
-                {
-                    return null;
-                }
-
-                SetManagedState(PrepareUnmanaged);
-                var wrong = _hosts.FirstOrDefault(h => h.State is not (Up or Down or Disconnected or Alert));
-                if (wrong is not null)
-                {
-                    SetManagedState(PrepareUnmanagedError);
-                    return Error(name + "response", 530, CsCloudRuntime,
-                        $"PrepareUnmanaged Failed due to host {wrong.Address} should not be in {wrong.State} status");
-                }
-
-                if (!_unmanageFails)
-                {
-                    var stagger = TimeSpan.Zero;
-                    foreach (var host in _hosts.Where(h => h.State == Up))
-                    {
-                        var generation = Invalidate(host);
-                        RunLater(DisconnectDelay + stagger, () => DisconnectHost(host, generation));
-                        stagger += TimeSpan.FromMilliseconds(500);
-                    }
-                }
-            }
-
-            var success = false;
-            for (var poll = 0; poll < UnmanagePolls && !success; poll++)
-            {
-                await Task.Delay(s_unmanagePollInterval, _timeProvider, cancellationToken);
-                lock (_gate)
-                {
-                    success = _hosts.All(h => h.State is Down or Disconnected or Alert);
-                }
-            }
-
-            lock (_gate)
-            {
-                SetManagedState(success ? Unmanaged : PrepareUnmanagedError);
-            }
-
-            return success
-                ? null
-                : Error(name + "response", 530, CsCloudRuntime,
-                    "PrepareUnmanaged Failed due to some hosts are still in UP status after 5 Minutes, please try later ");
-        }
-        finally
-        {
-            _updateGate.Release();
-        }
-    }
-
-    private async Task<ApiResult?> ManageAsync(CancellationToken cancellationToken)
-    {
-        await _updateGate.WaitAsync(cancellationToken);
-        try
-        {
-            var live = LiveHosts();
-            lock (_gate)
-            {
-                EnsureHosts(live);
-                if (_managedState == Managed)
-                {
-                    return null;
-                }
-
-                SetManagedState(Managed);
-                foreach (var host in _hosts)
-                {
-                    var isLive = live.GetValueOrDefault(host.Name);
-                    if (!isLive)
-                    {
-                        // Down when CloudStack takes the cluster back: it cannot reach the host.
-                        Invalidate(host);
-                        SetHostState(host, Alert);
-                    }
-                    else if (host.State != Up)
-                    {
-                        StartReconnect(host);
-                    }
-                }
-            }
-
-            return null;
-        }
-        finally
-        {
-            _updateGate.Release();
-        }
-    }
-
     private ApiResult ListHosts(string name, ApiParameters p)
     {
-        if ((InvalidId(name, p, "clusterid", ClusterId) ?? InvalidId(name, p, "zoneid", ZoneId) ?? InvalidId(name, p, "podid", PodId)) is { } invalid)
+        if ((InvalidId(name, p, "clusterid", c => c.ClusterId) ?? InvalidId(name, p, "zoneid", c => c.ZoneId) ?? InvalidId(name, p, "podid", c => c.PodId)) is { } invalid)
         {
             return invalid;
         }
 
         lock (_gate)
         {
-            if (p.IgnoreCase("id") is { } id && _hosts.All(h => h.Id != id))
+            if (p.IgnoreCase("id") is { } id && _clusters.All(c => c.Hosts.All(h => h.Id != id)))
             {
                 return InvalidValue(name, "id", id);
             }
 
-            var hosts = _hosts
-                .Where(h => Matches(p.IgnoreCase("id"), h.Id) && Matches(p.IgnoreCase("name"), h.Name)
-                    && Matches(p.IgnoreCase("type"), "Routing") && Matches(p.IgnoreCase("state"), h.State)
-                    && Matches(p.IgnoreCase("resourcestate"), h.ResourceState))
-                .Select(h => (JsonNode)new JsonObject
-                {
-                    ["id"] = h.Id,
-                    ["name"] = h.Name,
-                    ["state"] = h.State,
-                    ["type"] = "Routing",
-                    ["resourcestate"] = h.ResourceState,
-                    ["ipaddress"] = h.Address,
-                    ["hypervisor"] = "XenServer",
-                    ["clusterid"] = ClusterId,
-                    ["clustername"] = ClusterName,
-                    ["clustertype"] = "CloudManaged",
-                    ["podid"] = PodId,
-                    ["podname"] = PodName,
-                    ["zoneid"] = ZoneId,
-                    ["zonename"] = ZoneName,
-                })
+            var hosts = _clusters
+                .Where(c => InScope(c, p))
+                .SelectMany(c => c.Hosts
+                    .Where(h => Matches(p.IgnoreCase("id"), h.Id) && Matches(p.IgnoreCase("name"), h.Name)
+                        && Matches(p.IgnoreCase("type"), "Routing") && Matches(p.IgnoreCase("state"), h.State)
+                        && Matches(p.IgnoreCase("resourcestate"), h.ResourceState))
+                    .Select(h => (JsonNode)new JsonObject
+                    {
+                        ["id"] = h.Id,
+                        ["name"] = h.Name,
+                        ["state"] = h.State,
+                        ["type"] = "Routing",
+                        ["resourcestate"] = h.ResourceState,
+                        ["ipaddress"] = h.Address,
+                        ["hypervisor"] = "XenServer",
+                        ["clusterid"] = c.ClusterId,
+                        ["clustername"] = c.ClusterName,
+                        ["clustertype"] = "CloudManaged",
+                        ["podid"] = c.PodId,
+                        ["podname"] = c.PodName,
+                        ["zoneid"] = c.ZoneId,
+                        ["zonename"] = c.ZoneName,
+                    }))
                 .ToList();
             return List(name, p, "host", hosts);
         }
@@ -543,56 +416,60 @@ public sealed class LabCloudStack : IDisposable
 
     private ApiResult ListVirtualMachines(string name, ApiParameters p)
     {
-        if ((InvalidId(name, p, "clusterid", ClusterId) ?? InvalidId(name, p, "zoneid", ZoneId) ?? InvalidId(name, p, "podid", PodId)) is { } invalid)
+        if ((InvalidId(name, p, "clusterid", c => c.ClusterId) ?? InvalidId(name, p, "zoneid", c => c.ZoneId) ?? InvalidId(name, p, "podid", c => c.PodId)) is { } invalid)
         {
             return invalid;
         }
 
-        var vms = GuestVms();
+        // The pools are read before CloudStack's lock, as everywhere.
+        var clusterVms = Clusters.Select(c => (Cluster: c, Vms: c.GuestVms())).ToList();
         lock (_gate)
         {
-            if (p.IgnoreCase("hostid") is { } hostId && _hosts.All(h => h.Id != hostId))
+            if (p.IgnoreCase("hostid") is { } hostId && _clusters.All(c => c.Hosts.All(h => h.Id != hostId)))
             {
                 return InvalidValue(name, "hostid", hostId);
             }
 
             var items = new List<JsonNode>();
-            foreach (var vm in vms)
+            foreach (var (cluster, vms) in clusterVms.Where(cv => InScope(cv.Cluster, p)))
             {
-                var running = vm.PowerState is "Running" or "Paused" && vm.HostName is not null;
-                var host = running ? _hosts.FirstOrDefault(h => h.Name == vm.HostName) : null;
-                var id = StableId("vm", vm.Uuid);
-                var state = running ? "Running" : "Stopped";
-                if (!Matches(p.IgnoreCase("id"), id) || !Matches(p.IgnoreCase("state"), state)
-                    || !Matches(p.IgnoreCase("hostid"), host?.Id ?? "") || !Matches(p.IgnoreCase("name"), id))
+                foreach (var vm in vms)
                 {
-                    continue;
-                }
+                    var running = vm.PowerState is "Running" or "Paused" && vm.HostName is not null;
+                    var host = running ? cluster.Hosts.FirstOrDefault(h => h.Name == vm.HostName) : null;
+                    var id = StableId("vm", vm.Uuid);
+                    var state = running ? "Running" : "Stopped";
+                    if (!Matches(p.IgnoreCase("id"), id) || !Matches(p.IgnoreCase("state"), state)
+                        || !Matches(p.IgnoreCase("hostid"), host?.Id ?? "") || !Matches(p.IgnoreCase("name"), id))
+                    {
+                        continue;
+                    }
 
-                var item = new JsonObject
-                {
-                    ["id"] = id,
-                    // Deployed without a name, CloudStack names a VM by its uuid; the XAPI name label is instancename.
-                    ["name"] = id,
-                    ["displayname"] = id,
-                    ["instancename"] = vm.Name,
-                    ["state"] = state,
-                    ["account"] = "admin",
-                    ["domain"] = "ROOT",
-                    ["zoneid"] = ZoneId,
-                    ["zonename"] = ZoneName,
-                    ["hypervisor"] = "XenServer",
-                };
-                if (host is not null)
-                {
-                    item["hostid"] = host.Id;
-                    item["hostname"] = host.Name;
-                }
+                    var item = new JsonObject
+                    {
+                        ["id"] = id,
+                        // Deployed without a name, CloudStack names a VM by its uuid; the XAPI name label is instancename.
+                        ["name"] = id,
+                        ["displayname"] = id,
+                        ["instancename"] = vm.Name,
+                        ["state"] = state,
+                        ["account"] = "admin",
+                        ["domain"] = "ROOT",
+                        ["zoneid"] = cluster.ZoneId,
+                        ["zonename"] = cluster.ZoneName,
+                        ["hypervisor"] = "XenServer",
+                    };
+                    if (host is not null)
+                    {
+                        item["hostid"] = host.Id;
+                        item["hostname"] = host.Name;
+                    }
 
-                item["affinitygroup"] = vm.AffinityGroup is { } group
-                    ? new JsonArray(new JsonObject { ["id"] = StableId("affinitygroup", group), ["name"] = group, ["type"] = AntiAffinity })
-                    : new JsonArray();
-                items.Add(item);
+                    item["affinitygroup"] = vm.AffinityGroup is { } group
+                        ? new JsonArray(new JsonObject { ["id"] = StableId("affinitygroup", group), ["name"] = group, ["type"] = AntiAffinity })
+                        : new JsonArray();
+                    items.Add(item);
+                }
             }
 
             return List(name, p, "virtualmachine", items);
@@ -601,7 +478,8 @@ public sealed class LabCloudStack : IDisposable
 
     private ApiResult ListAffinityGroups(string name, ApiParameters p)
     {
-        var groups = GuestVms()
+        // An affinity group belongs to the account, not to a cluster: one group may hold VMs of several pools.
+        var groups = Clusters.SelectMany(c => c.GuestVms())
             .Where(vm => vm.AffinityGroup is not null)
             .GroupBy(vm => vm.AffinityGroup!, StringComparer.Ordinal)
             .Where(g => Matches(p.IgnoreCase("id"), StableId("affinitygroup", g.Key)) && Matches(p.IgnoreCase("name"), g.Key)
@@ -621,113 +499,53 @@ public sealed class LabCloudStack : IDisposable
 
     private ApiResult ListZones(string name, ApiParameters p)
     {
-        if (InvalidId(name, p, "id", ZoneId) is { } invalid)
+        if (InvalidId(name, p, "id", c => c.ZoneId) is { } invalid)
         {
             return invalid;
         }
 
-        var matches = Matches(p.IgnoreCase("name"), ZoneName);
-        return List(name, p, "zone", matches
-            ? [new JsonObject { ["id"] = ZoneId, ["name"] = ZoneName, ["allocationstate"] = "Enabled", ["networktype"] = "Advanced" }]
-            : []);
+        var zones = Clusters
+            .DistinctBy(c => c.ZoneId)
+            .Where(c => Matches(p.IgnoreCase("id"), c.ZoneId) && Matches(p.IgnoreCase("name"), c.ZoneName))
+            .Select(c => (JsonNode)new JsonObject { ["id"] = c.ZoneId, ["name"] = c.ZoneName, ["allocationstate"] = "Enabled", ["networktype"] = "Advanced" })
+            .ToList();
+        return List(name, p, "zone", zones);
     }
 
     /// <summary>The lab runs no async jobs, so every job id is unknown, as CloudStack reports one.</summary>
     private static ApiResult QueryAsyncJobResult(string name, ApiParameters p) =>
         p.IgnoreCase("jobid") is { } jobId ? InvalidValue(name, "jobid", jobId) : MissingParameter(name, "jobid");
 
+    /// <summary>Every cluster reacts to its pool's changes.</summary>
     private void Reconcile()
     {
-        var live = LiveHosts();
-        var vms = GuestVms();
-        lock (_gate)
+        foreach (var cluster in Clusters)
         {
-            EnsureHosts(live);
-            if (_managedState != Managed)
-            {
-                // Unmanaged (or on the way there), CloudStack keeps its hands off the hosts.
-                return;
-            }
-
-            foreach (var host in _hosts)
-            {
-                if (!live.TryGetValue(host.Name, out var isLive))
-                {
-                    continue;
-                }
-
-                if (!isLive && host.State is Up or Connecting)
-                {
-                    Invalidate(host);
-                    SetHostState(host, Alert);
-                    var recovered = vms.Where(vm => vm.HostName == host.Name && vm.PowerState is "Running" or "Paused").Select(vm => vm.Name).ToList();
-                    _audit.Event("cloudstack.haRecovery", new Dictionary<string, object?> { ["host"] = host.Name, ["vms"] = recovered });
-                    _audit.Violation(
-                        $"CloudStack marked host {host.Name} Alert and started recovering its VMs ({(recovered.Count == 0 ? "none" : string.Join(", ", recovered))}): " +
-                        $"host {host.Name} went down while the cluster {ClusterName} was Managed.");
-                }
-                else if (isLive && host.State is Alert or Disconnected or Down && !host.Reconnecting)
-                {
-                    StartReconnect(host);
-                }
-            }
+            cluster.Reconcile();
         }
     }
 
-    private void StartReconnect(HostEntry host)
+    /// <summary>
+    /// The clusters a call is about, for the faults of a fleet's scenarios: those its cluster, host, zone and pod
+    /// parameters name (all when it names none). With one cluster, every call is about it.
+    /// </summary>
+    private IEnumerable<LabCloudStackCluster> Concerned(string command, ApiParameters p)
     {
-        var generation = Invalidate(host);
-        host.Reconnecting = true;
-        RunLater(ConnectingDelay, () => ReconnectStep(host, generation, Connecting));
-    }
-
-    private void ReconnectStep(HostEntry host, int generation, string next)
-    {
-        var isLive = LiveHosts().GetValueOrDefault(host.Name);
-        lock (_gate)
+        if (_clusters.Count == 1)
         {
-            if (generation != host.Generation || _managedState != Managed)
-            {
-                return;
-            }
-
-            if (!isLive)
-            {
-                host.Reconnecting = false;
-                SetHostState(host, Alert);
-                return;
-            }
-
-            SetHostState(host, next);
-            if (next == Connecting)
-            {
-                RunLater(UpDelay, () => ReconnectStep(host, generation, Up));
-            }
-            else
-            {
-                host.Reconnecting = false;
-            }
+            return _clusters;
         }
+
+        var hostId = command == "listHosts" ? p.IgnoreCase("id") : p.IgnoreCase("hostid");
+        return _clusters.Where(c => InScope(c, p, command is "listClusters" or "updateCluster" ? "id" : "clusterid")
+            && (hostId is null || c.Hosts.Any(h => h.Id == hostId)));
     }
 
-    private void DisconnectHost(HostEntry host, int generation)
-    {
-        lock (_gate)
-        {
-            if (generation == host.Generation && host.State == Up && _managedState == PrepareUnmanaged)
-            {
-                SetHostState(host, Disconnected);
-            }
-        }
-    }
+    /// <summary>Whether a cluster passes the request's cluster, zone and pod filters.</summary>
+    private static bool InScope(LabCloudStackCluster c, ApiParameters p, string clusterParameter = "clusterid") =>
+        Matches(p.IgnoreCase(clusterParameter), c.ClusterId) && Matches(p.IgnoreCase("zoneid"), c.ZoneId) && Matches(p.IgnoreCase("podid"), c.PodId);
 
-    private static int Invalidate(HostEntry host)
-    {
-        host.Reconnecting = false;
-        return ++host.Generation;
-    }
-
-    private void RunLater(TimeSpan delay, Action action) => _ = RunLaterAsync(delay, action);
+    internal void RunLater(TimeSpan delay, Action action) => _ = RunLaterAsync(delay, action);
 
     private async Task RunLaterAsync(TimeSpan delay, Action action)
     {
@@ -741,66 +559,6 @@ public sealed class LabCloudStack : IDisposable
             // The lab is shutting down.
         }
     }
-
-    private void SetManagedState(string value)
-    {
-        if (_managedState != value)
-        {
-            _managedState = value;
-            _audit.Event("cloudstack.managedState", new Dictionary<string, object?> { ["value"] = value });
-        }
-    }
-
-    private void SetHostState(HostEntry host, string state)
-    {
-        if (host.State != state)
-        {
-            host.State = state;
-            _audit.Event("cloudstack.hostState", new Dictionary<string, object?> { ["host"] = host.Name, ["state"] = state });
-        }
-    }
-
-    private void EnsureHosts(Dictionary<string, bool> live)
-    {
-        foreach (var view in _pool.Hosts)
-        {
-            if (_hosts.Any(h => h.Name == view.Name))
-            {
-                continue;
-            }
-
-            var state = _managedState == Managed ? (live.GetValueOrDefault(view.Name) ? Up : Alert) : Disconnected;
-            _hosts.Add(new HostEntry(view.Name, StableId("host", view.Name), view.Address) { State = state });
-        }
-    }
-
-    private Dictionary<string, bool> LiveHosts()
-    {
-        var live = new Dictionary<string, bool>(StringComparer.Ordinal);
-        foreach (var host in _pool.Hosts)
-        {
-            live[host.Name] = host.Live;
-        }
-
-        return live;
-    }
-
-    /// <summary>CloudStack's guest VMs: the pool's VMs named like CloudStack instances (<c>i-...</c>).</summary>
-    private List<LabVmView> GuestVms() => _pool.Vms.Where(vm => vm.Name.StartsWith("i-", StringComparison.Ordinal)).ToList();
-
-    private JsonObject ClusterJson() => new()
-    {
-        ["id"] = ClusterId,
-        ["name"] = ClusterName,
-        ["podid"] = PodId,
-        ["podname"] = PodName,
-        ["zoneid"] = ZoneId,
-        ["zonename"] = ZoneName,
-        ["hypervisortype"] = "XenServer",
-        ["clustertype"] = "CloudManaged",
-        ["allocationstate"] = _allocationState,
-        ["managedstate"] = _managedState,
-    };
 
     private static bool Matches(string? filter, string value) =>
         filter is null || string.Equals(filter, value, StringComparison.OrdinalIgnoreCase);
@@ -833,8 +591,9 @@ public sealed class LabCloudStack : IDisposable
     private static ApiResult Ok(string name, JsonObject inner) =>
         new(StatusCodes.Status200OK, new JsonObject { [name + "response"] = inner });
 
-    private static ApiResult? InvalidId(string name, ApiParameters p, string parameter, string expected) =>
-        p.IgnoreCase(parameter) is { } value && value != expected ? InvalidValue(name, parameter, value) : null;
+    /// <summary>An id parameter that names no cluster's (zone's, pod's) is invalid, as CloudStack finds no entity.</summary>
+    private ApiResult? InvalidId(string name, ApiParameters p, string parameter, Func<LabCloudStackCluster, string> idOf) =>
+        p.IgnoreCase(parameter) is { } value && Clusters.All(c => idOf(c) != value) ? InvalidValue(name, parameter, value) : null;
 
     private static ApiResult InvalidValue(string name, string parameter, string value) =>
         Error(name + "response", 431, CsInvalidParameter,
@@ -844,7 +603,7 @@ public sealed class LabCloudStack : IDisposable
     private static ApiResult MissingParameter(string name, string parameter) =>
         Error(name + "response", 431, CsInvalidParameter, $"Unable to execute API command {name} due to missing parameter {parameter}");
 
-    private static ApiResult Error(string responseName, int errorCode, int? csErrorCode, string errorText)
+    internal static ApiResult Error(string responseName, int errorCode, int? csErrorCode, string errorText)
     {
         var inner = new JsonObject { ["uuidList"] = new JsonArray(), ["errorcode"] = errorCode };
         if (csErrorCode is { } cs)
@@ -856,7 +615,7 @@ public sealed class LabCloudStack : IDisposable
         return new ApiResult(errorCode, new JsonObject { [responseName] = inner });
     }
 
-    private static string StableId(string kind, string key)
+    internal static string StableId(string kind, string key)
     {
         var hash = SHA256.HashData(Encoding.UTF8.GetBytes(kind + ":" + key));
         return new Guid(hash.AsSpan(0, 16)).ToString();
@@ -864,31 +623,13 @@ public sealed class LabCloudStack : IDisposable
 
     private static string RandomKey() => Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(64));
 
-    private sealed record ApiResult(int Status, JsonObject Body);
+    internal sealed record ApiResult(int Status, JsonObject Body);
 
-    private sealed class ErrorFaultCounter(int remaining, int errorCode)
+    internal sealed class ErrorFaultCounter(int remaining, int errorCode)
     {
         public int Remaining { get; set; } = remaining;
 
         public int ErrorCode { get; } = errorCode;
-    }
-
-    private sealed class HostEntry(string name, string id, string address)
-    {
-        public string Name { get; } = name;
-
-        public string Id { get; } = id;
-
-        public string Address { get; } = address;
-
-        public string State { get; set; } = Disconnected;
-
-        public string ResourceState { get; } = "Enabled";
-
-        /// <summary>Bumped whenever a scheduled change of this host must no longer happen.</summary>
-        public int Generation { get; set; }
-
-        public bool Reconnecting { get; set; }
     }
 
     /// <summary>Decoded request parameters, names as sent.</summary>

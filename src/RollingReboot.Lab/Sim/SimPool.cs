@@ -34,6 +34,7 @@ internal sealed partial class SimPool : ILabPoolView
     private readonly Random _faultRandom;
     private double? _firstChangeAt;
     private ISimEnvironment? _environment;
+    private readonly int _firstAddressIndex;
 
     // The simulated instant being handled by this thread (a call, a migration phase, a reboot step): the timer wakes
     // a little after a happening is due, and what it changes and records must carry the instant itself.
@@ -63,11 +64,14 @@ internal sealed partial class SimPool : ILabPoolView
     internal bool HaAllowOvercommit;
     internal readonly List<string> HaHeartbeatSrNames = [];
 
-    public SimPool(ScenarioFile scenario, TimeProvider clock, LabAudit audit, string password)
+    /// <param name="origin">Simulated second 0 (default: now); the pools of a fleet share one.</param>
+    /// <param name="firstAddressIndex">Where the hosts' loopback addresses start (<see cref="LoopbackAddress"/>); a fleet's pools follow each other.</param>
+    public SimPool(ScenarioFile scenario, TimeProvider clock, LabAudit audit, string password, DateTimeOffset? origin = null, int firstAddressIndex = 2)
     {
         Scenario = scenario;
         _clock = clock;
-        _origin = clock.GetUtcNow();
+        _origin = origin ?? clock.GetUtcNow();
+        _firstAddressIndex = firstAddressIndex;
         Audit = audit;
         Password = password;
         User = scenario.Pool.User ?? "root";
@@ -79,6 +83,9 @@ internal sealed partial class SimPool : ILabPoolView
     }
 
     public ScenarioFile Scenario { get; }
+
+    /// <summary>The instant of simulated second 0.</summary>
+    public DateTimeOffset Origin => _origin;
 
     public LabAudit Audit { get; }
 
@@ -123,6 +130,21 @@ internal sealed partial class SimPool : ILabPoolView
         }
     }
 
+    /// <summary>
+    /// The loopback address of the host numbered <paramref name="index"/> (from 2): 127.0.0.2 to 127.0.0.254, then
+    /// 127.0.1.2 onwards (Linux answers on all of 127.0.0.0/8).
+    /// </summary>
+    internal static string LoopbackAddress(int index)
+    {
+        var n = index - 2;
+        if (n < 0 || n / 253 > 255)
+        {
+            throw new ArgumentOutOfRangeException(nameof(index), index, "no loopback address left for this host");
+        }
+
+        return string.Create(CultureInfo.InvariantCulture, $"127.0.{n / 253}.{(n % 253) + 2}");
+    }
+
     internal static string NewRef() => "OpaqueRef:" + Guid.NewGuid();
 
     private static Version ParseVersion(string text)
@@ -140,7 +162,7 @@ internal sealed partial class SimPool : ILabPoolView
     {
         var s = Scenario;
         var now = NowTime;
-        var index = 2;
+        var index = _firstAddressIndex;
         foreach (var hs in s.Hosts)
         {
             var h = new SimHost
@@ -148,7 +170,7 @@ internal sealed partial class SimPool : ILabPoolView
                 Ref = NewRef(),
                 Uuid = Guid.NewGuid().ToString(),
                 Name = hs.Name,
-                Address = "127.0.0." + index.ToString(CultureInfo.InvariantCulture),
+                Address = LoopbackAddress(index),
                 MetricsRef = NewRef(),
                 MetricsUuid = Guid.NewGuid().ToString(),
                 MemoryTotal = hs.MemoryMiB * LabMemory.MiB,

@@ -45,6 +45,20 @@ internal sealed class LabHarness : IAsyncDisposable
     public static Task<LabHarness> StartAsync(string scenarioJson, double timeScale) =>
         StartAsync(ScenarioLoader.Parse(scenarioJson), timeScale);
 
+    /// <summary>
+    /// A fleet lab: one pool per scenario (the first one's master is <c>ROLLREBOOT_XAPI_URL</c>), one CloudStack listing
+    /// every cluster, one clock. Read each pool's audit with <see cref="Audit(string)"/>.
+    /// </summary>
+    public static async Task<LabHarness> StartFleetAsync(IReadOnlyList<ScenarioFile> scenarios, double timeScale)
+    {
+        var lab = await LabRuntime.StartAsync(scenarios, timeScale, TextWriter.Null);
+        return new LabHarness(lab, Directory.CreateTempSubdirectory("rollreboot-test-state-").FullName);
+    }
+
+    /// <summary>A fleet lab from scenario files by name (<see cref="SharedScenario"/>), e.g. <c>fleet-a-three-hosts.json</c>.</summary>
+    public static Task<LabHarness> StartFleetFromFilesAsync(double timeScale, params string[] scenarioFileNames) =>
+        StartFleetAsync(scenarioFileNames.Select(n => ScenarioLoader.LoadFile(SharedScenario(n))).ToList(), timeScale);
+
     public async Task<(int ExitCode, string Out, string Err)> RunCliAsync(params string[] args) => await RunCliAsync(null, args);
 
     public async Task<(int ExitCode, string Out, string Err)> RunCliAsync(IReadOnlyDictionary<string, string>? extraEnv, params string[] args)
@@ -69,6 +83,12 @@ internal sealed class LabHarness : IAsyncDisposable
     }
 
     public JsonObject Audit() => Lab.AuditJson();
+
+    /// <summary>The audit of the pool named <paramref name="poolName"/> (a fleet's; the first pool's is <see cref="Audit()"/>).</summary>
+    public JsonObject Audit(string poolName) => Lab.Pool(poolName).AuditJson();
+
+    /// <summary>Every pool's audit by pool name.</summary>
+    public IReadOnlyDictionary<string, JsonObject> Audits() => Lab.Pools.ToDictionary(p => p.Name, p => p.AuditJson());
 
     public async ValueTask DisposeAsync()
     {
