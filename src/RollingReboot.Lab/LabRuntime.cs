@@ -104,7 +104,8 @@ public sealed class LabRuntime : IAsyncDisposable, ISimEnvironment
             var (apiKey, secretKey) = LabCloudStack.GenerateKeys();
             var faults = scenario.Faults.Where(f => f.Type is "cloudstackError" or "unmanageFails")
                 .Select(f => f.Type == "unmanageFails" ? (LabCloudStackFault)new UnmanageFailsFault() : new CloudStackErrorFault(f.Command!, f.Times, f.ErrorCode ?? 530)).ToList();
-            _cloudStack = new LabCloudStack(cs.ClusterName, cs.Zone, cs.Pod, cs.ManagedState, apiKey, secretKey, _pool, Audit, _clock, faults);
+            var jobs = cs.AsyncJobs.Select(j => new LabAsyncJob(j.Cmd, j.Host, j.Vm, j.Cluster, j.DurationSeconds, j.Account)).ToList();
+            _cloudStack = new LabCloudStack(cs.ClusterName, cs.Zone, cs.Pod, cs.ManagedState, apiKey, secretKey, _pool, Audit, _clock, faults, jobs);
             CloudStackKeys = (apiKey, secretKey);
         }
 

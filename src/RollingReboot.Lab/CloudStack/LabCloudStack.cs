@@ -50,8 +50,11 @@ public sealed class LabCloudStack : IDisposable
     private static readonly string[] s_commands =
     [
         "listClusters", "updateCluster", "listHosts", "listVirtualMachines", "listAffinityGroups", "listZones",
-        "queryAsyncJobResult",
+        "queryAsyncJobResult", "listAsyncJobs",
     ];
+
+    /// <summary>How long before the lab's start the scenario's jobs were created.</summary>
+    private static readonly TimeSpan s_jobAge = TimeSpan.FromMinutes(1);
 
     private readonly Lock _gate = new();
     private readonly SemaphoreSlim _updateGate = new(1, 1);
@@ -64,6 +67,8 @@ public sealed class LabCloudStack : IDisposable
     private readonly List<HostEntry> _hosts = [];
     private readonly Dictionary<string, ErrorFaultCounter> _errorFaults = new(StringComparer.OrdinalIgnoreCase);
     private readonly Dictionary<string, int> _calls = new(StringComparer.OrdinalIgnoreCase);
+    private readonly List<(string Id, LabAsyncJob Job)> _jobs = [];
+    private readonly DateTimeOffset _started;
     private string _managedState;
     private string _allocationState = "Enabled";
     private int _disposed;
@@ -78,7 +83,8 @@ public sealed class LabCloudStack : IDisposable
         ILabPoolView pool,
         ILabAudit audit,
         TimeProvider timeProvider,
-        IEnumerable<LabCloudStackFault>? faults = null)
+        IEnumerable<LabCloudStackFault>? faults = null,
+        IEnumerable<LabAsyncJob>? asyncJobs = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(clusterName);
         ArgumentException.ThrowIfNullOrWhiteSpace(zone);
@@ -105,6 +111,17 @@ public sealed class LabCloudStack : IDisposable
         ClusterId = StableId("cluster", clusterName);
         ZoneId = StableId("zone", zone);
         PodId = StableId("pod", zone + "/" + pod);
+        _started = timeProvider.GetUtcNow();
+        foreach (var job in asyncJobs ?? [])
+        {
+            ArgumentException.ThrowIfNullOrWhiteSpace(job.Cmd, nameof(asyncJobs));
+            if ((job.Host is null ? 0 : 1) + (job.Vm is null ? 0 : 1) + (job.Cluster ? 1 : 0) != 1)
+            {
+                throw new ArgumentException($"Job {job.Cmd} must work on exactly one host, VM or the cluster.", nameof(asyncJobs));
+            }
+
+            _jobs.Add((StableId("job", _jobs.Count.ToString(CultureInfo.InvariantCulture) + "/" + job.Cmd), job));
+        }
         foreach (var fault in faults ?? [])
         {
             switch (fault)
@@ -309,6 +326,7 @@ public sealed class LabCloudStack : IDisposable
             "listVirtualMachines" => ListVirtualMachines(name, parameters),
             "listAffinityGroups" => ListAffinityGroups(name, parameters),
             "listZones" => ListZones(name, parameters),
+            "listAsyncJobs" => ListAsyncJobs(name, parameters),
             _ => QueryAsyncJobResult(name, parameters),
         };
     }
@@ -632,9 +650,93 @@ public sealed class LabCloudStack : IDisposable
             : []);
     }
 
-    /// <summary>The lab runs no async jobs, so every job id is unknown, as CloudStack reports one.</summary>
-    private static ApiResult QueryAsyncJobResult(string name, ApiParameters p) =>
-        p.IgnoreCase("jobid") is { } jobId ? InvalidValue(name, "jobid", jobId) : MissingParameter(name, "jobid");
+    /// <summary>
+    /// QueryManagerImpl.searchForAsyncJobs: the caller's jobs, every account's with listall=true (the lab's keys are a
+    /// root admin's, account "admin"); <c>keyword</c> matches cmd with LIKE, <c>startdate</c> keeps jobs created since.
+    /// Pending and finished jobs alike, oldest first, under <c>asyncjobs</c>.
+    /// </summary>
+    private ApiResult ListAsyncJobs(string name, ApiParameters p)
+    {
+        DateTimeOffset? since = null;
+        if (p.IgnoreCase("startdate") is { } startText)
+        {
+            if (!LabSignatureVerifier.TryParseExpires(startText, out var start))
+            {
+                return Error(name + "response", 431, CsInvalidParameter, $"Unable to parse date {startText} for command {name}, please pass dates in the format mentioned in the api documentation");
+            }
+
+            since = start;
+        }
+
+        var listAll = string.Equals(p.IgnoreCase("listall"), "true", StringComparison.OrdinalIgnoreCase);
+        var keyword = p.IgnoreCase("keyword");
+        var created = _started - s_jobAge;
+        var vms = GuestVms();
+        lock (_gate)
+        {
+            var items = _jobs
+                .Where(j => (listAll || j.Job.Account == "admin")
+                    && (keyword is null || j.Job.Cmd.Contains(keyword, StringComparison.OrdinalIgnoreCase))
+                    && (since is null || created >= since))
+                .Select(j => (JsonNode)JobJson(j.Id, j.Job, vms))
+                .ToList();
+            return List(name, p, "asyncjobs", items);
+        }
+    }
+
+    /// <summary>The scenario's jobs by id; any other job id is unknown, as CloudStack reports one.</summary>
+    private ApiResult QueryAsyncJobResult(string name, ApiParameters p)
+    {
+        if (p.IgnoreCase("jobid") is not { } jobId)
+        {
+            return MissingParameter(name, "jobid");
+        }
+
+        var vms = GuestVms();
+        lock (_gate)
+        {
+            var found = _jobs.FirstOrDefault(j => j.Id == jobId);
+            return found.Job is null ? InvalidValue(name, "jobid", jobId) : Ok(name, JobJson(found.Id, found.Job, vms));
+        }
+    }
+
+    /// <summary>AsyncJobJoinDaoImpl.newAsyncJobResponse's fields.</summary>
+    private JsonObject JobJson(string id, LabAsyncJob job, List<LabVmView> vms)
+    {
+        var created = _started - s_jobAge;
+        var done = job.DurationSeconds is { } seconds && _timeProvider.GetUtcNow() >= _started + TimeSpan.FromSeconds(seconds);
+        var (type, instance) = job.Host is { } hostName ? ("Host", _hosts.FirstOrDefault(h => h.Name == hostName)?.Id ?? StableId("host", hostName))
+            : job.Vm is { } vmName ? ("VirtualMachine", vms.FirstOrDefault(v => v.Name == vmName) is { } vm ? StableId("vm", vm.Uuid) : StableId("vm", vmName))
+            : ("Cluster", ClusterId);
+        var item = new JsonObject
+        {
+            ["accountid"] = StableId("account", job.Account),
+            ["account"] = job.Account,
+            ["domainid"] = StableId("domain", "ROOT"),
+            ["domainpath"] = "/",
+            ["userid"] = StableId("user", job.Account),
+            ["cmd"] = job.Cmd,
+            ["jobstatus"] = done ? 1 : 0,
+            ["jobprocstatus"] = 0,
+            ["jobresultcode"] = 0,
+            ["jobinstancetype"] = type,
+            ["jobinstanceid"] = instance,
+            ["created"] = JavaDate(created),
+            ["jobid"] = id,
+        };
+        if (done)
+        {
+            item["jobresulttype"] = "object";
+            item["jobresult"] = new JsonObject();
+            item["completed"] = JavaDate(_started + TimeSpan.FromSeconds(job.DurationSeconds!.Value));
+        }
+
+        return item;
+    }
+
+    /// <summary>CloudStack's JSON dates: <c>yyyy-MM-dd'T'HH:mm:ssZ</c> (2026-11-22T12:00:00+0000).</summary>
+    private static string JavaDate(DateTimeOffset at) =>
+        at.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss", CultureInfo.InvariantCulture) + "+0000";
 
     private void Reconcile()
     {
