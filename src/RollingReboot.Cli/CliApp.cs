@@ -14,6 +14,7 @@ public static class CliApp
         root.Subcommands.Add(StatusCommand.Create(env));
         RunCommand.AddTo(root, env);
         ConfigFile.AddTo(root);
+        root.Subcommands.Add(CompletionCommand.Create(env, root));
         return root;
     }
 
