@@ -103,8 +103,16 @@ public static class ConfigFile
         }
 
         var config = Load(path);
+        // Read as tokens, whatever the option's type: one cluster picks its section.
         var clusterOption = command.Options.First(o => o.Name == "--clustername");
-        var cluster = parse.GetResult(clusterOption)?.GetValueOrDefault<string?>();
+        var clusters = (parse.GetResult(clusterOption)?.Tokens ?? [])
+            .SelectMany(t => t.Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).Distinct(StringComparer.Ordinal).ToList();
+        if (clusters.Count > 1 && clusters.Any(config.Clusters.ContainsKey))
+        {
+            env.Error.WriteLine($"rollreboot: {path}: the sections of clusters {string.Join(", ", clusters.Where(config.Clusters.ContainsKey))} are not applied when several clusters are named; only \"defaults\" is");
+        }
+
+        var cluster = clusters.Count == 1 ? clusters[0] : null;
         var (extra, sources) = Arguments(config, cluster, command, option => Given(parse, option), env);
         if (extra.Count == 0)
         {

@@ -56,6 +56,23 @@ public sealed partial class ConfigFileTests : IDisposable
     }
 
     [Fact]
+    public void SeveralClustersNamed_OnlyDefaultsApply_AndStderrSaysSo()
+    {
+        var path = Path.Combine(_dir, "c.json");
+        File.WriteAllText(path, """{ "defaults": { "threads": 8 }, "clusters": { "C1": { "maxHostsDown": 2 } } }""");
+        var error = new StringWriter();
+        var env = Env(error: error);
+        var root = CliApp.BuildRoot(env);
+        string[] args = ["--clustername", "C1,C2", "--config", path];
+        var before = root.Parse(args);
+
+        var parse = ConfigFile.Apply(root, before, args, env);
+
+        Assert.Equal(["--threads", "8"], parse.Tokens.Skip(before.Tokens.Count).Select(t => t.Value));
+        Assert.Contains("the sections of clusters C1 are not applied when several clusters are named", error.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Subcommands_TakeWhatTheyHaveAndIgnoreTheRest()
     {
         const string Json = """{ "defaults": { "threads": 8, "hostTimeout": "30m", "zone": "Z1" } }""";
