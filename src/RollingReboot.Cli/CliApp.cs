@@ -1,5 +1,6 @@
 using System.CommandLine;
 using RollingReboot.Cli.Commands;
+using RollingReboot.Cli.Configuration;
 using RollingReboot.Core.Ports;
 
 namespace RollingReboot.Cli;
@@ -12,6 +13,8 @@ public static class CliApp
         root.Subcommands.Add(LabCommand.Create(env));
         root.Subcommands.Add(StatusCommand.Create(env));
         RunCommand.AddTo(root, env);
+        ConfigFile.AddTo(root);
+        root.Subcommands.Add(CompletionCommand.Create(env, root));
         return root;
     }
 
@@ -19,6 +22,20 @@ public static class CliApp
     {
         var root = BuildRoot(env);
         var parse = root.Parse(args);
+        if (parse.Errors.Count == 0)
+        {
+            try
+            {
+                // Defaults from the config file become options the command line left out (see docs/operations.md).
+                parse = ConfigFile.Apply(root, parse, args, env);
+            }
+            catch (UserFacingException e)
+            {
+                await env.Error.WriteLineAsync("rollreboot: " + e.Message);
+                return e.ExitCode;
+            }
+        }
+
         if (parse.Errors.Count > 0)
         {
             // Bad usage is exit 2 (the contract), one line naming what is wrong.

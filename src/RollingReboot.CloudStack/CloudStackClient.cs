@@ -241,6 +241,27 @@ public sealed class CloudStackClient : ICloudStack, IDisposable
     }
 
     /// <summary>
+    /// listAsyncJobs listall=true: every account's jobs CloudStack still keeps (finished ones too, until its cleanup),
+    /// of which only the pending ones (jobstatus 0) are returned. Needs a root admin's keys to see other accounts' jobs.
+    /// </summary>
+    public async Task<IReadOnlyList<CloudStackAsyncJob>> ListPendingAsyncJobsAsync(CancellationToken cancellationToken = default)
+    {
+        const string command = "listAsyncJobs";
+        var items = await ListAllAsync(command, [new("listall", "true")], "asyncjobs", cancellationToken, idField: "jobid");
+        return items
+            .Select(item => new CloudStackAsyncJob(
+                Require(item, "jobid", command, "job"),
+                CloudStackResponse.GetString(item, "cmd") ?? "",
+                CloudStackResponse.GetInt(item, "jobstatus") ?? throw CloudStackResponse.Malformed(command, _displayEndpoint, $"a job without a numeric 'jobstatus': {CloudStackResponse.Snippet(item.GetRawText())}"),
+                CloudStackResponse.GetString(item, "jobinstancetype"),
+                CloudStackResponse.GetString(item, "jobinstanceid"),
+                CloudStackResponse.GetDate(item, "created"),
+                CloudStackResponse.GetString(item, "account")))
+            .Where(job => job.Status == 0)
+            .ToList();
+    }
+
+    /// <summary>
     /// Calls any command and returns the inner object of its answer. Reads (list*, queryAsyncJobResult) are
     /// retried; anything else is sent once, bounded by <see cref="CloudStackClientOptions.UpdateClusterTimeout"/>.
     /// </summary>
@@ -345,7 +366,7 @@ public sealed class CloudStackClient : ICloudStack, IDisposable
 
     /// <summary>Every page of a list command, de-duplicated by id (for servers that ignore paging).</summary>
     private async Task<IReadOnlyList<JsonElement>> ListAllAsync(
-        string command, List<KeyValuePair<string, string>> parameters, string itemName, CancellationToken cancellationToken)
+        string command, List<KeyValuePair<string, string>> parameters, string itemName, CancellationToken cancellationToken, string idField = "id")
     {
         var all = new List<JsonElement>();
         var seen = new HashSet<string>(StringComparer.Ordinal);
@@ -362,7 +383,7 @@ public sealed class CloudStackClient : ICloudStack, IDisposable
             var added = 0;
             foreach (var item in items)
             {
-                if (seen.Add(CloudStackResponse.GetString(item, "id") ?? $"#{all.Count}"))
+                if (seen.Add(CloudStackResponse.GetString(item, idField) ?? $"#{all.Count}"))
                 {
                     all.Add(item);
                     added++;

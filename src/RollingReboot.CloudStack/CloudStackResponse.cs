@@ -91,6 +91,26 @@ internal static class CloudStackResponse
     public static int? GetInt(JsonElement item, string name) =>
         int.TryParse(GetString(item, name), NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) ? value : null;
 
+    /// <summary>
+    /// A date as CloudStack writes them (<c>yyyy-MM-dd'T'HH:mm:ssZ</c>, e.g. <c>2026-11-22T12:00:00+0000</c>); ISO 8601 with
+    /// a colon in the offset is read too. Null when absent or unreadable: dates are only shown, never decided on.
+    /// </summary>
+    public static DateTimeOffset? GetDate(JsonElement item, string name)
+    {
+        var text = GetString(item, name);
+        if (text is null)
+        {
+            return null;
+        }
+
+        if (text.Length > 5 && text[^5] is '+' or '-' && text[^4..].All(char.IsAsciiDigit))
+        {
+            text = text[..^2] + ":" + text[^2..];
+        }
+
+        return DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var value) ? value : null;
+    }
+
     /// <summary>The objects of a list answer's array (absent when the list is empty).</summary>
     public static IReadOnlyList<JsonElement> Items(JsonElement inner, string itemName, string command, string endpoint)
     {

@@ -161,16 +161,17 @@ public sealed class LabRuntime : IAsyncDisposable
 
             var faults = pool.Sim.Scenario.Faults.Where(f => f.Type is "cloudstackError" or "unmanageFails")
                 .Select(f => f.Type == "unmanageFails" ? (LabCloudStackFault)new UnmanageFailsFault() : new CloudStackErrorFault(f.Command!, f.Times, f.ErrorCode ?? 530)).ToList();
+            var jobs = cs.AsyncJobs.Select(j => new LabAsyncJob(j.Cmd, j.Host, j.Vm, j.Cluster, j.DurationSeconds, j.Account)).ToList();
             if (_cloudStack is null)
             {
                 var (apiKey, secretKey) = LabCloudStack.GenerateKeys();
-                _cloudStack = new LabCloudStack(cs.ClusterName, cs.Zone, cs.Pod, cs.ManagedState, apiKey, secretKey, pool.Sim, pool.Audit, _clock, faults);
+                _cloudStack = new LabCloudStack(cs.ClusterName, cs.Zone, cs.Pod, cs.ManagedState, apiKey, secretKey, pool.Sim, pool.Audit, _clock, faults, jobs);
                 CloudStackKeys = (apiKey, secretKey);
                 pool.CloudStack = _cloudStack.FirstCluster;
             }
             else
             {
-                pool.CloudStack = _cloudStack.AddCluster(cs.ClusterName, cs.Zone, cs.Pod, cs.ManagedState, pool.Sim, pool.Audit, faults);
+                pool.CloudStack = _cloudStack.AddCluster(cs.ClusterName, cs.Zone, cs.Pod, cs.ManagedState, pool.Sim, pool.Audit, faults, jobs);
             }
         }
 

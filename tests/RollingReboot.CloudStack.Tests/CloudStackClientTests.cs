@@ -126,6 +126,55 @@ public class CloudStackClientTests
     }
 
     [Fact]
+    public async Task ListPendingAsyncJobs_AsksEveryAccountsJobs_KeepsOnlyPendingOnes()
+    {
+        var handler = ScriptedHandler.Answer(HttpStatusCode.OK, """
+            {"listasyncjobsresponse":{"count":3,"asyncjobs":[
+              {"accountid":"a1","account":"ops","userid":"u1","cmd":"org.apache.cloudstack.api.command.admin.vm.MigrateVMCmd",
+               "jobstatus":0,"jobprocstatus":0,"jobresultcode":0,"jobinstancetype":"VirtualMachine","jobinstanceid":"v1",
+               "created":"2026-11-22T11:58:00+0100","jobid":"j1"},
+              {"account":"admin","cmd":"org.apache.cloudstack.api.command.admin.host.PrepareForMaintenanceCmd","jobstatus":1,
+               "jobinstancetype":"Host","jobinstanceid":"h1","created":"2026-11-22T10:00:00+0000","completed":"2026-11-22T10:05:00+0000","jobid":"j2",
+               "jobresulttype":"object","jobresult":{"host":{"id":"h1"}}},
+              {"account":"admin","cmd":"org.apache.cloudstack.api.command.user.vm.DeployVMCmd","jobstatus":0,"jobid":"j3"}]}}
+            """);
+        using var client = Client(handler);
+
+        var jobs = await client.ListPendingAsyncJobsAsync();
+
+        Assert.Equal(
+            [new CloudStackAsyncJob("j1", "org.apache.cloudstack.api.command.admin.vm.MigrateVMCmd", 0, "VirtualMachine", "v1", new DateTimeOffset(2026, 11, 22, 10, 58, 0, TimeSpan.Zero), "ops"),
+             new CloudStackAsyncJob("j3", "org.apache.cloudstack.api.command.user.vm.DeployVMCmd", 0, null, null, null, "admin")],
+            jobs);
+        Assert.Equal("MigrateVMCmd", jobs[0].ShortCommand);
+        var parameters = ScriptedHandler.Parameters(handler.Requests.Single().Uri.Query);
+        Assert.Equal("listAsyncJobs", parameters["command"]);
+        Assert.Equal("true", parameters["listall"]);
+    }
+
+    [Fact]
+    public async Task ListPendingAsyncJobs_JobWithoutStatus_IsAnAnswerRollrebootCannotRead()
+    {
+        using var client = Client(ScriptedHandler.Answer(HttpStatusCode.OK, """{"listasyncjobsresponse":{"count":1,"asyncjobs":[{"jobid":"j1","cmd":"X"}]}}"""));
+
+        var ex = await Assert.ThrowsAsync<CloudStackException>(() => client.ListPendingAsyncJobsAsync());
+
+        Assert.Contains("jobstatus", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ListPendingAsyncJobs_ServerError_IsRetriedLikeOtherReads()
+    {
+        var handler = new ScriptedHandler((_, call) => Task.FromResult(call == 1
+            ? ScriptedHandler.Response((HttpStatusCode)530, """{"listasyncjobsresponse":{"errorcode":530,"cserrorcode":4250,"errortext":"busy"}}""")
+            : ScriptedHandler.Response(HttpStatusCode.OK, """{"listasyncjobsresponse":{}}""")));
+        using var client = Client(handler);
+
+        Assert.Empty(await client.ListPendingAsyncJobsAsync());
+        Assert.Equal(2, handler.Calls);
+    }
+
+    [Fact]
     public async Task ListVirtualMachines_WithoutInstanceName_SaysRootAdminKeysAreNeeded()
     {
         var handler = new ScriptedHandler((request, _) => Task.FromResult(ScriptedHandler.Response(HttpStatusCode.OK,

@@ -223,6 +223,55 @@ public class LabCloudStackTests
     }
 
     [Fact]
+    public async Task ListAsyncJobs_ScenarioJobs_PendingUntilTheirDurationWithCloudStacksFields()
+    {
+        const string migrate = "org.apache.cloudstack.api.command.admin.vm.MigrateVMCmd";
+        const string maintenance = "org.apache.cloudstack.api.command.admin.host.PrepareForMaintenanceCmd";
+        await using var lab = await LabServer.StartAsync(asyncJobs:
+        [
+            new LabAsyncJob(migrate, Vm: "i-2-11-VM", Account: "tenant"),
+            new LabAsyncJob(maintenance, Host: "xen3", DurationSeconds: 60),
+            new LabAsyncJob("org.apache.cloudstack.api.command.admin.cluster.UpdateClusterCmd", Cluster: true, DurationSeconds: 100_000),
+        ]);
+        using var client = lab.Client(signatureVersion3: true);
+        var vmId = (await client.ListVirtualMachinesAsync(lab.CloudStack.ClusterId)).Single(v => v.InstanceName == "i-2-11-VM").Id;
+        var hostId = (await client.ListHostsAsync(lab.CloudStack.ClusterId)).Single(h => h.Name == "xen3").Id;
+
+        var pending = await client.ListPendingAsyncJobsAsync();
+
+        Assert.Equal([("VirtualMachine", vmId, "tenant"), ("Host", hostId, "admin"), ("Cluster", lab.CloudStack.ClusterId, "admin")],
+            pending.Select(j => (j.InstanceType, j.InstanceId, j.Account)));
+        Assert.All(pending, j => Assert.True(j.Created < lab.Clock.GetUtcNow()));
+        Assert.Equal(3, pending.Select(j => j.JobId).Distinct().Count());
+
+        // Without listall, CloudStack lists the caller's own jobs only.
+        var own = await client.ExecuteAsync("listAsyncJobs");
+        Assert.Equal(2, own.GetProperty("count").GetInt32());
+        var keyword = await client.ExecuteAsync("listAsyncJobs", new Dictionary<string, string> { ["listall"] = "true", ["keyword"] = "MigrateVM" });
+        Assert.Equal(migrate, keyword.GetProperty("asyncjobs")[0].GetProperty("cmd").GetString());
+
+        // The maintenance job ends after 60 simulated seconds; queryAsyncJobResult knows it.
+        await Task.Delay(TimeSpan.FromSeconds(61), lab.Clock);
+        var after = await client.ListPendingAsyncJobsAsync();
+        Assert.DoesNotContain(after, j => j.InstanceType == "Host");
+        var result = await client.WaitForAsyncJobAsync(pending[1].JobId);
+        Assert.Equal(JsonValueKind.Object, result.ValueKind);
+        var unknown = await Assert.ThrowsAsync<CloudStackException>(() => client.WaitForAsyncJobAsync(Guid.NewGuid().ToString()));
+        Assert.Equal(431, unknown.ErrorCode);
+    }
+
+    [Fact]
+    public async Task ListAsyncJobs_BadSignature_Is401()
+    {
+        await using var lab = await LabServer.StartAsync(asyncJobs: [new LabAsyncJob("X", Host: "xen1")]);
+        using var client = lab.Client(secretKey: "wrong-secret");
+
+        var ex = await Assert.ThrowsAsync<CloudStackException>(() => client.ListPendingAsyncJobsAsync());
+
+        Assert.Equal(401, ex.ErrorCode);
+    }
+
+    [Fact]
     public async Task HostDown_WhileManaged_IsAViolationAndTheHostAlert()
     {
         await using var lab = await LabServer.StartAsync();

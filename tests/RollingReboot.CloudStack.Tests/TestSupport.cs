@@ -176,7 +176,8 @@ internal sealed class LabServer : IAsyncDisposable
     public Uri Endpoint { get; }
 
     public static async Task<LabServer> StartAsync(
-        string managedState = "Managed", IEnumerable<LabCloudStackFault>? faults = null, string? apiKey = null, string? secretKey = null)
+        string managedState = "Managed", IEnumerable<LabCloudStackFault>? faults = null, string? apiKey = null, string? secretKey = null,
+        IEnumerable<LabAsyncJob>? asyncJobs = null)
     {
         var clock = new ScaledTimeProvider(Scale, new DateTimeOffset(2026, 11, 22, 12, 0, 0, TimeSpan.Zero), TimeProvider.System.GetUtcNow());
         var pool = FakePool.ThreeHosts();
@@ -184,7 +185,7 @@ internal sealed class LabServer : IAsyncDisposable
         var keys = LabCloudStack.GenerateKeys();
         apiKey ??= keys.ApiKey;
         secretKey ??= keys.SecretKey;
-        var cloudStack = new LabCloudStack(ClusterName, Zone, "POD-1", managedState, apiKey, secretKey, pool, audit, clock, faults);
+        var cloudStack = new LabCloudStack(ClusterName, Zone, "POD-1", managedState, apiKey, secretKey, pool, audit, clock, faults, asyncJobs);
 
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();

@@ -52,6 +52,28 @@ public sealed class ScenarioLoaderTests
     }
 
     [Fact]
+    public void Parse_AsyncJobs_ReadAndChecked()
+    {
+        const string Ok = """
+            { "hosts": [ { "name": "xen1" } ], "vms": [ { "name": "i-2-1-VM", "host": "xen1", "memoryMiB": 1024 } ],
+              "cloudstack": { "clusterName": "C", "asyncJobs": [
+                { "cmd": "org.apache.cloudstack.api.command.admin.vm.MigrateVMCmd", "vm": "i-2-1-VM" },
+                { "cmd": "org.apache.cloudstack.api.command.admin.host.PrepareForMaintenanceCmd", "host": "xen1", "durationSeconds": 30, "account": "ops" } ] } }
+            """;
+        var jobs = ScenarioLoader.Parse(Ok).CloudStack!.AsyncJobs;
+        Assert.Equal([("i-2-1-VM", null, null, "admin"), (null, "xen1", (double?)30, "ops")], jobs.Select(j => (j.Vm, j.Host, j.DurationSeconds, j.Account)));
+
+        var e = Refused("""
+            { "hosts": [ { "name": "xen1" } ], "cloudstack": { "asyncJobs": [
+              { "cmd": "A", "host": "xen9" }, { "cmd": "B", "host": "xen1", "cluster": true }, { "host": "xen1", "durationSeconds": 0 } ] } }
+            """);
+        Assert.Contains("cloudstack.asyncJobs[0]: host xen9 is not in hosts", e.Message, StringComparison.Ordinal);
+        Assert.Contains("cloudstack.asyncJobs[1]: give exactly one of host, vm or \"cluster\": true", e.Message, StringComparison.Ordinal);
+        Assert.Contains("cloudstack.asyncJobs[2]: cmd is required", e.Message, StringComparison.Ordinal);
+        Assert.Contains("cloudstack.asyncJobs[2]: durationSeconds must be positive", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Parse_UnknownFaultType_ListsTheKnownOnes()
     {
         var e = Refused("""{ "hosts": [ { "name": "xen1" } ], "faults": [ { "type": "meteorStrike" } ] }""");

@@ -11,6 +11,19 @@ public sealed record CloudStackVm(string Id, string InstanceName, string? HostNa
 
 public sealed record CloudStackAffinityGroup(string Id, string Name, string Type);
 
+/// <summary>
+/// An asynchronous job as listAsyncJobs shows it. <see cref="Command"/> is CloudStack's <c>cmd</c> (the API command's Java
+/// class, e.g. <c>org.apache.cloudstack.api.command.admin.vm.MigrateVMCmd</c>); <see cref="InstanceType"/> and
+/// <see cref="InstanceId"/> (<c>jobinstancetype</c>, <c>jobinstanceid</c>) name the object it works on (VirtualMachine,
+/// Host, DomainRouter...), when it has one. <see cref="Status"/>: 0 pending, 1 succeeded, 2 failed.
+/// </summary>
+public sealed record CloudStackAsyncJob(
+    string JobId, string Command, int Status, string? InstanceType, string? InstanceId, DateTimeOffset? Created, string? Account)
+{
+    /// <summary>The command's class name without its package (MigrateVMCmd).</summary>
+    public string ShortCommand => Command[(Command.LastIndexOf('.') + 1)..];
+}
+
 /// <summary>The CloudStack management server, as far as a rolling reboot needs it.</summary>
 public interface ICloudStack
 {
@@ -27,6 +40,9 @@ public interface ICloudStack
     Task<string> SetManagedStateAsync(string clusterId, bool managed, CancellationToken cancellationToken = default);
 
     Task<IReadOnlyList<CloudStackVm>> ListVirtualMachinesAsync(string clusterId, CancellationToken cancellationToken = default);
+
+    /// <summary>The async jobs of every account that are still pending (jobstatus 0), whatever they work on.</summary>
+    Task<IReadOnlyList<CloudStackAsyncJob>> ListPendingAsyncJobsAsync(CancellationToken cancellationToken = default);
 }
 
 /// <summary>A CloudStack failure with CloudStack's own codes.</summary>

@@ -105,6 +105,8 @@ public static class Preflight
                     antiAffinity[vm.InstanceName] = groups;
                 }
             }
+
+            extra.AddRange(await RunningJobsAsync(cloud, csHosts, vms, cancellationToken));
         }
 
         var constraints = new PlanConstraints
@@ -176,6 +178,58 @@ public static class Preflight
         }
 
         return options with { IgnoreHosts = ignore };
+    }
+
+    /// <summary>
+    /// CloudStack jobs still running on the cluster, one of its hosts or a VM on them (a migration, a host going into
+    /// maintenance, a VM being deployed or started there): the run would fight them, so it does not start.
+    /// </summary>
+    private static async Task<List<Blocker>> RunningJobsAsync(ClusterBinding cloud, IReadOnlyList<CloudStackHost> hosts, IReadOnlyList<CloudStackVm> vms, CancellationToken cancellationToken)
+    {
+        var hostsById = hosts.ToDictionary(h => h.Id, StringComparer.OrdinalIgnoreCase);
+        var vmsById = vms.GroupBy(v => v.Id, StringComparer.OrdinalIgnoreCase).ToDictionary(g => g.Key, g => g.First(), StringComparer.OrdinalIgnoreCase);
+        var blockers = new List<Blocker>();
+        foreach (var job in (await cloud.Api.ListPendingAsyncJobsAsync(cancellationToken)).OrderBy(j => j.Created).ThenBy(j => j.JobId, StringComparer.Ordinal))
+        {
+            string? hostName = null;
+            string? vmName = null;
+            string what;
+            if (job.InstanceId is not { } id)
+            {
+                continue;
+            }
+
+            if (job.InstanceType is "Host" && hostsById.TryGetValue(id, out var host))
+            {
+                hostName = host.Name;
+                what = "host " + host.Name;
+            }
+            else if (job.InstanceType is "Cluster" && id.Equals(cloud.Cluster.Id, StringComparison.OrdinalIgnoreCase))
+            {
+                what = "cluster " + cloud.Cluster.Name;
+            }
+            else if (job.InstanceType is "VirtualMachine" or "DomainRouter" or "ConsoleProxy" or "SystemVm" && vmsById.TryGetValue(id, out var vm))
+            {
+                vmName = vm.InstanceName;
+                hostName = vm.HostName;
+                what = $"VM {vm.InstanceName}" + (vm.HostName is null ? "" : " on " + vm.HostName);
+            }
+            else
+            {
+                continue;
+            }
+
+            var since = job.Created is { } created ? $", started {created.ToUniversalTime():yyyy-MM-dd HH:mm:ss}Z" : "";
+            var by = job.Account is { Length: > 0 } account ? $" by account {account}" : "";
+            blockers.Add(new Blocker(
+                "CLOUDSTACK_JOB_RUNNING",
+                $"CloudStack job {job.JobId} ({job.ShortCommand}) is running on {what}{since}{by}",
+                $"wait for it to finish (cmk query asyncjobresult jobid={job.JobId}) or resolve it in CloudStack, then run the plan again",
+                vmName,
+                hostName));
+        }
+
+        return blockers;
     }
 
     internal static string FixFor(string code) => code switch

@@ -51,8 +51,11 @@ public sealed class LabCloudStack : IDisposable
     private static readonly string[] s_commands =
     [
         "listClusters", "updateCluster", "listHosts", "listVirtualMachines", "listAffinityGroups", "listZones",
-        "queryAsyncJobResult",
+        "queryAsyncJobResult", "listAsyncJobs",
     ];
+
+    /// <summary>How long before the lab's start the scenario's jobs were created.</summary>
+    private static readonly TimeSpan s_jobAge = TimeSpan.FromMinutes(1);
 
     private readonly Lock _gate = new();
     private readonly CancellationTokenSource _lifetime = new();
@@ -60,6 +63,8 @@ public sealed class LabCloudStack : IDisposable
     private readonly string _secretKey;
     private readonly List<LabCloudStackCluster> _clusters = [];
     private readonly Dictionary<string, int> _calls = new(StringComparer.OrdinalIgnoreCase);
+    private readonly List<(string Id, LabAsyncJob Job, LabCloudStackCluster Cluster)> _jobs = [];
+    private readonly DateTimeOffset _started;
     private int _disposed;
 
     public LabCloudStack(
@@ -72,7 +77,8 @@ public sealed class LabCloudStack : IDisposable
         ILabPoolView pool,
         ILabAudit audit,
         TimeProvider timeProvider,
-        IEnumerable<LabCloudStackFault>? faults = null)
+        IEnumerable<LabCloudStackFault>? faults = null,
+        IEnumerable<LabAsyncJob>? asyncJobs = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(apiKey);
         ArgumentException.ThrowIfNullOrWhiteSpace(secretKey);
@@ -80,7 +86,28 @@ public sealed class LabCloudStack : IDisposable
         ApiKey = apiKey;
         _secretKey = secretKey;
         _timeProvider = timeProvider;
+        _started = timeProvider.GetUtcNow();
         _clusters.Add(new LabCloudStackCluster(this, _gate, clusterName, zone, pod, initialManagedState, pool, audit, timeProvider, faults, qualifyIds: false));
+        AddJobs(_clusters[0], asyncJobs, qualify: false);
+    }
+
+    /// <summary>A scenario's pending (or, with a duration, finishing) async jobs, each on one host, VM or the cluster.</summary>
+    private void AddJobs(LabCloudStackCluster cluster, IEnumerable<LabAsyncJob>? asyncJobs, bool qualify)
+    {
+        lock (_gate)
+        {
+            foreach (var job in asyncJobs ?? [])
+            {
+                ArgumentException.ThrowIfNullOrWhiteSpace(job.Cmd, nameof(asyncJobs));
+                if ((job.Host is null ? 0 : 1) + (job.Vm is null ? 0 : 1) + (job.Cluster ? 1 : 0) != 1)
+                {
+                    throw new ArgumentException($"Job {job.Cmd} must work on exactly one host, VM or the cluster.", nameof(asyncJobs));
+                }
+
+                var key = (qualify ? cluster.ZoneName + "/" + cluster.ClusterName + "/" : "") + _jobs.Count.ToString(CultureInfo.InvariantCulture) + "/" + job.Cmd;
+                _jobs.Add((StableId("job", key), job, cluster));
+            }
+        }
     }
 
     /// <summary>The first cluster (the one a one-pool lab has).</summary>
@@ -123,7 +150,8 @@ public sealed class LabCloudStack : IDisposable
     /// </summary>
     /// <exception cref="ArgumentException">The zone already has a cluster of that name.</exception>
     public LabCloudStackCluster AddCluster(
-        string clusterName, string zone, string pod, string initialManagedState, ILabPoolView pool, ILabAudit audit, IEnumerable<LabCloudStackFault>? faults = null)
+        string clusterName, string zone, string pod, string initialManagedState, ILabPoolView pool, ILabAudit audit, IEnumerable<LabCloudStackFault>? faults = null,
+        IEnumerable<LabAsyncJob>? asyncJobs = null)
     {
         lock (_gate)
         {
@@ -139,6 +167,7 @@ public sealed class LabCloudStack : IDisposable
             _clusters.Add(cluster);
         }
 
+        AddJobs(cluster, asyncJobs, qualify: true);
         return cluster;
     }
 
@@ -277,6 +306,7 @@ public sealed class LabCloudStack : IDisposable
             "listVirtualMachines" => ListVirtualMachines(name, parameters),
             "listAffinityGroups" => ListAffinityGroups(name, parameters),
             "listZones" => ListZones(name, parameters),
+            "listAsyncJobs" => ListAsyncJobs(name, parameters),
             _ => QueryAsyncJobResult(name, parameters),
         };
     }
@@ -513,8 +543,92 @@ public sealed class LabCloudStack : IDisposable
     }
 
     /// <summary>The lab runs no async jobs, so every job id is unknown, as CloudStack reports one.</summary>
-    private static ApiResult QueryAsyncJobResult(string name, ApiParameters p) =>
-        p.IgnoreCase("jobid") is { } jobId ? InvalidValue(name, "jobid", jobId) : MissingParameter(name, "jobid");
+    /// <summary>
+    /// QueryManagerImpl.searchForAsyncJobs: the caller's jobs, every account's with listall=true (the lab's keys are a
+    /// root admin's, account "admin"); <c>keyword</c> matches cmd with LIKE, <c>startdate</c> keeps jobs created since.
+    /// Pending and finished jobs alike, oldest first, under <c>asyncjobs</c>; every cluster's.
+    /// </summary>
+    private ApiResult ListAsyncJobs(string name, ApiParameters p)
+    {
+        DateTimeOffset? since = null;
+        if (p.IgnoreCase("startdate") is { } startText)
+        {
+            if (!LabSignatureVerifier.TryParseExpires(startText, out var start))
+            {
+                return Error(name + "response", 431, CsInvalidParameter, $"Unable to parse date {startText} for command {name}, please pass dates in the format mentioned in the api documentation");
+            }
+
+            since = start;
+        }
+
+        var listAll = string.Equals(p.IgnoreCase("listall"), "true", StringComparison.OrdinalIgnoreCase);
+        var keyword = p.IgnoreCase("keyword");
+        var created = _started - s_jobAge;
+        var vms = _clusters.ToDictionary(c => c, c => c.GuestVms());
+        lock (_gate)
+        {
+            var items = _jobs
+                .Where(j => (listAll || j.Job.Account == "admin")
+                    && (keyword is null || j.Job.Cmd.Contains(keyword, StringComparison.OrdinalIgnoreCase))
+                    && (since is null || created >= since))
+                .Select(j => (JsonNode)JobJson(j.Id, j.Job, j.Cluster, vms[j.Cluster]))
+                .ToList();
+            return List(name, p, "asyncjobs", items);
+        }
+    }
+
+    /// <summary>The scenario's jobs by id; any other job id is unknown, as CloudStack reports one.</summary>
+    private ApiResult QueryAsyncJobResult(string name, ApiParameters p)
+    {
+        if (p.IgnoreCase("jobid") is not { } jobId)
+        {
+            return MissingParameter(name, "jobid");
+        }
+
+        lock (_gate)
+        {
+            var found = _jobs.FirstOrDefault(j => j.Id == jobId);
+            return found.Job is null ? InvalidValue(name, "jobid", jobId) : Ok(name, JobJson(found.Id, found.Job, found.Cluster, found.Cluster.GuestVms()));
+        }
+    }
+
+    /// <summary>AsyncJobJoinDaoImpl.newAsyncJobResponse's fields.</summary>
+    private JsonObject JobJson(string id, LabAsyncJob job, LabCloudStackCluster cluster, List<LabVmView> vms)
+    {
+        var created = _started - s_jobAge;
+        var done = job.DurationSeconds is { } seconds && _timeProvider.GetUtcNow() >= _started + TimeSpan.FromSeconds(seconds);
+        var (type, instance) = job.Host is { } hostName ? ("Host", cluster.Hosts.FirstOrDefault(h => h.Name == hostName)?.Id ?? StableId("host", hostName))
+            : job.Vm is { } vmName ? ("VirtualMachine", vms.FirstOrDefault(v => v.Name == vmName) is { } vm ? StableId("vm", vm.Uuid) : StableId("vm", vmName))
+            : ("Cluster", cluster.ClusterId);
+        var item = new JsonObject
+        {
+            ["accountid"] = StableId("account", job.Account),
+            ["account"] = job.Account,
+            ["domainid"] = StableId("domain", "ROOT"),
+            ["domainpath"] = "/",
+            ["userid"] = StableId("user", job.Account),
+            ["cmd"] = job.Cmd,
+            ["jobstatus"] = done ? 1 : 0,
+            ["jobprocstatus"] = 0,
+            ["jobresultcode"] = 0,
+            ["jobinstancetype"] = type,
+            ["jobinstanceid"] = instance,
+            ["created"] = JavaDate(created),
+            ["jobid"] = id,
+        };
+        if (done)
+        {
+            item["jobresulttype"] = "object";
+            item["jobresult"] = new JsonObject();
+            item["completed"] = JavaDate(_started + TimeSpan.FromSeconds(job.DurationSeconds!.Value));
+        }
+
+        return item;
+    }
+
+    /// <summary>CloudStack's JSON dates: <c>yyyy-MM-dd'T'HH:mm:ssZ</c> (2026-11-22T12:00:00+0000).</summary>
+    private static string JavaDate(DateTimeOffset at) =>
+        at.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss", CultureInfo.InvariantCulture) + "+0000";
 
     /// <summary>Every cluster reacts to its pool's changes.</summary>
     private void Reconcile()

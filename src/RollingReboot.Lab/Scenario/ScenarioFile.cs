@@ -75,6 +75,29 @@ public sealed class CloudStackSpec
     public string Pod { get; set; } = "POD-1";
 
     public string ManagedState { get; set; } = "Managed";
+
+    /// <summary>Lab extension: async jobs already running in CloudStack when the lab starts.</summary>
+    public List<AsyncJobSpec> AsyncJobs { get; set; } = [];
+}
+
+/// <summary>
+/// Lab extension, <c>cloudstack.asyncJobs[]</c>: a job on exactly one of <see cref="Host"/>, <see cref="Vm"/> or the
+/// <see cref="Cluster"/>, pending for <see cref="DurationSeconds"/> from the lab's start (null: until the lab stops).
+/// </summary>
+public sealed class AsyncJobSpec
+{
+    /// <summary>CloudStack's <c>cmd</c>: the API command's Java class (org.apache.cloudstack.api.command.admin.vm.MigrateVMCmd).</summary>
+    public string Cmd { get; set; } = "";
+
+    public string? Host { get; set; }
+
+    public string? Vm { get; set; }
+
+    public bool Cluster { get; set; }
+
+    public double? DurationSeconds { get; set; }
+
+    public string Account { get; set; } = "admin";
 }
 
 public sealed class MigrationSpec

@@ -344,6 +344,39 @@ public static class ScenarioLoader
             }
         }
 
+        for (var i = 0; i < (s.CloudStack?.AsyncJobs.Count ?? 0); i++)
+        {
+            var job = s.CloudStack!.AsyncJobs[i];
+            var at = $"cloudstack.asyncJobs[{i}]";
+            if (string.IsNullOrWhiteSpace(job.Cmd))
+            {
+                problems.Add($"{at}: cmd is required (the command's class, e.g. org.apache.cloudstack.api.command.admin.vm.MigrateVMCmd)");
+            }
+
+            if ((job.Host is null ? 0 : 1) + (job.Vm is null ? 0 : 1) + (job.Cluster ? 1 : 0) != 1)
+            {
+                problems.Add($"{at}: give exactly one of host, vm or \"cluster\": true");
+            }
+            else if (job.Host is not null && !hosts.ContainsKey(job.Host))
+            {
+                problems.Add($"{at}: host {job.Host} is not in hosts");
+            }
+            else if (job.Vm is not null && !vms.Contains(job.Vm))
+            {
+                problems.Add($"{at}: vm {job.Vm} is not in vms");
+            }
+
+            if (job.DurationSeconds is <= 0)
+            {
+                problems.Add($"{at}: durationSeconds must be positive (leave it out for a job that never ends)");
+            }
+
+            if (string.IsNullOrWhiteSpace(job.Account))
+            {
+                problems.Add($"{at}: account must not be empty");
+            }
+        }
+
         var m = s.Migration;
         if (m.StreamMBps <= 0 || m.HostLinkMBps <= 0 || m.SetupSeconds < 0 || m.DirtyRatio < 0)
         {
