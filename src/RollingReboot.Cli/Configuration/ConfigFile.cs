@@ -48,6 +48,17 @@ public static class ConfigFile
         new("xapiPasswordFile", "--xapi-password-file", ConfigKind.Text) { Environment = [EnvNames.XapiPasswordFile, EnvNames.XapiPassword] },
         new("xapiCertSha256", "--xapi-cert-sha256", ConfigKind.Repeated) { Environment = [EnvNames.XapiCertSha256] },
         new("xapiTrustNew", "--xapi-trust-new", ConfigKind.Flag),
+        new("parallelClusters", "--parallel-clusters", ConfigKind.Integer) { Min = 1 },
+        new("preHostHook", "--pre-host-hook", ConfigKind.Text),
+        new("postHostHook", "--post-host-hook", ConfigKind.Text),
+        new("preHostCommand", "--pre-host-command", ConfigKind.Text),
+        new("postHostCommand", "--post-host-command", ConfigKind.Text),
+        new("hookTimeout", "--hook-timeout", ConfigKind.Duration),
+        new("needsRebootCommand", "--needs-reboot-command", ConfigKind.Text),
+        new("blockerCommand", "--blocker-command", ConfigKind.Text),
+        new("blockerTimeout", "--blocker-timeout", ConfigKind.Duration),
+        new("halt", "--halt", ConfigKind.Flag),
+        new("powerOnTimeout", "--power-on-timeout", ConfigKind.Duration),
     ];
 
     /// <summary>Options that must be typed each time, never defaulted by a file.</summary>
