@@ -293,6 +293,9 @@ public sealed class LabRuntime : IAsyncDisposable
 
     internal void HostPowered(LabPool pool, SimHost host, bool up)
     {
+        // CloudStack sees the host go down or come back at that simulated moment, however short the outage
+        // and however slow the effects below (sshd) are under load.
+        pool.CloudStack?.OnPoolChanged();
         var bootId = host.BootId;
         _effects.Writer.TryWrite(async () =>
         {

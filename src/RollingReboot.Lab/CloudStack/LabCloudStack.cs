@@ -564,7 +564,7 @@ public sealed class LabCloudStack : IDisposable
         var listAll = string.Equals(p.IgnoreCase("listall"), "true", StringComparison.OrdinalIgnoreCase);
         var keyword = p.IgnoreCase("keyword");
         var created = _started - s_jobAge;
-        var vms = _clusters.ToDictionary(c => c, c => c.GuestVms());
+        var vms = Clusters.ToDictionary(c => c, c => c.GuestVms());
         lock (_gate)
         {
             var items = _jobs
@@ -585,10 +585,12 @@ public sealed class LabCloudStack : IDisposable
             return MissingParameter(name, "jobid");
         }
 
+        // The pool is read before the CloudStack lock is taken (the simulation calls in with its own lock held).
+        var vms = Clusters.ToDictionary(c => c, c => c.GuestVms());
         lock (_gate)
         {
             var found = _jobs.FirstOrDefault(j => j.Id == jobId);
-            return found.Job is null ? InvalidValue(name, "jobid", jobId) : Ok(name, JobJson(found.Id, found.Job, found.Cluster, found.Cluster.GuestVms()));
+            return found.Job is null ? InvalidValue(name, "jobid", jobId) : Ok(name, JobJson(found.Id, found.Job, found.Cluster, vms[found.Cluster]));
         }
     }
 

@@ -11,17 +11,7 @@ namespace RollingReboot.Cli.Tests.EndToEnd;
 /// </summary>
 public sealed class HooksEndToEndTests : IDisposable
 {
-    private const string FourHosts = """
-        {
-          "name": "hooks", "pool": { "name": "HP", "ha": { "enabled": true, "timeoutSeconds": 240, "heartbeatSr": "nfs" } },
-          "cloudstack": { "clusterName": "HC" },
-          "migration": { "setupSeconds": 3 },
-          "hosts": [ { "name": "h1", "master": true, "memoryMiB": 32768, "rebootSeconds": 100 }, { "name": "h2", "memoryMiB": 32768, "rebootSeconds": 100 },
-                     { "name": "h3", "memoryMiB": 32768, "rebootSeconds": 100 }, { "name": "h4", "memoryMiB": 32768, "rebootSeconds": 100 } ],
-          "srs": [ { "name": "nfs", "shared": true } ],
-          "generate": [ { "hosts": ["h1", "h2", "h3", "h4"], "perHost": 3, "memoryMiB": [2048], "seed": 3 } ]
-        }
-        """;
+    private static readonly string FourHosts = LabHarness.FourHosts("HP", "HC", "h");
 
     private readonly string _dir = Directory.CreateTempSubdirectory("rollreboot-hooks-").FullName;
 

@@ -42,6 +42,22 @@ internal sealed class LabHarness : IAsyncDisposable
         return new LabHarness(lab, Directory.CreateTempSubdirectory("rollreboot-test-state-").FullName);
     }
 
+    /// <summary>
+    /// A small pool the run tests share: four 32 GiB hosts (the first the master, 100 s reboots), three 2 GiB VMs
+    /// each, HA on (timeout 240 s), managed by CloudStack. Hosts are named prefix1..prefix4.
+    /// </summary>
+    public static string FourHosts(string pool, string cluster, string prefix) => $$"""
+        {
+          "name": "{{pool}}", "pool": { "name": "{{pool}}", "ha": { "enabled": true, "timeoutSeconds": 240, "heartbeatSr": "nfs" } },
+          "cloudstack": { "clusterName": "{{cluster}}" },
+          "migration": { "setupSeconds": 3 },
+          "hosts": [ { "name": "{{prefix}}1", "master": true, "memoryMiB": 32768, "rebootSeconds": 100 }, { "name": "{{prefix}}2", "memoryMiB": 32768, "rebootSeconds": 100 },
+                     { "name": "{{prefix}}3", "memoryMiB": 32768, "rebootSeconds": 100 }, { "name": "{{prefix}}4", "memoryMiB": 32768, "rebootSeconds": 100 } ],
+          "srs": [ { "name": "nfs", "shared": true } ],
+          "generate": [ { "hosts": ["{{prefix}}1", "{{prefix}}2", "{{prefix}}3", "{{prefix}}4"], "perHost": 3, "memoryMiB": [2048], "seed": 3 } ]
+        }
+        """;
+
     public static Task<LabHarness> StartAsync(string scenarioJson, double timeScale) =>
         StartAsync(ScenarioLoader.Parse(scenarioJson), timeScale);
 

@@ -5,17 +5,7 @@ namespace RollingReboot.Cli.Tests.EndToEnd;
 /// <summary>'rollreboot evacuate' and 'rollreboot return': one host out for hardware work and back, nothing rebooted.</summary>
 public sealed class MaintenanceEndToEndTests
 {
-    private const string FourHosts = """
-        {
-          "name": "maint", "pool": { "name": "MP", "ha": { "enabled": true, "timeoutSeconds": 240, "heartbeatSr": "nfs" } },
-          "cloudstack": { "clusterName": "MC" },
-          "migration": { "setupSeconds": 3 },
-          "hosts": [ { "name": "m1", "master": true, "memoryMiB": 32768, "rebootSeconds": 100 }, { "name": "m2", "memoryMiB": 32768, "rebootSeconds": 100 },
-                     { "name": "m3", "memoryMiB": 32768, "rebootSeconds": 100 }, { "name": "m4", "memoryMiB": 32768, "rebootSeconds": 100 } ],
-          "srs": [ { "name": "nfs", "shared": true } ],
-          "generate": [ { "hosts": ["m1", "m2", "m3", "m4"], "perHost": 3, "memoryMiB": [2048], "seed": 3 } ]
-        }
-        """;
+    private static readonly string FourHosts = LabHarness.FourHosts("MP", "MC", "m");
 
     private static List<string> VmsOn(JsonObject audit, string host) =>
         audit["vms"]!.AsArray().Where(v => v!["residentOn"]?.ToString() == host).Select(v => v!["name"]!.ToString()).Order(StringComparer.Ordinal).ToList();

@@ -3,17 +3,7 @@ namespace RollingReboot.Cli.Tests.EndToEnd;
 /// <summary>Canary pause, maintenance window and resume: stop safely, restore, continue later.</summary>
 public sealed class PacingTests
 {
-    private const string FourHosts = """
-        {
-          "name": "pace", "pool": { "name": "PP", "ha": { "enabled": true, "timeoutSeconds": 240, "heartbeatSr": "nfs" } },
-          "cloudstack": { "clusterName": "PC" },
-          "migration": { "setupSeconds": 3 },
-          "hosts": [ { "name": "p1", "master": true, "memoryMiB": 32768, "rebootSeconds": 100 }, { "name": "p2", "memoryMiB": 32768, "rebootSeconds": 100 },
-                     { "name": "p3", "memoryMiB": 32768, "rebootSeconds": 100 }, { "name": "p4", "memoryMiB": 32768, "rebootSeconds": 100 } ],
-          "srs": [ { "name": "nfs", "shared": true } ],
-          "generate": [ { "hosts": ["p1", "p2", "p3", "p4"], "perHost": 3, "memoryMiB": [2048], "seed": 3 } ]
-        }
-        """;
+    private static readonly string FourHosts = LabHarness.FourHosts("PP", "PC", "p");
 
     private static int[] BootCounts(System.Text.Json.Nodes.JsonObject audit) =>
         audit["hosts"]!.AsArray().Select(h => h!["bootCount"]!.GetValue<int>()).ToArray();
