@@ -551,6 +551,8 @@ public sealed class RollingRebootRun
     {
         var isMaster = host.Uuid == pool.MasterUuid;
         var evacuationStart = _clock.GetUtcNow();
+        // What proves the reboot later (the host's clock now, its boot id over SSH) is taken while it is evacuated.
+        var rebootContext = CaptureRebootContextAsync(host, abort);
         _log.HostPhase(host.Name, isMaster ? "evacuating (master)" : "evacuating");
 
         _journal.Write("host.disable.intent", new Dictionary<string, object?> { ["host"] = host.Uuid, ["name"] = host.Name });
@@ -596,18 +598,7 @@ public sealed class RollingRebootRun
         }
 
         var rebootStart = _clock.GetUtcNow();
-        var serverTime = await _pool.GetServerTimeAsync(host.Uuid, abort);
-        string? bootId = null;
-        if (_probe is not null && _options.UseSshProof)
-        {
-            var probe = await _probe.GetBootIdAsync(host.Name, host.Address, abort);
-            if (probe.Outcome is ProbeOutcome.AuthFailed or ProbeOutcome.HostKeyRejected)
-            {
-                throw new RunStoppedException($"SSH to {host.Name} failed before its reboot: {probe.Detail}", needsOperator: false);
-            }
-
-            bootId = probe.BootId;
-        }
+        var (serverTime, bootId) = await rebootContext;
 
         _journal.Write("host.reboot.intent", new Dictionary<string, object?>
         {
@@ -764,6 +755,27 @@ public sealed class RollingRebootRun
         var final = ok || outcome == RunOutcome.Blocked ? outcome : RunOutcome.NeedsOperator;
         Notify("finish", $"rollreboot return on {_clusterLabel} finished: {final}: {message}", outcome: final.ToString());
         return Report(final, message, started, null);
+    }
+
+    /// <summary>
+    /// The host's server time and SSH boot id before its reboot. Read concurrently with the evacuation: both
+    /// stay true until the reboot (a lower bound for the new boot time; the boot id of this boot).
+    /// </summary>
+    private async Task<(DateTimeOffset ServerTime, string? BootId)> CaptureRebootContextAsync(HostState host, CancellationToken abort)
+    {
+        var serverTime = await _pool.GetServerTimeAsync(host.Uuid, abort);
+        if (_probe is null || !_options.UseSshProof)
+        {
+            return (serverTime, null);
+        }
+
+        var probe = await _probe.GetBootIdAsync(host.Name, host.Address, abort);
+        if (probe.Outcome is ProbeOutcome.AuthFailed or ProbeOutcome.HostKeyRejected)
+        {
+            throw new RunStoppedException($"SSH to {host.Name} failed before its reboot: {probe.Detail}", needsOperator: false);
+        }
+
+        return (serverTime, probe.BootId);
     }
 
     private Task PowerCycleAsync(string hostUuid, CancellationToken abort) =>
