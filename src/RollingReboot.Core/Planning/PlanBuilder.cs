@@ -520,7 +520,7 @@ internal sealed class PlanBuilder
         {
             wave++;
             int[] targets = [.. tentative.Reverse().Where(h => _hosts[h].Live), .. AlwaysTargets()];
-            PlaceWave(sim, result, [_master], targets, wave, firstFit: true);
+            PlaceWave(sim, result, [_master], targets, wave, firstFit: true, finalTargets: [.. AlwaysTargets()]);
             rebooted[_master] = true;
         }
 
@@ -575,10 +575,25 @@ internal sealed class PlanBuilder
 
     private IEnumerable<int> AlwaysTargets() => Enumerable.Range(0, _hosts.Length).Where(h => _alwaysTarget[h]);
 
-    private void PlaceWave(PlacementState sim, SimulationResult result, int[] sources, int[] targets, int wave, bool firstFit)
+    /// <param name="finalTargets">
+    /// For the master's wave: hosts that never reboot in this run (out of it, live, enabled). A VM that fits on one
+    /// of them goes there (worst fit, to spread them) and moves once; only the VMs that fit on none of them go to
+    /// <paramref name="targets"/> (first fit), hosts that reboot later, and move again.
+    /// </param>
+    private void PlaceWave(PlacementState sim, SimulationResult result, int[] sources, int[] targets, int wave, bool firstFit, int[]? finalTargets = null)
     {
         int checkpoint = sim.Checkpoint;
-        var unplaced = firstFit ? Place(sim, sim.VmsOn(sources), targets, Fit.First) : PlaceBest(sim, sources, targets);
+        List<Unplaced> unplaced;
+        if (finalTargets is { Length: > 0 })
+        {
+            var left = Place(sim, sim.VmsOn(sources), finalTargets, Fit.Worst);
+            // The final targets come first again: whatever still fits on one of them goes there.
+            unplaced = left.Count == 0 ? left : Place(sim, [.. left.Select(u => u.Vm)], [.. finalTargets, .. targets.Except(finalTargets)], Fit.First);
+        }
+        else
+        {
+            unplaced = firstFit ? Place(sim, sim.VmsOn(sources), targets, Fit.First) : PlaceBest(sim, sources, targets);
+        }
 
         foreach (int h in sources)
         {
