@@ -4,6 +4,7 @@ using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Authentication;
 using System.Text;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using RollingReboot.Xapi.Wire;
 
@@ -29,6 +30,7 @@ public sealed class XapiClient : IAsyncDisposable
     private string? _session;
     private long _nextId;
     private long _callCount;
+    private readonly TaskWatcher _tasks;
 
     public XapiClient(XapiClientOptions options, HttpMessageHandler? handler = null)
     {
@@ -36,6 +38,7 @@ public sealed class XapiClient : IAsyncDisposable
         _master = Normalize(options.Url);
         _knownHosts.Add(_master);
         _http = new HttpClient(handler ?? CreateHandler(options), disposeHandler: true) { Timeout = Timeout.InfiniteTimeSpan };
+        _tasks = new TaskWatcher(this);
     }
 
     /// <summary>The host currently believed to be the master.</summary>
@@ -104,7 +107,23 @@ public sealed class XapiClient : IAsyncDisposable
     }
 
     /// <summary>Calls <c>method(session, args...)</c> on the master.</summary>
-    public async Task<JsonNode?> CallAsync(string method, IReadOnlyList<object?> args, CancellationToken cancellationToken = default, TimeSpan? extraTimeout = null)
+    public Task<JsonNode?> CallAsync(string method, IReadOnlyList<object?> args, CancellationToken cancellationToken = default, TimeSpan? extraTimeout = null) =>
+        CallCoreAsync<JsonNode?>(method, args, null, n => n, cancellationToken, extraTimeout);
+
+    /// <summary>
+    /// Calls <c>method(session, args...)</c> on the master and maps the result straight from the parsed reply with
+    /// <paramref name="map"/> (no DOM, no string of the whole reply: for large reads). <paramref name="map"/> must
+    /// copy what it keeps; the element is gone when it returns. Retries, re-login and master search as <see cref="CallAsync(string, IReadOnlyList{object?}, CancellationToken, TimeSpan?)"/>.
+    /// </summary>
+    public Task<T> CallAsync<T>(string method, IReadOnlyList<object?> args, Func<JsonElement, T> map, CancellationToken cancellationToken = default, TimeSpan? extraTimeout = null) =>
+        CallCoreAsync(method, args, map, n =>
+        {
+            // XML-RPC replies are decoded to a tree first; map them through a document the same way.
+            using var doc = JsonDocument.Parse(n?.ToJsonString() ?? "null");
+            return map(doc.RootElement);
+        }, cancellationToken, extraTimeout);
+
+    private async Task<T> CallCoreAsync<T>(string method, IReadOnlyList<object?> args, Func<JsonElement, T>? typed, Func<JsonNode?, T> fromNode, CancellationToken cancellationToken, TimeSpan? extraTimeout)
     {
         var safe = IsSafeToRetry(method);
         var sessionRetried = false;
@@ -123,7 +142,7 @@ public sealed class XapiClient : IAsyncDisposable
                     all[i + 1] = args[i];
                 }
 
-                return await SendAsync(master, method, all, cancellationToken, extraTimeout);
+                return await SendAsync(master, method, all, cancellationToken, extraTimeout, typed, fromNode);
             }
             catch (XapiException e) when (e.Code == "SESSION_INVALID" && !sessionRetried)
             {
@@ -167,7 +186,7 @@ public sealed class XapiClient : IAsyncDisposable
     }
 
     /// <summary>
-    /// Runs <c>Async.method</c>, follows its task through <c>event.from</c>, reports progress, and returns the
+    /// Runs <c>Async.method</c>, follows its task through <c>event.from</c> (one watch shared by all tasks in flight), reports progress, and returns the
     /// task's result (a ref or empty). The task is cancelled when <paramref name="cancellationToken"/> fires and
     /// always destroyed.
     /// </summary>
@@ -177,56 +196,24 @@ public sealed class XapiClient : IAsyncDisposable
             ?? throw new XapiException(XapiException.ProtocolError, ["Async call returned no task"], "Async." + method);
         try
         {
-            var token = "";
-            while (true)
+            XapiTaskRecord task;
+            try
             {
-                JsonNode? batch;
-                try
-                {
-                    batch = await CallAsync("event.from", [new[] { "task/" + taskRef }, token, 30.0], cancellationToken, TimeSpan.FromSeconds(30));
-                }
-                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-                {
-                    await CancelTaskQuietlyAsync(taskRef);
-                    throw;
-                }
-
-                token = batch?["token"]?.ToString() ?? token;
-                if (batch?["events"] is not JsonArray events)
-                {
-                    continue;
-                }
-
-                foreach (var ev in events)
-                {
-                    if (ev?["ref"]?.ToString() != taskRef)
-                    {
-                        continue;
-                    }
-
-                    if (ev["operation"]?.ToString() == "del")
-                    {
-                        throw new XapiException("HANDLE_INVALID", ["task", taskRef], method);
-                    }
-
-                    if (ev["snapshot"] is not JsonObject snapshot)
-                    {
-                        continue;
-                    }
-
-                    var task = XapiTaskRecord.From(taskRef, snapshot);
-                    progress?.Report(task.Progress);
-                    switch (task.Status)
-                    {
-                        case "success":
-                            return StripValue(task.Result);
-                        case "failure":
-                        case "cancelled":
-                            var info = task.ErrorInfo;
-                            throw new XapiException(info.Count > 0 ? info[0] : task.Status == "cancelled" ? "TASK_CANCELLED" : "INTERNAL_ERROR", info.Skip(1).ToList(), method);
-                    }
-                }
+                task = await _tasks.WaitAsync(taskRef, method, progress, cancellationToken);
             }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                await CancelTaskQuietlyAsync(taskRef);
+                throw;
+            }
+
+            if (task.Status == "success")
+            {
+                return StripValue(task.Result);
+            }
+
+            var info = task.ErrorInfo;
+            throw new XapiException(info.Count > 0 ? info[0] : task.Status == "cancelled" ? "TASK_CANCELLED" : "INTERNAL_ERROR", info.Skip(1).ToList(), method);
         }
         finally
         {
@@ -452,7 +439,11 @@ public sealed class XapiClient : IAsyncDisposable
         }
     }
 
-    private async Task<JsonNode?> SendAsync(Uri host, string method, IReadOnlyList<object?> args, CancellationToken cancellationToken, TimeSpan? extraTimeout)
+    private Task<JsonNode?> SendAsync(Uri host, string method, IReadOnlyList<object?> args, CancellationToken cancellationToken, TimeSpan? extraTimeout) =>
+        SendAsync<JsonNode?>(host, method, args, cancellationToken, extraTimeout, null, n => n);
+
+    private async Task<T> SendAsync<T>(Uri host, string method, IReadOnlyList<object?> args, CancellationToken cancellationToken, TimeSpan? extraTimeout,
+        Func<JsonElement, T>? typed, Func<JsonNode?, T> fromNode)
     {
         Interlocked.Increment(ref _callCount);
         bool xml;
@@ -469,11 +460,11 @@ public sealed class XapiClient : IAsyncDisposable
                 ? new HttpRequestMessage(HttpMethod.Post, new Uri(host, "/")) { Content = new StringContent(XmlRpc.EncodeCall(method, args), Encoding.UTF8, s_xml) }
                 : new HttpRequestMessage(HttpMethod.Post, new Uri(host, "/jsonrpc")) { Content = new StringContent(JsonRpc.EncodeCall(method, args, Interlocked.Increment(ref _nextId)), Encoding.UTF8, s_json) };
             HttpResponseMessage response;
-            string body;
+            byte[] body;
             try
             {
-                response = await _http.SendAsync(request, HttpCompletionOption.ResponseContentRead, timeout.Token);
-                body = await response.Content.ReadAsStringAsync(timeout.Token);
+                response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+                body = await response.Content.ReadAsByteArrayAsync(timeout.Token);
             }
             catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
             {
@@ -489,7 +480,7 @@ public sealed class XapiClient : IAsyncDisposable
                 var mediaType = response.Content.Headers.ContentType?.MediaType ?? "";
                 if (mediaType.Contains("json", StringComparison.OrdinalIgnoreCase))
                 {
-                    return JsonRpc.DecodeResponse(body, method);
+                    return typed is not null ? JsonRpc.DecodeResponse(WithoutBom(body), method, typed) : fromNode(JsonRpc.DecodeResponse(Text(body), method));
                 }
 
                 if (mediaType.Contains("xml", StringComparison.OrdinalIgnoreCase))
@@ -506,10 +497,10 @@ public sealed class XapiClient : IAsyncDisposable
                         continue;
                     }
 
-                    return XmlRpc.DecodeResponse(body, method);
+                    return fromNode(XmlRpc.DecodeResponse(Text(body), method));
                 }
 
-                throw new XapiException(XapiException.ProtocolError, [$"HTTP {(int)response.StatusCode} from {host.Host} with {(mediaType.Length == 0 ? "no content type" : mediaType)}: {Summarize(body)}"], method);
+                throw new XapiException(XapiException.ProtocolError, [$"HTTP {(int)response.StatusCode} from {host.Host} with {(mediaType.Length == 0 ? "no content type" : mediaType)}: {Summarize(Text(body))}"], method);
             }
         }
     }
@@ -527,6 +518,11 @@ public sealed class XapiClient : IAsyncDisposable
             : $"{host.Host}:{host.Port}: {e.Message}";
         return XapiException.Unreachable(detail, method, e);
     }
+
+    private static string Text(byte[] utf8) => Encoding.UTF8.GetString(WithoutBom(utf8).Span);
+
+    private static ReadOnlyMemory<byte> WithoutBom(byte[] utf8) =>
+        utf8.AsSpan().StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF]) ? utf8.AsMemory(3) : utf8;
 
     private static string Summarize(string body)
     {

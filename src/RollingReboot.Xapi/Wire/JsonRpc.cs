@@ -67,6 +67,44 @@ public static class JsonRpc
         return result;
     }
 
+    /// <summary>
+    /// Decodes a reply from its UTF-8 bytes and maps <c>result</c> while the parsed document is alive: no DOM, no
+    /// string of the whole reply (a pool's VMs can be tens of megabytes). Errors as in <see cref="DecodeResponse(string, string)"/>.
+    /// </summary>
+    public static T DecodeResponse<T>(ReadOnlyMemory<byte> utf8, string method, Func<JsonElement, T> map)
+    {
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(utf8);
+        }
+        catch (JsonException e)
+        {
+            throw new XapiException(XapiException.ProtocolError, ["malformed JSON-RPC response: " + e.Message], method, e);
+        }
+
+        using (doc)
+        {
+            var o = doc.RootElement;
+            if (o.ValueKind != JsonValueKind.Object)
+            {
+                throw new XapiException(XapiException.ProtocolError, ["JSON-RPC response is not an object"], method);
+            }
+
+            if (o.TryGetProperty("error", out var error) && error.ValueKind != JsonValueKind.Null)
+            {
+                throw ErrorToException(JsonNode.Parse(error.GetRawText())!, method);
+            }
+
+            if (!o.TryGetProperty("result", out var result))
+            {
+                throw new XapiException(XapiException.ProtocolError, ["JSON-RPC response has neither result nor error"], method);
+            }
+
+            return map(result);
+        }
+    }
+
     private static XapiException ErrorToException(JsonNode error, string method)
     {
         switch (error)
