@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Security;
@@ -116,14 +117,39 @@ public sealed class XapiClient : IAsyncDisposable
     /// copy what it keeps; the element is gone when it returns. Retries, re-login and master search as <see cref="CallAsync(string, IReadOnlyList{object?}, CancellationToken, TimeSpan?)"/>.
     /// </summary>
     public Task<T> CallAsync<T>(string method, IReadOnlyList<object?> args, Func<JsonElement, T> map, CancellationToken cancellationToken = default, TimeSpan? extraTimeout = null) =>
-        CallCoreAsync(method, args, map, n =>
+        CallCoreAsync(method, args, (bytes, m) => JsonRpc.DecodeResponse(bytes, m, map), n =>
         {
             // XML-RPC replies are decoded to a tree first; map them through a document the same way.
             using var doc = JsonDocument.Parse(n?.ToJsonString() ?? "null");
             return map(doc.RootElement);
         }, cancellationToken, extraTimeout);
 
-    private async Task<T> CallCoreAsync<T>(string method, IReadOnlyList<object?> args, Func<JsonElement, T>? typed, Func<JsonNode?, T> fromNode, CancellationToken cancellationToken, TimeSpan? extraTimeout)
+    /// <summary>
+    /// Calls a method whose result is a map of records (<c>Class.get_all_records</c>) and maps each record as it is
+    /// read (<see cref="JsonRpc.DecodeRecords{T}"/>): the reply is never held as a tree. A result that is not a map
+    /// is a protocol error.
+    /// </summary>
+    public Task<List<T>> CallRecordsAsync<T>(string method, IReadOnlyList<object?> args, Func<string, JsonElement, T> map, CancellationToken cancellationToken = default) =>
+        CallCoreAsync(method, args, (bytes, m) => JsonRpc.DecodeRecords(bytes, m, map), n =>
+        {
+            if (n is not JsonObject all)
+            {
+                throw new XapiException(XapiException.ProtocolError, [method + " did not return a map"], method);
+            }
+
+            var list = new List<T>(all.Count);
+            foreach (var (r, rec) in all)
+            {
+                if (rec is JsonObject o)
+                {
+                    list.Add(Fields.FromNode(r, o, map));
+                }
+            }
+
+            return list;
+        }, cancellationToken, null);
+
+    private async Task<T> CallCoreAsync<T>(string method, IReadOnlyList<object?> args, Func<ReadOnlyMemory<byte>, string, T>? typed, Func<JsonNode?, T> fromNode, CancellationToken cancellationToken, TimeSpan? extraTimeout)
     {
         var safe = IsSafeToRetry(method);
         var sessionRetried = false;
@@ -443,7 +469,7 @@ public sealed class XapiClient : IAsyncDisposable
         SendAsync<JsonNode?>(host, method, args, cancellationToken, extraTimeout, null, n => n);
 
     private async Task<T> SendAsync<T>(Uri host, string method, IReadOnlyList<object?> args, CancellationToken cancellationToken, TimeSpan? extraTimeout,
-        Func<JsonElement, T>? typed, Func<JsonNode?, T> fromNode)
+        Func<ReadOnlyMemory<byte>, string, T>? typed, Func<JsonNode?, T> fromNode)
     {
         Interlocked.Increment(ref _callCount);
         bool xml;
@@ -459,28 +485,38 @@ public sealed class XapiClient : IAsyncDisposable
             using var request = xml
                 ? new HttpRequestMessage(HttpMethod.Post, new Uri(host, "/")) { Content = new StringContent(XmlRpc.EncodeCall(method, args), Encoding.UTF8, s_xml) }
                 : new HttpRequestMessage(HttpMethod.Post, new Uri(host, "/jsonrpc")) { Content = new StringContent(JsonRpc.EncodeCall(method, args, Interlocked.Increment(ref _nextId)), Encoding.UTF8, s_json) };
-            HttpResponseMessage response;
+            HttpResponseMessage? response = null;
             byte[] body;
+            int length;
             try
             {
                 response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
-                body = await response.Content.ReadAsByteArrayAsync(timeout.Token);
+                (body, length) = await ReadPooledAsync(response.Content, timeout.Token);
             }
             catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
             {
+                response?.Dispose();
                 throw XapiException.Unreachable($"no answer from {host.Host} within {_options.CallTimeout.TotalSeconds:0} s", method, e);
             }
             catch (HttpRequestException e)
             {
+                response?.Dispose();
                 throw MapTransport(host, method, e);
             }
-
-            using (response)
+            catch (IOException e)
             {
+                // The connection broke while the reply was coming in.
+                response?.Dispose();
+                throw XapiException.Unreachable($"{host.Host}:{host.Port}: reply cut off: {e.Message}", method, e);
+            }
+
+            try
+            {
+                var reply = WithoutBom(body.AsMemory(0, length));
                 var mediaType = response.Content.Headers.ContentType?.MediaType ?? "";
                 if (mediaType.Contains("json", StringComparison.OrdinalIgnoreCase))
                 {
-                    return typed is not null ? JsonRpc.DecodeResponse(WithoutBom(body), method, typed) : fromNode(JsonRpc.DecodeResponse(Text(body), method));
+                    return typed is not null ? typed(reply, method) : fromNode(JsonRpc.DecodeResponse(Text(reply), method));
                 }
 
                 if (mediaType.Contains("xml", StringComparison.OrdinalIgnoreCase))
@@ -497,11 +533,54 @@ public sealed class XapiClient : IAsyncDisposable
                         continue;
                     }
 
-                    return fromNode(XmlRpc.DecodeResponse(Text(body), method));
+                    return fromNode(XmlRpc.DecodeResponse(Text(reply), method));
                 }
 
-                throw new XapiException(XapiException.ProtocolError, [$"HTTP {(int)response.StatusCode} from {host.Host} with {(mediaType.Length == 0 ? "no content type" : mediaType)}: {Summarize(Text(body))}"], method);
+                throw new XapiException(XapiException.ProtocolError, [$"HTTP {(int)response.StatusCode} from {host.Host} with {(mediaType.Length == 0 ? "no content type" : mediaType)}: {Summarize(Text(reply))}"], method);
             }
+            finally
+            {
+                response.Dispose();
+                ArrayPool<byte>.Shared.Return(body);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The whole reply into a pooled buffer (grown by doubling): a pool's VM records are megabytes, and a fresh
+    /// array per read would land on the large object heap every time. Decoders copy what they keep.
+    /// </summary>
+    private static async Task<(byte[] Buffer, int Length)> ReadPooledAsync(HttpContent content, CancellationToken cancellationToken)
+    {
+        var expected = content.Headers.ContentLength is long n && n > 0 && n < 1 << 30 ? (int)n + 1 : 16 * 1024;
+        var buffer = ArrayPool<byte>.Shared.Rent(expected);
+        var length = 0;
+        try
+        {
+            await using var stream = await content.ReadAsStreamAsync(cancellationToken);
+            while (true)
+            {
+                if (length == buffer.Length)
+                {
+                    var bigger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
+                    buffer.AsSpan(0, length).CopyTo(bigger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = bigger;
+                }
+
+                var read = await stream.ReadAsync(buffer.AsMemory(length), cancellationToken);
+                if (read == 0)
+                {
+                    return (buffer, length);
+                }
+
+                length += read;
+            }
+        }
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw;
         }
     }
 
@@ -519,10 +598,10 @@ public sealed class XapiClient : IAsyncDisposable
         return XapiException.Unreachable(detail, method, e);
     }
 
-    private static string Text(byte[] utf8) => Encoding.UTF8.GetString(WithoutBom(utf8).Span);
+    private static string Text(ReadOnlyMemory<byte> utf8) => Encoding.UTF8.GetString(utf8.Span);
 
-    private static ReadOnlyMemory<byte> WithoutBom(byte[] utf8) =>
-        utf8.AsSpan().StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF]) ? utf8.AsMemory(3) : utf8;
+    private static ReadOnlyMemory<byte> WithoutBom(ReadOnlyMemory<byte> utf8) =>
+        utf8.Span.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF]) ? utf8[3..] : utf8;
 
     private static string Summarize(string body)
     {

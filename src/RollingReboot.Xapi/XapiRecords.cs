@@ -230,28 +230,11 @@ public sealed record XapiTaskRecord(string Ref, string Uuid, string Status, doub
     }
 }
 
-/// <summary>Typed reads over a client: <c>get_all_records</c> per class, mapped straight from the reply (no DOM).</summary>
+/// <summary>Typed reads over a client: <c>get_all_records</c> per class, each record mapped as it is read (no tree of the reply).</summary>
 public static class XapiReads
 {
-    public static Task<IReadOnlyList<T>> AllRecordsAsync<T>(this XapiClient client, string cls, Func<string, JsonElement, T> map, CancellationToken cancellationToken = default) =>
-        client.CallAsync<IReadOnlyList<T>>(cls + ".get_all_records", [], all =>
-        {
-            if (all.ValueKind != JsonValueKind.Object)
-            {
-                throw new XapiException(XapiException.ProtocolError, [cls + ".get_all_records did not return a map"], cls + ".get_all_records");
-            }
-
-            var list = new List<T>();
-            foreach (var rec in all.EnumerateObject())
-            {
-                if (rec.Value.ValueKind == JsonValueKind.Object)
-                {
-                    list.Add(map(rec.Name, rec.Value));
-                }
-            }
-
-            return list;
-        }, cancellationToken);
+    public static async Task<IReadOnlyList<T>> AllRecordsAsync<T>(this XapiClient client, string cls, Func<string, JsonElement, T> map, CancellationToken cancellationToken = default) =>
+        await client.CallRecordsAsync(cls + ".get_all_records", [], map, cancellationToken);
 
     public static Task<T> RecordAsync<T>(this XapiClient client, string cls, string r, Func<string, JsonElement, T> map, CancellationToken cancellationToken = default) =>
         client.CallAsync(cls + ".get_record", [r], o => o.ValueKind == JsonValueKind.Object

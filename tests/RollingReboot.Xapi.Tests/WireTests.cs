@@ -55,6 +55,30 @@ public sealed class WireTests
         var typed = Assert.Throws<XapiException>(() => JsonRpc.DecodeResponse(System.Text.Encoding.UTF8.GetBytes(body), "m", r => r.GetRawText()));
         Assert.Equal(code, typed.Code);
         Assert.Equal(e.Parameters, typed.Parameters);
+        var records = Assert.Throws<XapiException>(() => JsonRpc.DecodeRecords(System.Text.Encoding.UTF8.GetBytes(body), "m", (r, _) => r));
+        Assert.Equal(code, records.Code);
+        Assert.Equal(e.Parameters, records.Parameters);
+    }
+
+    [Fact]
+    public void JsonRpc_DecodeRecords_MapsEachRecordAndRefusesWhatIsNotAMap()
+    {
+        var body = System.Text.Encoding.UTF8.GetBytes("""
+            {"id":1,"jsonrpc":"2.0","result":{"OpaqueRef:a":{"uuid":"ua","name_label":"vm a","memory_static_max":"2048","VBDs":["OpaqueRef:b1"]},
+             "OpaqueRef:odd":"not a record","OpaqueRef:b":{"uuid":"ub","name_label":"vm b","memory_static_max":4096,"other_config":{"k":{"deep":[1]}}}}}
+            """);
+        var vms = JsonRpc.DecodeRecords(body, "VM.get_all_records", XapiVmRecord.From);
+        Assert.Equal(["OpaqueRef:a", "OpaqueRef:b"], vms.Select(v => v.Ref));
+        Assert.Equal((2048L, 4096L), (vms[0].MemoryStaticMax, vms[1].MemoryStaticMax));
+        Assert.Equal(["OpaqueRef:b1"], vms[0].Vbds);
+        Assert.Equal("""{"deep":[1]}""", vms[1].OtherConfig["k"]);
+
+        Assert.Equal(XapiException.ProtocolError, Assert.Throws<XapiException>(() => JsonRpc.DecodeRecords(System.Text.Encoding.UTF8.GetBytes("""{"result":["x"],"id":1}"""), "m", (r, _) => r)).Code);
+        Assert.Equal(XapiException.ProtocolError, Assert.Throws<XapiException>(() => JsonRpc.DecodeRecords(System.Text.Encoding.UTF8.GetBytes("""{"result":{"OpaqueRef:a":{"uuid":""}"""), "m", (r, _) => r)).Code);
+
+        // JSON-RPC 1.0 sends both members: an error after a null result wins.
+        var late = Assert.Throws<XapiException>(() => JsonRpc.DecodeRecords(System.Text.Encoding.UTF8.GetBytes("""{"result":null,"error":["SESSION_INVALID","s"],"id":1}"""), "m", (r, _) => r));
+        Assert.Equal("SESSION_INVALID", late.Code);
     }
 
     [Fact]
@@ -88,6 +112,7 @@ public sealed class WireTests
         var e = Assert.Throws<XapiException>(() => JsonRpc.DecodeResponse(body, "m"));
         Assert.Equal(XapiException.ProtocolError, e.Code);
         Assert.Equal(XapiException.ProtocolError, Assert.Throws<XapiException>(() => JsonRpc.DecodeResponse(System.Text.Encoding.UTF8.GetBytes(body), "m", r => r.GetRawText())).Code);
+        Assert.Equal(XapiException.ProtocolError, Assert.Throws<XapiException>(() => JsonRpc.DecodeRecords(System.Text.Encoding.UTF8.GetBytes(body), "m", (r, _) => r)).Code);
     }
 
     [Fact]

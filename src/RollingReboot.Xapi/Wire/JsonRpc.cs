@@ -105,6 +105,82 @@ public static class JsonRpc
         }
     }
 
+    /// <summary>
+    /// Decodes a reply whose result is a map of records (<c>get_all_records</c>) one record at a time: a reader walks
+    /// the UTF-8 bytes and each record is parsed alone, mapped, and dropped, so nothing the size of the reply is
+    /// built besides the bytes themselves. Errors as in <see cref="DecodeResponse(string, string)"/>.
+    /// </summary>
+    public static List<T> DecodeRecords<T>(ReadOnlyMemory<byte> utf8, string method, Func<string, JsonElement, T> map)
+    {
+        List<T>? records = null;
+        XapiException? error = null;
+        var sawResult = false;
+        try
+        {
+            var reader = new Utf8JsonReader(utf8.Span);
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+            {
+                throw new XapiException(XapiException.ProtocolError, ["JSON-RPC response is not an object"], method);
+            }
+
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                var name = reader.GetString();
+                reader.Read();
+                if (name == "error" && reader.TokenType != JsonTokenType.Null)
+                {
+                    using var e = JsonDocument.ParseValue(ref reader);
+                    error = ErrorToException(JsonNode.Parse(e.RootElement.GetRawText())!, method);
+                }
+                else if (name == "result")
+                {
+                    sawResult = true;
+                    if (reader.TokenType != JsonTokenType.StartObject)
+                    {
+                        reader.Skip();
+                        continue;
+                    }
+
+                    records = [];
+                    while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+                    {
+                        var r = reader.GetString() ?? "";
+                        reader.Read();
+                        if (reader.TokenType == JsonTokenType.StartObject)
+                        {
+                            using var record = JsonDocument.ParseValue(ref reader);
+                            records.Add(map(r, record.RootElement));
+                        }
+                        else
+                        {
+                            reader.Skip();
+                        }
+                    }
+                }
+                else
+                {
+                    reader.Skip();
+                }
+            }
+        }
+        catch (JsonException e)
+        {
+            throw new XapiException(XapiException.ProtocolError, ["malformed JSON-RPC response: " + e.Message], method, e);
+        }
+
+        if (error is not null)
+        {
+            throw error;
+        }
+
+        if (!sawResult)
+        {
+            throw new XapiException(XapiException.ProtocolError, ["JSON-RPC response has neither result nor error"], method);
+        }
+
+        return records ?? throw new XapiException(XapiException.ProtocolError, [method + " did not return a map"], method);
+    }
+
     private static XapiException ErrorToException(JsonNode error, string method)
     {
         switch (error)
