@@ -5,15 +5,16 @@ public static class Catalog
 {
     public const string Rollreboot = "rollreboot";
     public const string Rollreboot2 = "rollreboot-mhd2";
+    public const string Rollreboot3 = "rollreboot-mhd3";
 
-    public static readonly IReadOnlyList<string> AllMethods = [Rollreboot, Rollreboot2, Baseline.Evacuate, Baseline.Greedy, Baseline.Sequential];
+    public static readonly IReadOnlyList<string> AllMethods = [Rollreboot, Rollreboot2, Rollreboot3, Baseline.Evacuate, Baseline.Greedy, Baseline.Sequential];
 
     public static readonly IReadOnlyList<BenchScenario> Scenarios =
     [
         new("six-hosts", "six-hosts-n-plus-1.json", NPlusOne: true, [Rollreboot, Baseline.Evacuate, Baseline.Greedy, Baseline.Sequential], null),
         new("six-hosts-tight", "bench-six-hosts-tight.json", NPlusOne: true, [Rollreboot, Baseline.Evacuate, Baseline.Greedy, Baseline.Sequential], null),
         new("hetero-16", "bench-hetero-16.json", NPlusOne: true, [Rollreboot, Baseline.Evacuate, Baseline.Greedy, Baseline.Sequential], null),
-        new("sixteen-half", "bench-sixteen-half.json", NPlusOne: true, [Rollreboot, Rollreboot2, Baseline.Evacuate, Baseline.Greedy, Baseline.Sequential], null),
+        new("sixteen-half", "bench-sixteen-half.json", NPlusOne: true, [Rollreboot, Rollreboot2, Rollreboot3, Baseline.Evacuate, Baseline.Greedy, Baseline.Sequential], null),
 
         // A full run of 64 hosts one at a time is about 20 simulated hours (30 min of wall time at scale 40) per
         // method: the run reboots the master and seven more (--hosts), in the full 64-host, 3,000-VM pool.
@@ -21,10 +22,22 @@ public static class Catalog
             ["xen01", "xen02", "xen03", "xen04", "xen05", "xen06", "xen07", "xen08"]),
     ];
 
+    /// <summary>rollreboot itself (any --max-hosts-down), not a baseline.</summary>
+    public static bool IsRollreboot(string method) => method is Rollreboot or Rollreboot2 or Rollreboot3;
+
+    /// <summary>The --max-hosts-down a rollreboot method runs with.</summary>
+    public static int MaxHostsDown(string method) => method switch
+    {
+        Rollreboot2 => 2,
+        Rollreboot3 => 3,
+        _ => 1,
+    };
+
     public static string Describe(string method) => method switch
     {
         Rollreboot => "rollreboot --exec (one host at a time)",
         Rollreboot2 => "rollreboot --exec --max-hosts-down 2",
+        Rollreboot3 => "rollreboot --exec --max-hosts-down 3",
         Baseline.Evacuate => "(a) host.evacuate, XAPI picks targets",
         Baseline.Greedy => "(b) greedy most-free host, 5 parallel",
         Baseline.Sequential => "(c) one VM at a time to most-free host",

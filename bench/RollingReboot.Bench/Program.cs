@@ -139,16 +139,16 @@ internal static class Runner
             common.Add(string.Join(',', bench.Hosts));
         }
 
-        if (method == Catalog.Rollreboot2)
+        if (Catalog.MaxHostsDown(method) > 1)
         {
-            common.AddRange(["--max-hosts-down", "2"]);
+            common.AddRange(["--max-hosts-down", Catalog.MaxHostsDown(method).ToString(CultureInfo.InvariantCulture)]);
         }
 
         // Generous wall-clock limit: five times the lower bound, in wall seconds, plus ten minutes.
         var limit = TimeSpan.FromSeconds(lb.TotalSeconds * 5 / options.TimeScale + 600);
         try
         {
-            if (method is Catalog.Rollreboot or Catalog.Rollreboot2)
+            if (Catalog.IsRollreboot(method))
             {
                 result.Plan = await PlanAsync(lab, cli, [.. common, "--format", "json"], method, bench.Id);
                 lab.ResetCounts();

@@ -1,9 +1,11 @@
+using System.Buffers;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Authentication;
 using System.Text;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using RollingReboot.Xapi.Wire;
 
@@ -29,6 +31,7 @@ public sealed class XapiClient : IAsyncDisposable
     private string? _session;
     private long _nextId;
     private long _callCount;
+    private readonly TaskWatcher _tasks;
 
     public XapiClient(XapiClientOptions options, HttpMessageHandler? handler = null)
     {
@@ -36,6 +39,7 @@ public sealed class XapiClient : IAsyncDisposable
         _master = Normalize(options.Url);
         _knownHosts.Add(_master);
         _http = new HttpClient(handler ?? CreateHandler(options), disposeHandler: true) { Timeout = Timeout.InfiniteTimeSpan };
+        _tasks = new TaskWatcher(this);
     }
 
     /// <summary>The host currently believed to be the master.</summary>
@@ -104,7 +108,48 @@ public sealed class XapiClient : IAsyncDisposable
     }
 
     /// <summary>Calls <c>method(session, args...)</c> on the master.</summary>
-    public async Task<JsonNode?> CallAsync(string method, IReadOnlyList<object?> args, CancellationToken cancellationToken = default, TimeSpan? extraTimeout = null)
+    public Task<JsonNode?> CallAsync(string method, IReadOnlyList<object?> args, CancellationToken cancellationToken = default, TimeSpan? extraTimeout = null) =>
+        CallCoreAsync<JsonNode?>(method, args, null, n => n, cancellationToken, extraTimeout);
+
+    /// <summary>
+    /// Calls <c>method(session, args...)</c> on the master and maps the result straight from the parsed reply with
+    /// <paramref name="map"/> (no DOM, no string of the whole reply: for large reads). <paramref name="map"/> must
+    /// copy what it keeps; the element is gone when it returns. Retries, re-login and master search as <see cref="CallAsync(string, IReadOnlyList{object?}, CancellationToken, TimeSpan?)"/>.
+    /// </summary>
+    public Task<T> CallAsync<T>(string method, IReadOnlyList<object?> args, Func<JsonElement, T> map, CancellationToken cancellationToken = default, TimeSpan? extraTimeout = null) =>
+        CallCoreAsync(method, args, (bytes, m) => JsonRpc.DecodeResponse(bytes, m, map), n =>
+        {
+            // XML-RPC replies are decoded to a tree first; map them through a document the same way.
+            using var doc = JsonDocument.Parse(n?.ToJsonString() ?? "null");
+            return map(doc.RootElement);
+        }, cancellationToken, extraTimeout);
+
+    /// <summary>
+    /// Calls a method whose result is a map of records (<c>Class.get_all_records</c>) and maps each record as it is
+    /// read (<see cref="JsonRpc.DecodeRecords{T}"/>): the reply is never held as a tree. A result that is not a map
+    /// is a protocol error.
+    /// </summary>
+    public Task<List<T>> CallRecordsAsync<T>(string method, IReadOnlyList<object?> args, Func<string, JsonElement, T> map, CancellationToken cancellationToken = default) =>
+        CallCoreAsync(method, args, (bytes, m) => JsonRpc.DecodeRecords(bytes, m, map), n =>
+        {
+            if (n is not JsonObject all)
+            {
+                throw new XapiException(XapiException.ProtocolError, [method + " did not return a map"], method);
+            }
+
+            var list = new List<T>(all.Count);
+            foreach (var (r, rec) in all)
+            {
+                if (rec is JsonObject o)
+                {
+                    list.Add(Fields.FromNode(r, o, map));
+                }
+            }
+
+            return list;
+        }, cancellationToken, null);
+
+    private async Task<T> CallCoreAsync<T>(string method, IReadOnlyList<object?> args, Func<ReadOnlyMemory<byte>, string, T>? typed, Func<JsonNode?, T> fromNode, CancellationToken cancellationToken, TimeSpan? extraTimeout)
     {
         var safe = IsSafeToRetry(method);
         var sessionRetried = false;
@@ -123,7 +168,7 @@ public sealed class XapiClient : IAsyncDisposable
                     all[i + 1] = args[i];
                 }
 
-                return await SendAsync(master, method, all, cancellationToken, extraTimeout);
+                return await SendAsync(master, method, all, cancellationToken, extraTimeout, typed, fromNode);
             }
             catch (XapiException e) when (e.Code == "SESSION_INVALID" && !sessionRetried)
             {
@@ -167,7 +212,7 @@ public sealed class XapiClient : IAsyncDisposable
     }
 
     /// <summary>
-    /// Runs <c>Async.method</c>, follows its task through <c>event.from</c>, reports progress, and returns the
+    /// Runs <c>Async.method</c>, follows its task through <c>event.from</c> (one watch shared by all tasks in flight), reports progress, and returns the
     /// task's result (a ref or empty). The task is cancelled when <paramref name="cancellationToken"/> fires and
     /// always destroyed.
     /// </summary>
@@ -177,56 +222,24 @@ public sealed class XapiClient : IAsyncDisposable
             ?? throw new XapiException(XapiException.ProtocolError, ["Async call returned no task"], "Async." + method);
         try
         {
-            var token = "";
-            while (true)
+            XapiTaskRecord task;
+            try
             {
-                JsonNode? batch;
-                try
-                {
-                    batch = await CallAsync("event.from", [new[] { "task/" + taskRef }, token, 30.0], cancellationToken, TimeSpan.FromSeconds(30));
-                }
-                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-                {
-                    await CancelTaskQuietlyAsync(taskRef);
-                    throw;
-                }
-
-                token = batch?["token"]?.ToString() ?? token;
-                if (batch?["events"] is not JsonArray events)
-                {
-                    continue;
-                }
-
-                foreach (var ev in events)
-                {
-                    if (ev?["ref"]?.ToString() != taskRef)
-                    {
-                        continue;
-                    }
-
-                    if (ev["operation"]?.ToString() == "del")
-                    {
-                        throw new XapiException("HANDLE_INVALID", ["task", taskRef], method);
-                    }
-
-                    if (ev["snapshot"] is not JsonObject snapshot)
-                    {
-                        continue;
-                    }
-
-                    var task = XapiTaskRecord.From(taskRef, snapshot);
-                    progress?.Report(task.Progress);
-                    switch (task.Status)
-                    {
-                        case "success":
-                            return StripValue(task.Result);
-                        case "failure":
-                        case "cancelled":
-                            var info = task.ErrorInfo;
-                            throw new XapiException(info.Count > 0 ? info[0] : task.Status == "cancelled" ? "TASK_CANCELLED" : "INTERNAL_ERROR", info.Skip(1).ToList(), method);
-                    }
-                }
+                task = await _tasks.WaitAsync(taskRef, method, progress, cancellationToken);
             }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                await CancelTaskQuietlyAsync(taskRef);
+                throw;
+            }
+
+            if (task.Status == "success")
+            {
+                return StripValue(task.Result);
+            }
+
+            var info = task.ErrorInfo;
+            throw new XapiException(info.Count > 0 ? info[0] : task.Status == "cancelled" ? "TASK_CANCELLED" : "INTERNAL_ERROR", info.Skip(1).ToList(), method);
         }
         finally
         {
@@ -452,7 +465,11 @@ public sealed class XapiClient : IAsyncDisposable
         }
     }
 
-    private async Task<JsonNode?> SendAsync(Uri host, string method, IReadOnlyList<object?> args, CancellationToken cancellationToken, TimeSpan? extraTimeout)
+    private Task<JsonNode?> SendAsync(Uri host, string method, IReadOnlyList<object?> args, CancellationToken cancellationToken, TimeSpan? extraTimeout) =>
+        SendAsync<JsonNode?>(host, method, args, cancellationToken, extraTimeout, null, n => n);
+
+    private async Task<T> SendAsync<T>(Uri host, string method, IReadOnlyList<object?> args, CancellationToken cancellationToken, TimeSpan? extraTimeout,
+        Func<ReadOnlyMemory<byte>, string, T>? typed, Func<JsonNode?, T> fromNode)
     {
         Interlocked.Increment(ref _callCount);
         bool xml;
@@ -468,28 +485,38 @@ public sealed class XapiClient : IAsyncDisposable
             using var request = xml
                 ? new HttpRequestMessage(HttpMethod.Post, new Uri(host, "/")) { Content = new StringContent(XmlRpc.EncodeCall(method, args), Encoding.UTF8, s_xml) }
                 : new HttpRequestMessage(HttpMethod.Post, new Uri(host, "/jsonrpc")) { Content = new StringContent(JsonRpc.EncodeCall(method, args, Interlocked.Increment(ref _nextId)), Encoding.UTF8, s_json) };
-            HttpResponseMessage response;
-            string body;
+            HttpResponseMessage? response = null;
+            byte[] body;
+            int length;
             try
             {
-                response = await _http.SendAsync(request, HttpCompletionOption.ResponseContentRead, timeout.Token);
-                body = await response.Content.ReadAsStringAsync(timeout.Token);
+                response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+                (body, length) = await ReadPooledAsync(response.Content, timeout.Token);
             }
             catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
             {
+                response?.Dispose();
                 throw XapiException.Unreachable($"no answer from {host.Host} within {_options.CallTimeout.TotalSeconds:0} s", method, e);
             }
             catch (HttpRequestException e)
             {
+                response?.Dispose();
                 throw MapTransport(host, method, e);
             }
-
-            using (response)
+            catch (IOException e)
             {
+                // The connection broke while the reply was coming in.
+                response?.Dispose();
+                throw XapiException.Unreachable($"{host.Host}:{host.Port}: reply cut off: {e.Message}", method, e);
+            }
+
+            try
+            {
+                var reply = WithoutBom(body.AsMemory(0, length));
                 var mediaType = response.Content.Headers.ContentType?.MediaType ?? "";
                 if (mediaType.Contains("json", StringComparison.OrdinalIgnoreCase))
                 {
-                    return JsonRpc.DecodeResponse(body, method);
+                    return typed is not null ? typed(reply, method) : fromNode(JsonRpc.DecodeResponse(Text(reply), method));
                 }
 
                 if (mediaType.Contains("xml", StringComparison.OrdinalIgnoreCase))
@@ -506,11 +533,54 @@ public sealed class XapiClient : IAsyncDisposable
                         continue;
                     }
 
-                    return XmlRpc.DecodeResponse(body, method);
+                    return fromNode(XmlRpc.DecodeResponse(Text(reply), method));
                 }
 
-                throw new XapiException(XapiException.ProtocolError, [$"HTTP {(int)response.StatusCode} from {host.Host} with {(mediaType.Length == 0 ? "no content type" : mediaType)}: {Summarize(body)}"], method);
+                throw new XapiException(XapiException.ProtocolError, [$"HTTP {(int)response.StatusCode} from {host.Host} with {(mediaType.Length == 0 ? "no content type" : mediaType)}: {Summarize(Text(reply))}"], method);
             }
+            finally
+            {
+                response.Dispose();
+                ArrayPool<byte>.Shared.Return(body);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The whole reply into a pooled buffer (grown by doubling): a pool's VM records are megabytes, and a fresh
+    /// array per read would land on the large object heap every time. Decoders copy what they keep.
+    /// </summary>
+    private static async Task<(byte[] Buffer, int Length)> ReadPooledAsync(HttpContent content, CancellationToken cancellationToken)
+    {
+        var expected = content.Headers.ContentLength is long n && n > 0 && n < 1 << 30 ? (int)n + 1 : 16 * 1024;
+        var buffer = ArrayPool<byte>.Shared.Rent(expected);
+        var length = 0;
+        try
+        {
+            await using var stream = await content.ReadAsStreamAsync(cancellationToken);
+            while (true)
+            {
+                if (length == buffer.Length)
+                {
+                    var bigger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
+                    buffer.AsSpan(0, length).CopyTo(bigger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = bigger;
+                }
+
+                var read = await stream.ReadAsync(buffer.AsMemory(length), cancellationToken);
+                if (read == 0)
+                {
+                    return (buffer, length);
+                }
+
+                length += read;
+            }
+        }
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw;
         }
     }
 
@@ -527,6 +597,11 @@ public sealed class XapiClient : IAsyncDisposable
             : $"{host.Host}:{host.Port}: {e.Message}";
         return XapiException.Unreachable(detail, method, e);
     }
+
+    private static string Text(ReadOnlyMemory<byte> utf8) => Encoding.UTF8.GetString(utf8.Span);
+
+    private static ReadOnlyMemory<byte> WithoutBom(ReadOnlyMemory<byte> utf8) =>
+        utf8.Span.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF]) ? utf8[3..] : utf8;
 
     private static string Summarize(string body)
     {

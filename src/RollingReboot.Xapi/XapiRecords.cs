@@ -1,74 +1,98 @@
 using System.Globalization;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using RollingReboot.Xapi.Wire;
 
 namespace RollingReboot.Xapi;
 
-/// <summary>Reads XAPI record fields leniently: int64 as number or string (XML-RPC), absent fields as defaults.</summary>
-internal readonly struct Fields(JsonObject o)
+/// <summary>
+/// Reads XAPI record fields leniently from a parsed reply (no DOM of its own): int64 as number or string (XML-RPC),
+/// absent fields as defaults.
+/// </summary>
+internal readonly struct Fields(JsonElement o)
 {
-    public string Str(string name) => o[name] switch
+    private JsonElement? Get(string name) =>
+        o.ValueKind == JsonValueKind.Object && o.TryGetProperty(name, out var v) && v.ValueKind != JsonValueKind.Null ? v : null;
+
+    private static string Text(JsonElement v) => v.ValueKind switch
     {
-        JsonValue v when v.TryGetValue<string>(out var s) => s,
-        null => "",
-        JsonNode n => n.ToJsonString(),
+        JsonValueKind.String => v.GetString() ?? "",
+        JsonValueKind.Null => "",
+        _ => v.GetRawText(),
     };
+
+    public string Str(string name) => Get(name) is { } v ? Text(v) : "";
 
     public string Ref(string name) => Str(name) is { Length: > 0 } s ? s : "OpaqueRef:NULL";
 
-    public bool Bool(string name) => o[name] switch
+    public bool Bool(string name) => Get(name) switch
     {
-        JsonValue v when v.TryGetValue<bool>(out var b) => b,
-        JsonValue v when v.TryGetValue<string>(out var s) => s is "true" or "1",
+        { ValueKind: JsonValueKind.True } => true,
+        { ValueKind: JsonValueKind.String } v => v.GetString() is "true" or "1",
         _ => false,
     };
 
-    public long Long(string name) => o[name] switch
+    public long Long(string name) => Get(name) switch
     {
-        JsonValue v when v.TryGetValue<long>(out var l) => l,
-        JsonValue v when v.TryGetValue<double>(out var d) => (long)d,
-        JsonValue v when v.TryGetValue<string>(out var s) && long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var l) => l,
+        { ValueKind: JsonValueKind.Number } v when v.TryGetInt64(out var l) => l,
+        { ValueKind: JsonValueKind.Number } v when v.TryGetDouble(out var d) => (long)d,
+        { ValueKind: JsonValueKind.String } v when long.TryParse(v.GetString(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var l) => l,
         _ => 0,
     };
 
-    public double Double(string name) => o[name] switch
+    public double Double(string name) => Get(name) switch
     {
-        JsonValue v when v.TryGetValue<double>(out var d) => d,
-        JsonValue v when v.TryGetValue<string>(out var s) && double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) => d,
+        { ValueKind: JsonValueKind.Number } v when v.TryGetDouble(out var d) => d,
+        { ValueKind: JsonValueKind.String } v when double.TryParse(v.GetString(), NumberStyles.Float, CultureInfo.InvariantCulture, out var d) => d,
         _ => 0,
     };
 
     public IReadOnlyDictionary<string, string> Map(string name)
     {
         var result = new Dictionary<string, string>(StringComparer.Ordinal);
-        if (o[name] is JsonObject m)
+        if (Get(name) is { ValueKind: JsonValueKind.Object } m)
         {
-            foreach (var (k, v) in m)
+            foreach (var p in m.EnumerateObject())
             {
-                result[k] = v switch
-                {
-                    JsonValue jv when jv.TryGetValue<string>(out var s) => s,
-                    null => "",
-                    _ => v.ToJsonString(),
-                };
+                result[p.Name] = Text(p.Value);
             }
         }
 
         return result;
     }
 
-    public IReadOnlyList<string> List(string name) =>
-        o[name] is JsonArray a ? a.Select(n => n is JsonValue v && v.TryGetValue<string>(out var s) ? s : n?.ToJsonString() ?? "").ToList() : [];
+    public IReadOnlyList<string> List(string name)
+    {
+        if (Get(name) is not { ValueKind: JsonValueKind.Array } a)
+        {
+            return [];
+        }
+
+        var list = new List<string>(a.GetArrayLength());
+        foreach (var n in a.EnumerateArray())
+        {
+            list.Add(Text(n));
+        }
+
+        return list;
+    }
 
     /// <summary>Sets of strings arrive as arrays; some map-valued "sets" (current_operations) as objects: take the values.</summary>
-    public IReadOnlyList<string> OperationValues(string name) => o[name] switch
+    public IReadOnlyList<string> OperationValues(string name) => Get(name) switch
     {
-        JsonObject m => m.Select(kv => kv.Value?.ToString() ?? "").ToList(),
-        JsonArray => List(name),
+        { ValueKind: JsonValueKind.Object } m => m.EnumerateObject().Select(p => Text(p.Value)).ToList(),
+        { ValueKind: JsonValueKind.Array } => List(name),
         _ => [],
     };
 
     public DateTimeOffset? Date(string name) => XapiDateTime.TryParse(Str(name), out var d) ? d : null;
+
+    /// <summary>A record that arrived as a <see cref="JsonObject"/> (event snapshots, XML-RPC), read the same way.</summary>
+    public static T FromNode<T>(string r, JsonObject o, Func<string, JsonElement, T> map)
+    {
+        using var doc = JsonDocument.Parse(o.ToJsonString());
+        return map(r, doc.RootElement);
+    }
 }
 
 public sealed record XapiPoolRecord(
@@ -76,7 +100,9 @@ public sealed record XapiPoolRecord(
     IReadOnlyList<string> HaStatefiles, long HaHostFailuresToTolerate, bool HaAllowOvercommit, IReadOnlyDictionary<string, string> OtherConfig,
     IReadOnlyList<string> CurrentOperations)
 {
-    public static XapiPoolRecord From(string r, JsonObject o)
+    public static XapiPoolRecord From(string r, JsonObject o) => Fields.FromNode(r, o, From);
+
+    public static XapiPoolRecord From(string r, JsonElement o)
     {
         var f = new Fields(o);
         return new(r, f.Str("uuid"), f.Str("name_label"), f.Ref("master"), f.Bool("ha_enabled"), f.Map("ha_configuration"),
@@ -94,7 +120,9 @@ public sealed record XapiHostRecord(
 
     public DateTimeOffset? AgentStartTime => XapiDateTime.TryParseUnixSeconds(OtherConfig.GetValueOrDefault("agent_start_time"), out var t) ? t : null;
 
-    public static XapiHostRecord From(string r, JsonObject o)
+    public static XapiHostRecord From(string r, JsonObject o) => Fields.FromNode(r, o, From);
+
+    public static XapiHostRecord From(string r, JsonElement o)
     {
         var f = new Fields(o);
         return new(r, f.Str("uuid"), f.Str("name_label"), f.Str("address"), f.Str("hostname"), f.Bool("enabled"), f.Ref("metrics"), f.List("resident_VMs"),
@@ -105,7 +133,9 @@ public sealed record XapiHostRecord(
 
 public sealed record XapiHostMetricsRecord(string Ref, bool Live, long MemoryTotal, long MemoryFree, DateTimeOffset? LastUpdated)
 {
-    public static XapiHostMetricsRecord From(string r, JsonObject o)
+    public static XapiHostMetricsRecord From(string r, JsonObject o) => Fields.FromNode(r, o, From);
+
+    public static XapiHostMetricsRecord From(string r, JsonElement o)
     {
         var f = new Fields(o);
         return new(r, f.Bool("live"), f.Long("memory_total"), f.Long("memory_free"), f.Date("last_updated"));
@@ -120,7 +150,9 @@ public sealed record XapiVmRecord(
 {
     public bool IsGuest => !IsControlDomain && !IsATemplate && !IsASnapshot;
 
-    public static XapiVmRecord From(string r, JsonObject o)
+    public static XapiVmRecord From(string r, JsonObject o) => Fields.FromNode(r, o, From);
+
+    public static XapiVmRecord From(string r, JsonElement o)
     {
         var f = new Fields(o);
         return new(r, f.Str("uuid"), f.Str("name_label"), f.Str("power_state"), f.Ref("resident_on"), f.Ref("affinity"), f.Bool("is_control_domain"),
@@ -134,7 +166,9 @@ public sealed record XapiVmGuestMetricsRecord(string Ref, bool PvDriversDetected
 {
     public bool HasPvDrivers => PvDriversDetected || PvDriversVersion.Count > 0;
 
-    public static XapiVmGuestMetricsRecord From(string r, JsonObject o)
+    public static XapiVmGuestMetricsRecord From(string r, JsonObject o) => Fields.FromNode(r, o, From);
+
+    public static XapiVmGuestMetricsRecord From(string r, JsonElement o)
     {
         var f = new Fields(o);
         return new(r, f.Bool("PV_drivers_detected"), f.Map("PV_drivers_version"));
@@ -143,7 +177,9 @@ public sealed record XapiVmGuestMetricsRecord(string Ref, bool PvDriversDetected
 
 public sealed record XapiSrRecord(string Ref, string Uuid, string NameLabel, string Type, string ContentType, bool Shared, IReadOnlyList<string> Pbds)
 {
-    public static XapiSrRecord From(string r, JsonObject o)
+    public static XapiSrRecord From(string r, JsonObject o) => Fields.FromNode(r, o, From);
+
+    public static XapiSrRecord From(string r, JsonElement o)
     {
         var f = new Fields(o);
         return new(r, f.Str("uuid"), f.Str("name_label"), f.Str("type"), f.Str("content_type"), f.Bool("shared"), f.List("PBDs"));
@@ -152,7 +188,9 @@ public sealed record XapiSrRecord(string Ref, string Uuid, string NameLabel, str
 
 public sealed record XapiVdiRecord(string Ref, string Uuid, string NameLabel, string Sr)
 {
-    public static XapiVdiRecord From(string r, JsonObject o)
+    public static XapiVdiRecord From(string r, JsonObject o) => Fields.FromNode(r, o, From);
+
+    public static XapiVdiRecord From(string r, JsonElement o)
     {
         var f = new Fields(o);
         return new(r, f.Str("uuid"), f.Str("name_label"), f.Ref("SR"));
@@ -161,7 +199,9 @@ public sealed record XapiVdiRecord(string Ref, string Uuid, string NameLabel, st
 
 public sealed record XapiVbdRecord(string Ref, string Vm, string Vdi, string Type, bool Empty)
 {
-    public static XapiVbdRecord From(string r, JsonObject o)
+    public static XapiVbdRecord From(string r, JsonObject o) => Fields.FromNode(r, o, From);
+
+    public static XapiVbdRecord From(string r, JsonElement o)
     {
         var f = new Fields(o);
         return new(r, f.Ref("VM"), f.Ref("VDI"), f.Str("type"), f.Bool("empty"));
@@ -170,7 +210,9 @@ public sealed record XapiVbdRecord(string Ref, string Vm, string Vdi, string Typ
 
 public sealed record XapiPbdRecord(string Ref, string Host, string Sr, bool CurrentlyAttached)
 {
-    public static XapiPbdRecord From(string r, JsonObject o)
+    public static XapiPbdRecord From(string r, JsonObject o) => Fields.FromNode(r, o, From);
+
+    public static XapiPbdRecord From(string r, JsonElement o)
     {
         var f = new Fields(o);
         return new(r, f.Ref("host"), f.Ref("SR"), f.Bool("currently_attached"));
@@ -179,38 +221,23 @@ public sealed record XapiPbdRecord(string Ref, string Host, string Sr, bool Curr
 
 public sealed record XapiTaskRecord(string Ref, string Uuid, string Status, double Progress, string Result, IReadOnlyList<string> ErrorInfo)
 {
-    public static XapiTaskRecord From(string r, JsonObject o)
+    public static XapiTaskRecord From(string r, JsonObject o) => Fields.FromNode(r, o, From);
+
+    public static XapiTaskRecord From(string r, JsonElement o)
     {
         var f = new Fields(o);
         return new(r, f.Str("uuid"), f.Str("status"), f.Double("progress"), f.Str("result"), f.List("error_info"));
     }
 }
 
-/// <summary>Typed reads over a client: <c>get_all_records</c> per class.</summary>
+/// <summary>Typed reads over a client: <c>get_all_records</c> per class, each record mapped as it is read (no tree of the reply).</summary>
 public static class XapiReads
 {
-    public static async Task<IReadOnlyList<T>> AllRecordsAsync<T>(this XapiClient client, string cls, Func<string, JsonObject, T> map, CancellationToken cancellationToken = default)
-    {
-        var result = await client.CallAsync(cls + ".get_all_records", [], cancellationToken);
-        if (result is not JsonObject all)
-        {
-            throw new XapiException(XapiException.ProtocolError, [cls + ".get_all_records did not return a map"], cls + ".get_all_records");
-        }
+    public static async Task<IReadOnlyList<T>> AllRecordsAsync<T>(this XapiClient client, string cls, Func<string, JsonElement, T> map, CancellationToken cancellationToken = default) =>
+        await client.CallRecordsAsync(cls + ".get_all_records", [], map, cancellationToken);
 
-        var list = new List<T>(all.Count);
-        foreach (var (r, rec) in all)
-        {
-            if (rec is JsonObject o)
-            {
-                list.Add(map(r, o));
-            }
-        }
-
-        return list;
-    }
-
-    public static async Task<T> RecordAsync<T>(this XapiClient client, string cls, string r, Func<string, JsonObject, T> map, CancellationToken cancellationToken = default) =>
-        await client.CallAsync(cls + ".get_record", [r], cancellationToken) is JsonObject o
+    public static Task<T> RecordAsync<T>(this XapiClient client, string cls, string r, Func<string, JsonElement, T> map, CancellationToken cancellationToken = default) =>
+        client.CallAsync(cls + ".get_record", [r], o => o.ValueKind == JsonValueKind.Object
             ? map(r, o)
-            : throw new XapiException(XapiException.ProtocolError, [cls + ".get_record did not return a record"], cls + ".get_record");
+            : throw new XapiException(XapiException.ProtocolError, [cls + ".get_record did not return a record"], cls + ".get_record"), cancellationToken);
 }

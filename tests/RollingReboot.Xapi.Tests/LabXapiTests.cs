@@ -132,6 +132,101 @@ public sealed class LabXapiTests
         Assert.NotNull(back);
     }
 
+    [Fact]
+    public async Task MigrateVm_SeveralAtOnce_OneEventWatchForAllTasks()
+    {
+        // Tasks in flight are followed by one event.from loop, not one each: never two event.from calls at once.
+        await using var lab = await LabRuntime.StartAsync(ScenarioLoader.Parse(Scenario), 50, TextWriter.Null);
+        var counter = new EventFromCounter();
+        var options = Options(lab);
+        await using var pool = new XapiPoolConnection(new XapiClient(options, new CountingHandler(counter) { InnerHandler = XapiClient.CreateHandler(options) }));
+        var snapshot = await pool.ReadAsync();
+        var c = snapshot.Hosts.Single(h => h.Name == "c").Uuid;
+        var progress = new List<double>();
+        await Task.WhenAll(
+            pool.MigrateVmAsync(snapshot.Vms.Single(v => v.Name == "vm1").Uuid, c, new SyncProgress(p => { lock (progress) { progress.Add(p); } })),
+            pool.MigrateVmAsync(snapshot.Vms.Single(v => v.Name == "vm2").Uuid, c));
+
+        var after = await pool.ReadAsync();
+        Assert.All(after.Vms.Where(v => v.IsRunningGuest), v => Assert.Equal(c, v.ResidentOnUuid));
+        Assert.NotEmpty(progress);
+        Assert.True(counter.Total >= 2, $"{counter.Total} event.from calls");
+        Assert.Equal(1, counter.MaxInFlight);
+        Assert.Empty((await pool.Client.CallAsync("task.get_all", []))!.AsArray());
+    }
+
+    [Fact]
+    public async Task MigrateVm_OneCancelledAmongSeveral_ItsTaskIsCancelledAndEveryTaskDestroyed()
+    {
+        await using var lab = await LabRuntime.StartAsync(ScenarioLoader.Parse(Scenario), 50, TextWriter.Null);
+        await using var pool = new XapiPoolConnection(ClientFor(lab));
+        var snapshot = await pool.ReadAsync();
+        var c = snapshot.Hosts.Single(h => h.Name == "c").Uuid;
+        using var cancel = new CancellationTokenSource();
+        var cancelled = pool.MigrateVmAsync(snapshot.Vms.Single(v => v.Name == "vm1").Uuid, c, new SyncProgress(_ => cancel.Cancel()), cancel.Token);
+        var other = pool.MigrateVmAsync(snapshot.Vms.Single(v => v.Name == "vm2").Uuid, c);
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelled);
+        await other;
+        var after = await pool.ReadAsync();
+        Assert.Equal(snapshot.Vms.Single(v => v.Name == "vm1").ResidentOnUuid, after.Vms.Single(v => v.Name == "vm1").ResidentOnUuid);
+        Assert.Equal(c, after.Vms.Single(v => v.Name == "vm2").ResidentOnUuid);
+        Assert.Empty((await pool.Client.CallAsync("task.get_all", []))!.AsArray());
+        Assert.Contains(lab.Audit.Snapshot().Events, e => e!["type"]!.GetValue<string>() == "migration.end" && e["vm"]!.GetValue<string>() == "vm1" && !e["ok"]!.GetValue<bool>());
+    }
+
+    private static XapiClientOptions Options(LabRuntime lab) => new()
+    {
+        Url = new Uri(lab.Environment["ROLLREBOOT_XAPI_URL"]),
+        UserName = lab.Environment["ROLLREBOOT_XAPI_USER"],
+        Password = lab.Environment["ROLLREBOOT_XAPI_PASSWORD"],
+        Certificates = new XapiCertificatePolicy(lab.Environment["ROLLREBOOT_XAPI_CERT_SHA256"].Split(',')),
+        TimeProvider = lab.Clock,
+        MasterSearchTimeout = TimeSpan.FromSeconds(120),
+    };
+
+    private sealed class EventFromCounter
+    {
+        private int _inFlight;
+
+        public int Total;
+        public int MaxInFlight;
+
+        public void Enter()
+        {
+            Interlocked.Increment(ref Total);
+            var now = Interlocked.Increment(ref _inFlight);
+            int seen;
+            while ((seen = Volatile.Read(ref MaxInFlight)) < now && Interlocked.CompareExchange(ref MaxInFlight, now, seen) != seen)
+            {
+            }
+        }
+
+        public void Leave() => Interlocked.Decrement(ref _inFlight);
+    }
+
+    private sealed class CountingHandler(EventFromCounter counter) : DelegatingHandler
+    {
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            var body = request.Content is null ? "" : await request.Content.ReadAsStringAsync(cancellationToken);
+            if (!body.Contains("\"event.from\"", StringComparison.Ordinal))
+            {
+                return await base.SendAsync(request, cancellationToken);
+            }
+
+            counter.Enter();
+            try
+            {
+                return await base.SendAsync(request, cancellationToken);
+            }
+            finally
+            {
+                counter.Leave();
+            }
+        }
+    }
+
     private sealed class SyncProgress(Action<double> report) : IProgress<double>
     {
         public void Report(double value) => report(value);

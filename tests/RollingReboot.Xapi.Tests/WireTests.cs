@@ -50,6 +50,56 @@ public sealed class WireTests
         var e = Assert.Throws<XapiException>(() => JsonRpc.DecodeResponse(body, "m"));
         Assert.Equal(code, e.Code);
         Assert.Equal(parameterCount, e.Parameters.Count);
+
+        // The typed decoder (large reads, no DOM) gives the same exception.
+        var typed = Assert.Throws<XapiException>(() => JsonRpc.DecodeResponse(System.Text.Encoding.UTF8.GetBytes(body), "m", r => r.GetRawText()));
+        Assert.Equal(code, typed.Code);
+        Assert.Equal(e.Parameters, typed.Parameters);
+        var records = Assert.Throws<XapiException>(() => JsonRpc.DecodeRecords(System.Text.Encoding.UTF8.GetBytes(body), "m", (r, _) => r));
+        Assert.Equal(code, records.Code);
+        Assert.Equal(e.Parameters, records.Parameters);
+    }
+
+    [Fact]
+    public void JsonRpc_DecodeRecords_MapsEachRecordAndRefusesWhatIsNotAMap()
+    {
+        var body = System.Text.Encoding.UTF8.GetBytes("""
+            {"id":1,"jsonrpc":"2.0","result":{"OpaqueRef:a":{"uuid":"ua","name_label":"vm a","memory_static_max":"2048","VBDs":["OpaqueRef:b1"]},
+             "OpaqueRef:odd":"not a record","OpaqueRef:b":{"uuid":"ub","name_label":"vm b","memory_static_max":4096,"other_config":{"k":{"deep":[1]}}}}}
+            """);
+        var vms = JsonRpc.DecodeRecords(body, "VM.get_all_records", XapiVmRecord.From);
+        Assert.Equal(["OpaqueRef:a", "OpaqueRef:b"], vms.Select(v => v.Ref));
+        Assert.Equal((2048L, 4096L), (vms[0].MemoryStaticMax, vms[1].MemoryStaticMax));
+        Assert.Equal(["OpaqueRef:b1"], vms[0].Vbds);
+        Assert.Equal("""{"deep":[1]}""", vms[1].OtherConfig["k"]);
+
+        Assert.Equal(XapiException.ProtocolError, Assert.Throws<XapiException>(() => JsonRpc.DecodeRecords(System.Text.Encoding.UTF8.GetBytes("""{"result":["x"],"id":1}"""), "m", (r, _) => r)).Code);
+        Assert.Equal(XapiException.ProtocolError, Assert.Throws<XapiException>(() => JsonRpc.DecodeRecords(System.Text.Encoding.UTF8.GetBytes("""{"result":{"OpaqueRef:a":{"uuid":""}"""), "m", (r, _) => r)).Code);
+
+        // JSON-RPC 1.0 sends both members: an error after a null result wins.
+        var late = Assert.Throws<XapiException>(() => JsonRpc.DecodeRecords(System.Text.Encoding.UTF8.GetBytes("""{"result":null,"error":["SESSION_INVALID","s"],"id":1}"""), "m", (r, _) => r));
+        Assert.Equal("SESSION_INVALID", late.Code);
+    }
+
+    [Fact]
+    public void JsonRpc_TypedDecode_MapsRecordsLikeTheTreeDecoder()
+    {
+        const string body = """
+            {"jsonrpc":"2.0","result":{"OpaqueRef:h1":{"uuid":"u1","name_label":"xen1","enabled":true,"memory_overhead":"1024",
+             "other_config":{"boot_time":"1700000000.5","n":7},"pending_guidances":["reboot_host"],"current_operations":{"t":"evacuate"},
+             "metrics":"","API_version_major":2}},"id":1}
+            """;
+        var tree = (System.Text.Json.Nodes.JsonObject)JsonRpc.DecodeResponse(body, "host.get_all_records")!["OpaqueRef:h1"]!;
+        var fromTree = XapiHostRecord.From("OpaqueRef:h1", tree);
+        var fromBytes = JsonRpc.DecodeResponse(System.Text.Encoding.UTF8.GetBytes(body), "host.get_all_records", r => XapiHostRecord.From("OpaqueRef:h1", r.GetProperty("OpaqueRef:h1")));
+        foreach (var h in new[] { fromTree, fromBytes })
+        {
+            Assert.Equal(("u1", "xen1", true, 1024L, "OpaqueRef:NULL", 2L), (h.Uuid, h.NameLabel, h.Enabled, h.MemoryOverhead, h.Metrics, h.ApiVersionMajor));
+            Assert.Equal("7", h.OtherConfig["n"]);
+            Assert.Equal(["reboot_host"], h.PendingGuidances);
+            Assert.Equal(["evacuate"], h.CurrentOperations);
+            Assert.Equal(DateTimeOffset.FromUnixTimeMilliseconds(1_700_000_000_500), h.BootTime);
+        }
     }
 
     [Theory]
@@ -61,6 +111,8 @@ public sealed class WireTests
     {
         var e = Assert.Throws<XapiException>(() => JsonRpc.DecodeResponse(body, "m"));
         Assert.Equal(XapiException.ProtocolError, e.Code);
+        Assert.Equal(XapiException.ProtocolError, Assert.Throws<XapiException>(() => JsonRpc.DecodeResponse(System.Text.Encoding.UTF8.GetBytes(body), "m", r => r.GetRawText())).Code);
+        Assert.Equal(XapiException.ProtocolError, Assert.Throws<XapiException>(() => JsonRpc.DecodeRecords(System.Text.Encoding.UTF8.GetBytes(body), "m", (r, _) => r)).Code);
     }
 
     [Fact]

@@ -519,8 +519,13 @@ internal sealed class PlanBuilder
         if (_master >= 0 && _inRun[_master])
         {
             wave++;
-            int[] targets = [.. tentative.Reverse().Where(h => _hosts[h].Live), .. AlwaysTargets()];
-            PlaceWave(sim, result, [_master], targets, wave, firstFit: true);
+            int[] later = [.. tentative.Reverse().Where(h => _hosts[h].Live)];
+            int[] targets = [.. later, .. AlwaysTargets()];
+
+            // With several hosts down at once, the hosts that take the master's VMs go last together: spread the
+            // VMs over as many as may go down together, so that last wave is not held up by one host carrying them all.
+            int[] spread = maxHostsDown > 1 ? [.. later.Take(maxHostsDown)] : [];
+            PlaceWave(sim, result, [_master], targets, wave, firstFit: true, finalTargets: [.. AlwaysTargets()], spread: spread);
             rebooted[_master] = true;
         }
 
@@ -575,10 +580,37 @@ internal sealed class PlanBuilder
 
     private IEnumerable<int> AlwaysTargets() => Enumerable.Range(0, _hosts.Length).Where(h => _alwaysTarget[h]);
 
-    private void PlaceWave(PlacementState sim, SimulationResult result, int[] sources, int[] targets, int wave, bool firstFit)
+    /// <param name="finalTargets">
+    /// For the master's wave: hosts that never reboot in this run (out of it, live, enabled). A VM that fits on one
+    /// of them goes there (worst fit, to spread them) and moves once; only the VMs that fit on none of them go to
+    /// <paramref name="targets"/> (first fit), hosts that reboot later, and move again.
+    /// </param>
+    /// <param name="spread">For the master's wave: hosts rebooting later that take its VMs evenly (worst fit) before first fit.</param>
+    private void PlaceWave(PlacementState sim, SimulationResult result, int[] sources, int[] targets, int wave, bool firstFit, int[]? finalTargets = null, int[]? spread = null)
     {
         int checkpoint = sim.Checkpoint;
-        var unplaced = firstFit ? Place(sim, sim.VmsOn(sources), targets, Fit.First) : PlaceBest(sim, sources, targets);
+        List<Unplaced> unplaced;
+        if (finalTargets is { Length: > 0 } || spread is { Length: > 0 })
+        {
+            int[] final = finalTargets ?? [];
+            int[] pending = sim.VmsOn(sources);
+            if (final.Length > 0)
+            {
+                pending = [.. Place(sim, pending, final, Fit.Worst).Select(u => u.Vm)];
+            }
+
+            if (pending.Length > 0 && spread is { Length: > 0 })
+            {
+                pending = [.. Place(sim, pending, spread, Fit.Worst).Select(u => u.Vm)];
+            }
+
+            // The final targets come first again: whatever still fits on one of them goes there.
+            unplaced = pending.Length == 0 ? [] : Place(sim, pending, [.. final, .. targets.Except(final)], Fit.First);
+        }
+        else
+        {
+            unplaced = firstFit ? Place(sim, sim.VmsOn(sources), targets, Fit.First) : PlaceBest(sim, sources, targets);
+        }
 
         foreach (int h in sources)
         {

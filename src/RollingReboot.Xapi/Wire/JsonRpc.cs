@@ -67,6 +67,120 @@ public static class JsonRpc
         return result;
     }
 
+    /// <summary>
+    /// Decodes a reply from its UTF-8 bytes and maps <c>result</c> while the parsed document is alive: no DOM, no
+    /// string of the whole reply (a pool's VMs can be tens of megabytes). Errors as in <see cref="DecodeResponse(string, string)"/>.
+    /// </summary>
+    public static T DecodeResponse<T>(ReadOnlyMemory<byte> utf8, string method, Func<JsonElement, T> map)
+    {
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(utf8);
+        }
+        catch (JsonException e)
+        {
+            throw new XapiException(XapiException.ProtocolError, ["malformed JSON-RPC response: " + e.Message], method, e);
+        }
+
+        using (doc)
+        {
+            var o = doc.RootElement;
+            if (o.ValueKind != JsonValueKind.Object)
+            {
+                throw new XapiException(XapiException.ProtocolError, ["JSON-RPC response is not an object"], method);
+            }
+
+            if (o.TryGetProperty("error", out var error) && error.ValueKind != JsonValueKind.Null)
+            {
+                throw ErrorToException(JsonNode.Parse(error.GetRawText())!, method);
+            }
+
+            if (!o.TryGetProperty("result", out var result))
+            {
+                throw new XapiException(XapiException.ProtocolError, ["JSON-RPC response has neither result nor error"], method);
+            }
+
+            return map(result);
+        }
+    }
+
+    /// <summary>
+    /// Decodes a reply whose result is a map of records (<c>get_all_records</c>) one record at a time: a reader walks
+    /// the UTF-8 bytes and each record is parsed alone, mapped, and dropped, so nothing the size of the reply is
+    /// built besides the bytes themselves. Errors as in <see cref="DecodeResponse(string, string)"/>.
+    /// </summary>
+    public static List<T> DecodeRecords<T>(ReadOnlyMemory<byte> utf8, string method, Func<string, JsonElement, T> map)
+    {
+        List<T>? records = null;
+        XapiException? error = null;
+        var sawResult = false;
+        try
+        {
+            var reader = new Utf8JsonReader(utf8.Span);
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+            {
+                throw new XapiException(XapiException.ProtocolError, ["JSON-RPC response is not an object"], method);
+            }
+
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                var name = reader.GetString();
+                reader.Read();
+                if (name == "error" && reader.TokenType != JsonTokenType.Null)
+                {
+                    using var e = JsonDocument.ParseValue(ref reader);
+                    error = ErrorToException(JsonNode.Parse(e.RootElement.GetRawText())!, method);
+                }
+                else if (name == "result")
+                {
+                    sawResult = true;
+                    if (reader.TokenType != JsonTokenType.StartObject)
+                    {
+                        reader.Skip();
+                        continue;
+                    }
+
+                    records = [];
+                    while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+                    {
+                        var r = reader.GetString() ?? "";
+                        reader.Read();
+                        if (reader.TokenType == JsonTokenType.StartObject)
+                        {
+                            using var record = JsonDocument.ParseValue(ref reader);
+                            records.Add(map(r, record.RootElement));
+                        }
+                        else
+                        {
+                            reader.Skip();
+                        }
+                    }
+                }
+                else
+                {
+                    reader.Skip();
+                }
+            }
+        }
+        catch (JsonException e)
+        {
+            throw new XapiException(XapiException.ProtocolError, ["malformed JSON-RPC response: " + e.Message], method, e);
+        }
+
+        if (error is not null)
+        {
+            throw error;
+        }
+
+        if (!sawResult)
+        {
+            throw new XapiException(XapiException.ProtocolError, ["JSON-RPC response has neither result nor error"], method);
+        }
+
+        return records ?? throw new XapiException(XapiException.ProtocolError, [method + " did not return a map"], method);
+    }
+
     private static XapiException ErrorToException(JsonNode error, string method)
     {
         switch (error)

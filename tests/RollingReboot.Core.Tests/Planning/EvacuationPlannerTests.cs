@@ -458,4 +458,29 @@ public class EvacuationPlannerTests
         Assert.Throws<ArgumentOutOfRangeException>(() => EvacuationPlanner.Plan(snapshot, s_defaults with { Threads = 0 }, PlanConstraints.None));
         Assert.Throws<ArgumentOutOfRangeException>(() => EvacuationPlanner.Plan(snapshot, s_defaults with { MaxHostsDown = 0 }, PlanConstraints.None));
     }
+
+    [Fact]
+    public void Plan_SubsetOfHosts_PutsTheMastersVmsOnHostsOutOfTheRun()
+    {
+        // Like the 64-host bench with --hosts naming 8: the master's VMs belong on the hosts that never reboot,
+        // not on the hosts of the run still to come (which would move them twice).
+        var pool = new TestPool { Name = "BIG" };
+        for (int i = 1; i <= 12; i++)
+        {
+            pool.AddHost("xen" + i, 262144, i == 1);
+            for (int k = 0; k < 8; k++)
+            {
+                pool.AddVm($"vm-{i}-{k}", "xen" + i, 8 * TestPool.GiB);
+            }
+        }
+
+        var options = s_defaults with { IncludeHosts = ["xen1", "xen2", "xen3", "xen4"] };
+        var plan = EvacuationPlanner.Plan(pool.Build(), options, new PlanConstraints());
+
+        Assert.True(plan.CanRun);
+        var outOfRun = Enumerable.Range(5, 8).Select(i => "xen" + i).ToHashSet();
+        Assert.Equal(8, plan.Steps[0].Migrations.Count);
+        Assert.All(plan.Steps[0].Migrations, m => Assert.Contains(m.ToName, outOfRun));
+        Assert.Equal(4 * 8, plan.Steps.Sum(s => s.Migrations.Count));
+    }
 }

@@ -1,0 +1,233 @@
+using System.Text.Json.Nodes;
+
+namespace RollingReboot.Xapi;
+
+/// <summary>
+/// Follows every task the client waits on through one <c>event.from</c> loop on the <c>task</c> class, instead of
+/// one loop per task: a batch carries the updates of all tasks in flight, so the calls grow with the time tasks
+/// run, not with how many run at once. The loop runs while someone waits and stops when nobody does (its token is
+/// kept, so nothing is missed in between). A task that finished before its waiter registered is found among the
+/// snapshots seen of tasks nobody waited on yet.
+/// </summary>
+internal sealed class TaskWatcher
+{
+    private const int MaxUnclaimed = 4096;
+    private static readonly TimeSpan s_poll = TimeSpan.FromSeconds(30);
+
+    private readonly XapiClient _client;
+    private readonly Lock _gate = new();
+    private readonly Dictionary<string, Waiter> _waiters = new(StringComparer.Ordinal);
+
+    // Latest snapshot of tasks seen in a batch while nobody waited on them (ours between Async call and WaitAsync).
+    private readonly Dictionary<string, XapiTaskRecord?> _unclaimed = new(StringComparer.Ordinal);
+    private string _token = "";
+    private CancellationTokenSource? _loop;
+
+    public TaskWatcher(XapiClient client)
+    {
+        _client = client;
+    }
+
+    /// <summary>Event batches received (for tests).</summary>
+    public long Batches { get; private set; }
+
+    /// <summary>
+    /// Waits until the task succeeds, fails or is cancelled, reporting progress; its final record. Throws
+    /// HANDLE_INVALID when the task disappears, and what <c>event.from</c> threw when the watch itself failed.
+    /// </summary>
+    public async Task<XapiTaskRecord> WaitAsync(string taskRef, string method, IProgress<double>? progress, CancellationToken cancellationToken)
+    {
+        var waiter = new Waiter(method, progress);
+        CancellationTokenSource? start = null;
+        bool seenAlready;
+        XapiTaskRecord? seen;
+        lock (_gate)
+        {
+            seenAlready = _unclaimed.Remove(taskRef, out seen);
+            _waiters[taskRef] = waiter;
+            if (_loop is null)
+            {
+                _loop = start = new CancellationTokenSource();
+            }
+        }
+
+        if (seenAlready)
+        {
+            // Progress callbacks run outside the lock: they may cancel, which runs our finally below.
+            waiter.Offer(taskRef, seen);
+        }
+
+        if (start is not null)
+        {
+            _ = Task.Run(() => RunAsync(start), CancellationToken.None);
+        }
+
+        try
+        {
+            return await waiter.Done.Task.WaitAsync(cancellationToken);
+        }
+        finally
+        {
+            lock (_gate)
+            {
+                if (_waiters.TryGetValue(taskRef, out var w) && w == waiter)
+                {
+                    _waiters.Remove(taskRef);
+                }
+
+                if (_waiters.Count == 0 && _loop is { } loop)
+                {
+                    // Nobody waits: stop polling (the token stays, so the next loop misses nothing).
+                    _loop = null;
+                    loop.Cancel();
+                }
+            }
+        }
+    }
+
+    private async Task RunAsync(CancellationTokenSource loop)
+    {
+        using var _ = loop;
+        var cancellationToken = loop.Token;
+        while (true)
+        {
+            string token;
+            lock (_gate)
+            {
+                if (_loop != loop)
+                {
+                    return;
+                }
+
+                token = _token;
+            }
+
+            JsonNode? batch;
+            try
+            {
+                batch = await _client.CallAsync("event.from", [new[] { "task" }, token, s_poll.TotalSeconds], cancellationToken, s_poll);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (XapiException e) when (e.Code == "EVENTS_LOST")
+            {
+                // The token is too old for the server: start again from the current state of every task.
+                lock (_gate)
+                {
+                    if (_loop == loop)
+                    {
+                        _token = "";
+                    }
+                }
+
+                continue;
+            }
+            catch (Exception e)
+            {
+                // What a task's own loop would have thrown: every task waited on now fails with it.
+                lock (_gate)
+                {
+                    if (_loop == loop)
+                    {
+                        _loop = null;
+                        _token = "";
+                        _unclaimed.Clear();
+                        foreach (var w in _waiters.Values)
+                        {
+                            w.Done.TrySetException(e);
+                        }
+
+                        _waiters.Clear();
+                    }
+                }
+
+                return;
+            }
+
+            var offers = new List<(Waiter Waiter, string Ref, XapiTaskRecord? Record)>();
+            lock (_gate)
+            {
+                if (_loop != loop)
+                {
+                    // Stopped meanwhile: the batch is not applied and the token not advanced, so the next loop sees it again.
+                    return;
+                }
+
+                Batches++;
+                _token = batch?["token"]?.ToString() ?? _token;
+                if (batch?["events"] is not JsonArray events)
+                {
+                    events = [];
+                }
+
+                foreach (var ev in events)
+                {
+                    var r = ev?["ref"]?.ToString();
+                    if (r is null)
+                    {
+                        continue;
+                    }
+
+                    XapiTaskRecord? record = ev!["operation"]?.ToString() == "del"
+                        ? null
+                        : ev["snapshot"] is JsonObject snapshot ? XapiTaskRecord.From(r, snapshot) : null;
+                    if (record is null && ev["operation"]?.ToString() != "del")
+                    {
+                        continue;
+                    }
+
+                    if (_waiters.TryGetValue(r, out var waiter))
+                    {
+                        offers.Add((waiter, r, record));
+                    }
+                    else if (record is null)
+                    {
+                        _unclaimed.Remove(r);
+                    }
+                    else
+                    {
+                        if (_unclaimed.Count >= MaxUnclaimed && !_unclaimed.ContainsKey(r))
+                        {
+                            // Tasks of others that are never destroyed would pile up: forget the oldest half.
+                            foreach (var k in _unclaimed.Keys.Take(MaxUnclaimed / 2).ToList())
+                            {
+                                _unclaimed.Remove(k);
+                            }
+                        }
+
+                        _unclaimed[r] = record;
+                    }
+                }
+            }
+
+            // Outside the lock: a progress callback may cancel its wait, which takes the lock.
+            foreach (var (waiter, r, record) in offers)
+            {
+                waiter.Offer(r, record);
+            }
+        }
+    }
+
+    private sealed class Waiter(string method, IProgress<double>? progress)
+    {
+        public TaskCompletionSource<XapiTaskRecord> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>A snapshot of the task (null: it was deleted).</summary>
+        public void Offer(string taskRef, XapiTaskRecord? task)
+        {
+            if (task is null)
+            {
+                Done.TrySetException(new XapiException("HANDLE_INVALID", ["task", taskRef], method));
+                return;
+            }
+
+            progress?.Report(task.Progress);
+            if (task.Status is "success" or "failure" or "cancelled")
+            {
+                Done.TrySetResult(task);
+            }
+        }
+    }
+}
