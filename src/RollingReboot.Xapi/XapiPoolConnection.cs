@@ -182,6 +182,22 @@ public sealed class XapiPoolConnection : IPoolConnection
     public async Task ShutdownHostAsync(string hostUuid, CancellationToken cancellationToken = default) =>
         await _client.CallAsync("host.shutdown", [await RefAsync("host", hostUuid, cancellationToken)], cancellationToken);
 
+    public async Task<HostState> ReadHostAsync(string hostUuid, CancellationToken cancellationToken = default)
+    {
+        var hostRef = await RefAsync("host", hostUuid, cancellationToken);
+        var record = await _client.CallAsync("host.get_record", [hostRef], cancellationToken) as JsonObject
+            ?? throw new XapiException(XapiException.ProtocolError, ["host.get_record returned no record"], "host.get_record");
+        var h = XapiHostRecord.From(hostRef, record);
+        XapiHostMetricsRecord? m = null;
+        if (h.Metrics is { Length: > 0 } metricsRef && metricsRef != "OpaqueRef:NULL")
+        {
+            m = await _client.CallAsync("host_metrics.get_record", [metricsRef], cancellationToken) is JsonObject mr ? XapiHostMetricsRecord.From(metricsRef, mr) : null;
+        }
+
+        return new HostState(h.Uuid, h.NameLabel, h.Address, h.Enabled, m?.Live ?? false, m?.MemoryTotal ?? 0, m?.MemoryFree ?? 0, h.MemoryOverhead,
+            h.BootTime, h.AgentStartTime, h.PendingGuidances, h.UpdatesRequiringReboot, h.CurrentOperations);
+    }
+
     public async Task MigrateVmAsync(string vmUuid, string targetHostUuid, IProgress<double>? progress = null, CancellationToken cancellationToken = default)
     {
         var vm = await RefAsync("VM", vmUuid, cancellationToken);

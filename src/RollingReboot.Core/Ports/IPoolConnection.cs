@@ -10,6 +10,9 @@ public interface IPoolConnection : IAsyncDisposable
 {
     Task<PoolSnapshot> ReadAsync(CancellationToken cancellationToken = default);
 
+    /// <summary>One host as the pool sees it now (its record and metrics): the cheap read for waiting on that host.</summary>
+    Task<HostState> ReadHostAsync(string hostUuid, CancellationToken cancellationToken = default);
+
     /// <summary>XAPI's own view: VM uuid to the error XAPI reports for it (code first).</summary>
     Task<IReadOnlyDictionary<string, IReadOnlyList<string>>> GetVmsPreventingEvacuationAsync(string hostUuid, CancellationToken cancellationToken = default);
 

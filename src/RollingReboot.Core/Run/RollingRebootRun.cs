@@ -1020,30 +1020,26 @@ public sealed class RollingRebootRun
 
             try
             {
-                var snapshot = await _pool.ReadAsync(abort);
-                var h = snapshot.Hosts.FirstOrDefault(x => x.Uuid == host.Uuid);
-                if (h is not null)
+                // Only this host is read while waiting for it: two small calls, not the whole pool.
+                var h = await _pool.ReadHostAsync(host.Uuid, abort);
+                if (!h.Live)
                 {
-                    if (!h.Live)
+                    sawDown = true;
+                }
+
+                var newBoot = h.BootTime is { } b && b > previousBoot && b >= requestedAt.AddSeconds(-1);
+                var agentNew = h.AgentStartTime is { } a && a >= requestedAt.AddSeconds(-1);
+                if (newBoot && agentNew && h.Live)
+                {
+                    if (!xapiBack)
                     {
-                        sawDown = true;
+                        xapiBack = true;
+                        _log.Info("{Host} is back in XAPI (boot time {Boot:u})", host.Name, h.BootTime);
                     }
 
-                    var newBoot = h.BootTime is { } b && b > previousBoot && b >= requestedAt.AddSeconds(-1);
-                    var agentNew = h.AgentStartTime is { } a && a >= requestedAt.AddSeconds(-1);
-                    if (newBoot && agentNew && h.Live)
+                    if (await SshConfirmsAsync(host, previousBootId, abort))
                     {
-                        if (!xapiBack)
-                        {
-                            xapiBack = true;
-                            _log.Info("{Host} is back in XAPI (boot time {Boot:u})", host.Name, h.BootTime);
-                        }
-
-                        if (await SshConfirmsAsync(host, previousBootId, abort))
-                        {
-                            _lastSnapshot = snapshot;
-                            return;
-                        }
+                        return;
                     }
                 }
 
@@ -1100,8 +1096,7 @@ public sealed class RollingRebootRun
         var deadline = _clock.GetUtcNow() + _options.HostTimeout;
         while (true)
         {
-            var snapshot = await _pool.ReadAsync(abort);
-            var h = snapshot.Hosts.First(x => x.Uuid == host.Uuid);
+            var h = await _pool.ReadHostAsync(host.Uuid, abort);
             if (!wasEnabled)
             {
                 if (h.Enabled)
