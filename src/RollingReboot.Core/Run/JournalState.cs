@@ -24,6 +24,9 @@ public sealed record JournalState(
     /// <summary>Hosts whose host.reboot call returned (the reboot was taken).</summary>
     public IReadOnlySet<string> RebootCalled { get; init; } = new HashSet<string>();
 
+    /// <summary>Hosts a pre hook skipped (exit 70): a resumed run leaves them alone too.</summary>
+    public IReadOnlySet<string> SkippedByHook { get; init; } = new HashSet<string>();
+
     /// <summary>What the run was started as: "run" (a rolling reboot), "evacuate" or "return".</summary>
     public string Mode { get; init; } = "run";
 
@@ -58,6 +61,7 @@ public sealed record JournalState(
         var disabled = new HashSet<string>();
         var reboots = new Dictionary<string, long?>();
         var done = new HashSet<string>();
+        var skipped = new HashSet<string>();
         var called = new HashSet<string>();
         var context = new Dictionary<string, (DateTimeOffset?, string?)>();
         foreach (var l in lines)
@@ -104,6 +108,9 @@ public sealed record JournalState(
                 case "host.done" when host is not null:
                     done.Add(host);
                     break;
+                case "host.skipped" when host is not null:
+                    skipped.Add(host);
+                    break;
                 case "run.end":
                     ended = true;
                     break;
@@ -115,6 +122,7 @@ public sealed record JournalState(
             RebootCalled = called,
             RebootContext = context,
             Mode = start["mode"]?.ToString() ?? "run",
+            SkippedByHook = skipped,
         };
     }
 

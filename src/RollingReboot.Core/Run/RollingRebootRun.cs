@@ -99,6 +99,11 @@ public sealed class RollingRebootRun
         _unmanagedByRun = state.UnmanagedByRun;
         _disabledByRun.UnionWith(state.DisabledByRun);
         _rebooted.UnionWith(state.RebootedIn(pool));
+        if (state.SkippedByHook.Count > 0)
+        {
+            // A pre hook said "skip" in this run: asking it again (after evacuating the host again) would be wrong.
+            _planOptions = _planOptions with { IgnoreHosts = [.. _planOptions.IgnoreHosts, .. state.SkippedByHook] };
+        }
     }
 
     /// <summary>Only undoes what the journal says the run changed, without continuing it.</summary>

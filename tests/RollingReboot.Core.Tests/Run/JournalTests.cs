@@ -37,6 +37,17 @@ public sealed class JournalTests
     }
 
     [Fact]
+    public void From_HostSkippedByItsPreHook_IsRememberedForResume()
+    {
+        var store = SampleJournal();
+        var journal = new RunJournal(store, new FakeTimeProvider());
+        journal.Write("host.skipped", new Dictionary<string, object?> { ["host"] = "h2", ["name"] = "xen2", ["reason"] = "pre hook exit 70" });
+        var state = JournalState.From(RunJournal.Read(store));
+        Assert.Equal(["h2"], state.SkippedByHook);
+        Assert.Empty(JournalState.From(RunJournal.Read(SampleJournal())).SkippedByHook);
+    }
+
+    [Fact]
     public void From_JournalOfARunKilledMidReboot_SaysWhatToRestore()
     {
         var state = JournalState.From(RunJournal.Read(SampleJournal()));
