@@ -29,7 +29,7 @@ internal sealed class RunCommand
     private readonly Option<FileInfo?> _report = new("--report") { Description = "Write the run's report (Markdown, with a Mermaid gantt of what happened) to this file" };
     private readonly Option<FileInfo?> _reportJson = new("--report-json") { Description = "Write the run's report as JSON to this file" };
     private readonly Option<int> _threads = new("--threads") { Description = "Parallel migrations per step", DefaultValueFactory = _ => 5 };
-    private readonly Option<int> _maxHostsDown = new("--max-hosts-down") { Description = "Hosts evacuated and rebooted together when capacity allows (the master always alone)", DefaultValueFactory = _ => 1 };
+    private readonly Option<string> _maxHostsDown = new("--max-hosts-down") { Description = "Hosts evacuated and rebooted together when capacity allows (the master always alone); 'auto' picks the number whose plan is estimated fastest", DefaultValueFactory = _ => "1" };
     private readonly Option<string[]> _hosts = new("--hosts") { Description = "Only these hosts (names or uuids; comma-separated or repeated)", AllowMultipleArgumentsPerToken = true };
     private readonly Option<string[]> _ignoreHosts = new("--ignore-hosts") { Description = "Leave these hosts alone (names or uuids)", AllowMultipleArgumentsPerToken = true };
     private readonly Option<bool> _onlyNeeding = new("--only-needing-reboot") { Description = "Only hosts with a pending reboot (reboot_host guidance or updates requiring reboot)" };
@@ -604,10 +604,15 @@ internal sealed class RunCommand
     {
         var threads = ValidThreads(Get(parse, _threads));
 
-        var maxDown = Get(parse, _maxHostsDown);
-        if (maxDown < 1)
+        var maxDownText = (Get(parse, _maxHostsDown) ?? "1").Trim();
+        int maxDown;
+        if (maxDownText.Equals("auto", StringComparison.OrdinalIgnoreCase))
         {
-            throw new UserFacingException($"--max-hosts-down {maxDown} must be at least 1");
+            maxDown = PlanOptions.AutoMaxHostsDown;
+        }
+        else if (!int.TryParse(maxDownText, NumberStyles.Integer, CultureInfo.InvariantCulture, out maxDown) || maxDown < 1)
+        {
+            throw new UserFacingException($"--max-hosts-down {maxDownText} must be a whole number of at least 1, or 'auto'");
         }
 
         var model = new MigrationModel();

@@ -29,7 +29,7 @@ public static class ConfigFile
         new("zone", "--zone", ConfigKind.Text),
         new("format", "--format", ConfigKind.Choice) { Choices = ["text", "markdown", "json"] },
         new("threads", "--threads", ConfigKind.Integer) { Min = 1, Max = 64 },
-        new("maxHostsDown", "--max-hosts-down", ConfigKind.Integer) { Min = 1 },
+        new("maxHostsDown", "--max-hosts-down", ConfigKind.Integer) { Min = 1, AllowAuto = true },
         new("hosts", "--hosts", ConfigKind.List),
         new("ignoreHosts", "--ignore-hosts", ConfigKind.List),
         new("onlyNeedingReboot", "--only-needing-reboot", ConfigKind.Flag),
@@ -280,6 +280,8 @@ public static class ConfigFile
                     JsonValueKind.False => new ConfigValue([]),
                     _ => throw Problem(path, at, $"must be true or false, not {value.GetRawText()}"),
                 };
+            case ConfigKind.Integer when key.AllowAuto && value.ValueKind == JsonValueKind.String && value.GetString() == "auto":
+                return new ConfigValue([option, "auto"]);
             case ConfigKind.Integer:
                 if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt32(out var n))
                 {
@@ -428,6 +430,9 @@ public sealed record ConfigKey(string Key, string Option, ConfigKind Kind)
     public int Min { get; init; } = int.MinValue;
 
     public int Max { get; init; } = int.MaxValue;
+
+    /// <summary>The string "auto" is accepted besides a number.</summary>
+    public bool AllowAuto { get; init; }
 }
 
 /// <summary>A setting's command-line tokens (empty for a flag set to false).</summary>

@@ -29,8 +29,14 @@ public sealed record PlanOptions
 
     public int MaxMigrationsPerTarget { get; init; } = 3;
 
-    /// <summary>Non-master hosts evacuated and rebooted together (a wave). The master always goes alone.</summary>
+    /// <summary>
+    /// Non-master hosts evacuated and rebooted together (a wave). The master always goes alone.
+    /// <see cref="AutoMaxHostsDown"/>: preflight picks the number whose plan is estimated fastest.
+    /// </summary>
     public int MaxHostsDown { get; init; } = 1;
+
+    /// <summary>MaxHostsDown "auto": the fastest plan the capacity allows, from 1 to half the pool (at most 16).</summary>
+    public const int AutoMaxHostsDown = 0;
 
     /// <summary>When not empty, only these hosts (names or uuids) are rebooted.</summary>
     public IReadOnlyList<string> IncludeHosts { get; init; } = [];

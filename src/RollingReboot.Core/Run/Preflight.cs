@@ -115,7 +115,9 @@ public static class Preflight
             ExtraVmBlockers = vmIssues,
             AlreadyRebootedHosts = alreadyRebooted,
         };
-        var plan = EvacuationPlanner.Plan(snapshot, options, constraints);
+        var plan = options.MaxHostsDown == PlanOptions.AutoMaxHostsDown
+            ? FastestPlan(snapshot, options, constraints)
+            : EvacuationPlanner.Plan(snapshot, options, constraints);
         if (extra.Count > 0)
         {
             plan = plan with { Blockers = [.. plan.Blockers, .. extra] };
@@ -230,6 +232,26 @@ public static class Preflight
         }
 
         return blockers;
+    }
+
+    /// <summary>
+    /// --max-hosts-down auto: plans with 1, 2, ... hosts down (up to half the pool, at most 16) and keeps the one
+    /// estimated fastest; a tie goes to fewer hosts down. A plan with more blockers than one host at a time is not taken.
+    /// </summary>
+    private static Plan FastestPlan(PoolSnapshot snapshot, PlanOptions options, PlanConstraints constraints)
+    {
+        var best = EvacuationPlanner.Plan(snapshot, options with { MaxHostsDown = 1 }, constraints);
+        var most = Math.Min(16, Math.Max(1, snapshot.Hosts.Count / 2));
+        for (var k = 2; k <= most; k++)
+        {
+            var plan = EvacuationPlanner.Plan(snapshot, options with { MaxHostsDown = k }, constraints);
+            if (plan.Blockers.Count <= best.Blockers.Count && plan.Estimate.TotalSeconds < best.Estimate.TotalSeconds - 1)
+            {
+                best = plan;
+            }
+        }
+
+        return best;
     }
 
     internal static string FixFor(string code) => code switch

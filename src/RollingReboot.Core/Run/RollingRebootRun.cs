@@ -141,6 +141,13 @@ public sealed class RollingRebootRun
             _antiAffinity = pre.AntiAffinity;
             plan = pre.Plan;
             _lastSnapshot = pre.Pool;
+            if (_planOptions.MaxHostsDown == PlanOptions.AutoMaxHostsDown)
+            {
+                // Chosen once, before anything changes; every later plan of the run keeps it.
+                _planOptions = _planOptions with { MaxHostsDown = plan.Options.MaxHostsDown };
+                _log.Info("--max-hosts-down auto: {K} host(s) at a time is the fastest plan ({Estimate})", plan.Options.MaxHostsDown, Units.Duration(plan.Estimate.TotalSeconds));
+            }
+
             if (pre.NotNeedingReboot.Count > 0)
             {
                 // Hosts that need no reboot are left alone for the whole run, as if ignored.
