@@ -193,6 +193,8 @@ public sealed class PhysicsTests
             Assert.Equal("Halted", Audit.Vm(audit, name)["powerState"]!.GetValue<string>());
             Assert.Null(Audit.Vm(audit, name)["residentOn"]);
         });
+        // src is the master: XAPI answers again only once it is back (at a fast scale that can be before or after this point).
+        await Wait.ForEventAsync(lab, "host.toolstackReady", "src");
         var vm = (await client.CallAsync("VM.get_by_name_label", ["small"]))!.AsArray()[0]!.GetValue<string>();
         Assert.Equal("Halted", (await client.CallAsync("VM.get_power_state", [vm]))!.GetValue<string>());
     }
