@@ -34,7 +34,10 @@ internal sealed class LocalCommandRunner : ILocalCommandRunner
             start.Environment[k] = v;
         }
 
-        using var process = new Process { StartInfo = start };
+        using var process = new Process { StartInfo = start, EnableRaisingEvents = true };
+        // The process's own end, not the end of its output: a background child may keep the pipes open.
+        var exited = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        process.Exited += (_, _) => exited.TrySetResult();
         var output = new StringBuilder();
         void Keep(string? line)
         {
@@ -53,8 +56,24 @@ internal sealed class LocalCommandRunner : ILocalCommandRunner
             }
         }
 
-        process.OutputDataReceived += (_, e) => Keep(e.Data);
-        process.ErrorDataReceived += (_, e) => Keep(e.Data);
+        var outputEnded = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var errorEnded = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        process.OutputDataReceived += (_, e) =>
+        {
+            Keep(e.Data);
+            if (e.Data is null)
+            {
+                outputEnded.TrySetResult();
+            }
+        };
+        process.ErrorDataReceived += (_, e) =>
+        {
+            Keep(e.Data);
+            if (e.Data is null)
+            {
+                errorEnded.TrySetResult();
+            }
+        };
         try
         {
             process.Start();
@@ -64,6 +83,11 @@ internal sealed class LocalCommandRunner : ILocalCommandRunner
             return new CommandResult(CommandStatus.CouldNotRun, -1, "", "cannot start /bin/sh: " + e.Message);
         }
 
+        if (process.HasExited)
+        {
+            exited.TrySetResult();
+        }
+
         process.StandardInput.Close();
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
@@ -71,7 +95,7 @@ internal sealed class LocalCommandRunner : ILocalCommandRunner
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(limit.Token, cancellationToken);
         try
         {
-            await process.WaitForExitAsync(linked.Token);
+            await exited.Task.WaitAsync(linked.Token);
         }
         catch (OperationCanceledException)
         {
@@ -88,8 +112,17 @@ internal sealed class LocalCommandRunner : ILocalCommandRunner
             return new CommandResult(CommandStatus.TimedOut, -1, Text(output), $"'{command}' did not finish within {timeout}");
         }
 
-        // Let the output readers drain.
-        process.WaitForExit();
+        // Let the output readers drain, bounded: a hook that leaves a background child holding its output open
+        // must not hold the run.
+        try
+        {
+            await Task.WhenAll(outputEnded.Task, errorEnded.Task).WaitAsync(TimeSpan.FromSeconds(5), TimeProvider.System, cancellationToken);
+        }
+        catch (TimeoutException)
+        {
+            // Some output may be missing from the message; the exit code is what counts.
+        }
+
         var code = process.ExitCode;
         return new CommandResult(CommandStatus.Exited, code, Text(output), code == 127 ? $"'{command}': command not found (exit 127)" : $"'{command}' exited {code}");
     }
