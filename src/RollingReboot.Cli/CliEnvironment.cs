@@ -56,7 +56,7 @@ public sealed class CliEnvironment
 
         var origin = TimeProvider.System.GetUtcNow();
         if (Get(EnvNames.TimeOrigin) is { } originText &&
-            !DateTimeOffset.TryParse(originText, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out origin))
+            !RollingReboot.Core.Time.IsoMoment.TryParse(originText, out origin))
         {
             throw new UserFacingException($"{EnvNames.TimeOrigin}={originText} is not an ISO 8601 time; use the value the lab printed");
         }

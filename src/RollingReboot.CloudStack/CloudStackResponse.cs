@@ -9,6 +9,9 @@ namespace RollingReboot.CloudStack;
 /// <summary>Turns CloudStack's HTTP answers into JSON or a <see cref="CloudStackException"/>; nothing else escapes.</summary>
 internal static class CloudStackResponse
 {
+    // utils/src/main/java/com/cloud/utils/DateUtil.java: "yyyy-MM-dd'T'HH:mm:ssZ"; fractions accepted too.
+    private static readonly string[] s_dateFormats = ["yyyy-MM-dd'T'HH:mm:ssK", "yyyy-MM-dd'T'HH:mm:ss.FFFFFFFK"];
+
     private const int SnippetLength = 160;
 
     /// <summary>The inner object of <c>{"&lt;command&gt;response": {...}}</c>, detached from the document.</summary>
@@ -108,7 +111,7 @@ internal static class CloudStackResponse
             text = text[..^2] + ":" + text[^2..];
         }
 
-        return DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var value) ? value : null;
+        return DateTimeOffset.TryParseExact(text, s_dateFormats, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var value) ? value : null;
     }
 
     /// <summary>The objects of a list answer's array (absent when the list is empty).</summary>

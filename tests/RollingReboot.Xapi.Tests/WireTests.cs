@@ -14,7 +14,7 @@ public sealed class WireTests
     public void XapiDateTime_EveryFormXapiSends_ParsesToUtc(string text, string expected)
     {
         Assert.True(XapiDateTime.TryParse(text, out var value));
-        Assert.Equal(DateTimeOffset.Parse(expected, System.Globalization.CultureInfo.InvariantCulture), value);
+        Assert.Equal(DateTimeOffset.ParseExact(expected, "yyyy-MM-dd'T'HH:mm:ss.FFFFFFFzzz", System.Globalization.CultureInfo.InvariantCulture), value);
     }
 
     [Theory]

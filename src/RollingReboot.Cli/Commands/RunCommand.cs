@@ -42,7 +42,7 @@ internal sealed class RunCommand
     private readonly Option<double?> _assumeLink = new("--assume-link-mbps") { Description = "Host link bandwidth for migrations in MB/s used in the estimate (default 250)" };
     private readonly Option<bool> _verbose = new("--verbose") { Description = "More detail in the log" };
     private readonly Option<int?> _pauseAfter = new("--pause-after") { Description = "Canary: stop safely after this many hosts (restored, exit 4); continue with 'rollreboot resume'" };
-    private readonly Option<string?> _windowEnd = new("--window-end") { Description = "End of the maintenance window: a time (2026-11-23T04:00, local unless it has an offset) or a duration from now (90m, 2h); no host is started that would end after it" };
+    private readonly Option<string?> _windowEnd = new("--window-end") { Description = "End of the maintenance window: a time of day (04:00, its next occurrence), a date and time (2026-11-23T04:00, local unless it has an offset) or a duration from now (90m, 2h); no host is started that would end after it" };
     private readonly Option<string?> _hostDelay = new("--host-delay") { Description = "Wait this long between hosts (e.g. 5m)" };
     private readonly Option<string?> _preHostHook = new("--pre-host-hook") { Description = "Local command run when a host is empty and disabled, before its reboot (env ROLLREBOOT_HOST, _HOST_ADDRESS, _POOL, _PHASE...); exit 70 skips the host, other failures stop the run safely" };
     private readonly Option<string?> _postHostHook = new("--post-host-hook") { Description = "Local command run when a host is back and enabled; a failure stops the run before the next host" };
@@ -126,8 +126,8 @@ internal sealed class RunCommand
         PostHostCommand = NonEmpty(Get(parse, _postHostCommand), "--post-host-command"),
         NeedsRebootCommand = NonEmpty(Get(parse, _needsRebootCommand), "--needs-reboot-command"),
         BlockerCommand = NonEmpty(Get(parse, _blockerCommand), "--blocker-command"),
-        HookTimeout = ParseDuration(Get(parse, _hookTimeout) ?? "30m", "--hook-timeout"),
-        BlockerTimeout = ParseDuration(Get(parse, _blockerTimeout) ?? "30m", "--blocker-timeout"),
+        HookTimeout = TimeArguments.ParseDuration(Get(parse, _hookTimeout) ?? "30m", "--hook-timeout"),
+        BlockerTimeout = TimeArguments.ParseDuration(Get(parse, _blockerTimeout) ?? "30m", "--blocker-timeout"),
     };
 
     private static string? NonEmpty(string? value, string option) =>
@@ -267,7 +267,7 @@ internal sealed class RunCommand
         var hooks = _mode is RunMode.Restore or RunMode.Evacuate or RunMode.Return ? new HookOptions() : BuildHooks(parse);
         var notifyText = _mode == RunMode.Restore ? null : Get(parse, _notify) ?? _env.Get(EnvNames.NotifyUrl);
         var notifyUrl = notifyText is null ? null : Adapters.WebhookNotifier.Parse(notifyText);
-        var hostTimeout = ParseDuration(Get(parse, _hostTimeout) ?? "20m", "--host-timeout");
+        var hostTimeout = TimeArguments.ParseDuration(Get(parse, _hostTimeout) ?? "20m", "--host-timeout");
         var exec = _mode is RunMode.Resume or RunMode.Restore || Get(parse, _exec);
         var clock = _env.CreateClock();
         var runId = clock.GetUtcNow().UtcDateTime.ToString("yyyyMMdd'T'HHmmss", CultureInfo.InvariantCulture) + "-" + Guid.NewGuid().ToString("N")[..6];
@@ -414,12 +414,12 @@ internal sealed class RunCommand
                 Plan = planOptions,
                 UseSshProof = probe is not null,
                 PauseAfter = _mode == RunMode.Restore ? null : ValidPauseAfter(Get(parse, _pauseAfter)),
-                WindowEnd = _mode == RunMode.Restore || Get(parse, _windowEnd) is not { } w ? null : ParseWindowEnd(w, clock),
-                HostDelay = _mode == RunMode.Restore || Get(parse, _hostDelay) is not { } d ? TimeSpan.Zero : ParseDuration(d, "--host-delay"),
+                WindowEnd = _mode == RunMode.Restore || Get(parse, _windowEnd) is not { } w ? null : TimeArguments.ParseWindowEnd(w, clock),
+                HostDelay = _mode == RunMode.Restore || Get(parse, _hostDelay) is not { } d ? TimeSpan.Zero : TimeArguments.ParseDuration(d, "--host-delay"),
                 Hooks = hooks,
                 EvacuateOnly = _mode == RunMode.Evacuate,
                 Halt = _mode != RunMode.Restore && Get(parse, _halt),
-                PowerOnTimeout = _mode == RunMode.Restore ? TimeSpan.FromHours(4) : ParseDuration(Get(parse, _powerOnTimeout) ?? "4h", "--power-on-timeout"),
+                PowerOnTimeout = _mode == RunMode.Restore ? TimeSpan.FromHours(4) : TimeArguments.ParseDuration(Get(parse, _powerOnTimeout) ?? "4h", "--power-on-timeout"),
             };
             log.Info("Run {RunId} on pool {Pool} (cluster {Cluster}); journal and log under {StateDir}", runId, poolSnapshot.Name, clusterName, stateDir);
             if (labLabel is not null)
@@ -650,47 +650,6 @@ internal sealed class RunCommand
 
     private static int? ValidPauseAfter(int? n) =>
         n is < 1 ? throw new UserFacingException($"--pause-after {n} must be at least 1") : n;
-
-    /// <summary>An absolute time, or a duration from now (on the run's clock: the lab's in rehearsals).</summary>
-    internal static DateTimeOffset ParseWindowEnd(string text, TimeProvider clock)
-    {
-        var t = text.Trim();
-        if (t.Length > 0 && char.IsAsciiLetter(t[^1]) && t[^1] is 's' or 'm' or 'h' or 'S' or 'M' or 'H')
-        {
-            return clock.GetUtcNow() + ParseDuration(t, "--window-end");
-        }
-
-        if (DateTimeOffset.TryParse(t, CultureInfo.InvariantCulture, DateTimeStyles.AssumeLocal, out var at))
-        {
-            // A bare time of day (04:00) means its next occurrence.
-            if (System.Text.RegularExpressions.Regex.IsMatch(t, @"^\d{1,2}:\d{2}(:\d{2})?$") && at <= clock.GetUtcNow())
-            {
-                at = at.AddDays(1);
-            }
-
-            if (at <= clock.GetUtcNow())
-            {
-                throw new UserFacingException($"--window-end {text} is already past");
-            }
-
-            return at;
-        }
-
-        throw new UserFacingException($"--window-end '{text}' is neither a time (2026-11-23T04:00) nor a duration (90m, 2h)");
-    }
-
-    internal static TimeSpan ParseDuration(string text, string option)
-    {
-        var t = text.Trim().ToLowerInvariant();
-        var unit = t.Length > 0 && char.IsLetter(t[^1]) ? t[^1] : 'm';
-        var number = char.IsLetter(t.Length > 0 ? t[^1] : '0') ? t[..^1] : t;
-        if (!double.TryParse(number, NumberStyles.Float, CultureInfo.InvariantCulture, out var n) || n <= 0 || unit is not ('s' or 'm' or 'h'))
-        {
-            throw new UserFacingException($"{option} '{text}' is not a duration; use e.g. 900s, 20m or 1h");
-        }
-
-        return unit switch { 's' => TimeSpan.FromSeconds(n), 'h' => TimeSpan.FromHours(n), _ => TimeSpan.FromMinutes(n) };
-    }
 
     private CloudStackClient? CreateCloudStack(ParseResult parse, TimeProvider clock)
     {

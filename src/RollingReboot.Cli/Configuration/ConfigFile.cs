@@ -305,7 +305,7 @@ public static class ConfigFile
                 var duration = Text(value, at, path, "a duration such as \"30m\", \"900s\" or \"1h\"");
                 try
                 {
-                    _ = RunCommand.ParseDuration(duration, option);
+                    _ = TimeArguments.ParseDuration(duration, option);
                 }
                 catch (UserFacingException)
                 {
@@ -318,7 +318,7 @@ public static class ConfigFile
                 try
                 {
                     // Only the form is checked here; whether it is already past is for the run to say.
-                    _ = RunCommand.ParseWindowEnd(end, EarliestClock.Instance);
+                    _ = TimeArguments.ParseWindowEnd(end, EarliestClock.Instance);
                 }
                 catch (UserFacingException)
                 {

@@ -99,7 +99,7 @@ public sealed record JournalState(
                 case "host.reboot.intent" when host is not null:
                     reboots[host] = l["bootTime"] is JsonValue v && v.TryGetValue<long>(out var ms) ? ms : null;
                     context[host] = (
-                        DateTimeOffset.TryParse(l["serverTime"]?.ToString(), CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out var st) ? st : null,
+                        Time.IsoMoment.TryParse(l["serverTime"]?.ToString(), out var st) ? st : null,
                         l["bootId"]?.ToString());
                     break;
                 case "host.reboot.done" when host is not null:

@@ -370,7 +370,7 @@ public sealed class RollingRebootRun
         try
         {
             var o = JsonNode.Parse(value) as JsonObject;
-            var expires = DateTimeOffset.TryParse(o?["expires"]?.ToString(), CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out var e) ? e : (DateTimeOffset?)null;
+            var expires = Time.IsoMoment.TryParse(o?["expires"]?.ToString(), out var e) ? e : (DateTimeOffset?)null;
             expired = expires is not null && expires < TimeProvider.System.GetUtcNow();
             return $"run {o?["runId"]} by {o?["operator"]} on {o?["machine"]} since {o?["started"]}";
         }

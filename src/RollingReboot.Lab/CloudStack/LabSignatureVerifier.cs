@@ -127,7 +127,7 @@ public static class LabSignatureVerifier
             text, @"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,7})?)Z?([+-])(\d{2})(\d{2})$",
             System.Text.RegularExpressions.RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
         if (match.Success
-            && DateTime.TryParse(match.Groups[1].Value, CultureInfo.InvariantCulture, DateTimeStyles.None, out var local))
+            && DateTime.TryParseExact(match.Groups[1].Value, ["yyyy-MM-dd'T'HH:mm:ss", "yyyy-MM-dd'T'HH:mm:ss.FFFFFFF"], CultureInfo.InvariantCulture, DateTimeStyles.None, out var local))
         {
             var offset = new TimeSpan(int.Parse(match.Groups[3].Value, CultureInfo.InvariantCulture),
                 int.Parse(match.Groups[4].Value, CultureInfo.InvariantCulture), 0);
