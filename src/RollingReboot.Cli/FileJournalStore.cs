@@ -1,4 +1,4 @@
-using RollingReboot.Core.Run;
+using RollingReboot.Core.Run.Journal;
 
 namespace RollingReboot.Cli;
 

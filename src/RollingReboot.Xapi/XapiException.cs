@@ -12,7 +12,22 @@ public sealed class XapiException : PoolOperationException
         : base(code, parameters, Describe(code, parameters, method), inner)
     {
         Method = method;
+        Kind = KindOf(code);
     }
+
+    /// <summary>
+    /// Which XAPI errors the run may wait out. Codes from ocaml/xapi-consts/api_errors.ml (xapi-project/xen-api):
+    /// SESSION_INVALID (the master restarted, log in again), HOST_STILL_BOOTING and HOST_IS_SLAVE (a toolstack starting,
+    /// the master moved), HOST_OFFLINE (a member not live yet); OTHER_OPERATION_IN_PROGRESS and HA_*_IN_PROGRESS: the
+    /// object is busy. Everything else is XAPI's considered answer.
+    /// </summary>
+    public static PoolErrorKind KindOf(string code) => code switch
+    {
+        TransportError => PoolErrorKind.Unreachable,
+        "SESSION_INVALID" or "HOST_STILL_BOOTING" or "HOST_IS_SLAVE" or "HOST_OFFLINE" => PoolErrorKind.Transient,
+        "OTHER_OPERATION_IN_PROGRESS" or "HA_ENABLE_IN_PROGRESS" or "HA_DISABLE_IN_PROGRESS" => PoolErrorKind.Busy,
+        _ => PoolErrorKind.Refused,
+    };
 
     public XapiException() : this("INTERNAL_ERROR", []) { }
 

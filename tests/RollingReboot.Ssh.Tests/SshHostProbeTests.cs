@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Text;
 using Microsoft.Extensions.Time.Testing;
 using RollingReboot.Core.Ports;
+using RollingReboot.Ssh.Tests.Support;
 
 namespace RollingReboot.Ssh.Tests;
 

@@ -6,6 +6,10 @@ using RollingReboot.Cli.Output;
 using RollingReboot.Core.Planning;
 using RollingReboot.Core.Ports;
 using RollingReboot.Core.Run;
+using RollingReboot.Core.Run.Engine;
+using RollingReboot.Core.Run.Journal;
+using RollingReboot.Core.Run.State;
+using RollingReboot.Core.Run.Steps;
 using RollingReboot.Ssh;
 using RollingReboot.Xapi;
 
@@ -336,7 +340,7 @@ internal sealed class RunCommand
             {
                 var h = poolSnapshot.FindHost(planOptions.IncludeHosts[0])!;
                 targetHost = h.Uuid;
-                var marker = poolSnapshot.OtherConfig.GetValueOrDefault(RollingRebootRun.EvacuatedKeyPrefix + h.Uuid);
+                var marker = poolSnapshot.OtherConfig.GetValueOrDefault(Evacuation.MarkerKey(h.Uuid));
                 if (_mode == RunMode.Evacuate && (!h.Enabled || !h.Live))
                 {
                     throw new UserFacingException(marker is not null
@@ -351,7 +355,7 @@ internal sealed class RunCommand
 
                 if (_mode == RunMode.Return && !exec)
                 {
-                    var vms = marker is null ? 0 : System.Text.Json.Nodes.JsonNode.Parse(marker)?["vms"]?.AsArray().Count ?? 0;
+                    var vms = Evacuation.MarkedVms(marker, out _).Count;
                     await _env.Out.WriteLineAsync($"rollreboot return would enable {h.Name}{(h.Enabled ? " (already enabled)" : "")} and migrate {vms} VM(s) back to it, those still running elsewhere; run again with --exec to do it");
                     return ExitCodes.Success;
                 }
@@ -372,7 +376,7 @@ internal sealed class RunCommand
                 return pre.Plan.CanRun ? ExitCodes.Success : ExitCodes.PreflightBlocked;
             }
 
-            JournalState? previous = null;
+            RunState? previous = null;
             FileJournalStore store;
             if (_mode is RunMode.PlanOrRun or RunMode.Evacuate or RunMode.Return)
             {
@@ -387,23 +391,14 @@ internal sealed class RunCommand
                     throw new UserFacingException($"the unfinished run of pool {poolSnapshot.Name} was 'rollreboot {previous.Mode}', which resume does not continue: undo it with 'rollreboot restore --clustername {clusterName}', then start it again");
                 }
 
-                var lockValue = poolSnapshot.OtherConfig.GetValueOrDefault(RollingRebootRun.LockKey);
+                var lockValue = poolSnapshot.OtherConfig.GetValueOrDefault(PoolLock.Key);
                 if (lockValue is not null && !lockValue.Contains(previous.RunId, StringComparison.Ordinal))
                 {
-                    throw new UserFacingException($"pool {poolSnapshot.Name} is locked by another run ({RollingRebootRun.DescribeLock(lockValue, out _)}); it must finish first", ExitCodes.PreflightBlocked);
+                    throw new UserFacingException($"pool {poolSnapshot.Name} is locked by another run ({PoolLock.Parse(lockValue).Owner}); it must finish first", ExitCodes.PreflightBlocked);
                 }
             }
 
-            var journal = new RunJournal(store, clock);
             var fresh = _mode is RunMode.PlanOrRun or RunMode.Evacuate or RunMode.Return;
-            journal.Write(fresh ? "run.start" : "run." + _mode.ToString().ToLowerInvariant(), new Dictionary<string, object?>
-            {
-                ["runId"] = runId,
-                ["pool"] = poolSnapshot.Uuid,
-                ["poolName"] = poolSnapshot.Name,
-                ["cluster"] = clusterName,
-                ["mode"] = _mode switch { RunMode.Evacuate => "evacuate", RunMode.Return => "return", _ => "run" },
-            });
             var probe = _mode is RunMode.Restore or RunMode.Evacuate or RunMode.Return ? null : CreateProbe(parse);
             var options = new RunOptions
             {
@@ -432,30 +427,16 @@ internal sealed class RunCommand
                 log.Info("Notifications go to {Url}", Adapters.WebhookNotifier.Redact(notifyUrl));
             }
 
-            var run = new RollingRebootRun(pool, cloud, probe, journal, log, clock, options, runId, clusterName)
+            var services = new RunServices(pool, cloud, log, clock) { Probe = probe, LocalCommands = local, RemoteShell = remote, Notifier = notifier };
+            var engine = new RunEngine(services, options, clusterName);
+            RunReport report = _mode switch
             {
-                LocalCommands = local,
-                RemoteShell = remote,
-                Notifier = notifier,
+                RunMode.Restore => await engine.ContinueAsync(store, Core.Run.Engine.RunMode.Restore, CancellationToken.None, CancellationToken.None),
+                RunMode.Resume => await RunWithSignalsAsync((stop, abort) => engine.ContinueAsync(store, Core.Run.Engine.RunMode.Resume, stop, abort), log, cancellationToken),
+                RunMode.Return => await RunWithSignalsAsync((stop, abort) => engine.StartAsync(store, runId, Core.Run.Engine.RunMode.Return, poolSnapshot, targetHost, stop, abort), log, cancellationToken),
+                RunMode.Evacuate => await RunWithSignalsAsync((stop, abort) => engine.StartAsync(store, runId, Core.Run.Engine.RunMode.Evacuate, poolSnapshot, targetHost, stop, abort), log, cancellationToken),
+                _ => await RunWithSignalsAsync((stop, abort) => engine.StartAsync(store, runId, Core.Run.Engine.RunMode.Run, poolSnapshot, null, stop, abort), log, cancellationToken),
             };
-            RunReport report;
-            if (_mode == RunMode.Restore)
-            {
-                report = await run.RestoreOnlyAsync(previous!, poolSnapshot);
-            }
-            else if (_mode == RunMode.Return)
-            {
-                report = await RunWithSignalsAsync((stop, abort) => run.ReturnHostAsync(poolSnapshot, targetHost!, stop, abort), log, cancellationToken);
-            }
-            else
-            {
-                if (previous is not null)
-                {
-                    run.ResumeFrom(previous, poolSnapshot);
-                }
-
-                report = await RunWithSignalsAsync(run.ExecuteAsync, log, cancellationToken);
-            }
             if (fleet is not null)
             {
                 fleet.AddReport(clusterName, report);
@@ -507,17 +488,17 @@ internal sealed class RunCommand
     }
 
     /// <summary>The newest journal of this pool whose run did not end.</summary>
-    private static (FileJournalStore Store, JournalState State) FindOpenJournal(string stateDir, RollingReboot.Core.Pool.PoolSnapshot pool)
+    private static (FileJournalStore Store, RunState State) FindOpenJournal(string stateDir, RollingReboot.Core.Pool.PoolSnapshot pool)
     {
         var dir = Path.Combine(stateDir, "journals");
         var files = Directory.Exists(dir) ? Directory.GetFiles(dir, pool.Uuid + "-*.jsonl").Order(StringComparer.Ordinal).Reverse().ToList() : [];
         foreach (var file in files)
         {
             var store = new FileJournalStore(file);
-            JournalState state;
+            RunState state;
             try
             {
-                state = JournalState.From(RunJournal.Read(store));
+                state = RunEngine.ReadState(store);
             }
             catch (JournalException e)
             {

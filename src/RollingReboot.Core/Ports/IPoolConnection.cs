@@ -68,5 +68,31 @@ public class PoolOperationException : Exception
     public IReadOnlyList<string> Parameters { get; }
 
     /// <summary>True when the pool could not be reached at all (network, TLS, master down).</summary>
-    public bool IsUnreachable { get; init; }
+    public bool IsUnreachable
+    {
+        get => Kind == PoolErrorKind.Unreachable;
+        init => Kind = value ? PoolErrorKind.Unreachable : Kind;
+    }
+
+    /// <summary>What the run may do about it; the adapter, which knows the product's error codes, decides.</summary>
+    public PoolErrorKind Kind { get; init; }
+
+    /// <summary>Worth asking again after a while (bounded): the pool or its master is away or busy for now.</summary>
+    public bool IsTransient => Kind is PoolErrorKind.Transient or PoolErrorKind.Unreachable;
+}
+
+/// <summary>The kinds of pool failure the run acts on; which product codes fall in which is the adapter's knowledge.</summary>
+public enum PoolErrorKind
+{
+    /// <summary>The pool said no: asking again will not change the answer.</summary>
+    Refused,
+
+    /// <summary>The master is restarting or moving, the session expired: a repeat after a pause can succeed.</summary>
+    Transient,
+
+    /// <summary>Nothing answered (network, TLS, the master down).</summary>
+    Unreachable,
+
+    /// <summary>The object is busy with another operation: wait for it, then ask again.</summary>
+    Busy,
 }

@@ -26,6 +26,15 @@ public enum HookDecision
     Continue,
     /// <summary>A pre hook exited 70: leave this host as it is.</summary>
     SkipHost,
+
+    /// <summary>A hook failed (exit, time limit, could not run): stop at this safe point.</summary>
+    Stop,
+}
+
+/// <summary>A hook's decision; <see cref="Failure"/> says what failed when it is <see cref="HookDecision.Stop"/>.</summary>
+public sealed record HookOutcome(HookDecision Decision, string? Failure = null)
+{
+    public static HookOutcome Continue { get; } = new(HookDecision.Continue);
 }
 
 /// <summary>
@@ -74,9 +83,9 @@ public sealed class HostCommands
 
     /// <summary>
     /// The hooks of one phase ("pre": empty and disabled, before the reboot; "post": back and enabled), local first,
-    /// then remote. A pre hook exiting 70 skips the host; any other failure throws <see cref="RunStoppedException"/>.
+    /// then remote. A pre hook exiting 70 skips the host; any other failure is a Stop.
     /// </summary>
-    public async Task<HookDecision> RunHostHooksAsync(string phase, HostState host, PoolSnapshot pool, string cluster, string runId, CancellationToken cancellationToken)
+    public async Task<HookOutcome> RunHostHooksAsync(string phase, HostState host, PoolSnapshot pool, string cluster, string runId, CancellationToken cancellationToken)
     {
         var pre = phase == "pre";
         var local = pre ? _options.PreHostHook : _options.PostHostHook;
@@ -102,7 +111,7 @@ public sealed class HostCommands
             if (pre && result is { Status: CommandStatus.Exited, ExitCode: HookOptions.SkipHostExitCode })
             {
                 _log.Warn("{Host}: {Option} exited 70: the host is skipped{Output}", host.Name, option, Tail(result));
-                return HookDecision.SkipHost;
+                return new HookOutcome(HookDecision.SkipHost);
             }
 
             var what = result.Status switch
@@ -111,14 +120,12 @@ public sealed class HostCommands
                 CommandStatus.CouldNotRun => "could not run: " + result.Detail,
                 _ => "exited " + result.ExitCode.ToString(CultureInfo.InvariantCulture),
             };
-            throw new RunStoppedException(
-                pre
-                    ? $"{option} on {host.Name} {what}{Tail(result)}; stopped before its reboot"
-                    : $"{option} on {host.Name} {what}{Tail(result)}; stopped before the next host",
-                needsOperator: false);
+            return new HookOutcome(HookDecision.Stop, pre
+                ? $"{option} on {host.Name} {what}{Tail(result)}; stopped before its reboot"
+                : $"{option} on {host.Name} {what}{Tail(result)}; stopped before the next host");
         }
 
-        return HookDecision.Continue;
+        return HookOutcome.Continue;
     }
 
     /// <summary>

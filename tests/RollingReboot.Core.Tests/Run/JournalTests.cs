@@ -1,89 +1,118 @@
 using System.Text.Json.Nodes;
 using CsCheck;
-using Microsoft.Extensions.Time.Testing;
-using RollingReboot.Core.Run;
+using RollingReboot.Core.Run.Journal;
+using RollingReboot.Core.Run.State;
+using RollingReboot.Core.Tests.Run.Fakes;
 
 namespace RollingReboot.Core.Tests.Run;
 
 public sealed class JournalTests
 {
-    private sealed class MemoryStore(IEnumerable<string>? lines = null) : IJournalStore
-    {
-        public List<string> Lines { get; } = lines?.ToList() ?? [];
+    /// <summary>A journal exactly as the version before the typed log (a7f3a0d) wrote it: killed mid-reboot of h1.</summary>
+    private static readonly string[] s_oldJournal =
+    [
+        """{"t":"2026-11-22T10:00:00.0000000+00:00","kind":"run.start","runId":"r1","pool":"pool-uuid","poolName":"P","cluster":"C","mode":"run"}""",
+        """{"t":"2026-11-22T10:00:01.0000000+00:00","kind":"lock.intent","value":"{\"runId\":\"r1\"}"}""",
+        """{"t":"2026-11-22T10:00:01.0000000+00:00","kind":"lock.acquired","key":"rollreboot-lock"}""",
+        """{"t":"2026-11-22T10:00:02.0000000+00:00","kind":"originals","poolUuid":"pool-uuid","ha":{"enabled":true,"heartbeatSrs":["sr1"],"configuration":{"timeout":"180"},"hostFailuresToTolerate":1,"allowOvercommit":true},"cloudstackManagedState":"Managed","hostEnabled":{"h1":true,"h2":false},"vmHost":{"vm1":"h1"}}""",
+        """{"t":"2026-11-22T10:00:03.0000000+00:00","kind":"ha.disable.intent"}""",
+        """{"t":"2026-11-22T10:00:04.0000000+00:00","kind":"ha.disable.done"}""",
+        """{"t":"2026-11-22T10:00:05.0000000+00:00","kind":"cloudstack.unmanage.intent","clusterId":"c1"}""",
+        """{"t":"2026-11-22T10:00:05.0000000+00:00","kind":"cloudstack.unmanage.done"}""",
+        """{"t":"2026-11-22T10:00:06.0000000+00:00","kind":"host.disable.intent","host":"h1","name":"xen1"}""",
+        """{"t":"2026-11-22T10:00:06.0000000+00:00","kind":"host.disable.done","host":"h1"}""",
+        """{"t":"2026-11-22T10:00:07.0000000+00:00","kind":"vm.migrate.intent","vm":"vm1","name":"web","from":"h1","to":"h3"}""",
+        """{"t":"2026-11-22T10:00:09.0000000+00:00","kind":"vm.migrate.done","vm":"vm1","to":"h3"}""",
+        """{"t":"2026-11-22T10:00:10.0000000+00:00","kind":"host.reboot.intent","host":"h1","name":"xen1","bootTime":1000,"serverTime":"2026-11-22T10:00:10.0000000+00:00","bootId":"b-1","halt":false}""",
+    ];
 
-        public void Append(string line) => Lines.Add(line);
-
-        public IReadOnlyList<string> ReadAll() => Lines.ToList();
-    }
-
-    private static MemoryStore SampleJournal()
-    {
-        var store = new MemoryStore();
-        var journal = new RunJournal(store, new FakeTimeProvider());
-        journal.Write("run.start", new Dictionary<string, object?> { ["runId"] = "r1", ["pool"] = "pool-uuid", ["cluster"] = "C" });
-        journal.Write("lock.acquired");
-        journal.Write("originals", new Dictionary<string, object?>
-        {
-            ["ha"] = new Dictionary<string, object?> { ["enabled"] = true, ["heartbeatSrs"] = new[] { "sr1" }, ["configuration"] = new Dictionary<string, string> { ["timeout"] = "180" }, ["hostFailuresToTolerate"] = 1L, ["allowOvercommit"] = true },
-            ["cloudstackManagedState"] = "Managed",
-            ["hostEnabled"] = new Dictionary<string, bool> { ["h1"] = true, ["h2"] = false },
-            ["vmHost"] = new Dictionary<string, string?> { ["vm1"] = "h1" },
-        });
-        journal.Write("ha.disable.done");
-        journal.Write("cloudstack.unmanage.intent");
-        journal.Write("host.disable.intent", new Dictionary<string, object?> { ["host"] = "h1" });
-        journal.Write("host.reboot.intent", new Dictionary<string, object?> { ["host"] = "h1", ["bootTime"] = 1000L });
-        return store;
-    }
+    private static RunState Fold(IEnumerable<string> lines) => RunState.Fold(RunJournal.Read(new MemoryJournalStore(lines)));
 
     [Fact]
-    public void From_HostSkippedByItsPreHook_IsRememberedForResume()
+    public void Fold_JournalWrittenByThePreviousVersion_SaysWhatToRestore()
     {
-        var store = SampleJournal();
-        var journal = new RunJournal(store, new FakeTimeProvider());
-        journal.Write("host.skipped", new Dictionary<string, object?> { ["host"] = "h2", ["name"] = "xen2", ["reason"] = "pre hook exit 70" });
-        var state = JournalState.From(RunJournal.Read(store));
-        Assert.Equal(["h2"], state.SkippedByHook);
-        Assert.Empty(JournalState.From(RunJournal.Read(SampleJournal())).SkippedByHook);
-    }
-
-    [Fact]
-    public void From_JournalOfARunKilledMidReboot_SaysWhatToRestore()
-    {
-        var state = JournalState.From(RunJournal.Read(SampleJournal()));
+        var state = Fold(s_oldJournal);
         Assert.Equal("r1", state.RunId);
+        Assert.Equal("pool-uuid", state.PoolUuid);
         Assert.False(state.Ended);
-        Assert.True(state.LockHeld);
-        Assert.True(state.HaDisabledByRun);
-        Assert.True(state.UnmanagedByRun);
-        Assert.Contains("h1", state.DisabledByRun);
+        Assert.Equal(ChangeState.Made, state.Lock);
+        Assert.Equal(ChangeState.Made, state.HaOff);
+        Assert.Equal(ChangeState.Made, state.ClusterUnmanaged);
+        Assert.Equal(["h1"], state.LeftDisabled.Select(h => h.Uuid));
         Assert.Equal(180, state.Original!.Ha.TimeoutSeconds);
         Assert.False(state.Original.HostEnabled["h2"]);
-        Assert.Equal(1000L, state.RebootRequestedBootTime["h1"]);
+        var h1 = state.Host("h1");
+        Assert.Equal(HostPhase.RebootRequested, h1.Phase);
+        Assert.Equal(DateTimeOffset.FromUnixTimeMilliseconds(1000), h1.Proof!.BootTimeBefore);
+        Assert.Equal("b-1", h1.Proof.BootId);
+        Assert.Empty(state.MigrationsInFlight);
+    }
+
+    [Fact]
+    public void Fold_HostSkippedByItsPreHook_IsRememberedForResume()
+    {
+        var lines = s_oldJournal.Append("""{"t":"2026-11-22T10:01:00.0000000+00:00","kind":"host.skipped","host":"h2","name":"xen2","reason":"pre hook exit 70"}""");
+        Assert.Equal(["h2"], Fold(lines).Skipped);
+        Assert.Empty(Fold(s_oldJournal).Skipped);
+    }
+
+    [Fact]
+    public void Serialize_ThenRead_GivesTheSameEvents()
+    {
+        RunEvent[] events =
+        [
+            new RunStarted("r2", "p", "P", "C", "evacuate"),
+            new OriginalsRecorded("p", new HaRecord(true, ["sr"], new Dictionary<string, string> { ["timeout"] = "60" }, 2, false), "Managed",
+                new Dictionary<string, bool> { ["h1"] = true }, new Dictionary<string, string?> { ["vm"] = "h1" }, "true"),
+            new PlanDecided(3, ["h9"]),
+            new RebootIntended("h1", "xen1", 42, "2026-11-22T10:00:10.0000000+00:00", "b", Halt: true),
+            new HostFinished("h1", "xen1", true, 4, 1 << 30, 12.5, 300, 1, HostResult.SkippedByHook),
+            new EvacuationMarkIntended("h1", "rollreboot-evacuated-h1"),
+            new OperatorActionNeeded("do it"),
+            new RunEnded("Done", "ok"),
+        ];
+        var at = new DateTimeOffset(2026, 11, 22, 10, 0, 0, TimeSpan.Zero);
+        var store = new MemoryJournalStore(events.Select(e => RunJournal.Serialize(e, at)));
+        var read = RunJournal.Read(store);
+        Assert.Equal(events.Length, read.Count);
+        for (var i = 0; i < events.Length; i++)
+        {
+            Assert.Equal(events[i].Kind, read[i].Kind);
+            Assert.Equal(at, read[i].At);
+            Assert.Equal(RunJournal.Serialize(events[i], at), RunJournal.Serialize(read[i], at));
+        }
+    }
+
+    [Fact]
+    public void Read_KindFromANewerVersion_IsKeptAndIgnoredByTheFold()
+    {
+        var lines = s_oldJournal.Append("""{"t":"2026-11-22T10:01:00.0000000+00:00","kind":"host.something.new","host":"h2"}""").ToList();
+        var events = RunJournal.Read(new MemoryJournalStore(lines));
+        Assert.Equal("host.something.new", Assert.IsType<UnknownEvent>(events[^1]).Kind);
+        Assert.Equal(StateDigest.Of(Fold(s_oldJournal)), StateDigest.Of(RunState.Fold(events)));
     }
 
     [Fact]
     public void Read_TornLastLine_IsIgnored_CorruptMiddleLine_IsJournalException()
     {
-        var store = SampleJournal();
-        store.Lines.Add("{\"t\":\"2026-");
-        Assert.Equal(7, RunJournal.Read(store).Count);
+        var lines = s_oldJournal.ToList();
+        lines.Add("{\"t\":\"2026-");
+        Assert.Equal(s_oldJournal.Length, RunJournal.Read(new MemoryJournalStore(lines)).Count);
 
-        store.Lines.Insert(2, "garbage");
-        Assert.Throws<JournalException>(() => RunJournal.Read(store));
+        lines.Insert(2, "garbage");
+        Assert.Throws<JournalException>(() => RunJournal.Read(new MemoryJournalStore(lines)));
     }
 
     [Fact]
     public void Read_NotARollrebootJournal_IsJournalException() =>
-        Assert.Throws<JournalException>(() => RunJournal.Read(new MemoryStore(["{\"kind\":\"something\"}"])));
+        Assert.Throws<JournalException>(() => RunJournal.Read(new MemoryJournalStore(["{\"kind\":\"something\"}"])));
 
     [Fact]
     public void ReadAndFold_Garbage_OnlyJournalException()
     {
-        var valid = SampleJournal().Lines;
-        Gen.Select(Gen.Int[0, valid.Count - 1], Gen.String, Gen.Int[0, 3]).Sample((index, junk, mode) =>
+        Gen.Select(Gen.Int[0, s_oldJournal.Length - 1], Gen.String, Gen.Int[0, 3]).Sample((index, junk, mode) =>
         {
-            var lines = valid.ToList();
+            var lines = s_oldJournal.ToList();
             switch (mode)
             {
                 case 0:
@@ -112,7 +141,7 @@ public sealed class JournalTests
 
             try
             {
-                JournalState.From(RunJournal.Read(new MemoryStore(lines)));
+                Fold(lines);
             }
             catch (JournalException)
             {

@@ -1,6 +1,6 @@
 using RollingReboot.Core.Ports;
 
-namespace RollingReboot.Ssh;
+namespace RollingReboot.Ssh.Tests.Support;
 
 /// <summary>The end of <see cref="BootProof.WaitForNewBootAsync(IHostProbe, string, string, string?, TimeSpan, TimeProvider, CancellationToken)"/>.</summary>
 /// <param name="Proven">The host answered a boot id other than the previous one: it has rebooted and is back.</param>
@@ -19,7 +19,10 @@ public sealed record BootProofResult(bool Proven, ProbeResult LastProbe, int Att
     public bool TimedOut => !Proven && !GaveUp;
 }
 
-/// <summary>Waits, bounded, until a host proves it is back in a new boot.</summary>
+/// <summary>
+/// Test support: polls a host over SSH (bounded, backing off) until it answers a new boot id. The run's own proof is
+/// RollingReboot.Core.Run.Steps.BootProof (XAPI and SSH together); this one lets the probe be tested across real sshd restarts.
+/// </summary>
 public static class BootProof
 {
     /// <summary>The first pause between probes; it doubles after each probe up to <see cref="MaxDelay"/>.</summary>

@@ -1,0 +1,120 @@
+using RollingReboot.Core.Planning;
+using RollingReboot.Core.Pool;
+using RollingReboot.Core.Ports;
+using RollingReboot.Core.Run.State;
+
+namespace RollingReboot.Core.Run.Engine;
+
+/// <summary>The adapters a run talks through, composed by the CLI (or a test).</summary>
+public sealed record RunServices(IPoolConnection Pool, ClusterBinding? Cloud, IRunLog Log, TimeProvider Clock)
+{
+    public IHostProbe? Probe { get; init; }
+
+    /// <summary>Runs the operator's local hooks and blocker command (needed when any is configured).</summary>
+    public ILocalCommandRunner? LocalCommands { get; init; }
+
+    /// <summary>Runs commands on the hosts over SSH (remote hooks, the needs-reboot command).</summary>
+    public IRemoteShell? RemoteShell { get; init; }
+
+    /// <summary>Tells people how the run goes (--notify); never holds the run up.</summary>
+    public IRunNotifier? Notifier { get; init; }
+}
+
+/// <summary>
+/// What every step sees: the services, the options, the executor (and through it the state), and a few things
+/// known only to this invocation that are informational, never needed to resume or restore (the last pool read,
+/// the plan for the ETA, what restore put back).
+/// </summary>
+public sealed class RunContext(RunServices services, RunOptions options, ChangeExecutor executor, string runId, string clusterLabel)
+{
+    private HostCommands? _commands;
+
+    public RunServices Services { get; } = services;
+
+    public IPoolConnection Pool => Services.Pool;
+
+    public ClusterBinding? Cloud => Services.Cloud;
+
+    public IRunLog Log => Services.Log;
+
+    public TimeProvider Clock => Services.Clock;
+
+    public RunOptions Options { get; } = options;
+
+    public ChangeExecutor Executor { get; } = executor;
+
+    public RunState State => Executor.State;
+
+    public string RunId { get; } = runId;
+
+    public string ClusterLabel { get; } = clusterLabel;
+
+    public HostCommands Commands => _commands ??= new HostCommands(Options.Hooks, Services.LocalCommands, Services.RemoteShell, Log);
+
+    public bool HasCommands => Options.Hooks.BlockerCommand is not null || Options.Hooks.NeedsRebootCommand is not null || Options.Hooks.Any;
+
+    // ---- informational, this invocation only -------------------------------------------------------
+
+    public PoolSnapshot? LastSnapshot { get; set; }
+
+    public IReadOnlyDictionary<string, IReadOnlyList<string>>? AntiAffinity { get; set; }
+
+    public Plan? CurrentPlan { get; set; }
+
+    public Plan? FirstPlan { get; set; }
+
+    public DateTimeOffset Started { get; set; }
+
+    /// <summary>What the restore put back, in the operator's words.</summary>
+    public List<string> Restored { get; } = [];
+
+    /// <summary>How many hosts had finished before this invocation (its report shows only its own).</summary>
+    public int FinishedBefore { get; set; }
+
+    /// <summary>How many operator actions earlier invocations journaled (the report shows this one's).</summary>
+    public int OperatorActionsBefore { get; set; }
+
+    /// <summary>The plan options as the run's decisions shape them: K chosen once, hosts needing no reboot, hosts a pre
+    /// hook skipped. Derived from the state, so a resumed run plans as the first one did.</summary>
+    public PlanOptions PlanOptions
+    {
+        get
+        {
+            var state = State;
+            var plan = Options.Plan;
+            if (state.Decisions is { } d)
+            {
+                plan = plan with
+                {
+                    MaxHostsDown = d.MaxHostsDown ?? plan.MaxHostsDown,
+                    IgnoreHosts = [.. plan.IgnoreHosts, .. d.NotNeedingReboot],
+                };
+            }
+
+            var skipped = state.Skipped;
+            return skipped.Count == 0 ? plan : plan with { IgnoreHosts = [.. plan.IgnoreHosts, .. skipped.Order(StringComparer.Ordinal)] };
+        }
+    }
+
+    public string HostName(string uuid) =>
+        LastSnapshot?.Hosts.FirstOrDefault(h => h.Uuid == uuid)?.Name ?? State.Host(uuid).Name ?? uuid;
+
+    public void OperatorAction(string action) => Executor.Record(new Journal.OperatorActionNeeded(action));
+
+    public void Notify(string eventName, string text, string? host = null, string? outcome = null)
+    {
+        try
+        {
+            Services.Notifier?.Notify(new RunNotification(eventName, text, ClusterLabel, LastSnapshot?.Name ?? ClusterLabel, RunId, host, outcome));
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // A notification is never worth stopping the run for.
+            Log.Warn("Notification {Event} not sent: {Error}", eventName, e.Message);
+        }
+    }
+
+    /// <summary>The earlier of a deadline and the end of the maintenance window.</summary>
+    public DateTimeOffset ClampToWindow(DateTimeOffset deadline) =>
+        Options.WindowEnd is { } end && end < deadline ? end : deadline;
+}

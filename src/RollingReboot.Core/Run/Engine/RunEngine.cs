@@ -1,0 +1,224 @@
+using RollingReboot.Core.Planning;
+using RollingReboot.Core.Pool;
+using RollingReboot.Core.Ports;
+using RollingReboot.Core.Run.Journal;
+using RollingReboot.Core.Run.State;
+using static RollingReboot.Core.Run.Engine.StepResult;
+
+namespace RollingReboot.Core.Run.Engine;
+
+/// <summary>What an invocation does with a pool.</summary>
+public enum RunMode
+{
+    /// <summary>The rolling reboot.</summary>
+    Run,
+
+    /// <summary>'rollreboot evacuate': empty the planned host(s) and leave them disabled for maintenance.</summary>
+    Evacuate,
+
+    /// <summary>'rollreboot return': bring an evacuated host back into service.</summary>
+    Return,
+
+    /// <summary>Continue an unfinished run from its journal.</summary>
+    Resume,
+
+    /// <summary>Only put back what an unfinished run changed.</summary>
+    Restore,
+}
+
+/// <summary>
+/// Runs a mode's steps, stops at the first result that is not Continue, and always runs the <see cref="Restorer"/>:
+/// one outcome mapping for every mode. The state is the journal's fold throughout (<see cref="RunRecorder"/>).
+/// </summary>
+public sealed class RunEngine(RunServices services, RunOptions options, string clusterLabel)
+{
+    /// <summary>The state of a journal (for 'resume' and 'restore' to find an unfinished run and check it).</summary>
+    public static RunState ReadState(IJournalStore store) => RunState.Fold(RunJournal.Read(store));
+
+    /// <summary>A fresh run, evacuate or return: journals run.start first.</summary>
+    public async Task<RunReport> StartAsync(IJournalStore store, string runId, RunMode mode, PoolSnapshot pool, string? hostUuid, CancellationToken stop, CancellationToken abort)
+    {
+        ArgumentNullException.ThrowIfNull(pool);
+        var modeOptions = mode == RunMode.Evacuate
+            ? options with { EvacuateOnly = true, Plan = hostUuid is null ? options.Plan : options.Plan with { IncludeHosts = [hostUuid] } }
+            : options;
+        var run = NewContext(store, RunState.Empty, runId, modeOptions);
+        run.LastSnapshot = pool;
+        run.Executor.Record(new RunStarted(runId, pool.Uuid, pool.Name, clusterLabel, mode switch
+        {
+            RunMode.Evacuate => "evacuate",
+            RunMode.Return => "return",
+            _ => "run",
+        }));
+        return mode == RunMode.Return
+            ? await ExecuteAsync(run, ct => ReturnAsync(run, pool, hostUuid!, stop, ct), stop, abort)
+            : await ExecuteAsync(run, ct => RollAsync(run, resumed: false, stop, ct), stop, abort);
+    }
+
+    /// <summary>Resume or restore an unfinished run from its journal.</summary>
+    public async Task<RunReport> ContinueAsync(IJournalStore store, RunMode mode, CancellationToken stop, CancellationToken abort)
+    {
+        var state = ReadState(store);
+        var run = NewContext(store, state, state.RunId, state.Mode == "evacuate" ? options with { EvacuateOnly = true } : options);
+        run.FinishedBefore = state.Finished.Count;
+        run.OperatorActionsBefore = state.OperatorActions.Count;
+        run.Executor.Record(new RunContinued(mode == RunMode.Restore ? "restore" : "resume"));
+        if (mode == RunMode.Restore)
+        {
+            run.Started = services.Clock.GetUtcNow();
+            return await FinishAsync(run, new RunEnding(Continue, "", null), restoreOnly: true);
+        }
+
+        return await ExecuteAsync(run, ct => RollAsync(run, resumed: true, stop, ct), stop, abort);
+    }
+
+    private RunContext NewContext(IJournalStore store, RunState state, string runId, RunOptions runOptions)
+    {
+        var recorder = new RunRecorder(store, services.Clock, state);
+        var executor = new ChangeExecutor(recorder, services.Clock, options.OutageTolerance, services.Log);
+        return new RunContext(services, runOptions, executor, runId, clusterLabel);
+    }
+
+    private async Task<RunReport> ExecuteAsync(RunContext run, Func<CancellationToken, Task<RunEnding>> steps, CancellationToken stop, CancellationToken abort)
+    {
+        run.Started = services.Clock.GetUtcNow();
+        RunEnding ending;
+        var interrupted = false;
+        try
+        {
+            ending = await steps(abort);
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested || abort.IsCancellationRequested)
+        {
+            services.Log.Warn("Interrupted; restoring what the run changed");
+            interrupted = true;
+            ending = new RunEnding(new Stop("interrupted: stopped at a safe point"), "interrupted: stopped at a safe point", run.FirstPlan);
+        }
+        catch (Exception e) when (e is PoolOperationException or CloudStackException or JournalException)
+        {
+            ending = new RunEnding(new Stop("stopped: " + e.Message), "stopped: " + e.Message, run.FirstPlan);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // A bug or something unforeseen: still put back what the run changed, and say what it was.
+            services.Log.Error("Run stopped by an unexpected error: {Error}", e.ToString());
+            var why = $"stopped by an unexpected error ({e.GetType().Name}: {e.Message}); see the log";
+            ending = new RunEnding(new Stop(why, NeedsOperator: true), why, run.FirstPlan);
+        }
+
+        return await FinishAsync(run, ending, restoreOnly: false, interrupted);
+    }
+
+    private async Task<RunReport> FinishAsync(RunContext run, RunEnding ending, bool restoreOnly, bool interrupted = false)
+    {
+        var result = ending.Result;
+        switch (result)
+        {
+            case Pause p:
+                services.Log.Warn("Stopping at a safe point: {Reason}", p.Why);
+                break;
+            case Stop s when !interrupted:
+                services.Log.Error("Run stopped: {Reason}", s.Why);
+                break;
+        }
+
+        if (result is Stop { OperatorAction: { } action })
+        {
+            run.OperatorAction(action);
+        }
+
+        // Restore never takes the interrupt tokens: a Ctrl-C must not cut it short.
+        var restoredAll = await RestoreSafelyAsync(run);
+        var outcome = interrupted ? RunOutcome.Interrupted : Outcome(result);
+        if (!restoredAll && outcome is RunOutcome.Done or RunOutcome.StoppedRestored or RunOutcome.Interrupted)
+        {
+            // Something could not be put back: an operator must act, whatever stopped the run.
+            outcome = RunOutcome.NeedsOperator;
+        }
+
+        var message = restoreOnly
+            ? restoredAll ? "restored what the run had changed" : "restore incomplete: see the operator actions"
+            : ending.Message;
+        var paused = result is Pause && restoredAll;
+        Journal(run, paused ? new RunPaused(outcome.ToString(), message) : new RunEnded(restoreOnly ? (restoredAll ? "Restored" : "NeedsOperator") : outcome.ToString(), message));
+        if (!restoreOnly)
+        {
+            NotifyEnd(run, outcome, message, paused);
+        }
+
+        return RunReportBuilder.Build(run, outcome, message, ending.Plan);
+    }
+
+    private async Task<bool> RestoreSafelyAsync(RunContext run)
+    {
+        try
+        {
+            return await Restorer.RestoreAsync(run, CancellationToken.None);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            services.Log.Error("Restore stopped by an error: {Error}", e.ToString());
+            return false;
+        }
+    }
+
+    private void Journal(RunContext run, RunEvent e)
+    {
+        try
+        {
+            run.Executor.Record(e);
+        }
+        catch (Exception ex) when (ex is IOException or JournalException or UnauthorizedAccessException)
+        {
+            services.Log.Error("Could not write the journal's last line ({Error}); 'rollreboot restore' will find the run unfinished", ex.Message);
+        }
+    }
+
+    private static RunOutcome Outcome(StepResult result) => result switch
+    {
+        Blocked => RunOutcome.Blocked,
+        Stop { NeedsOperator: true } => RunOutcome.NeedsOperator,
+        Stop or Pause => RunOutcome.StoppedRestored,
+        _ => RunOutcome.Done,
+    };
+
+    private void NotifyEnd(RunContext run, RunOutcome outcome, string message, bool paused)
+    {
+        var actions = run.State.OperatorActions.Skip(run.OperatorActionsBefore).ToList();
+        if (outcome is RunOutcome.NeedsOperator or RunOutcome.StoppedRestored or RunOutcome.Blocked && !paused)
+        {
+            run.Notify("failure", $"rollreboot on {clusterLabel} stopped: {message}" + (actions.Count > 0 ? "; operator action needed: " + string.Join("; ", actions) : ""), outcome: outcome.ToString());
+        }
+
+        if (outcome != RunOutcome.Blocked)
+        {
+            var rebooted = run.State.Finished.Skip(run.FinishedBefore).Count(f => (f.Result ?? HostResult.Rebooted) == HostResult.Rebooted);
+            run.Notify("finish", $"rollreboot on {clusterLabel} finished: {outcome}: {message} ({rebooted} host(s) rebooted)", outcome: outcome.ToString());
+        }
+    }
+
+    private static async Task<RunEnding> ReturnAsync(RunContext run, PoolSnapshot pool, string hostUuid, CancellationToken stop, CancellationToken abort)
+    {
+        var locked = await Steps.PrepareSteps.AcquireLockAsync(run, pool, abort);
+        if (!locked.IsContinue)
+        {
+            return new RunEnding(locked, Why(locked), null);
+        }
+
+        Steps.PrepareSteps.RecordOriginals(run, pool);
+        var (result, message) = await Steps.ReturnSteps.ReturnHostAsync(run, pool, hostUuid, stop, abort);
+        return new RunEnding(result, message, null);
+    }
+
+    private static Task<RunEnding> RollAsync(RunContext run, bool resumed, CancellationToken stop, CancellationToken abort) =>
+        Steps.RollingSteps.RunAsync(run, resumed, stop, abort);
+
+    internal static string Why(StepResult r) => r switch
+    {
+        Pause p => p.Why,
+        Stop s => s.Why,
+        Blocked b => b.Why,
+        SkipHost s => s.Why,
+        _ => "",
+    };
+}

@@ -1,0 +1,244 @@
+using System.Globalization;
+using RollingReboot.Core.Planning;
+using RollingReboot.Core.Pool;
+using RollingReboot.Core.Ports;
+using RollingReboot.Core.Run.Engine;
+using RollingReboot.Core.Run.Journal;
+using static RollingReboot.Core.Run.Engine.StepResult;
+
+namespace RollingReboot.Core.Run.Steps;
+
+/// <summary>One host on its way through the pipeline: what the steps learn and hand on.</summary>
+public sealed class HostRun(PoolSnapshot pool, HostState host, PlanStep step)
+{
+    public PoolSnapshot Pool { get; set; } = pool;
+
+    public HostState Host { get; } = host;
+
+    public PlanStep Step { get; } = step;
+
+    public bool IsMaster => Host.Uuid == Pool.MasterUuid;
+
+    public EvacuationResult Evacuation { get; set; } = EvacuationResult.None;
+
+    public DateTimeOffset EvacuationStarted { get; set; }
+
+    public double EvacuationSeconds { get; set; }
+
+    public DateTimeOffset RebootStarted { get; set; }
+
+    /// <summary>What proves the reboot later, read while the host is evacuated.</summary>
+    public Task<RebootContext>? Context { get; set; }
+
+    public HostState? Empty { get; set; }
+}
+
+/// <summary>
+/// A host's steps, in order: disable, evacuate, verify empty, (evacuate mode: mark and stop here), pre hook, reboot,
+/// await the proof of the new boot, enable as it was, post hook. Each returns a <see cref="StepResult"/>; the first that
+/// is not Continue ends the host.
+/// </summary>
+public static class HostPipeline
+{
+    private delegate Task<StepResult> HostStep(RunContext run, HostRun host, CancellationToken stop, CancellationToken abort);
+
+    private static readonly HostStep[] s_reboot = [DisableAsync, EvacuateAsync, VerifyEmptyAsync, PreHookAsync, RebootAsync, AwaitBootAsync, EnableAsync, FinishAsync, PostHookAsync];
+
+    private static readonly HostStep[] s_evacuate = [DisableAsync, EvacuateAsync, VerifyEmptyAsync, MarkEvacuatedAsync];
+
+    public static async Task<StepResult> RunAsync(RunContext run, PoolSnapshot pool, HostState host, PlanStep step, CancellationToken stop, CancellationToken abort)
+    {
+        var h = new HostRun(pool, host, step) { EvacuationStarted = run.Clock.GetUtcNow() };
+        // What proves the reboot (the host's clock now, its boot id over SSH) is taken while it is evacuated.
+        h.Context = run.Options.EvacuateOnly ? null : BootProof.CaptureAsync(run, host, abort);
+        try
+        {
+            foreach (var s in run.Options.EvacuateOnly ? s_evacuate : s_reboot)
+            {
+                var result = await s(run, h, stop, abort);
+                if (result is SkipHost)
+                {
+                    return await SkipAsync(run, h, abort);
+                }
+
+                if (!result.IsContinue)
+                {
+                    return result;
+                }
+            }
+
+            return Continue;
+        }
+        finally
+        {
+            // An early end leaves the capture unobserved; its failure no longer matters.
+            _ = h.Context?.ContinueWith(t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+        }
+    }
+
+    private static async Task<StepResult> DisableAsync(RunContext run, HostRun h, CancellationToken stop, CancellationToken abort)
+    {
+        run.Log.HostPhase(h.Host.Name, h.IsMaster ? "evacuating (master)" : "evacuating");
+        await run.Executor.DoAsync(new HostDisableIntended(h.Host.Uuid, h.Host.Name), ct => run.Pool.DisableHostAsync(h.Host.Uuid, ct), new HostDisabled(h.Host.Uuid), abort);
+        return Continue;
+    }
+
+    private static async Task<StepResult> EvacuateAsync(RunContext run, HostRun h, CancellationToken stop, CancellationToken abort)
+    {
+        h.Evacuation = await MigrationBatch.EvacuateAsync(run, h.Host, h.Step, abort);
+        h.EvacuationSeconds = (run.Clock.GetUtcNow() - h.EvacuationStarted).TotalSeconds;
+        return h.Evacuation.Failures.Count == 0
+            ? Continue
+            : new Stop($"could not evacuate {h.Host.Name}: {string.Join(", ", h.Evacuation.Failures)}; stopped before its reboot");
+    }
+
+    /// <summary>Nothing irreversible happens to a host that still runs a VM.</summary>
+    private static async Task<StepResult> VerifyEmptyAsync(RunContext run, HostRun h, CancellationToken stop, CancellationToken abort)
+    {
+        var after = await run.Executor.ReadAsync(run.Pool.ReadAsync, abort);
+        run.LastSnapshot = after;
+        h.Pool = after;
+        var left = after.RunningOn(h.Host.Uuid).ToList();
+        if (left.Count > 0)
+        {
+            return new Stop($"{h.Host.Name} still runs {string.Join(", ", left.Select(v => v.Name))} after evacuation; not rebooting it");
+        }
+
+        h.Empty = after.Hosts.First(x => x.Uuid == h.Host.Uuid);
+        return Continue;
+    }
+
+    private static async Task<StepResult> PreHookAsync(RunContext run, HostRun h, CancellationToken stop, CancellationToken abort)
+    {
+        // The last safe point before the reboot: a Ctrl-C now leaves the host untouched.
+        stop.ThrowIfCancellationRequested();
+        if (run.Options.Hooks.PreHostHook is null && run.Options.Hooks.PreHostCommand is null)
+        {
+            return Continue;
+        }
+
+        // The host is empty and disabled: the moment to patch it.
+        var hook = await run.Commands.RunHostHooksAsync("pre", h.Empty!, h.Pool, run.ClusterLabel, run.RunId, abort);
+        stop.ThrowIfCancellationRequested();
+        return hook.Decision switch
+        {
+            HookDecision.SkipHost => new SkipHost("pre hook exit 70"),
+            HookDecision.Stop => new Stop(hook.Failure!),
+            _ => Continue,
+        };
+    }
+
+    private static async Task<StepResult> RebootAsync(RunContext run, HostRun h, CancellationToken stop, CancellationToken abort)
+    {
+        h.RebootStarted = run.Clock.GetUtcNow();
+        var context = await h.Context!;
+        if (context.Failure is { } failure)
+        {
+            return failure;
+        }
+
+        var before = h.Empty!.BootTime;
+        var halt = run.Options.Halt;
+        run.Log.HostPhase(h.Host.Name, halt ? "shutting down (--halt)" : "rebooting");
+        var intent = new RebootIntended(h.Host.Uuid, h.Host.Name, before?.ToUnixTimeMilliseconds(),
+            context.ServerTime.ToString("O", CultureInfo.InvariantCulture), context.BootId, halt);
+        try
+        {
+            await run.Executor.DoOnceAsync(intent, ct => PowerCycleAsync(run, h.Host.Uuid, ct), new RebootTaken(h.Host.Uuid), abort);
+        }
+        catch (PoolOperationException e) when (e.IsTransient)
+        {
+            // Never repeat a reboot blindly: look whether it was taken (operation running, host down, new boot).
+            var check = await run.Executor.ReadAsync(run.Pool.ReadAsync, abort);
+            var now = check.Hosts.FirstOrDefault(x => x.Uuid == h.Host.Uuid);
+            var taken = now is null || !now.Live || now.CurrentOperations.Count > 0 || now.BootTime != before;
+            if (!taken)
+            {
+                run.Log.Warn("The reboot request for {Host} got no answer and was not taken; asking once more", h.Host.Name);
+                await PowerCycleAsync(run, h.Host.Uuid, abort);
+            }
+
+            run.Executor.Record(new RebootTaken(h.Host.Uuid));
+        }
+
+        if (halt)
+        {
+            var powerOnBy = run.ClampToWindow(run.Clock.GetUtcNow() + run.Options.PowerOnTimeout);
+            run.Log.Warn("{Host} is shutting down for hardware work: power it on when done (IPMI / iLO / 'xe host-power-on host={Host}'); waiting until {Deadline:u}",
+                h.Host.Name, h.Host.Name, powerOnBy);
+            run.Notify("host.halted", $"{h.Host.Name} of {run.ClusterLabel} is shut down for hardware work: power it on when done", h.Host.Name);
+        }
+
+        return Continue;
+    }
+
+    private static Task PowerCycleAsync(RunContext run, string hostUuid, CancellationToken abort) =>
+        run.Options.Halt ? run.Pool.ShutdownHostAsync(hostUuid, abort) : run.Pool.RebootHostAsync(hostUuid, abort);
+
+    private static async Task<StepResult> AwaitBootAsync(RunContext run, HostRun h, CancellationToken stop, CancellationToken abort)
+    {
+        var context = await h.Context!;
+        var proof = run.State.Host(h.Host.Uuid).Proof;
+        return await BootProof.AwaitAsync(run, h.Host, proof?.BootTimeBefore ?? context.ServerTime, context.ServerTime, context.BootId, h.IsMaster, abort);
+    }
+
+    private static Task<StepResult> EnableAsync(RunContext run, HostRun h, CancellationToken stop, CancellationToken abort) =>
+        HostEnabling.AfterRebootAsync(run, h.Host, abort);
+
+    private static Task<StepResult> FinishAsync(RunContext run, HostRun h, CancellationToken stop, CancellationToken abort)
+    {
+        var rebootSeconds = (run.Clock.GetUtcNow() - h.RebootStarted).TotalSeconds;
+        var e = h.Evacuation;
+        run.Executor.Record(new HostFinished(h.Host.Uuid, h.Host.Name, h.IsMaster, e.Moved, e.Bytes, h.EvacuationSeconds, rebootSeconds, e.Retries, HostResult.Rebooted));
+        run.Log.HostPhase(h.Host.Name, string.Create(CultureInfo.InvariantCulture, $"done ({e.Moved} migrations in {h.EvacuationSeconds:0} s, back after {rebootSeconds:0} s)"));
+        run.Notify("host.done", string.Create(CultureInfo.InvariantCulture,
+            $"{h.Host.Name} of {run.ClusterLabel} rebooted and back ({run.State.Rebooted.Count} done; {e.Moved} VMs moved in {Units.Duration(h.EvacuationSeconds)}, back after {Units.Duration(rebootSeconds)})"), h.Host.Name);
+        return Task.FromResult(Continue);
+    }
+
+    private static async Task<StepResult> PostHookAsync(RunContext run, HostRun h, CancellationToken stop, CancellationToken abort)
+    {
+        if (run.Options.Hooks.PostHostHook is null && run.Options.Hooks.PostHostCommand is null)
+        {
+            return Continue;
+        }
+
+        var back = await run.Executor.ReadAsync(run.Pool.ReadAsync, abort);
+        var hook = await run.Commands.RunHostHooksAsync("post", back.Hosts.First(x => x.Uuid == h.Host.Uuid), back, run.ClusterLabel, run.RunId, abort);
+        return hook.Decision == HookDecision.Stop ? new Stop(hook.Failure!) : Continue;
+    }
+
+    /// <summary>A pre hook said skip (exit 70): the host is not rebooted; it is enabled again as it was, its VMs stay where they went.</summary>
+    private static async Task<StepResult> SkipAsync(RunContext run, HostRun h, CancellationToken abort)
+    {
+        if (run.State.WasEnabled(h.Host.Uuid))
+        {
+            await run.Executor.DoAsync(new HostEnableIntended(h.Host.Uuid, h.Host.Name), ct => run.Pool.EnableHostAsync(h.Host.Uuid, ct), new HostEnabled(h.Host.Uuid), abort);
+        }
+
+        var e = h.Evacuation;
+        run.Executor.Record(new HostSkipped(h.Host.Uuid, h.Host.Name, "pre hook exit 70"));
+        run.Executor.Record(new HostFinished(h.Host.Uuid, h.Host.Name, h.IsMaster, e.Moved, e.Bytes, h.EvacuationSeconds, 0, e.Retries, HostResult.SkippedByHook));
+        run.Log.HostPhase(h.Host.Name, "skipped (pre hook exit 70); enabled again");
+        run.Notify("host.skipped", $"{h.Host.Name} of {run.ClusterLabel} skipped: the pre hook exited 70", h.Host.Name);
+        return Continue;
+    }
+
+    /// <summary>
+    /// 'rollreboot evacuate': the host is empty; it stays disabled (not put back by the restore) and a marker in
+    /// pool.other_config names the VMs it ran, for 'rollreboot return', from any machine.
+    /// </summary>
+    private static async Task<StepResult> MarkEvacuatedAsync(RunContext run, HostRun h, CancellationToken stop, CancellationToken abort)
+    {
+        var key = Evacuation.MarkerKey(h.Host.Uuid);
+        var value = Evacuation.MarkerValue(run.RunId, h.Host, run.State.Original!, run.Clock.GetUtcNow());
+        run.Executor.Record(new EvacuationMarkIntended(h.Host.Uuid, key));
+        await run.Executor.DoAsync(null, ct => run.Pool.RemovePoolOtherConfigAsync(key, ct), null, abort);
+        await run.Executor.DoAsync(null, ct => run.Pool.TryAddPoolOtherConfigAsync(key, value, ct), new HostLeftEvacuated(h.Host.Uuid, h.Host.Name), abort);
+        var e = h.Evacuation;
+        run.Executor.Record(new HostFinished(h.Host.Uuid, h.Host.Name, h.IsMaster, e.Moved, e.Bytes, h.EvacuationSeconds, 0, e.Retries, HostResult.Evacuated));
+        run.Log.HostPhase(h.Host.Name, "empty and disabled for maintenance");
+        run.Notify("host.evacuated", $"{h.Host.Name} of {run.ClusterLabel} is empty and disabled for maintenance", h.Host.Name);
+        return Continue;
+    }
+}

@@ -1,0 +1,233 @@
+using RollingReboot.Core.Planning;
+using RollingReboot.Core.Pool;
+using RollingReboot.Core.Ports;
+using RollingReboot.Core.Run.Engine;
+using RollingReboot.Core.Run.Journal;
+
+namespace RollingReboot.Core.Run.Steps;
+
+public sealed record EvacuationResult(int Moved, long Bytes, int Retries, IReadOnlyList<string> Failures)
+{
+    public static EvacuationResult None { get; } = new(0, 0, 0, []);
+}
+
+/// <summary>
+/// Live migrations in parallel: --threads at a time, at most --max-migrations-per-target into one host, largest first.
+/// A migration is never repeated blindly: after a failure the VM is re-read (a lost reply may hide a migration that
+/// ran) and only a VM still on its source is tried again, elsewhere if another host fits.
+/// </summary>
+public static class MigrationBatch
+{
+    public static async Task<EvacuationResult> EvacuateAsync(RunContext run, HostState host, PlanStep step, CancellationToken abort)
+    {
+        var threads = Math.Max(1, run.Options.Plan.Threads);
+        var perTarget = Math.Max(1, run.Options.Plan.MaxMigrationsPerTarget);
+        using var gate = new SemaphoreSlim(threads);
+        var targetGates = step.Migrations.Select(m => m.ToUuid).Distinct().ToDictionary(t => t, _ => new SemaphoreSlim(perTarget));
+        var moved = 0;
+        long bytes = 0;
+        var retries = 0;
+        var failures = new List<string>();
+        try
+        {
+            await Task.WhenAll(step.Migrations.OrderByDescending(m => m.MemoryBytes).Select(async m =>
+            {
+                await gate.WaitAsync(abort);
+                try
+                {
+                    var outcome = await MigrateOneAsync(run, host, m, targetGates, abort);
+                    if (outcome.Retries > 0)
+                    {
+                        Interlocked.Add(ref retries, outcome.Retries);
+                    }
+
+                    if (outcome.Failure is { } failure)
+                    {
+                        lock (failures)
+                        {
+                            failures.Add(failure);
+                        }
+                    }
+                    else if (outcome.Moved)
+                    {
+                        var n = Interlocked.Increment(ref moved);
+                        Interlocked.Add(ref bytes, m.MemoryBytes);
+                        ReportProgress(run, host, step, n);
+                    }
+                }
+                finally
+                {
+                    gate.Release();
+                }
+            }));
+        }
+        finally
+        {
+            foreach (var g in targetGates.Values)
+            {
+                g.Dispose();
+            }
+        }
+
+        return new EvacuationResult(moved, bytes, retries, failures);
+    }
+
+    private sealed record MigrationOutcome(bool Moved, int Retries, string? Failure);
+
+    private static async Task<MigrationOutcome> MigrateOneAsync(RunContext run, HostState host, PlannedMigration m, Dictionary<string, SemaphoreSlim> targetGates, CancellationToken abort)
+    {
+        var target = m.ToUuid;
+        for (var attempt = 0; ; attempt++)
+        {
+            var tgate = targetGates.GetValueOrDefault(target);
+            if (tgate is not null)
+            {
+                await tgate.WaitAsync(abort);
+            }
+
+            string error;
+            try
+            {
+                await MigrateBoundedAsync(run, new MigrationIntended(m.VmUuid, m.VmName, host.Uuid, target), m.VmUuid, target, new MigrationDone(m.VmUuid, target), abort);
+                return new MigrationOutcome(true, attempt, null);
+            }
+            catch (PoolOperationException e)
+            {
+                error = e.Code;
+            }
+            catch (OperationCanceledException) when (!abort.IsCancellationRequested)
+            {
+                error = "timed out after " + Units.Duration(run.Options.MigrationTimeout.TotalSeconds);
+            }
+            finally
+            {
+                tgate?.Release();
+            }
+
+            run.Executor.Record(new MigrationFailed(m.VmUuid, target, error));
+            if (attempt >= run.Options.MigrationRetries)
+            {
+                return new MigrationOutcome(false, attempt, $"{m.VmName}: {error}");
+            }
+
+            var (live, vm) = await SettleAsync(run, m.VmUuid, abort);
+            if (vm is null || !vm.IsRunningGuest || vm.ResidentOnUuid != host.Uuid)
+            {
+                // It moved after all (a lost reply), or stopped: nothing left to do for it.
+                return new MigrationOutcome(false, attempt + 1, null);
+            }
+
+            target = PickAlternative(run, live, vm, host.Uuid, target) ?? target;
+            run.Log.Warn("Migration of {Vm} failed ({Error}); retrying to {Target}", m.VmName, error, live.FindHost(target)?.Name ?? target);
+        }
+    }
+
+    /// <summary>One migration, bounded by --migration-timeout on the run's clock.</summary>
+    private static async Task MigrateBoundedAsync(RunContext run, RunEvent intent, string vmUuid, string target, RunEvent done, CancellationToken abort)
+    {
+        using var timeout = new CancellationTokenSource(run.Options.MigrationTimeout, run.Clock);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(abort, timeout.Token);
+        await run.Executor.DoOnceAsync(intent, ct => run.Pool.MigrateVmAsync(vmUuid, target, null, ct), done, linked.Token);
+    }
+
+    /// <summary>A lost reply: the migration may be running after all. Let it finish (bounded), then decide.</summary>
+    private static async Task<(PoolSnapshot Live, VmState? Vm)> SettleAsync(RunContext run, string vmUuid, CancellationToken abort)
+    {
+        var live = await run.Executor.ReadAsync(run.Pool.ReadAsync, abort);
+        var vm = live.Vms.FirstOrDefault(v => v.Uuid == vmUuid);
+        var settle = run.Clock.GetUtcNow() + run.Options.MigrationTimeout;
+        while (vm is { CurrentOperations.Count: > 0 } && run.Clock.GetUtcNow() < settle)
+        {
+            await run.Pool.WaitForChangeAsync(TimeSpan.FromSeconds(10), abort);
+            live = await run.Executor.ReadAsync(run.Pool.ReadAsync, abort);
+            vm = live.Vms.FirstOrDefault(v => v.Uuid == vmUuid);
+        }
+
+        return (live, vm);
+    }
+
+    /// <summary>
+    /// <c>--return-vms</c> and 'rollreboot return': each VM back to its host from before the run, hosts in the given order,
+    /// two passes (memory frees up as others go home); a VM that cannot go back stays running where it is.
+    /// </summary>
+    public static async Task<(int Back, List<string> Failed)> ReturnVmsAsync(RunContext run, IReadOnlyDictionary<string, string?> homes, IReadOnlyList<string> order, CancellationToken stop, CancellationToken abort)
+    {
+        var back = 0;
+        var pending = new List<VmState>();
+        for (var pass = 0; pass < 2; pass++)
+        {
+            var pool = await run.Executor.ReadAsync(run.Pool.ReadAsync, abort);
+            var wanted = pool.Vms.Where(v => v.IsRunningGuest && homes.TryGetValue(v.Uuid, out var home) && home is not null && home != v.ResidentOnUuid)
+                .OrderBy(v => order.ToList().IndexOf(homes[v.Uuid]!) is var i && i < 0 ? int.MaxValue : i).ThenBy(v => v.Name, StringComparer.Ordinal).ToList();
+            if (wanted.Count == 0)
+            {
+                pending.Clear();
+                break;
+            }
+
+            run.Log.Info("Returning {Count} VM(s) to their original hosts (pass {Pass})", wanted.Count, pass + 1);
+            using var gate = new SemaphoreSlim(Math.Max(1, run.Options.Plan.Threads));
+            pending.Clear();
+            await Task.WhenAll(wanted.Select(async vm =>
+            {
+                stop.ThrowIfCancellationRequested();
+                await gate.WaitAsync(abort);
+                try
+                {
+                    var home = homes[vm.Uuid]!;
+                    await MigrateBoundedAsync(run, new ReturnIntended(vm.Uuid, vm.Name, home), vm.Uuid, home, new ReturnDone(vm.Uuid), abort);
+                    Interlocked.Increment(ref back);
+                }
+                catch (Exception e) when (e is PoolOperationException || e is OperationCanceledException && !abort.IsCancellationRequested)
+                {
+                    lock (pending)
+                    {
+                        pending.Add(vm);
+                    }
+
+                    run.Log.Warn("Could not return {Vm} yet: {Error}", vm.Name, (e as PoolOperationException)?.Code ?? "timed out");
+                }
+                finally
+                {
+                    gate.Release();
+                }
+            }));
+            if (pending.Count == 0)
+            {
+                break;
+            }
+        }
+
+        return (back, pending.Select(v => v.Name).Order(StringComparer.Ordinal).ToList());
+    }
+
+    /// <summary>Progress a person can follow: a line at each quarter of a host's migrations, with the run's ETA.</summary>
+    private static void ReportProgress(RunContext run, HostState host, PlanStep step, int done)
+    {
+        var total = step.Migrations.Count;
+        var quarter = Math.Max(1, total / 4);
+        if (done % quarter != 0 && done != total)
+        {
+            return;
+        }
+
+        var elapsed = run.Clock.GetUtcNow() - run.Started;
+        // The plan made just before this host starts with this host: its total is what is left.
+        var remaining = run.CurrentPlan is null ? 0 : run.CurrentPlan.Estimate.TotalSeconds - (step.EvacuationSeconds * done / total);
+        run.Log.Info("{Host}: {Done}/{Total} migrations; run elapsed {Elapsed}, about {Eta} to go",
+            host.Name, done, total, Units.Duration(elapsed.TotalSeconds), Units.Duration(remaining));
+    }
+
+    /// <summary>Another rebooted (or never-rebooting) live enabled host with room for the VM.</summary>
+    private static string? PickAlternative(RunContext run, PoolSnapshot live, VmState vm, string sourceUuid, string failedTarget)
+    {
+        var allowed = run.State.Rebooted.ToHashSet(StringComparer.Ordinal);
+        var nothingRebooted = allowed.Count == 0;
+        var original = run.State.Original!;
+        allowed.UnionWith(live.Hosts.Where(h => !original.HostEnabled.ContainsKey(h.Uuid)).Select(h => h.Uuid));
+        return live.Hosts
+            .Where(h => h.Uuid != sourceUuid && h.Uuid != failedTarget && h.Live && h.Enabled && h.MemoryFree >= vm.MemoryBytes && (allowed.Contains(h.Uuid) || nothingRebooted))
+            .OrderByDescending(h => h.MemoryFree).ThenBy(h => h.Name, StringComparer.Ordinal)
+            .Select(h => h.Uuid).FirstOrDefault();
+    }
+}

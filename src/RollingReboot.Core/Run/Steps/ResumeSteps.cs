@@ -1,0 +1,76 @@
+using RollingReboot.Core.Run.Engine;
+using RollingReboot.Core.Run.Journal;
+using RollingReboot.Core.Run.State;
+using static RollingReboot.Core.Run.Engine.StepResult;
+
+namespace RollingReboot.Core.Run.Steps;
+
+/// <summary>What a resumed run does before it plans: the same steps a fresh run would have taken next.</summary>
+public static class ResumeSteps
+{
+    /// <summary>
+    /// A run that died while a host was rebooting: wait for that host and prove it, as the dead run would have, then
+    /// enable it. A reboot that was asked for but never taken (boot time unchanged, host live and idle) was not.
+    /// </summary>
+    public static async Task<StepResult> FinishRebootsInFlightAsync(RunContext run, CancellationToken abort)
+    {
+        foreach (var progress in run.State.RebootsInFlight.ToList())
+        {
+            var h = await run.Executor.ReadAsync(ct => run.Pool.ReadHostAsync(progress.Uuid, ct), abort);
+            var proof = progress.Proof;
+            var booted = h.BootTime is { } b && proof?.BootTimeBefore is { } before && b > before;
+            var inFlight = booted || progress.Phase == HostPhase.RebootTaken || !h.Live || h.CurrentOperations.Count > 0;
+            if (!inFlight)
+            {
+                run.Log.Info("{Host}: its reboot was asked for but not taken; it is planned again", h.Name);
+                continue;
+            }
+
+            run.Log.Info("{Host} was rebooting when the previous run stopped; waiting for it", h.Name);
+            var snapshot = run.LastSnapshot ?? await run.Executor.ReadAsync(run.Pool.ReadAsync, abort);
+            var previousBoot = proof?.BootTimeBefore ?? DateTimeOffset.MinValue;
+            var back = await BootProof.AwaitAsync(run, h, previousBoot, proof?.ServerTime ?? previousBoot, proof?.BootId, h.Uuid == snapshot.MasterUuid, abort);
+            if (!back.IsContinue)
+            {
+                return back;
+            }
+
+            var enabled = await HostEnabling.AfterRebootAsync(run, h, abort);
+            if (!enabled.IsContinue)
+            {
+                return enabled;
+            }
+
+            run.Executor.Record(new HostFinished(h.Uuid, h.Name, h.Uuid == snapshot.MasterUuid, Result: HostResult.Rebooted));
+        }
+
+        return Continue;
+    }
+
+    /// <summary>A run that died mid-host left it disabled; it was enabled before the run, so the new plan must see it so.</summary>
+    public static async Task<StepResult> ReenableHostsLeftDisabledAsync(RunContext run, CancellationToken abort)
+    {
+        var snapshot = await run.Executor.ReadAsync(run.Pool.ReadAsync, abort);
+        run.LastSnapshot = snapshot;
+        foreach (var progress in run.State.LeftDisabled.ToList())
+        {
+            var h = snapshot.Hosts.FirstOrDefault(x => x.Uuid == progress.Uuid);
+            if (h is not { Live: true })
+            {
+                continue;
+            }
+
+            if (!h.Enabled && run.State.WasEnabled(h.Uuid))
+            {
+                await run.Executor.DoAsync(new HostEnableIntended(h.Uuid, h.Name), ct => run.Pool.EnableHostAsync(h.Uuid, ct), new HostEnabled(h.Uuid), abort);
+                run.Log.Info("{Host}: enabled again (the interrupted run had disabled it)", h.Name);
+            }
+            else
+            {
+                run.Executor.Record(new HostEnabled(h.Uuid));
+            }
+        }
+
+        return Continue;
+    }
+}

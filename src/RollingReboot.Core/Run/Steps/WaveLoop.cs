@@ -1,0 +1,81 @@
+using RollingReboot.Core.Planning;
+using RollingReboot.Core.Run.Engine;
+using static RollingReboot.Core.Run.Engine.StepResult;
+
+namespace RollingReboot.Core.Run.Steps;
+
+/// <summary>
+/// The hosts, wave by wave (one host at a time unless --max-hosts-down): before each wave the pacing gate, a new plan
+/// against the live pool (VMs may have started, stopped or moved), the window check; then each host's pipeline.
+/// </summary>
+public static class WaveLoop
+{
+    public static async Task<StepResult> RunAsync(RunContext run, Plan plan, CancellationToken stop, CancellationToken abort)
+    {
+        var remaining = plan.Steps.Select(s => s.HostUuid).ToList();
+        var doneThisRun = 0;
+        while (remaining.Count > 0)
+        {
+            stop.ThrowIfCancellationRequested();
+            var gate = await PacingGate.BeforeNextAsync(run, doneThisRun, remaining, stop);
+            if (!gate.IsContinue)
+            {
+                return gate;
+            }
+
+            // One host at a time asks XAPI about that host only; with waves every host is asked.
+            var planOptions = run.PlanOptions;
+            var onlyHost = planOptions.MaxHostsDown > 1 ? null : remaining[0];
+            var pre = await run.Executor.ReadAsync(
+                ct => Preflight.RunAsync(run.Pool, null, planOptions, run.State.Rebooted, ct, onlyHost, run.AntiAffinity), abort);
+            run.LastSnapshot = pre.Pool;
+            if (pre.Plan.Blockers.Count > 0)
+            {
+                return new Stop($"before {run.HostName(remaining[0])}: {string.Join("; ", pre.Plan.Blockers.Select(b => b.Message))}");
+            }
+
+            foreach (var gone in remaining.Where(r => pre.Plan.Steps.All(s => s.HostUuid != r)).ToList())
+            {
+                run.Log.Warn("{Host} no longer needs the run's attention; skipped", run.HostName(gone));
+                remaining.Remove(gone);
+            }
+
+            var steps = pre.Plan.Steps.Where(s => remaining.Contains(s.HostUuid)).ToList();
+            if (steps.Count == 0)
+            {
+                break;
+            }
+
+            // The live plan's next wave: hosts rebooted together (always one, the master alone, with --max-hosts-down 1).
+            var wave = steps.Where(s => s.Wave == steps[0].Wave).ToList();
+            var fits = PacingGate.FitsWindow(run, wave, doneThisRun);
+            if (!fits.IsContinue)
+            {
+                return fits;
+            }
+
+            run.CurrentPlan = pre.Plan;
+            if (wave.Count > 1)
+            {
+                run.Log.Info("Wave {Wave}: {Hosts} together", wave[0].Wave, string.Join(", ", wave.Select(w => w.HostName)));
+            }
+
+            var results = await Task.WhenAll(wave.Select(step =>
+                HostPipeline.RunAsync(run, pre.Pool, pre.Pool.Hosts.First(h => h.Uuid == step.HostUuid), step, stop, abort)));
+            var worst = results.Aggregate(Continue, StepResult.Worst);
+            if (!worst.IsContinue)
+            {
+                return worst;
+            }
+
+            foreach (var step in wave)
+            {
+                remaining.Remove(step.HostUuid);
+            }
+
+            doneThisRun += wave.Count;
+        }
+
+        return Continue;
+    }
+}

@@ -1,0 +1,73 @@
+using Microsoft.Extensions.Time.Testing;
+using RollingReboot.Core.Pool;
+using RollingReboot.Core.Run;
+using RollingReboot.Core.Run.Engine;
+using RollingReboot.Core.Run.Journal;
+using RollingReboot.Core.Tests.Run.Fakes;
+
+namespace RollingReboot.Core.Tests.Run;
+
+/// <summary>A fake pool, a fake CloudStack and a journal, with the engine composed over them as the CLI composes it.</summary>
+internal sealed class CrashHarness
+{
+    public CrashHarness(int hosts = 4, bool ha = true, bool cloudStack = true, RunOptions? options = null)
+    {
+        // Each read of the clock moves it on a second: time passes as the run works, never by itself.
+        Clock = new FakeTimeProvider(new DateTimeOffset(2026, 11, 22, 1, 0, 0, TimeSpan.Zero)) { AutoAdvanceAmount = TimeSpan.FromSeconds(1) };
+        Pool = FakePool.Create(Clock, hosts, ha: ha);
+        Cloud = cloudStack ? new FakeCloudStack(Pool) : null;
+        Options = options ?? new RunOptions { Operator = "test", Machine = "test", UseSshProof = false };
+    }
+
+    public FakeTimeProvider Clock { get; }
+
+    public FakePool Pool { get; }
+
+    public FakeCloudStack? Cloud { get; }
+
+    public RunOptions Options { get; }
+
+    public CollectingRunLog Log { get; } = new();
+
+    public RunEngine Engine(RunOptions? options = null) =>
+        new(new RunServices(Pool, Cloud is null ? null : new ClusterBinding(Cloud, Cloud.Cluster), Log, Clock), options ?? Options, "C");
+
+    public async Task<PoolSnapshot> SnapshotAsync()
+    {
+        Pool.Thaw();
+        return await Pool.ReadAsync();
+    }
+
+    /// <summary>Starts a mode; a simulated crash ends it as kill -9 would (the pool frozen, the journal cut).</summary>
+    public async Task<RunReport?> StartAsync(MemoryJournalStore store, RunMode mode, string? hostUuid = null, RunOptions? options = null)
+    {
+        var pool = await SnapshotAsync();
+        try
+        {
+            return await Engine(options).StartAsync(store, "run-1", mode, pool, hostUuid, CancellationToken.None, CancellationToken.None);
+        }
+        catch (SimulatedCrash)
+        {
+            Pool.Thaw();
+            return null;
+        }
+    }
+
+    public async Task<RunReport?> ContinueAsync(MemoryJournalStore store, RunMode mode, RunOptions? options = null)
+    {
+        Pool.Thaw();
+        try
+        {
+            return await Engine(options).ContinueAsync(store, mode, CancellationToken.None, CancellationToken.None);
+        }
+        catch (SimulatedCrash)
+        {
+            Pool.Thaw();
+            return null;
+        }
+    }
+
+    public MemoryJournalStore CrashingAt(int n) => new() { CrashAt = n, OnCrash = Pool.Freeze };
+
+    public string Audit() => Pool.Audit() + "\ncloudstack " + (Cloud?.ManagedState ?? "-");
+}

@@ -1,0 +1,257 @@
+using RollingReboot.Core.Pool;
+using RollingReboot.Core.Ports;
+
+namespace RollingReboot.Core.Tests.Run.Fakes;
+
+/// <summary>
+/// A pool in memory, written by hand (as Serilog's CollectingSink): hosts, VMs, HA, other_config, with the rules of XAPI
+/// the run relies on (a host reboots only disabled and empty, a VM migrates only to a live enabled host with room, a
+/// rebooted host comes back live and enabled with a new boot time). A reboot completes at once, so the run never waits.
+/// <see cref="Freeze"/> is the moment the run's process dies: every later call fails, nothing more changes.
+/// </summary>
+internal sealed class FakePool(TimeProvider clock) : IPoolConnection
+{
+    public const long GiB = 1L << 30;
+    private readonly Lock _lock = new();
+
+    public sealed class Host
+    {
+        public required string Uuid { get; init; }
+        public required string Name { get; init; }
+        public bool Enabled { get; set; } = true;
+        public bool Live { get; set; } = true;
+        public long Memory { get; init; } = 64 * GiB;
+        public DateTimeOffset BootTime { get; set; }
+        public DateTimeOffset AgentStart { get; set; }
+        public int BootCount { get; set; }
+    }
+
+    public sealed class Vm
+    {
+        public required string Uuid { get; init; }
+        public required string Name { get; init; }
+        public required string Host { get; set; }
+        public long Memory { get; init; } = 4 * GiB;
+        public bool Running { get; set; } = true;
+    }
+
+    public string Uuid { get; } = "pool-uuid";
+    public string Name { get; init; } = "P";
+    public string MasterUuid { get; set; } = "";
+    public List<Host> Hosts { get; } = [];
+    public List<Vm> Vms { get; } = [];
+    public HaSettings Ha { get; set; } = HaSettings.Disabled;
+    public Dictionary<string, string> OtherConfig { get; } = new(StringComparer.Ordinal);
+    public bool Frozen { get; private set; }
+    public int Migrations { get; private set; }
+
+    /// <summary>Things that would hurt a real pool (a host rebooted with VMs on it, a VM halted); must stay empty.</summary>
+    public List<string> Violations { get; } = [];
+
+    /// <summary>n hosts (h1 the master), v VMs a host, HA on with settings to restore, one empty host's worth of room.</summary>
+    public static FakePool Create(TimeProvider clock, int hosts = 4, int vmsPerHost = 3, bool ha = true)
+    {
+        var pool = new FakePool(clock);
+        var boot = clock.GetUtcNow().AddDays(-30);
+        for (var i = 1; i <= hosts; i++)
+        {
+            pool.Hosts.Add(new Host { Uuid = $"h{i}", Name = $"xen{i}", BootTime = boot, AgentStart = boot });
+            for (var v = 1; v <= vmsPerHost; v++)
+            {
+                pool.Vms.Add(new Vm { Uuid = $"vm{i}-{v}", Name = $"vm-{i}-{v}", Host = $"h{i}" });
+            }
+        }
+
+        pool.MasterUuid = "h1";
+        if (ha)
+        {
+            pool.Ha = new HaSettings(true, ["sr-heartbeat"], new Dictionary<string, string> { ["timeout"] = "180" }, 1, true);
+        }
+
+        return pool;
+    }
+
+    public void Freeze()
+    {
+        lock (_lock)
+        {
+            Frozen = true;
+        }
+    }
+
+    public void Thaw()
+    {
+        lock (_lock)
+        {
+            Frozen = false;
+        }
+    }
+
+    /// <summary>What a test compares before and after: everything the run must put back (VM placement may differ).</summary>
+    public string Audit()
+    {
+        lock (_lock)
+        {
+            return string.Join("\n",
+                $"ha {Ha.Enabled} {string.Join(",", Ha.HeartbeatSrUuids)} {string.Join(",", Ha.Configuration.Select(kv => kv.Key + "=" + kv.Value))} {Ha.HostFailuresToTolerate} {Ha.AllowOvercommit}",
+                "other_config " + string.Join(",", OtherConfig.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Key)),
+                "hosts " + string.Join(",", Hosts.Select(h => $"{h.Name}:{(h.Enabled ? "enabled" : "disabled")}:{(h.Live ? "live" : "down")}")),
+                "vms running " + Vms.Count(v => v.Running) + "/" + Vms.Count);
+        }
+    }
+
+    public Host H(string uuid) => Hosts.First(h => h.Uuid == uuid);
+
+    private void Check()
+    {
+        if (Frozen)
+        {
+            throw new SimulatedCrash();
+        }
+    }
+
+    private static PoolOperationException Refused(string code, params string[] p) => new(code, p, "XenAPI error " + code) { Kind = PoolErrorKind.Refused };
+
+    private HostState ToState(Host h)
+    {
+        var used = Vms.Where(v => v.Running && v.Host == h.Uuid).Sum(v => v.Memory);
+        return new HostState(h.Uuid, h.Name, "192.0.2." + h.Uuid[1..], h.Enabled, h.Live, h.Memory, h.Memory - GiB - used, GiB,
+            h.BootTime, h.AgentStart, [], [], []);
+    }
+
+    public Task<PoolSnapshot> ReadAsync(CancellationToken cancellationToken = default)
+    {
+        lock (_lock)
+        {
+            Check();
+            return Task.FromResult(new PoolSnapshot(Uuid, Name, MasterUuid, Ha, new Dictionary<string, string>(OtherConfig), [],
+                Hosts.Select(ToState).ToList(),
+                Vms.Select(v => new VmState(v.Uuid, v.Name, v.Running ? "Running" : "Halted", v.Running ? v.Host : null, v.Memory, true, ["sr-shared"], [], false, false, false, "", [])).ToList(),
+                [new SrInfo("sr-shared", "shared", true, null), new SrInfo("sr-heartbeat", "heartbeat", true, null)]));
+        }
+    }
+
+    public Task<HostState> ReadHostAsync(string hostUuid, CancellationToken cancellationToken = default)
+    {
+        lock (_lock)
+        {
+            Check();
+            return Task.FromResult(ToState(H(hostUuid)));
+        }
+    }
+
+    public Task<IReadOnlyDictionary<string, IReadOnlyList<string>>> GetVmsPreventingEvacuationAsync(string hostUuid, CancellationToken cancellationToken = default)
+    {
+        lock (_lock)
+        {
+            Check();
+            return Task.FromResult<IReadOnlyDictionary<string, IReadOnlyList<string>>>(new Dictionary<string, IReadOnlyList<string>>());
+        }
+    }
+
+    public Task<DateTimeOffset> GetServerTimeAsync(string hostUuid, CancellationToken cancellationToken = default)
+    {
+        lock (_lock)
+        {
+            Check();
+            return Task.FromResult(clock.GetUtcNow());
+        }
+    }
+
+    private Task Mutate(Action change)
+    {
+        lock (_lock)
+        {
+            Check();
+            change();
+            return Task.CompletedTask;
+        }
+    }
+
+    public Task DisableHaAsync(CancellationToken cancellationToken = default) => Mutate(() => Ha = HaSettings.Disabled);
+
+    public Task EnableHaAsync(IReadOnlyList<string> heartbeatSrUuids, IReadOnlyDictionary<string, string> configuration, CancellationToken cancellationToken = default) =>
+        Mutate(() =>
+        {
+            if (Ha.Enabled)
+            {
+                throw Refused("HA_IS_ENABLED");
+            }
+
+            // pool.enable_ha leaves ntol at what XAPI computes; the run sets the recorded one afterwards.
+            Ha = new HaSettings(true, heartbeatSrUuids.ToList(), new Dictionary<string, string>(configuration), 0, false);
+        });
+
+    public Task SetHaHostFailuresToTolerateAsync(long value, CancellationToken cancellationToken = default) => Mutate(() => Ha = Ha with { HostFailuresToTolerate = value });
+
+    public Task SetHaAllowOvercommitAsync(bool value, CancellationToken cancellationToken = default) => Mutate(() => Ha = Ha with { AllowOvercommit = value });
+
+    public Task<bool> TryAddPoolOtherConfigAsync(string key, string value, CancellationToken cancellationToken = default)
+    {
+        lock (_lock)
+        {
+            Check();
+            return Task.FromResult(OtherConfig.TryAdd(key, value));
+        }
+    }
+
+    public Task RemovePoolOtherConfigAsync(string key, CancellationToken cancellationToken = default) => Mutate(() => OtherConfig.Remove(key));
+
+    public Task DisableHostAsync(string hostUuid, CancellationToken cancellationToken = default) => Mutate(() => H(hostUuid).Enabled = false);
+
+    public Task EnableHostAsync(string hostUuid, CancellationToken cancellationToken = default) => Mutate(() =>
+    {
+        var h = H(hostUuid);
+        if (!h.Live)
+        {
+            throw Refused("HOST_OFFLINE", hostUuid);
+        }
+
+        h.Enabled = true;
+    });
+
+    public Task RebootHostAsync(string hostUuid, CancellationToken cancellationToken = default) => Mutate(() =>
+    {
+        var h = H(hostUuid);
+        if (h.Enabled)
+        {
+            throw Refused("HOST_NOT_DISABLED");
+        }
+
+        if (Vms.Any(v => v.Running && v.Host == hostUuid))
+        {
+            Violations.Add($"{h.Name} rebooted with VMs on it");
+            throw Refused("HOST_IN_USE", hostUuid);
+        }
+
+        // Down and back at once, with a new boot; xapi enables the host when it starts.
+        h.BootCount++;
+        h.BootTime = clock.GetUtcNow();
+        h.AgentStart = h.BootTime;
+        h.Enabled = true;
+    });
+
+    public Task ShutdownHostAsync(string hostUuid, CancellationToken cancellationToken = default) => throw new NotSupportedException("the fake pool does not halt hosts");
+
+    public Task MigrateVmAsync(string vmUuid, string targetHostUuid, IProgress<double>? progress = null, CancellationToken cancellationToken = default) => Mutate(() =>
+    {
+        var vm = Vms.First(v => v.Uuid == vmUuid);
+        var target = H(targetHostUuid);
+        if (!target.Live || !target.Enabled)
+        {
+            throw Refused("HOST_DISABLED", targetHostUuid);
+        }
+
+        if (ToState(target).MemoryFree < vm.Memory)
+        {
+            throw Refused("HOST_NOT_ENOUGH_FREE_MEMORY", vm.Memory.ToString(System.Globalization.CultureInfo.InvariantCulture), ToState(target).MemoryFree.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+
+        vm.Host = targetHostUuid;
+        Migrations++;
+    });
+
+    public Task WaitForChangeAsync(TimeSpan timeout, CancellationToken cancellationToken = default) => Task.CompletedTask;
+
+    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+}
