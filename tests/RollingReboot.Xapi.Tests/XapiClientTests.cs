@@ -29,14 +29,19 @@ public sealed class XapiClientTests
     {
         await using var server = await CannedXapiServer.StartAsync((c, body) =>
             c.Request.Path == "/jsonrpc"
-                ? Respond.Text(c, "text/xml", Wire.XmlRpc.EncodeFailure(["MESSAGE_METHOD_UNKNOWN"]))
-                : Respond.Text(c, "text/xml", body.Contains("login", StringComparison.Ordinal) ? Wire.XmlRpc.EncodeSuccess(JsonValue.Create("OpaqueRef:s")) : Wire.XmlRpc.EncodeSuccess(new JsonArray("OpaqueRef:vm1"))));
+                ? Respond.Text(c, "text/xml", XmlRpcReply("<member><name>Status</name><value>Failure</value></member><member><name>ErrorDescription</name><value><array><data><value>MESSAGE_METHOD_UNKNOWN</value></data></array></value></member>"))
+                : Respond.Text(c, "text/xml", XmlRpcReply("<member><name>Status</name><value>Success</value></member><member><name>Value</name>"
+                    + (body.Contains("login", StringComparison.Ordinal) ? "<value>OpaqueRef:s</value>" : "<value><array><data><value>OpaqueRef:vm1</value></data></array></value>") + "</member>")));
         await using var client = server.Client();
         var result = await client.CallAsync("VM.get_all", []);
         Assert.Equal("OpaqueRef:vm1", result![0]!.ToString());
         Assert.True(client.UsesXmlRpc);
         Assert.Contains(server.Requests, r => r.StartsWith("/ ", StringComparison.Ordinal) && r.Contains("<methodName>VM.get_all</methodName>", StringComparison.Ordinal));
     }
+
+    // A methodResponse as xapi writes it (ocaml-rpc xmlrpc.ml add_response: strings untyped), by hand.
+    private static string XmlRpcReply(string members) =>
+        "<?xml version=\"1.0\"?><methodResponse><params><param><value><struct>" + members + "</struct></value></param></params></methodResponse>";
 
     [Fact]
     public async Task Call_SessionInvalid_LogsInAgainAndRetriesOnce()

@@ -316,9 +316,17 @@ internal sealed partial class SimPool
         : throw new XapiError("FIELD_TYPE_ERROR", method + " parameter " + i.ToString(CultureInfo.InvariantCulture));
 
     private static double Num(List<JsonNode?> a, int i, string method) =>
-        i < a.Count && a[i] is JsonValue v && (v.TryGetValue<double>(out var d) || (v.TryGetValue<string>(out var s) && double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out d)))
+        i < a.Count && a[i] is JsonValue v && (v.TryGetValue<double>(out var d) || TryInteger(v, out d) || (v.TryGetValue<string>(out var s) && double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out d)))
             ? d
             : throw new XapiError("FIELD_TYPE_ERROR", method + " parameter " + i.ToString(CultureInfo.InvariantCulture));
+
+    // An XML-RPC <int>/<i4>/<i8> arrives as a long (JSON-RPC numbers as JSON elements, which convert to double).
+    private static bool TryInteger(JsonValue v, out double d)
+    {
+        var ok = v.TryGetValue<long>(out var l);
+        d = l;
+        return ok;
+    }
 
     private static bool Bool(List<JsonNode?> a, int i, string method) =>
         i < a.Count && a[i] is JsonValue v && (v.TryGetValue<bool>(out var b) || (v.TryGetValue<string>(out var s) && bool.TryParse(s, out b)))
@@ -435,7 +443,8 @@ internal sealed partial class SimPool
     {
         bool Wanted(string cls, string r) => subs.Any(s => (s.Class == "*" || s.Class == cls) && (s.Ref is null || s.Ref == r));
         var events = new JsonArray();
-        var counts = new Dictionary<string, long>();
+        // int, not long: xapi sends these as ocaml-rpc Int32, <i4> over XML-RPC (event_types.ml rpc_of_event_from).
+        var counts = new Dictionary<string, int>();
         if (from is null)
         {
             foreach (var c in ApiClasses)
@@ -930,6 +939,7 @@ internal sealed partial class SimPool
         Arity(m, a, 3, 3);
         var vm = VmArg(a, 0, m);
         var target = HostArg(a, 1, m);
+        var options = a[2] is JsonObject o ? o.ToDictionary(kv => kv.Key, kv => kv.Value?.ToString() ?? "") : throw new XapiError("FIELD_TYPE_ERROR", "options");
         if (vm.IsControlDomain)
         {
             throw new XapiError("OPERATION_NOT_ALLOWED", "the control domain cannot be migrated");
@@ -962,7 +972,7 @@ internal sealed partial class SimPool
 
         CheckCanRunOn(vm, target);
         NoteStateChange();
-        var migration = StartMigration(vm, target, task);
+        var migration = StartMigration(vm, target, task, options);
         return migration.Done.Task.ContinueWith<JsonNode?>(
             t => t.IsCompletedSuccessfully ? JsonValue.Create("") : throw t.Exception!.InnerException!,
             CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);

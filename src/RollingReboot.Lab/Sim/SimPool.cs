@@ -554,7 +554,7 @@ internal sealed partial class SimPool : ILabPoolView
         }
     }
 
-    internal SimMigration StartMigration(SimVm vm, SimHost to, SimTask? task)
+    internal SimMigration StartMigration(SimVm vm, SimHost to, SimTask? task, IReadOnlyDictionary<string, string>? options = null)
     {
         var from = vm.ResidentOn!;
         var now = Now;
@@ -588,7 +588,14 @@ internal sealed partial class SimPool : ILabPoolView
         vm.CurrentOperations[task?.Ref ?? NewRef()] = "pool_migrate";
         Touch("vm", vm.Ref, "mod");
         Touch("host_metrics", to.MetricsRef, "mod");
-        Audit.Event("migration.start", new Dictionary<string, object?> { ["vm"] = vm.Name, ["from"] = from.Name, ["to"] = to.Name, ["bytes"] = (long)bytes });
+        var started = new Dictionary<string, object?> { ["vm"] = vm.Name, ["from"] = from.Name, ["to"] = to.Name, ["bytes"] = (long)bytes };
+        if (options is not null)
+        {
+            // VM.pool_migrate's options map as the lab read it off the wire (host.evacuate has none).
+            started["options"] = options;
+        }
+
+        Audit.Event("migration.start", started);
         _wake.Release();
         return m;
     }

@@ -3,7 +3,6 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
 using RollingReboot.Lab.Sim;
-using RollingReboot.Xapi.Wire;
 
 namespace RollingReboot.Lab.Xapi;
 
@@ -33,7 +32,7 @@ internal sealed class XapiHttpHandler(SimPool pool, string address)
             if (!pool.Scenario.Pool.JsonRpc)
             {
                 // A host from before JSON-RPC: it only ever speaks XML-RPC.
-                await WriteAsync(context, 200, "text/xml", XmlRpc.EncodeFailure(["MESSAGE_METHOD_UNKNOWN", "jsonrpc"]));
+                await WriteAsync(context, 200, "text/xml", XmlRpcServer.Failure("MESSAGE_METHOD_UNKNOWN", ["jsonrpc"]));
                 return;
             }
 
@@ -116,9 +115,9 @@ internal sealed class XapiHttpHandler(SimPool pool, string address)
         List<JsonNode?> parameters;
         try
         {
-            (method, parameters) = XmlRpc.DecodeCall(body);
+            (method, parameters) = XmlRpcServer.DecodeCall(body);
         }
-        catch (Exception e) when (e is System.Xml.XmlException or RollingReboot.Xapi.XapiException)
+        catch (MalformedXmlRpcException)
         {
             await WriteAsync(context, 500, "text/html", MalformedPage);
             return;
@@ -134,15 +133,16 @@ internal sealed class XapiHttpHandler(SimPool pool, string address)
                 return;
             }
 
-            xml = XmlRpc.EncodeSuccess(result);
+            // api_server.ml: system.listMethods is the one answer without the Status struct.
+            xml = method == "system.listMethods" ? XmlRpcServer.Bare(result) : XmlRpcServer.Success(result);
         }
         catch (XapiError e)
         {
-            xml = XmlRpc.EncodeFailure([e.Code, .. e.Parameters]);
+            xml = XmlRpcServer.Failure(e.Code, e.Parameters);
         }
         catch (PreDispatchError e)
         {
-            xml = XmlRpc.EncodeFailure([e.Code, .. e.Parameters]);
+            xml = XmlRpcServer.Failure(e.Code, e.Parameters);
         }
         catch (OperationCanceledException)
         {

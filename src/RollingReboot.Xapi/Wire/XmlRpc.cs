@@ -6,8 +6,11 @@ using System.Xml;
 namespace RollingReboot.Xapi.Wire;
 
 /// <summary>
-/// XML-RPC as XAPI speaks it. Values decode to the same <see cref="JsonNode"/> tree JSON-RPC gives, so the
-/// typed layer reads one shape. XAPI sends int64 as strings over XML-RPC; the typed layer accepts both.
+/// XML-RPC as XAPI speaks it, the client's half only: encode a methodCall, decode a methodResponse. Values
+/// decode to the same <see cref="JsonNode"/> tree JSON-RPC gives, so the typed layer reads one shape. XAPI
+/// sends int64 as strings over XML-RPC; the typed layer accepts both. The lab has its own server half
+/// (RollingReboot.Lab.Xapi.XmlRpcServer), so the two cannot share a mistake; EncodeCall is pinned against
+/// literal XML in the tests.
 /// </summary>
 public static class XmlRpc
 {
@@ -25,23 +28,7 @@ public static class XmlRpc
         return sb.Append("</params></methodCall>").ToString();
     }
 
-    public static string EncodeSuccess(JsonNode? value)
-    {
-        var sb = new StringBuilder("<?xml version=\"1.0\"?><methodResponse><params><param><value><struct>");
-        sb.Append("<member><name>Status</name><value>Success</value></member><member><name>Value</name>");
-        EncodeValue(sb, value);
-        return sb.Append("</member></struct></value></param></params></methodResponse>").ToString();
-    }
-
-    public static string EncodeFailure(IReadOnlyList<string> errorDescription)
-    {
-        var sb = new StringBuilder("<?xml version=\"1.0\"?><methodResponse><params><param><value><struct>");
-        sb.Append("<member><name>Status</name><value>Failure</value></member><member><name>ErrorDescription</name>");
-        EncodeValue(sb, errorDescription.Cast<object?>().ToList());
-        return sb.Append("</member></struct></value></param></params></methodResponse>").ToString();
-    }
-
-    public static void EncodeValue(StringBuilder sb, object? value)
+    private static void EncodeValue(StringBuilder sb, object? value)
     {
         sb.Append("<value>");
         switch (value)
@@ -189,30 +176,6 @@ public static class XmlRpc
         var description = result["ErrorDescription"] as JsonArray;
         var parts = description?.Select(n => n?.ToString() ?? "").ToList() ?? [];
         throw new XapiException(parts.Count > 0 ? parts[0] : "INTERNAL_ERROR", parts.Skip(1).ToList(), method);
-    }
-
-    /// <summary>Decodes a methodCall (the lab's side): method name and parameters.</summary>
-    public static (string Method, List<JsonNode?> Parameters) DecodeCall(string xml)
-    {
-        var doc = Load(xml);
-        var root = doc.DocumentElement ?? throw new XmlException("empty document");
-        if (root.Name != "methodCall")
-        {
-            throw new XmlException("not a methodCall");
-        }
-
-        var method = root["methodName"]?.InnerText.Trim() ?? throw new XmlException("no methodName");
-        var list = new List<JsonNode?>();
-        var ps = root["params"];
-        if (ps is not null)
-        {
-            foreach (var p in ps.ChildNodes.OfType<XmlElement>().Where(e => e.Name == "param"))
-            {
-                list.Add(Decode(p["value"] ?? throw new XmlException("param without value"), method));
-            }
-        }
-
-        return (method, list);
     }
 
     private static XmlDocument Load(string xml)
