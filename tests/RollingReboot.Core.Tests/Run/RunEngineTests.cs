@@ -39,6 +39,37 @@ public sealed class RunEngineTests
     }
 
     [Fact]
+    public async Task Run_EachHostGoesThroughEveryPhaseInOrder()
+    {
+        var h = new CrashHarness();
+        var store = new MemoryJournalStore();
+        await h.StartAsync(store, RunMode.Run);
+        var events = RunJournal.Read(store);
+        var phases = new Dictionary<string, List<Core.Run.State.HostPhase>>();
+        var state = Core.Run.State.RunState.Empty;
+        foreach (var e in events)
+        {
+            state = state.Apply(e);
+            foreach (var p in state.Hosts.Values)
+            {
+                var seen = phases.TryGetValue(p.Uuid, out var l) ? l : phases[p.Uuid] = [];
+                if (seen.Count == 0 || seen[^1] != p.Phase)
+                {
+                    seen.Add(p.Phase);
+                }
+            }
+        }
+
+        Core.Run.State.HostPhase[] expected =
+        [
+            Core.Run.State.HostPhase.Disabled, Core.Run.State.HostPhase.Evacuated, Core.Run.State.HostPhase.RebootRequested,
+            Core.Run.State.HostPhase.RebootTaken, Core.Run.State.HostPhase.Back, Core.Run.State.HostPhase.Enabled, Core.Run.State.HostPhase.Done,
+        ];
+        Assert.Equal(4, phases.Count);
+        Assert.All(phases.Values, p => Assert.Equal(expected, p));
+    }
+
+    [Fact]
     public async Task KilledDuringDisableHa_ResumeAndRestore_PutHaBack()
     {
         // Killed with pool.disable_ha done but its end not journaled: the fold must still say HA is the run's to restore.

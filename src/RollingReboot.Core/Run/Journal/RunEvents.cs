@@ -161,6 +161,12 @@ public sealed record HostEnabled(string Host) : RunEvent
     public override string Kind => "host.enable.done";
 }
 
+/// <summary>Verified empty after its evacuation: the last state before anything irreversible.</summary>
+public sealed record HostEmptied(string Host) : RunEvent
+{
+    public override string Kind => "host.empty";
+}
+
 /// <summary>What proves the reboot later: the boot time before it (ms since the epoch), the host's clock just before
 /// the call, its SSH boot id.</summary>
 public sealed record RebootIntended(string Host, string? Name, long? BootTime, string? ServerTime, string? BootId, bool Halt = false) : RunEvent

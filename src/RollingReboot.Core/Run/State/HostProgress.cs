@@ -9,6 +9,9 @@ public enum HostPhase
     /// <summary>Its disable was asked for: it may be disabled, and may have VMs leaving it.</summary>
     Disabled,
 
+    /// <summary>Empty: every VM left it (verified), nothing irreversible done yet.</summary>
+    Evacuated,
+
     /// <summary>host.reboot (or shutdown) may have been called: what proves it is in <see cref="HostProgress.Proof"/>.</summary>
     RebootRequested,
 
@@ -17,6 +20,9 @@ public enum HostPhase
 
     /// <summary>Proven back after its reboot.</summary>
     Back,
+
+    /// <summary>Back and enabled (or left disabled) as it was before the run.</summary>
+    Enabled,
 
     /// <summary>Finished in this run (rebooted, back and enabled as it was).</summary>
     Done,

@@ -122,7 +122,8 @@ public sealed record RunState
         Managed => this with { ClusterUnmanaged = ChangeState.None },
 
         HostDisableIntended d => Update(d.Host, d.Name, h => h with { DisabledByRun = true, Phase = h.Phase == HostPhase.Planned ? HostPhase.Disabled : h.Phase }),
-        HostEnabled en => Update(en.Host, null, h => h with { DisabledByRun = false }),
+        HostEnabled en => Update(en.Host, null, h => h with { DisabledByRun = false, Phase = h.Phase == HostPhase.Back ? HostPhase.Enabled : h.Phase }),
+        HostEmptied em => Update(em.Host, null, h => h.Phase == HostPhase.Disabled ? h with { Phase = HostPhase.Evacuated } : h),
         RebootIntended r => Update(r.Host, r.Name, h => h with
         {
             Phase = HostPhase.RebootRequested,

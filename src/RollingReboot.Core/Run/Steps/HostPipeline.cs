@@ -105,6 +105,7 @@ public static class HostPipeline
         }
 
         h.Empty = after.Hosts.First(x => x.Uuid == h.Host.Uuid);
+        run.Executor.Record(new HostEmptied(h.Host.Uuid));
         return Continue;
     }
 
