@@ -10,7 +10,9 @@ public sealed class FileJournalStore : IJournalStore
     public FileJournalStore(string path)
     {
         Path = path;
-        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(path)!);
+        // journals/ and the state directory above it: owner-only (they name pools, hosts and VMs).
+        var dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
+        OwnerOnly.Directory(dir, System.IO.Path.GetDirectoryName(dir));
     }
 
     public string Path { get; }
@@ -19,20 +21,13 @@ public sealed class FileJournalStore : IJournalStore
     {
         lock (_lock)
         {
-            var created = !File.Exists(Path);
-            using (var stream = new FileStream(Path, FileMode.Append, FileAccess.Write, FileShare.Read))
-            using (var writer = new StreamWriter(stream))
-            {
-                writer.Write(line);
-                writer.Write('\n');
-                writer.Flush();
-                stream.Flush(flushToDisk: true);
-            }
-
-            if (created && !OperatingSystem.IsWindows())
-            {
-                File.SetUnixFileMode(Path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            }
+            OwnerOnly.File0600(Path);
+            using var stream = new FileStream(Path, FileMode.Append, FileAccess.Write, FileShare.Read);
+            using var writer = new StreamWriter(stream);
+            writer.Write(line);
+            writer.Write('\n');
+            writer.Flush();
+            stream.Flush(flushToDisk: true);
         }
     }
 

@@ -34,7 +34,10 @@ public static class Logging
 
         if (logFile is not null)
         {
-            Directory.CreateDirectory(Path.GetDirectoryName(logFile)!);
+            // logs/ and the state directory above it owner-only, the file 0600 before Serilog appends to it.
+            var dir = Path.GetDirectoryName(Path.GetFullPath(logFile))!;
+            OwnerOnly.Directory(dir, Path.GetDirectoryName(dir));
+            OwnerOnly.File0600(logFile);
             config = config.WriteTo.File(new Serilog.Formatting.Compact.CompactJsonFormatter(), logFile);
         }
 

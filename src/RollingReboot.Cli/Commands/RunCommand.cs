@@ -406,6 +406,7 @@ internal sealed class RunCommand
                 BreakLock = Get(parse, _breakLock),
                 Operator = _env.Get("USER") ?? _env.Get("LOGNAME") ?? "unknown",
                 Machine = Environment.MachineName,
+                ProcessId = Environment.ProcessId,
                 Plan = planOptions,
                 UseSshProof = probe is not null,
                 PauseAfter = _mode == RunMode.Restore ? null : ValidPauseAfter(Get(parse, _pauseAfter)),
@@ -427,7 +428,14 @@ internal sealed class RunCommand
                 log.Info("Notifications go to {Url}", Adapters.WebhookNotifier.Redact(notifyUrl));
             }
 
-            var services = new RunServices(pool, cloud, log, clock) { Probe = probe, LocalCommands = local, RemoteShell = remote, Notifier = notifier };
+            var services = new RunServices(pool, cloud, log, clock)
+            {
+                Probe = probe,
+                LocalCommands = local,
+                RemoteShell = remote,
+                Notifier = notifier,
+                ProcessAlive = Adapters.LocalProcesses.IsRollrebootRunning,
+            };
             var engine = new RunEngine(services, options, clusterName);
             RunReport report = _mode switch
             {

@@ -213,13 +213,21 @@ public static class Restorer
     /// <summary>Removes the lock only if it is this run's (a lock that was only intended may never have been written).</summary>
     private static async Task<bool> ReleaseLockAsync(RunContext run, CancellationToken cancellationToken)
     {
+        await run.LockGate.WaitAsync(cancellationToken);
+        run.LockReleasing = true;
         try
         {
-            var current = (await run.Executor.ReadAsync(run.Pool.ReadAsync, cancellationToken)).OtherConfig.GetValueOrDefault(PoolLock.Key);
-            var ours = current is not null && PoolLock.Parse(current).IsHeldBy(run.RunId);
-            await run.Executor.DoAsync(new LockReleaseIntended(),
-                ours ? ct => run.Pool.RemovePoolOtherConfigAsync(PoolLock.Key, ct) : _ => Task.CompletedTask,
-                new LockReleased(), cancellationToken);
+            var config = (await run.Executor.ReadAsync(run.Pool.ReadAsync, cancellationToken)).OtherConfig;
+            var ours = config.GetValueOrDefault(PoolLock.Key) is { } current && PoolLock.Parse(current).IsHeldBy(run.RunId);
+            await run.Executor.DoAsync(new LockReleaseIntended(), async ct =>
+            {
+                if (ours)
+                {
+                    // The heartbeat first: a lock without one would look alive to a reader until it expires.
+                    await run.Pool.RemovePoolOtherConfigAsync(PoolLock.HeartbeatKey, ct);
+                    await run.Pool.RemovePoolOtherConfigAsync(PoolLock.Key, ct);
+                }
+            }, new LockReleased(), cancellationToken);
             if (ours)
             {
                 run.Restored.Add("pool lock released");
@@ -229,8 +237,12 @@ public static class Restorer
         }
         catch (PoolOperationException e)
         {
-            run.OperatorAction($"remove the run's lock: 'xe pool-param-remove uuid={run.State.PoolUuid} param-name=other-config param-key={PoolLock.Key}' ({e.Code})");
+            run.OperatorAction($"remove the run's lock: 'xe pool-param-remove uuid={run.State.PoolUuid} param-name=other-config param-key={PoolLock.Key}' and param-key={PoolLock.HeartbeatKey} ({e.Code})");
             return false;
+        }
+        finally
+        {
+            run.LockGate.Release();
         }
     }
 }

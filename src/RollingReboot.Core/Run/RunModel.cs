@@ -21,9 +21,19 @@ public sealed record RunOptions
 
     public TimeSpan LockTtl { get; init; } = TimeSpan.FromHours(12);
 
+    /// <summary>How often the running run renews its lock's heartbeat.</summary>
+    public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>A lock whose heartbeat is older than this belongs to a dead run: resume and restore take it over.</summary>
+    public TimeSpan HeartbeatTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
     public string Operator { get; init; } = "unknown";
 
     public string Machine { get; init; } = "unknown";
+
+    /// <summary>This process's id, written in the lock's heartbeat so that a run on the same machine can tell a dead
+    /// holder at once (see <see cref="Engine.RunServices.ProcessAlive"/>).</summary>
+    public int? ProcessId { get; init; }
 
     public PlanOptions Plan { get; init; } = new();
 

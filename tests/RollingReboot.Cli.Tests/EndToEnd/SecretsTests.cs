@@ -46,6 +46,26 @@ public sealed class SecretsTests
 
     [Fact]
     [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public async Task Exec_StateDirectoryJournalAndLog_AreOwnerOnly()
+    {
+        await using var lab = await LabHarness.StartAsync(Scenario, timeScale: 200);
+        // An older version (or a umask) left the state directory readable by others: the run tightens it.
+        File.SetUnixFileMode(lab.StateDir, (UnixFileMode)0b111_101_101);
+        var run = await lab.RunCliAsync("--clustername", "CS1", "--exec");
+        Assert.True(run.ExitCode == 0, run.Err);
+
+        const UnixFileMode dir = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+        const UnixFileMode file = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        Assert.Equal(dir, File.GetUnixFileMode(lab.StateDir));
+        Assert.Equal(dir, File.GetUnixFileMode(Path.Combine(lab.StateDir, "journals")));
+        Assert.Equal(dir, File.GetUnixFileMode(Path.Combine(lab.StateDir, "logs")));
+        var written = Directory.GetFiles(lab.StateDir, "*", SearchOption.AllDirectories).Where(f => f.EndsWith(".jsonl", StringComparison.Ordinal) || f.EndsWith(".clef", StringComparison.Ordinal)).ToList();
+        Assert.Equal(2, written.Count);
+        Assert.All(written, f => Assert.Equal(file, File.GetUnixFileMode(f)));
+    }
+
+    [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
     public async Task PasswordFileReadableByOthers_Refused()
     {
         await using var lab = await LabHarness.StartAsync(Scenario, timeScale: 100);

@@ -19,6 +19,12 @@ internal sealed class CrashHarness
         Options = options ?? new RunOptions { Operator = "test", Machine = "test", UseSshProof = false };
     }
 
+    /// <summary>The process id of the latest invocation: each one is a new process, a crashed one is dead.</summary>
+    public int CurrentPid { get; private set; } = 100;
+
+    /// <summary>What this machine can tell of a process: when false, only the heartbeat's age decides.</summary>
+    public bool KnowsProcesses { get; set; } = true;
+
     public FakeTimeProvider Clock { get; }
 
     public FakePool Pool { get; }
@@ -29,8 +35,15 @@ internal sealed class CrashHarness
 
     public CollectingRunLog Log { get; } = new();
 
-    public RunEngine Engine(RunOptions? options = null) =>
-        new(new RunServices(Pool, Cloud is null ? null : new ClusterBinding(Cloud, Cloud.Cluster), Log, Clock), options ?? Options, "C");
+    public RunEngine Engine(RunOptions? options = null)
+    {
+        var pid = ++CurrentPid;
+        var services = new RunServices(Pool, Cloud is null ? null : new ClusterBinding(Cloud, Cloud.Cluster), Log, Clock)
+        {
+            ProcessAlive = (machine, p) => KnowsProcesses && machine == "test" ? p == CurrentPid : null,
+        };
+        return new(services, (options ?? Options) with { ProcessId = pid }, "C");
+    }
 
     public async Task<PoolSnapshot> SnapshotAsync()
     {
@@ -39,12 +52,12 @@ internal sealed class CrashHarness
     }
 
     /// <summary>Starts a mode; a simulated crash ends it as kill -9 would (the pool frozen, the journal cut).</summary>
-    public async Task<RunReport?> StartAsync(MemoryJournalStore store, RunMode mode, string? hostUuid = null, RunOptions? options = null)
+    public async Task<RunReport?> StartAsync(MemoryJournalStore store, RunMode mode, string? hostUuid = null, RunOptions? options = null, string runId = "run-1")
     {
         var pool = await SnapshotAsync();
         try
         {
-            return await Engine(options).StartAsync(store, "run-1", mode, pool, hostUuid, CancellationToken.None, CancellationToken.None);
+            return await Engine(options).StartAsync(store, runId, mode, pool, hostUuid, CancellationToken.None, CancellationToken.None);
         }
         catch (SimulatedCrash)
         {

@@ -142,4 +142,63 @@ public sealed class RunEngineTests
         Assert.Equal(before, h.Audit());
         Assert.Contains("other", h.Pool.OtherConfig["rollreboot-lock"], StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task ResumeWhileTheRunStillBeats_IsRefused_OnceTheHeartbeatStops_TakesOver()
+    {
+        var n = await AppendOfAsync("host.empty");
+        var h = new CrashHarness { KnowsProcesses = false };
+        var before = h.Audit();
+        var store = h.CrashingAt(n);
+        await h.StartAsync(store, RunMode.Run);
+        var heartbeat = h.Pool.OtherConfig["rollreboot-lock-heartbeat"];
+
+        // Another machine cannot tell the process is gone: its fresh heartbeat says the run may still be going.
+        var refused = await h.ContinueAsync(new MemoryJournalStore(store.Lines), RunMode.Resume);
+        Assert.Equal(RunOutcome.Blocked, refused!.Outcome);
+        Assert.Contains("still running", refused.Message, StringComparison.Ordinal);
+        Assert.Equal(heartbeat, h.Pool.OtherConfig["rollreboot-lock-heartbeat"]);
+        Assert.All(h.Pool.Hosts, x => Assert.Equal(0, x.BootCount));
+
+        // No heartbeat for longer than its timeout: the run is dead, resume takes the lock over and finishes.
+        h.Clock.Advance(h.Options.HeartbeatTimeout);
+        var resumed = await h.ContinueAsync(new MemoryJournalStore(store.Lines), RunMode.Resume);
+        Assert.Equal(RunOutcome.Done, resumed!.Outcome);
+        Assert.Contains(h.Log.Lines, l => l.Contains("Taking over the lock", StringComparison.Ordinal));
+        Assert.All(h.Pool.Hosts, x => Assert.Equal(1, x.BootCount));
+        Assert.Equal(before, h.Audit());
+    }
+
+    [Fact]
+    public async Task FreshRun_AgainstADeadRunsLock_IsBlockedAsStale_AgainstALiveOne_AsLocked()
+    {
+        var n = await AppendOfAsync("originals");
+        var h = new CrashHarness { KnowsProcesses = false };
+        var store = h.CrashingAt(n);
+        await h.StartAsync(store, RunMode.Run);
+
+        var live = await h.StartAsync(new MemoryJournalStore(), RunMode.Run, runId: "run-2");
+        Assert.Equal(RunOutcome.Blocked, live!.Outcome);
+        Assert.Contains("locked by another run", live.Message, StringComparison.Ordinal);
+
+        h.Clock.Advance(h.Options.HeartbeatTimeout);
+        var stale = await h.StartAsync(new MemoryJournalStore(), RunMode.Run, runId: "run-3");
+        Assert.Equal(RunOutcome.Blocked, stale!.Outcome);
+        Assert.Contains("stale lock", stale.Message, StringComparison.Ordinal);
+        Assert.All(h.Pool.Hosts, x => Assert.Equal(0, x.BootCount));
+    }
+
+    [Fact]
+    public async Task Run_RenewsItsHeartbeatWhileItWorks_AndRemovesItWithTheLock()
+    {
+        var h = new CrashHarness();
+        var report = await h.StartAsync(new MemoryJournalStore(), RunMode.Run);
+        Assert.Equal(RunOutcome.Done, report!.Outcome);
+        Assert.DoesNotContain("rollreboot-lock-heartbeat", h.Pool.OtherConfig.Keys);
+        var elapsed = h.Clock.GetUtcNow() - new DateTimeOffset(2026, 11, 22, 1, 0, 0, TimeSpan.Zero);
+        var beats = h.Pool.Added.Count(k => k == "rollreboot-lock-heartbeat");
+        Assert.True(elapsed > TimeSpan.FromMinutes(3), $"the run lasted {elapsed} of its clock");
+        // One when the lock is taken, then about one a minute.
+        Assert.InRange(beats, 1 + (int)(elapsed.TotalMinutes * 0.5), 2 + (int)elapsed.TotalMinutes);
+    }
 }

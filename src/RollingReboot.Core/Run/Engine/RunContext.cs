@@ -18,6 +18,10 @@ public sealed record RunServices(IPoolConnection Pool, ClusterBinding? Cloud, IR
 
     /// <summary>Tells people how the run goes (--notify); never holds the run up.</summary>
     public IRunNotifier? Notifier { get; init; }
+
+    /// <summary>Is process <c>pid</c> on machine <c>machine</c> a running rollreboot? null when this machine cannot
+    /// tell (another machine): then only the heartbeat's age decides.</summary>
+    public Func<string, int, bool?>? ProcessAlive { get; init; }
 }
 
 /// <summary>
@@ -48,6 +52,15 @@ public sealed class RunContext(RunServices services, RunOptions options, ChangeE
     public string RunId { get; } = runId;
 
     public string ClusterLabel { get; } = clusterLabel;
+
+    /// <summary>This process's mark in the lock's heartbeat: tells "still running elsewhere" from "this very run".</summary>
+    public string Instance { get; } = Guid.NewGuid().ToString("N")[..12];
+
+    /// <summary>Held while the heartbeat is written or the lock released, so no beat lands after the release.</summary>
+    public SemaphoreSlim LockGate { get; } = new(1, 1);
+
+    /// <summary>Set when the lock is being released: no more heartbeats.</summary>
+    public bool LockReleasing { get; set; }
 
     public HostCommands Commands => _commands ??= new HostCommands(Options.Hooks, Services.LocalCommands, Services.RemoteShell, Log);
 

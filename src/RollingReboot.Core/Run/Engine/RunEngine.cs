@@ -62,6 +62,14 @@ public sealed class RunEngine(RunServices services, RunOptions options, string c
         var run = NewContext(store, state, state.RunId, state.Mode == "evacuate" ? options with { EvacuateOnly = true } : options);
         run.FinishedBefore = state.Finished.Count;
         run.OperatorActionsBefore = state.OperatorActions.Count;
+        if (await StillRunningElsewhereAsync(run, abort) is { } elsewhere)
+        {
+            // Another process is running this very run: neither resume nor restore may touch the pool.
+            run.Started = services.Clock.GetUtcNow();
+            services.Log.Error("Run stopped: {Reason}", elsewhere);
+            return RunReportBuilder.Build(run, RunOutcome.Blocked, elsewhere, null);
+        }
+
         run.Executor.Record(new RunContinued(mode == RunMode.Restore ? "restore" : "resume"));
         if (mode == RunMode.Restore)
         {
@@ -70,6 +78,54 @@ public sealed class RunEngine(RunServices services, RunOptions options, string c
         }
 
         return await ExecuteAsync(run, ct => RollAsync(run, resumed: true, stop, ct), stop, abort);
+    }
+
+    /// <summary>The run's lock with a live heartbeat from another process: that run is not dead. A stopped heartbeat is
+    /// taken over, and said so.</summary>
+    private async Task<string?> StillRunningElsewhereAsync(RunContext run, CancellationToken cancellationToken)
+    {
+        var pool = await run.Executor.ReadAsync(run.Pool.ReadAsync, cancellationToken);
+        run.LastSnapshot = pool;
+        var holder = Steps.PoolLock.Holder(pool.OtherConfig, services.Clock, options.HeartbeatTimeout, services.ProcessAlive);
+        if (holder is null || !holder.Lock.IsHeldBy(run.RunId))
+        {
+            return null;
+        }
+
+        if (holder.Alive && holder.Heartbeat is not null && holder.Instance != run.Instance)
+        {
+            return $"run {run.RunId} is still running (its lock's heartbeat is {(services.Clock.GetUtcNow() - holder.Heartbeat.Value).TotalSeconds:0} s old, renewed every {options.HeartbeatInterval.TotalSeconds:0} s): stop that process first, or wait {options.HeartbeatTimeout.TotalMinutes:0} min after it died";
+        }
+
+        services.Log.Warn("Taking over the lock of run {RunId}: {Holder}, no heartbeat since", run.RunId, holder.Describe());
+        return null;
+    }
+
+    /// <summary>Renews the lock's heartbeat while the steps run (only while the lock is the run's).</summary>
+    private static async Task HeartbeatAsync(RunContext run, CancellationToken cancellationToken)
+    {
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(run.Options.HeartbeatInterval, run.Clock, cancellationToken);
+                if (run.State.Lock == ChangeState.Made)
+                {
+                    try
+                    {
+                        await Steps.PrepareSteps.BeatAsync(run, cancellationToken);
+                    }
+                    catch (Exception e) when (e is not OperationCanceledException && e is not OutOfMemoryException)
+                    {
+                        // A missed beat is no reason to stop the run; a reader sees the lock alive for minutes more.
+                        run.Log.Warn("Lock heartbeat not renewed: {Error}", e.Message);
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
     }
 
     private RunContext NewContext(IJournalStore store, RunState state, string runId, RunOptions runOptions)
@@ -84,6 +140,8 @@ public sealed class RunEngine(RunServices services, RunOptions options, string c
         run.Started = services.Clock.GetUtcNow();
         RunEnding ending;
         var interrupted = false;
+        using var beating = new CancellationTokenSource();
+        var heartbeat = HeartbeatAsync(run, beating.Token);
         try
         {
             ending = await steps(abort);
@@ -104,6 +162,12 @@ public sealed class RunEngine(RunServices services, RunOptions options, string c
             services.Log.Error("Run stopped by an unexpected error: {Error}", e.ToString());
             var why = $"stopped by an unexpected error ({e.GetType().Name}: {e.Message}); see the log";
             ending = new RunEnding(new Stop(why, NeedsOperator: true), why, run.FirstPlan);
+        }
+
+        finally
+        {
+            await beating.CancelAsync();
+            await heartbeat;
         }
 
         return await FinishAsync(run, ending, restoreOnly: false, interrupted);
@@ -127,8 +191,16 @@ public sealed class RunEngine(RunServices services, RunOptions options, string c
             run.OperatorAction(action);
         }
 
-        // Restore never takes the interrupt tokens: a Ctrl-C must not cut it short.
-        var restoredAll = await RestoreSafelyAsync(run);
+        // Restore never takes the interrupt tokens: a Ctrl-C must not cut it short. The lock stays alive meanwhile.
+        bool restoredAll;
+        using (var beating = new CancellationTokenSource())
+        {
+            var heartbeat = HeartbeatAsync(run, beating.Token);
+            restoredAll = await RestoreSafelyAsync(run);
+            await beating.CancelAsync();
+            await heartbeat;
+        }
+
         var outcome = interrupted ? RunOutcome.Interrupted : Outcome(result);
         if (!restoredAll && outcome is RunOutcome.Done or RunOutcome.StoppedRestored or RunOutcome.Interrupted)
         {

@@ -9,18 +9,21 @@ namespace RollingReboot.Core.Run.Steps;
 /// <summary>Before the first host: the pool's lock, what will be put back, HA off, CloudStack Unmanaged.</summary>
 public static class PrepareSteps
 {
-    /// <summary>Takes the pool's lock (an atomic add to pool.other_config), or finds it already ours (resume).</summary>
+    /// <summary>Takes the pool's lock (an atomic add to pool.other_config), or finds it already this run's (resume: a
+    /// lock recognised by run id, its holder dead). A lock whose holder is alive is never taken.</summary>
     public static async Task<StepResult> AcquireLockAsync(RunContext run, PoolSnapshot pool, CancellationToken cancellationToken)
     {
-        var state = run.State;
-        if (state.Lock != ChangeState.None && pool.OtherConfig.GetValueOrDefault(PoolLock.Key) is { } held && PoolLock.Parse(held).IsHeldBy(run.RunId))
+        var holder = PoolLock.Holder(pool.OtherConfig, run.Clock, run.Options.HeartbeatTimeout, run.Services.ProcessAlive);
+        if (holder is not null && holder.Lock.IsHeldBy(run.RunId))
         {
-            // Ours already (a killed run wrote it, maybe without knowing): recognised by run id, not refused.
-            if (state.Lock == ChangeState.Intended)
+            // Ours already (a killed run wrote it, maybe without knowing); ContinueAsync refused it if still alive.
+            if (run.State.Lock != ChangeState.Made)
             {
+                run.Executor.Record(new LockIntended(holder.Lock.Raw));
                 run.Executor.Record(new LockAcquired(PoolLock.Key));
             }
 
+            await BeatAsync(run, cancellationToken);
             return Continue;
         }
 
@@ -32,42 +35,85 @@ public static class PrepareSteps
             cancellationToken);
         if (!added)
         {
-            var current = (await run.Executor.ReadAsync(run.Pool.ReadAsync, cancellationToken)).OtherConfig.GetValueOrDefault(PoolLock.Key) ?? "";
-            var owner = PoolLock.Parse(current);
-            if (owner.IsHeldBy(run.RunId))
+            var current = PoolLock.Holder((await run.Executor.ReadAsync(run.Pool.ReadAsync, cancellationToken)).OtherConfig, run.Clock, run.Options.HeartbeatTimeout, run.Services.ProcessAlive);
+            if (current is null || current.Lock.IsHeldBy(run.RunId))
             {
+                if (current is null)
+                {
+                    run.Executor.Record(new LockReleased());
+                    return new Blocked($"the lock of pool {pool.Name} came and went while it was being taken; run again");
+                }
+
                 // The add was taken but its reply lost: it is ours.
                 run.Executor.Record(new LockAcquired(PoolLock.Key));
+                await BeatAsync(run, cancellationToken);
                 return Continue;
             }
 
             // Not ours: the intent is void (restore must not touch another run's lock).
             run.Executor.Record(new LockReleased());
-            if (!run.Options.BreakLock)
+            var blocked = await BreakOrRefuseAsync(run, pool, current, value, cancellationToken);
+            if (blocked is not null)
             {
-                var why = owner.IsExpired(run.Clock)
-                    ? $"pool {pool.Name} holds a stale lock from {owner.Owner}; if that run is dead, run again with --break-lock (or 'rollreboot restore' to undo its changes)"
-                    : $"pool {pool.Name} is locked by another run: {owner.Owner}; wait for it to finish (a second run must never touch the pool)";
-                run.Log.Error("Run stopped: {Reason}", why);
-                return new Blocked(why);
-            }
-
-            run.Log.Warn("Breaking the lock held by {Owner}, as asked with --break-lock", owner.Owner);
-            await run.Executor.DoAsync(null, ct => run.Pool.RemovePoolOtherConfigAsync(PoolLock.Key, ct), null, cancellationToken);
-            added = await run.Executor.DoOnceAsync(
-                new LockIntended(value),
-                ct => run.Pool.TryAddPoolOtherConfigAsync(PoolLock.Key, value, ct),
-                ok => ok ? new LockAcquired(PoolLock.Key) : new LockReleased(),
-                cancellationToken);
-            if (!added)
-            {
-                run.Log.Error("Run stopped: {Reason}", $"another run took the lock of pool {pool.Name} while it was being broken");
-                return new Blocked($"another run took the lock of pool {pool.Name} while it was being broken");
+                return blocked;
             }
         }
 
+        await BeatAsync(run, cancellationToken);
         run.Log.Info("Locked pool {Pool} for run {RunId}", pool.Name, run.RunId);
         return Continue;
+    }
+
+    private static async Task<StepResult?> BreakOrRefuseAsync(RunContext run, PoolSnapshot pool, LockHolder current, string value, CancellationToken cancellationToken)
+    {
+        if (!run.Options.BreakLock)
+        {
+            var why = current.Alive
+                ? $"pool {pool.Name} is locked by another run: {current.Describe()}; wait for it to finish (a second run must never touch the pool)"
+                : $"pool {pool.Name} holds a stale lock from {current.Describe()}: that run is dead; continue or undo it with 'rollreboot resume' / 'rollreboot restore' where its journal is, or run again with --break-lock";
+            run.Log.Error("Run stopped: {Reason}", why);
+            return new Blocked(why);
+        }
+
+        run.Log.Warn("Breaking the lock held by {Owner}, as asked with --break-lock", current.Describe());
+        await run.Executor.DoAsync(null, ct => run.Pool.RemovePoolOtherConfigAsync(PoolLock.Key, ct), null, cancellationToken);
+        var added = await run.Executor.DoOnceAsync(
+            new LockIntended(value),
+            ct => run.Pool.TryAddPoolOtherConfigAsync(PoolLock.Key, value, ct),
+            ok => ok ? new LockAcquired(PoolLock.Key) : new LockReleased(),
+            cancellationToken);
+        if (added)
+        {
+            return null;
+        }
+
+        var why2 = $"another run took the lock of pool {pool.Name} while it was being broken";
+        run.Log.Error("Run stopped: {Reason}", why2);
+        return new Blocked(why2);
+    }
+
+    /// <summary>The holder's sign of life (not journaled: it changes nothing the run must put back).</summary>
+    public static async Task BeatAsync(RunContext run, CancellationToken cancellationToken)
+    {
+        await run.LockGate.WaitAsync(cancellationToken);
+        try
+        {
+            if (run.LockReleasing)
+            {
+                return;
+            }
+
+            var value = PoolLock.HeartbeatValue(run.RunId, run.Instance, run.Clock.GetUtcNow(), run.Options.Machine, run.Options.ProcessId);
+            await run.Executor.DoAsync(null, async ct =>
+            {
+                await run.Pool.RemovePoolOtherConfigAsync(PoolLock.HeartbeatKey, ct);
+                await run.Pool.TryAddPoolOtherConfigAsync(PoolLock.HeartbeatKey, value, ct);
+            }, null, cancellationToken);
+        }
+        finally
+        {
+            run.LockGate.Release();
+        }
     }
 
     public static StepResult RecordOriginals(RunContext run, PoolSnapshot pool)

@@ -45,6 +45,9 @@ internal sealed class FakePool(TimeProvider clock) : IPoolConnection
     public bool Frozen { get; private set; }
     public int Migrations { get; private set; }
 
+    /// <summary>Every key added to pool.other_config, in order.</summary>
+    public List<string> Added { get; } = [];
+
     /// <summary>Things that would hurt a real pool (a host rebooted with VMs on it, a VM halted); must stay empty.</summary>
     public List<string> Violations { get; } = [];
 
@@ -191,7 +194,13 @@ internal sealed class FakePool(TimeProvider clock) : IPoolConnection
         lock (_lock)
         {
             Check();
-            return Task.FromResult(OtherConfig.TryAdd(key, value));
+            var added = OtherConfig.TryAdd(key, value);
+            if (added)
+            {
+                Added.Add(key);
+            }
+
+            return Task.FromResult(added);
         }
     }
 
