@@ -114,7 +114,8 @@ public class PlanGoldenTests
 
     /// <summary>
     /// Random pools of every shape the property tests draw (fixed seeds), larger ones with wider waves, the tight
-    /// pools that need re-placing within a step, the hand-built scenarios and the 64-host pool.
+    /// pools, small pools whose master's VMs need packing (MakeRoom's moves and swaps decide 51 of them), the
+    /// hand-built scenarios, the 64-host pool and two fragmented pools that spend MakeRoom's whole budget.
     /// </summary>
     internal static IEnumerable<GoldenCase> Corpus()
     {
@@ -136,6 +137,12 @@ public class PlanGoldenTests
             var pool = EvacuationPlannerPropertyTests.TightPool(6, 0.83 + (seed % 3 * 0.04), seed).Build();
             var options = PlanOptions.Default with { MaxHostsDown = 1 + (seed % 3), ReturnVms = seed % 2 == 0 };
             yield return new GoldenCase(Invariant($"tight-{seed:D2}"), pool, options, PlanConstraints.None);
+        }
+
+        for (int seed = 0; seed < 300; seed++)
+        {
+            var options = PlanOptions.Default with { MaxHostsDown = 1 + (seed % 2), ReturnVms = seed % 3 == 0 };
+            yield return new GoldenCase(Invariant($"pack-{seed:D3}"), PackPool(seed).Build(), options, PlanConstraints.None);
         }
 
         var scenarios = new (string Name, TestPool Pool)[]
@@ -179,6 +186,46 @@ public class PlanGoldenTests
             for (int v = 0; v < 50; v++)
             {
                 pool.AddVm($"i-{h}-{v}-VM", "xen" + h, TestPool.WithOverhead(sizes[rng.Next(sizes.Length)]));
+            }
+        }
+
+        return pool;
+    }
+
+    /// <summary>
+    /// A few hosts with little room each and a master whose VMs just fit in all of it: first fit alone often
+    /// leaves one without room, so the step moves or swaps VMs it placed (MakeRoom).
+    /// </summary>
+    private static TestPool PackPool(int seed)
+    {
+        var rng = new Random(seed);
+        var pool = new TestPool { Name = "PACK-R" };
+        int hosts = rng.Next(3, 7);
+        pool.AddHost("h1", 256 * 1024, master: true);
+        long room = 0;
+        for (int i = 2; i <= hosts; i++)
+        {
+            long free = rng.Next(8, 33) * 512L;
+            int own = rng.Next(1, 4);
+            pool.AddHost("h" + i, 4096 + (own * 8 * 1024) + free);
+            for (int k = 0; k < own; k++)
+            {
+                pool.AddVm($"o-{i}-{k}", "h" + i, 8 * TestPool.GiB);
+            }
+
+            room += free;
+        }
+
+        long budget = room - rng.Next(0, 1024);
+        long used = 0;
+        int n = 0;
+        for (int tries = 0; tries < 200; tries++)
+        {
+            long size = rng.Next(2, 17) * 512L;
+            if (used + size <= budget)
+            {
+                pool.AddVm($"m-{++n}", "h1", size * TestPool.MiB);
+                used += size;
             }
         }
 
