@@ -1,0 +1,240 @@
+using RollingReboot.Core.Pool;
+using static RollingReboot.Core.Planning.PlanText;
+
+namespace RollingReboot.Core.Planning;
+
+/// <summary>
+/// What blocks the run or deserves a warning, apart from the choice of hosts: the pool's state and HA, VMs that
+/// cannot be live-migrated, anti-affinity groups already broken, and VMs the placement found no room for.
+/// </summary>
+internal static class PlanChecks
+{
+    public static void CheckPool(PlanIndex index, PlanFindings findings)
+    {
+        var pool = index.Pool;
+        if (pool.CurrentOperations.Count > 0)
+        {
+            findings.Block(new Blocker(
+                PlanCodes.PoolBusy,
+                $"Pool {pool.Name} has an operation in progress ({string.Join(", ", pool.CurrentOperations.Order(StringComparer.Ordinal))}).",
+                "Wait for it to finish (xe task-list), then plan again."));
+        }
+
+        if (pool.Ha.Enabled)
+        {
+            CheckHa(index, pool.Ha, findings);
+        }
+
+        var protectedVms = index.Vms.Where(v => !string.IsNullOrEmpty(v.HaRestartPriority)).Select(v => v.Name).ToList();
+        if (protectedVms.Count > 0)
+        {
+            findings.Warn(new PlanWarning(
+                PlanCodes.VmHaProtected,
+                Invariant($"{protectedVms.Count} running VM(s) have an HA restart priority, so XenServer HA would restart them while CloudStack manages them too: {NameList(protectedVms)}. HA is off during the run."),
+                "Clear the restart priority of CloudStack-managed VMs (xe vm-param-set uuid=... ha-restart-priority=)."));
+        }
+    }
+
+    /// <summary>Blocks every running VM on a host of the run that cannot be live-migrated, naming why and the fix.</summary>
+    public static void CheckVms(PlanIndex index, HostSelection hosts, PlanFindings findings)
+    {
+        var srs = new Dictionary<string, SrInfo>(StringComparer.Ordinal);
+        foreach (var sr in index.Pool.Srs)
+        {
+            srs.TryAdd(sr.Uuid, sr);
+        }
+
+        for (int v = 0; v < index.VmCount; v++)
+        {
+            if (!hosts.InRun(index.Home[v]))
+            {
+                continue;
+            }
+
+            var vm = index.Vms[v];
+            string host = index.Hosts[index.Home[v]].Name;
+            var codes = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var (code, message, fix) in WhyNotMigratable(vm, host, srs))
+            {
+                codes.Add(code);
+                findings.Block(new Blocker(code, message, fix, vm.Name, host));
+            }
+
+            if (index.Constraints.ExtraVmBlockers.TryGetValue(vm.Uuid, out var extra) && !codes.Contains(extra.Code))
+            {
+                findings.Block(new Blocker(extra.Code, extra.Message, extra.Fix, vm.Name, host));
+            }
+
+            if (vm.CurrentOperations.Count > 0)
+            {
+                findings.Warn(new PlanWarning(
+                    PlanCodes.VmBusy,
+                    $"VM {vm.Name} on {host} has an operation in progress ({string.Join(", ", vm.CurrentOperations.Order(StringComparer.Ordinal))}).",
+                    "Let it finish before the run; its migration waits for it otherwise."));
+            }
+        }
+    }
+
+    public static void CheckExistingAntiAffinity(PlanIndex index, PlanFindings findings)
+    {
+        if (index.GroupNames.Length == 0)
+        {
+            return;
+        }
+
+        var together = new SortedDictionary<(int Host, int Group), List<string>>();
+        for (int v = 0; v < index.VmCount; v++)
+        {
+            foreach (int g in index.Groups[v])
+            {
+                if (!together.TryGetValue((index.Home[v], g), out var names))
+                {
+                    together[(index.Home[v], g)] = names = [];
+                }
+
+                names.Add(index.Vms[v].Name);
+            }
+        }
+
+        foreach (var ((host, group), members) in together)
+        {
+            if (members.Count > 1)
+            {
+                findings.Warn(new PlanWarning(
+                    PlanCodes.AntiAffinityAlreadyBroken,
+                    $"VMs {NameList(members)} of anti-affinity group {index.GroupNames[group]} already share host {index.Hosts[host].Name}; the plan never puts VMs of one group together when it moves them.",
+                    "Move one of them to another host (CloudStack: migrate the VM) to restore the group's spread."));
+            }
+        }
+    }
+
+    /// <summary>
+    /// The blockers for the VMs of one host that found no room: one for memory (the first such VM, with the total),
+    /// one per VM that had the memory but only on hosts already running a VM of its anti-affinity group.
+    /// </summary>
+    public static IEnumerable<Blocker> UnplacedBlockers(PlanIndex index, int source, List<UnplacedVm> unplaced, int targetCount)
+    {
+        if (unplaced.Count == 0)
+        {
+            yield break;
+        }
+
+        string host = index.Hosts[source].Name;
+        var memory = index.Memory;
+        var noRoom = unplaced.Where(u => u.Roomiest < 0 || u.RoomiestFree < memory[u.Vm]).ToList();
+        if (noRoom.Count > 0)
+        {
+            yield return NoRoom(index, host, noRoom, targetCount);
+        }
+
+        foreach (var u in unplaced.Where(u => u.Roomiest >= 0 && u.RoomiestFree >= memory[u.Vm]))
+        {
+            string vm = index.Vms[u.Vm].Name;
+            string groups = string.Join(", ", index.Groups[u.Vm].Select(g => index.GroupNames[g]));
+            yield return new Blocker(
+                PlanCodes.AntiAffinity,
+                $"VM {vm} (anti-affinity group {groups}) cannot leave {host}: every host with room for it already runs a VM of its group.",
+                $"Stop one VM of group {groups} for the run, add a host, or leave {host} out with --ignore-hosts {host}.",
+                vm,
+                host);
+        }
+    }
+
+    private static void CheckHa(PlanIndex index, HaSettings ha, PlanFindings findings)
+    {
+        int timeout = ha.TimeoutSeconds ?? 60;
+        if (timeout < 120)
+        {
+            findings.Warn(new PlanWarning(
+                PlanCodes.HaTimeoutShort,
+                Invariant($"HA is enabled with a timeout of {timeout} s (under 120 s): a host busy with migrations can miss heartbeats and be fenced. HA is off during the run and restored as it was."),
+                "Consider a longer HA timeout (e.g. 180 s: xe pool-ha-enable ... ha-config:timeout=180) after the run."));
+        }
+
+        int live = index.Hosts.Count(x => x.Live);
+        if (index.HostCount < 3)
+        {
+            findings.Warn(new PlanWarning(
+                PlanCodes.HaFewHosts,
+                Invariant($"HA is enabled on a pool of {index.HostCount} host(s) ({live} live): with one host rebooting there is no margin left for a failure."),
+                "HA is switched off during the run and restored after; consider whether HA is useful on so small a pool."));
+        }
+    }
+
+    /// <summary>Why XenServer cannot live-migrate this VM, in a fixed order: code, message and fix.</summary>
+    private static IEnumerable<(string Code, string Message, string Fix)> WhyNotMigratable(VmState vm, string host, Dictionary<string, SrInfo> srs)
+    {
+        var localDisks = NotShared(vm.DiskSrUuids, srs);
+        if (localDisks.Count > 0)
+        {
+            yield return (PlanCodes.VmRequiresSr,
+                $"VM {vm.Name} on {host} has a disk on {Plural(localDisks.Count, "SR")} {string.Join(", ", localDisks)}, not shared: it cannot be live-migrated within the pool.",
+                $"Move its disks to a shared SR (storage live migration), or shut {vm.Name} down for the run, or leave {host} out with --ignore-hosts {host}.");
+        }
+
+        var localCds = NotShared(vm.CdSrUuids, srs);
+        if (localCds.Count > 0)
+        {
+            yield return (PlanCodes.VmRequiresSr,
+                $"VM {vm.Name} on {host} has a CD inserted from {Plural(localCds.Count, "ISO SR")} {string.Join(", ", localCds)}, not shared: it cannot be live-migrated within the pool.",
+                $"Eject the CD (xe vm-cd-eject vm={vm.Name}) or move the ISO to a shared ISO library.");
+        }
+
+        if (!vm.PvDrivers)
+        {
+            yield return (PlanCodes.VmLacksFeature,
+                $"VM {vm.Name} on {host} has no PV drivers (guest tools): XenServer cannot live-migrate it.",
+                $"Install the XenServer VM Tools in {vm.Name}, or shut it down for the run.");
+        }
+
+        if (vm.HasPci)
+        {
+            yield return (PlanCodes.VmHasPci,
+                $"VM {vm.Name} on {host} has a PCI device passed through: it cannot be live-migrated.",
+                $"Detach the PCI device or shut {vm.Name} down for the run, or leave {host} out with --ignore-hosts {host}.");
+        }
+
+        if (vm.HasVgpu)
+        {
+            yield return (PlanCodes.VmHasVgpu,
+                $"VM {vm.Name} on {host} has a vGPU: it cannot be live-migrated to just any host.",
+                $"Shut {vm.Name} down for the run, or leave {host} out with --ignore-hosts {host}.");
+        }
+
+        if (vm.HasVusb)
+        {
+            yield return (PlanCodes.VmHasVusb,
+                $"VM {vm.Name} on {host} has a USB device passed through: it cannot be live-migrated.",
+                $"Unplug the USB device from {vm.Name} or shut it down for the run.");
+        }
+    }
+
+    /// <summary>The names of the SRs among these that are not shared (an unknown SR counts as not shared, by uuid).</summary>
+    private static List<string> NotShared(IEnumerable<string> srUuids, Dictionary<string, SrInfo> srs) =>
+        [.. srUuids
+            .Where(sr => !(srs.TryGetValue(sr, out var info) && info.Shared))
+            .Distinct(StringComparer.Ordinal)
+            .Select(sr => srs.TryGetValue(sr, out var info) ? info.Name : sr)
+            .Order(StringComparer.Ordinal)];
+
+    private static Blocker NoRoom(PlanIndex index, string host, List<UnplacedVm> noRoom, int targetCount)
+    {
+        var memory = index.Memory;
+        var first = noRoom[0];
+        string vm = index.Vms[first.Vm].Name;
+        string all = noRoom.Count > 1
+            ? $"; {noRoom.Count} VMs ({Units.Memory(noRoom.Sum(u => memory[u.Vm]))}) in all find no room"
+            : string.Empty;
+        string message = targetCount == 0
+            ? $"Host {host} cannot be emptied: every other host still has to reboot after it (or is down or disabled), so VM {vm} ({Units.Memory(memory[first.Vm])}) has nowhere to go{all}."
+            : $"Host {host} cannot be emptied: VM {vm} needs {Units.Memory(memory[first.Vm])} but the roomiest host already rebooted or out of the run, {index.Hosts[first.Roomiest].Name}, has {Units.Memory(first.RoomiestFree)} free ({Units.Memory(memory[first.Vm] - first.RoomiestFree)} short){all}.";
+        return new Blocker(
+            PlanCodes.Capacity,
+            message,
+            targetCount == 0
+                ? $"Enable or include another host that can take the VMs (e.g. the master), or leave {host} out with --ignore-hosts {host}."
+                : $"Free memory in the pool (shut down or remove VMs, or add a host), or leave {host} out with --ignore-hosts {host}.",
+            vm,
+            host);
+    }
+}
