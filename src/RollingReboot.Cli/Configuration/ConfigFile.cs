@@ -13,6 +13,7 @@ namespace RollingReboot.Cli.Configuration;
 /// not given on the command line and no environment variable covering it is set. So the order is: command line, then
 /// environment, then the cluster's section, then <c>defaults</c>, then the built-in defaults. The whole file is checked
 /// first; a problem is one line naming the file and the key (exit 2, nothing touched). Secrets are never read from it.
+/// Over 400 lines on purpose: the table of keys and the checks of each kind of value are one schema, read together.
 /// </summary>
 public static class ConfigFile
 {

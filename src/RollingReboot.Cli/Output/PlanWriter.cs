@@ -9,6 +9,8 @@ namespace RollingReboot.Cli.Output;
 /// <summary>
 /// The plan for people and for scripts: JSON exactly as the lab contract fixes it ("The plan, machine-readable"),
 /// a terminal table, and Markdown for change tickets (with a Mermaid timeline).
+/// Over 400 lines on purpose: three renderings of one record kept side by side, so a field added to the plan is
+/// seen missing from the others.
 /// </summary>
 public static class PlanWriter
 {

@@ -12,6 +12,8 @@ namespace RollingReboot.Lab.Ssh;
 /// verifies host keys exactly as on a real pool, with no trust on first use. Whatever command the CLI runs,
 /// the host answers the simulated boot id (a forced command in authorized_keys), which changes at each
 /// simulated boot.
+/// Over 400 lines on purpose: one sshd's whole life (keys, config, start, readiness, stop, per-host faults) in
+/// one place, since each part depends on the paths and ports the others set up.
 /// </summary>
 public sealed class LabSshd : IAsyncDisposable, IDisposable
 {
