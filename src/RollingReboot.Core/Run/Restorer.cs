@@ -27,6 +27,11 @@ public static class Restorer
             ok &= await RestoreHaAsync(run, original.Ha, cancellationToken);
         }
 
+        if (run.State.AutoPowerOnOff != ChangeState.None)
+        {
+            ok &= await RestoreAutoPowerOnAsync(run, cancellationToken);
+        }
+
         if (run.State.ClusterUnmanaged != ChangeState.None && run.Cloud is not null)
         {
             ok &= await RestoreCloudStackAsync(run, cancellationToken);
@@ -157,6 +162,25 @@ public static class Restorer
                 run.OperatorAction($"HA could not be re-enabled ({e.Code}); run: {command}");
                 return false;
             }
+        }
+    }
+
+    private static async Task<bool> RestoreAutoPowerOnAsync(RunContext run, CancellationToken cancellationToken)
+    {
+        var original = run.State.Original?.AutoPowerOn ?? "true";
+        try
+        {
+            var current = (await run.Executor.ReadAsync(run.Pool.ReadAsync, cancellationToken)).OtherConfig.GetValueOrDefault(PrepareSteps.AutoPowerOnKey);
+            await run.Executor.DoAsync(null,
+                current == original ? _ => Task.CompletedTask : ct => PrepareSteps.SetPoolOtherConfigAsync(run, PrepareSteps.AutoPowerOnKey, original, ct),
+                new AutoPowerOnRestored(), cancellationToken);
+            run.Restored.Add($"pool auto_poweron back to {original}");
+            return true;
+        }
+        catch (PoolOperationException e)
+        {
+            run.OperatorAction($"put pool auto_poweron back: 'xe pool-param-set uuid={run.State.PoolUuid} other-config:auto_poweron={original}' ({e.Code})");
+            return false;
         }
     }
 

@@ -51,6 +51,9 @@ public sealed class PoolSpec
 
     /// <summary>Lab extension: seconds a restarted toolstack answers HOST_STILL_BOOTING before it serves.</summary>
     public double ToolstackStartSeconds { get; set; } = 5;
+
+    /// <summary>Lab extension: the pool's other_config at the start (e.g. {"auto_poweron": "true"}).</summary>
+    public Dictionary<string, string>? OtherConfig { get; set; }
 }
 
 public sealed class HaSpec
@@ -163,6 +166,9 @@ public sealed class VmSpec
     public string? CdromIso { get; set; }
 
     public string? AffinityGroup { get; set; }
+
+    /// <summary>Lab extension: the VM's other_config (e.g. {"auto_poweron": "true"}).</summary>
+    public Dictionary<string, string>? OtherConfig { get; set; }
 }
 
 public sealed class GenerateSpec

@@ -237,6 +237,11 @@ internal sealed partial class SimPool : ILabPoolView
             AddVm(vs);
         }
 
+        foreach (var (k, v) in s.Pool.OtherConfig ?? [])
+        {
+            PoolOtherConfig[k] = v;
+        }
+
         var ha = s.Pool.Ha;
         if (ha is { Enabled: true })
         {
@@ -312,6 +317,11 @@ internal sealed partial class SimPool : ILabPoolView
         if (host is not null && vs.PowerState is "Halted")
         {
             vm.OtherConfig["last_host"] = host.Uuid;
+        }
+
+        foreach (var (k, v) in vs.OtherConfig ?? [])
+        {
+            vm.OtherConfig[k] = v;
         }
 
         var device = 0;
@@ -900,6 +910,36 @@ internal sealed partial class SimPool : ILabPoolView
             h.AgentStartTime = NowTime;
             Touch("host", h.Ref, "mod");
             Audit.Event("host.toolstackReady", new Dictionary<string, object?> { ["host"] = h.Name, ["enabled"] = h.Enabled });
+            AutostartVms();
         });
+    }
+
+    /// <summary>
+    /// xen-api scripts/xapi-autostart-vms, run once xapi has initialised on a booted host: when the pool's
+    /// other_config:auto_poweron is "true", 'xe vm-start other-config:auto_poweron=true power-state=halted --multiple'
+    /// starts every such halted VM, wherever XAPI places it (best effort, errors ignored).
+    /// </summary>
+    private void AutostartVms()
+    {
+        if (PoolOtherConfig.GetValueOrDefault("auto_poweron") != "true")
+        {
+            return;
+        }
+
+        foreach (var vm in Vms.Where(v => !v.IsControlDomain && v.PowerState == "Halted" && v.OtherConfig.GetValueOrDefault("auto_poweron") == "true").ToList())
+        {
+            var host = Hosts.Where(x => x.Enabled && x.Power == HostPower.Up && FreeBytes(x) >= vm.NeededBytes).OrderByDescending(FreeBytes).FirstOrDefault();
+            if (host is null)
+            {
+                continue;
+            }
+
+            vm.PowerState = "Running";
+            vm.ResidentOn = host;
+            Touch("vm", vm.Ref, "mod");
+            Touch("host", host.Ref, "mod");
+            Touch("host_metrics", host.MetricsRef, "mod");
+            Audit.Event("vm.autostart", new Dictionary<string, object?> { ["vm"] = vm.Name, ["host"] = host.Name });
+        }
     }
 }

@@ -12,11 +12,11 @@ namespace RollingReboot.Core.Tests.Run;
 /// </summary>
 public sealed class CrashAtEveryAppendTests
 {
-    public static TheoryData<bool, bool> Pools => new() { { true, true }, { false, true }, { true, false } };
+    public static TheoryData<bool, bool, bool> Pools => new() { { true, true, false }, { false, true, false }, { true, false, false }, { true, true, true } };
 
-    private static async Task<int> AppendsOfACleanRunAsync(Func<CrashHarness, MemoryJournalStore, Task> run, bool ha, bool cloud)
+    private static async Task<int> AppendsOfACleanRunAsync(Func<CrashHarness, MemoryJournalStore, Task> run, bool ha, bool cloud, bool autoPowerOn = false)
     {
-        var h = new CrashHarness(ha: ha, cloudStack: cloud);
+        var h = new CrashHarness(ha: ha, cloudStack: cloud, autoPowerOn: autoPowerOn);
         var store = new MemoryJournalStore();
         await run(h, store);
         Assert.Empty(h.Pool.Violations);
@@ -25,15 +25,15 @@ public sealed class CrashAtEveryAppendTests
 
     [Theory]
     [MemberData(nameof(Pools))]
-    public async Task Run_CrashAtEachAppend_RestoreGivesBackThePool_ResumeRebootsEveryHostOnce(bool ha, bool cloud)
+    public async Task Run_CrashAtEachAppend_RestoreGivesBackThePool_ResumeRebootsEveryHostOnce(bool ha, bool cloud, bool autoPowerOn)
     {
-        var appends = await AppendsOfACleanRunAsync((h, s) => h.StartAsync(s, RunMode.Run), ha, cloud);
+        var appends = await AppendsOfACleanRunAsync((h, s) => h.StartAsync(s, RunMode.Run), ha, cloud, autoPowerOn);
         Assert.True(appends > 30, $"a four-host run journals more than {appends} lines");
         for (var n = 1; n <= appends; n++)
         {
             foreach (var then in new[] { RunMode.Restore, RunMode.Resume })
             {
-                var h = new CrashHarness(ha: ha, cloudStack: cloud);
+                var h = new CrashHarness(ha: ha, cloudStack: cloud, autoPowerOn: autoPowerOn);
                 var before = h.Audit();
                 var store = h.CrashingAt(n);
                 await h.StartAsync(store, RunMode.Run);

@@ -10,11 +10,16 @@ namespace RollingReboot.Core.Tests.Run;
 /// <summary>A fake pool, a fake CloudStack and a journal, with the engine composed over them as the CLI composes it.</summary>
 internal sealed class CrashHarness
 {
-    public CrashHarness(int hosts = 4, bool ha = true, bool cloudStack = true, RunOptions? options = null)
+    public CrashHarness(int hosts = 4, bool ha = true, bool cloudStack = true, RunOptions? options = null, bool autoPowerOn = false)
     {
         // Each read of the clock moves it on a second: time passes as the run works, never by itself.
         Clock = new FakeTimeProvider(new DateTimeOffset(2026, 11, 22, 1, 0, 0, TimeSpan.Zero)) { AutoAdvanceAmount = TimeSpan.FromSeconds(1) };
         Pool = FakePool.Create(Clock, hosts, ha: ha);
+        if (autoPowerOn)
+        {
+            Pool.OtherConfig["auto_poweron"] = "true";
+        }
+
         Cloud = cloudStack ? new FakeCloudStack(Pool) : null;
         Options = options ?? new RunOptions { Operator = "test", Machine = "test", UseSshProof = false };
     }

@@ -39,6 +39,20 @@ public sealed class RunEngineTests
     }
 
     [Fact]
+    public async Task Run_PoolWithAutoPowerOn_SwitchesItOffForTheRunAndBack()
+    {
+        var h = new CrashHarness(autoPowerOn: true);
+        var store = new MemoryJournalStore();
+        var report = await h.StartAsync(store, RunMode.Run);
+        Assert.Equal(RunOutcome.Done, report!.Outcome);
+        Assert.Equal("true", h.Pool.OtherConfig["auto_poweron"]);
+        var kinds = Kinds(store);
+        Assert.True(kinds.IndexOf("pool.autopoweron.off.done") < kinds.IndexOf("host.disable.intent"));
+        Assert.Contains("pool.autopoweron.restore.done", kinds);
+        Assert.Contains("pool auto_poweron back to true", report.Restored);
+    }
+
+    [Fact]
     public async Task Run_EachHostGoesThroughEveryPhaseInOrder()
     {
         var h = new CrashHarness();

@@ -138,6 +138,24 @@ public sealed record Managed : RunEvent
     public override string Kind => "cloudstack.manage.done";
 }
 
+/// <summary>pool.other_config:auto_poweron is about to be set "false" for the run (xapi-autostart-vms would start halted
+/// VMs on every booted host and eat the capacity the plan counted on).</summary>
+public sealed record AutoPowerOnOffIntended(string? Original) : RunEvent
+{
+    public override string Kind => "pool.autopoweron.off.intent";
+}
+
+public sealed record AutoPowerOnOff : RunEvent
+{
+    public override string Kind => "pool.autopoweron.off.done";
+}
+
+/// <summary>pool.other_config:auto_poweron is as it was before the run again.</summary>
+public sealed record AutoPowerOnRestored : RunEvent
+{
+    public override string Kind => "pool.autopoweron.restore.done";
+}
+
 // ---- hosts -------------------------------------------------------------------------------------
 
 public sealed record HostDisableIntended(string Host, string? Name = null) : RunEvent

@@ -46,6 +46,9 @@ public sealed record RunState
 
     public ChangeState HaOff { get; init; }
 
+    /// <summary>pool.other_config:auto_poweron switched off by the run.</summary>
+    public ChangeState AutoPowerOnOff { get; init; }
+
     public ChangeState ClusterUnmanaged { get; init; }
 
     public ImmutableDictionary<string, HostProgress> Hosts { get; init; } = ImmutableDictionary.Create<string, HostProgress>(StringComparer.Ordinal);
@@ -97,7 +100,7 @@ public sealed record RunState
 
     /// <summary>Is anything left to put back? (What <see cref="Restorer"/> walks.)</summary>
     public bool HasOutstanding =>
-        Lock != ChangeState.None || HaOff != ChangeState.None || ClusterUnmanaged != ChangeState.None || LeftDisabled.Any()
+        Lock != ChangeState.None || HaOff != ChangeState.None || AutoPowerOnOff != ChangeState.None || ClusterUnmanaged != ChangeState.None || LeftDisabled.Any()
         || Markers.Keys.Any(h => Host(h).Phase != HostPhase.LeftEvacuated);
 
     public RunState Apply(RunEvent e) => e switch
@@ -117,6 +120,9 @@ public sealed record RunState
         HaDisableIntended => this with { HaOff = Max(HaOff, ChangeState.Intended) },
         HaDisabled => this with { HaOff = ChangeState.Made },
         HaEnabled => this with { HaOff = ChangeState.None },
+        AutoPowerOnOffIntended => this with { AutoPowerOnOff = Max(AutoPowerOnOff, ChangeState.Intended) },
+        Journal.AutoPowerOnOff => this with { AutoPowerOnOff = ChangeState.Made },
+        AutoPowerOnRestored => this with { AutoPowerOnOff = ChangeState.None },
         UnmanageIntended => this with { ClusterUnmanaged = Max(ClusterUnmanaged, ChangeState.Intended) },
         Journal.Unmanaged => this with { ClusterUnmanaged = ChangeState.Made },
         Managed => this with { ClusterUnmanaged = ChangeState.None },

@@ -138,6 +138,38 @@ public static class PrepareSteps
         return Continue;
     }
 
+    /// <summary>Key of pool.other_config read by xen-api scripts/xapi-autostart-vms at every host boot.</summary>
+    public const string AutoPowerOnKey = "auto_poweron";
+
+    /// <summary>
+    /// With pool.other_config:auto_poweron "true", each host's boot starts every halted VM marked auto_poweron (xen-api
+    /// scripts/xapi-autostart-vms), in the middle of the run and into the room the plan counted on: off for the run,
+    /// put back by the restore (Xen Orchestra does the same, xo-server pool.mjs rollingReboot).
+    /// </summary>
+    public static async Task<StepResult> DisableAutoPowerOnAsync(RunContext run, PoolSnapshot pool, CancellationToken cancellationToken)
+    {
+        if (pool.OtherConfig.GetValueOrDefault(AutoPowerOnKey) is not { } value || !value.Equals("true", StringComparison.OrdinalIgnoreCase))
+        {
+            return Continue;
+        }
+
+        await run.Executor.DoAsync(new AutoPowerOnOffIntended(value), ct => SetPoolOtherConfigAsync(run, AutoPowerOnKey, "false", ct), new AutoPowerOnOff(), cancellationToken);
+        run.Log.Info("pool auto_poweron off for the run (booted hosts would start halted VMs); put back at the end");
+        return Continue;
+    }
+
+    /// <summary>Sets a key of pool.other_config (remove, then add: XAPI has no update of one key).</summary>
+    public static async Task SetPoolOtherConfigAsync(RunContext run, string key, string value, CancellationToken cancellationToken)
+    {
+        await run.Pool.RemovePoolOtherConfigAsync(key, cancellationToken);
+        if (!await run.Pool.TryAddPoolOtherConfigAsync(key, value, cancellationToken))
+        {
+            // Someone set it between the two calls; ours is the value the run needs.
+            await run.Pool.RemovePoolOtherConfigAsync(key, cancellationToken);
+            await run.Pool.TryAddPoolOtherConfigAsync(key, value, cancellationToken);
+        }
+    }
+
     public static async Task<StepResult> UnmanageClusterAsync(RunContext run, CancellationToken cancellationToken)
     {
         if (run.Cloud is not { } cloud || (await cloud.Api.GetClusterAsync(cloud.Cluster.Id, cancellationToken)).ManagedState != "Managed")

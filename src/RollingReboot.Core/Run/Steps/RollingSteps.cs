@@ -100,7 +100,13 @@ public static class RollingSteps
 
         PrepareSteps.RecordOriginals(run, pre.Pool);
         var ha = await PrepareSteps.DisableHaAsync(run, pre.Pool, abort);
-        return ha.IsContinue ? await PrepareSteps.UnmanageClusterAsync(run, abort) : ha;
+        if (!ha.IsContinue)
+        {
+            return ha;
+        }
+
+        var autostart = await PrepareSteps.DisableAutoPowerOnAsync(run, pre.Pool, abort);
+        return autostart.IsContinue ? await PrepareSteps.UnmanageClusterAsync(run, abort) : autostart;
     }
 
     private static async Task<string> DoneMessageAsync(RunContext run, Plan plan, CancellationToken stop, CancellationToken abort)

@@ -97,7 +97,7 @@ internal sealed class FakePool(TimeProvider clock) : IPoolConnection
         {
             return string.Join("\n",
                 $"ha {Ha.Enabled} {string.Join(",", Ha.HeartbeatSrUuids)} {string.Join(",", Ha.Configuration.Select(kv => kv.Key + "=" + kv.Value))} {Ha.HostFailuresToTolerate} {Ha.AllowOvercommit}",
-                "other_config " + string.Join(",", OtherConfig.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Key)),
+                "other_config " + string.Join(",", OtherConfig.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Key == "auto_poweron" ? kv.Key + "=" + kv.Value : kv.Key)),
                 "hosts " + string.Join(",", Hosts.Select(h => $"{h.Name}:{(h.Enabled ? "enabled" : "disabled")}:{(h.Live ? "live" : "down")}")),
                 "vms running " + Vms.Count(v => v.Running) + "/" + Vms.Count);
         }
