@@ -11,7 +11,14 @@ public sealed record PreflightResult(PoolSnapshot Pool, Plan Plan, IReadOnlyList
 {
     /// <summary>Hosts the needs-reboot command said need no reboot (uuid to what it answered): left alone.</summary>
     public IReadOnlyDictionary<string, string> NotNeedingReboot { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>VMs XAPI says are busy with another operation (a backup's export or snapshot: OTHER_OPERATION_IN_PROGRESS):
+    /// no blocker, but their host is not evacuated until they are done (bounded wait). VM uuid to host uuid and operation.</summary>
+    public IReadOnlyDictionary<string, BusyVm> BusyVms { get; init; } = new Dictionary<string, BusyVm>();
 }
+
+/// <summary>A VM busy with another operation on a host.</summary>
+public sealed record BusyVm(string VmName, string HostUuid, string Operation);
 
 /// <summary>The operator's checks preflight runs: the needs-reboot command on each host, the blocker command.</summary>
 public sealed record PreflightCommands(HostCommands Commands, string Cluster, string RunId);
@@ -35,6 +42,7 @@ public static class Preflight
         }
 
         var vmIssues = new Dictionary<string, VmIssue>();
+        var busy = new Dictionary<string, BusyVm>(StringComparer.Ordinal);
         // Mid-run CloudStack is not asked again (its hosts are Disconnected); the groups found before the run hold.
         var antiAffinity = new Dictionary<string, IReadOnlyList<string>>(knownAntiAffinity ?? new Dictionary<string, IReadOnlyList<string>>());
         IReadOnlyList<CloudStackHost> csHosts = [];
@@ -59,6 +67,13 @@ public static class Preflight
                 }
 
                 var vm = snapshot.Vms.FirstOrDefault(v => v.Uuid == vmUuid);
+                if (code == "OTHER_OPERATION_IN_PROGRESS")
+                {
+                    // ["VM"; ref; operations; their refs] (ocaml/idl/datamodel_errors.ml): worth waiting for, not a blocker.
+                    busy[vmUuid] = new BusyVm(vm?.Name ?? vmUuid, host.Uuid, reason.Count > 3 ? reason[3] : "another operation");
+                    continue;
+                }
+
                 vmIssues.TryAdd(vmUuid, new VmIssue(code, $"XAPI says VM {vm?.Name ?? vmUuid} on {host.Name} cannot be evacuated ({code})", FixFor(code)));
             }
         }
@@ -131,7 +146,7 @@ public static class Preflight
             };
         }
 
-        return new PreflightResult(snapshot, plan, csHosts, antiAffinity) { NotNeedingReboot = notNeeding };
+        return new PreflightResult(snapshot, plan, csHosts, antiAffinity) { NotNeedingReboot = notNeeding, BusyVms = busy };
     }
 
     /// <summary>

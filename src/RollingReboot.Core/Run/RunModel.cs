@@ -21,6 +21,10 @@ public sealed record RunOptions
 
     public TimeSpan LockTtl { get; init; } = TimeSpan.FromHours(12);
 
+    /// <summary>How long the run waits, before a host, for its VMs busy with another operation (a backup) to finish;
+    /// then it stops safely (resumable).</summary>
+    public TimeSpan BusyVmTimeout { get; init; } = TimeSpan.FromMinutes(30);
+
     /// <summary>How often the running run renews its lock's heartbeat.</summary>
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromMinutes(1);
 

@@ -211,6 +211,9 @@ public sealed class FaultSpec
     /// <summary>For vmStarts: the VM object (the contract's "vm" field holds an object for this type).</summary>
     public VmSpec? NewVm { get; set; }
 
+    /// <summary>Lab extension (vmBusy): the operation the VM is busy with (export, snapshot, clone...).</summary>
+    public string? Operation { get; set; }
+
     /// <summary>Lab extension (sessionInvalid): probability that a call fails with SESSION_INVALID.</summary>
     public double? Probability { get; set; }
 

@@ -16,7 +16,7 @@ public static class ScenarioLoader
     private static readonly string[] s_faultTypes =
     [
         "migrationFails", "hostDoesNotReturn", "slowReboot", "pendingGuidance", "xapiOutage", "cloudstackError", "unmanageFails", "vmStarts",
-        "sessionInvalid", "connectionReset", "sshAuthFails", "sshHostKeyChanged",
+        "sessionInvalid", "connectionReset", "sshAuthFails", "sshHostKeyChanged", "vmBusy",
     ];
 
     public static ScenarioFile LoadFile(string path)
@@ -305,6 +305,11 @@ public static class ScenarioLoader
             if (f.Type == "slowReboot" && f.RebootSeconds is null or < 0)
             {
                 problems.Add($"{at}: rebootSeconds is required");
+            }
+
+            if (f.Type == "vmBusy" && (f.Vm is null || !vms.Contains(f.Vm) || f.DurationSeconds is null or <= 0))
+            {
+                problems.Add($"{at}: vm (a VM of the scenario) and durationSeconds are required");
             }
 
             if (f.Type == "xapiOutage" && (f.AtSeconds is null || f.DurationSeconds is null or <= 0))

@@ -732,6 +732,13 @@ internal sealed partial class SimPool
         return Done("");
     }
 
+    /// <summary>OTHER_OPERATION_IN_PROGRESS as xapi_vm_lifecycle.ml raises it: ["VM"; ref; current ops; their refs]
+    /// (layout: ocaml/idl/datamodel_errors.ml, class, object, operation_type, operation_ref).</summary>
+    private static string[]? BusyError(SimVm vm) =>
+        vm.CurrentOperations.Count == 0
+            ? null
+            : ["OTHER_OPERATION_IN_PROGRESS", "VM", vm.Ref, string.Join(",", vm.CurrentOperations.Values), string.Join(",", vm.CurrentOperations.Keys)];
+
     /// <summary>Why a VM cannot leave its host for <paramref name="target"/> (null target: for any host).</summary>
     private string[]? MoveBlocker(SimVm vm, SimHost? target)
     {
@@ -772,6 +779,13 @@ internal sealed partial class SimPool
         var free = Hosts.Where(x => x != h && x.Enabled && x.Live && x.Power == HostPower.Up).ToDictionary(x => x, FreeBytes);
         foreach (var vm in Vms.Where(v => v.ResidentOn == h && v.IsRunning && !v.IsControlDomain).OrderByDescending(v => v.NeededBytes))
         {
+            if (BusyError(vm) is { } busy)
+            {
+                // xapi_host.ml checks each VM's pool_migrate strictly: a VM busy with another operation prevents evacuation.
+                result[vm] = busy;
+                continue;
+            }
+
             if (MoveBlocker(vm, null) is { } blocker)
             {
                 result[vm] = blocker;
@@ -950,9 +964,9 @@ internal sealed partial class SimPool
             throw new XapiError("VM_BAD_POWER_STATE", vm.Ref, "running", vm.PowerState.ToLowerInvariant());
         }
 
-        if (vm.CurrentOperations.Count > 0)
+        if (BusyError(vm) is { } busy)
         {
-            throw new XapiError("OTHER_OPERATION_IN_PROGRESS", "VM", vm.Ref);
+            throw new XapiError(busy[0], busy[1..]);
         }
 
         if (vm.ResidentOn == target)

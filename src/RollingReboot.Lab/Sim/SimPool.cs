@@ -242,6 +242,12 @@ internal sealed partial class SimPool : ILabPoolView
             PoolOtherConfig[k] = v;
         }
 
+        foreach (var f in s.Faults.Where(f => f.Type == "vmBusy" && f.AtSeconds is null))
+        {
+            // Busy from the start: a backup already running when the operator begins.
+            MakeBusy(Vms.First(v => v.Name == f.Vm), f.Operation ?? "export", f.DurationSeconds!.Value);
+        }
+
         var ha = s.Pool.Ha;
         if (ha is { Enabled: true })
         {
@@ -754,8 +760,28 @@ internal sealed partial class SimPool : ILabPoolView
                     var spec = f.NewVm!;
                     Schedule(_firstChangeAt.Value + f.AtSeconds!.Value, () => StartNewVm(spec));
                     break;
+                case "vmBusy" when f.AtSeconds is { } at:
+                    var busy = Vms.First(v => v.Name == f.Vm);
+                    Schedule(_firstChangeAt.Value + at, () => MakeBusy(busy, f.Operation ?? "export", Now + f.DurationSeconds!.Value));
+                    break;
             }
         }
+    }
+
+    /// <summary>A VM busy with another operation (a backup's export or snapshot) until <paramref name="until"/>: XAPI
+    /// lists it in current_operations and refuses to migrate it (OTHER_OPERATION_IN_PROGRESS, ocaml/xapi/xapi_vm_lifecycle.ml).</summary>
+    private void MakeBusy(SimVm vm, string operation, double until)
+    {
+        var op = NewRef();
+        vm.CurrentOperations[op] = operation;
+        Touch("vm", vm.Ref, "mod");
+        Audit.Event("vm.busy", new Dictionary<string, object?> { ["vm"] = vm.Name, ["operation"] = operation, ["until"] = until });
+        Schedule(until, () =>
+        {
+            vm.CurrentOperations.Remove(op);
+            Touch("vm", vm.Ref, "mod");
+            Audit.Event("vm.idle", new Dictionary<string, object?> { ["vm"] = vm.Name, ["operation"] = operation });
+        });
     }
 
     internal double? OutageUntil { get; private set; }

@@ -26,9 +26,12 @@ public static class WaveLoop
             // One host at a time asks XAPI about that host only; with waves every host is asked.
             var planOptions = run.PlanOptions;
             var onlyHost = planOptions.MaxHostsDown > 1 ? null : remaining[0];
-            var pre = await run.Executor.ReadAsync(
-                ct => Preflight.RunAsync(run.Pool, null, planOptions, run.State.Rebooted, ct, onlyHost, run.AntiAffinity), abort);
-            run.LastSnapshot = pre.Pool;
+            var (pre, busy) = await PlanWhenNotBusyAsync(run, planOptions, onlyHost, remaining, stop, abort);
+            if (busy is not null)
+            {
+                return busy;
+            }
+
             if (pre.Plan.Blockers.Count > 0)
             {
                 return new Stop($"before {run.HostName(remaining[0])}: {string.Join("; ", pre.Plan.Blockers.Select(b => b.Message))}");
@@ -77,5 +80,40 @@ public static class WaveLoop
         }
 
         return Continue;
+    }
+
+    /// <summary>
+    /// The live plan for the next wave, once no VM of its hosts is busy with another operation (XAPI would refuse to
+    /// migrate it: OTHER_OPERATION_IN_PROGRESS). The wait is bounded by <see cref="RunOptions.BusyVmTimeout"/> and the
+    /// window; past it the run stops at this safe point, resumable.
+    /// </summary>
+    private static async Task<(PreflightResult Pre, StepResult? Stop)> PlanWhenNotBusyAsync(
+        RunContext run, PlanOptions planOptions, string? onlyHost, IReadOnlyList<string> remaining, CancellationToken stop, CancellationToken abort)
+    {
+        var deadline = run.ClampToWindow(run.Clock.GetUtcNow() + run.Options.BusyVmTimeout);
+        while (true)
+        {
+            var pre = await run.Executor.ReadAsync(
+                ct => Preflight.RunAsync(run.Pool, null, planOptions, run.State.Rebooted, ct, onlyHost, run.AntiAffinity), abort);
+            run.LastSnapshot = pre.Pool;
+            var wave = pre.Plan.Steps.Where(s => remaining.Contains(s.HostUuid)).ToList();
+            var hosts = wave.Where(s => s.Wave == wave.FirstOrDefault()?.Wave).Select(s => s.HostUuid).ToHashSet(StringComparer.Ordinal);
+            var busy = pre.BusyVms.Values.Where(b => hosts.Contains(b.HostUuid)).OrderBy(b => b.VmName, StringComparer.Ordinal).ToList();
+            if (busy.Count == 0 || pre.Plan.Blockers.Count > 0)
+            {
+                return (pre, null);
+            }
+
+            var what = string.Join(", ", busy.Select(b => $"{b.VmName} ({b.Operation}) on {run.HostName(b.HostUuid)}"));
+            if (run.Clock.GetUtcNow() >= deadline)
+            {
+                return (pre, new Pause($"VM(s) still busy after {Units.Duration(run.Options.BusyVmTimeout.TotalSeconds)}: {what}; resume when they are done with 'rollreboot resume --clustername {run.ClusterLabel}'"));
+            }
+
+            run.Log.Warn("Waiting for busy VM(s) before the next host: {Vms}; XAPI would refuse to migrate them", what);
+            stop.ThrowIfCancellationRequested();
+            await run.Pool.WaitForChangeAsync(TimeSpan.FromSeconds(30), stop);
+            await Task.Delay(TimeSpan.FromSeconds(5), run.Clock, stop);
+        }
     }
 }
