@@ -134,8 +134,10 @@ public sealed class XapiPoolConnection : IPoolConnection
             : throw new XapiException(XapiException.ProtocolError, ["host.get_servertime returned no datetime"], "host.get_servertime");
     }
 
+    /// <summary>As a task: disabling HA waits on every host's HA daemon and can take minutes on a real pool
+    /// (ocaml/xapi/xapi_ha.ml, disable), longer than one HTTP call may take.</summary>
     public async Task DisableHaAsync(CancellationToken cancellationToken = default) =>
-        await _client.CallAsync("pool.disable_ha", [], cancellationToken);
+        await _client.RunTaskAsync("pool.disable_ha", [], null, cancellationToken);
 
     public async Task EnableHaAsync(IReadOnlyList<string> heartbeatSrUuids, IReadOnlyDictionary<string, string> configuration, CancellationToken cancellationToken = default)
     {
@@ -145,7 +147,8 @@ public sealed class XapiPoolConnection : IPoolConnection
             refs.Add(await RefAsync("SR", sr, cancellationToken));
         }
 
-        await _client.CallAsync("pool.enable_ha", [refs, configuration], cancellationToken);
+        // As a task, like disable: enable_ha starts the HA daemon on every host (xapi_ha.ml, enable).
+        await _client.RunTaskAsync("pool.enable_ha", [refs, configuration], null, cancellationToken);
     }
 
     public async Task SetHaHostFailuresToTolerateAsync(long value, CancellationToken cancellationToken = default) =>

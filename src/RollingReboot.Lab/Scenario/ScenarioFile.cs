@@ -67,6 +67,10 @@ public sealed class HaSpec
     public bool AllowOvercommit { get; set; } = true;
 
     public string? HeartbeatSr { get; set; } = "nfs-primary";
+
+    /// <summary>Lab extension: simulated seconds pool.disable_ha / enable_ha take (real pools: the HA daemon on every
+    /// host, minutes on large pools; ocaml/xapi/xapi_ha.ml). 0: at once.</summary>
+    public double TransitionSeconds { get; set; }
 }
 
 public sealed class CloudStackSpec

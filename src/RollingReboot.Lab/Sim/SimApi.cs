@@ -514,33 +514,68 @@ internal sealed partial class SimPool
     private Task<JsonNode?> PoolDisableHa(string m, List<JsonNode?> a)
     {
         Arity(m, a, 0, 0);
+        RefuseDuringHaTransition();
         if (!HaEnabled)
         {
             throw new XapiError("HA_NOT_ENABLED");
         }
 
         NoteStateChange();
-        HaEnabled = false;
-        foreach (var vdiRef in HaStatefiles)
+        return AfterHaTransition("ha_disable", () =>
         {
-            if (Vdis.Remove(vdiRef, out var vdi))
+            HaEnabled = false;
+            foreach (var vdiRef in HaStatefiles)
             {
-                vdi.Sr.VdiRefs.Remove(vdiRef);
-                Touch("vdi", vdiRef, "del");
+                if (Vdis.Remove(vdiRef, out var vdi))
+                {
+                    vdi.Sr.VdiRefs.Remove(vdiRef);
+                    Touch("vdi", vdiRef, "del");
+                }
             }
+
+            HaStatefiles = [];
+            HaHeartbeatSrNames.Clear();
+            HaConfiguration = [];
+            Touch("pool", PoolRef, "mod");
+            Audit.Event("ha.disable", new Dictionary<string, object?>());
+        });
+    }
+
+    private void RefuseDuringHaTransition()
+    {
+        if (HaTransition is { } op)
+        {
+            throw new XapiError(op == "ha_disable" ? "HA_DISABLE_IN_PROGRESS" : "HA_ENABLE_IN_PROGRESS");
+        }
+    }
+
+    /// <summary>The HA transition happens after the scenario's transitionSeconds (at once when 0); the call (or its
+    /// Async task) returns then.</summary>
+    private Task<JsonNode?> AfterHaTransition(string operation, Action transition)
+    {
+        var seconds = Scenario.Pool.Ha?.TransitionSeconds ?? 0;
+        if (seconds <= 0)
+        {
+            transition();
+            return Done("");
         }
 
-        HaStatefiles = [];
-        HaHeartbeatSrNames.Clear();
-        HaConfiguration = [];
+        HaTransition = operation;
         Touch("pool", PoolRef, "mod");
-        Audit.Event("ha.disable", new Dictionary<string, object?>());
-        return Done("");
+        var done = new TaskCompletionSource<JsonNode?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Schedule(Now + seconds, () =>
+        {
+            HaTransition = null;
+            transition();
+            done.SetResult(JsonValue.Create(""));
+        });
+        return done.Task;
     }
 
     private Task<JsonNode?> PoolEnableHa(string m, List<JsonNode?> a)
     {
         Arity(m, a, 2, 2);
+        RefuseDuringHaTransition();
         if (HaEnabled)
         {
             throw new XapiError("HA_IS_ENABLED");
@@ -565,22 +600,24 @@ internal sealed partial class SimPool
         }
 
         NoteStateChange();
-        HaEnabled = true;
-        HaStatefiles = srs.Select(CreateStatefile).ToList();
-        HaHeartbeatSrNames.Clear();
-        HaHeartbeatSrNames.AddRange(srs.Select(s => s.Name));
-        HaConfiguration = config;
-        Touch("pool", PoolRef, "mod");
-        var effective = config.TryGetValue("timeout", out var t) ? t : PoolOtherConfig.GetValueOrDefault("default_ha_timeout", "60");
-        Audit.Event("ha.enable", new Dictionary<string, object?>
+        return AfterHaTransition("ha_enable", () =>
         {
-            ["heartbeatSrs"] = srs.Select(s => s.Name).ToList(),
-            ["configuration"] = config,
-            ["timeoutSeconds"] = effective,
-            ["hostFailuresToTolerate"] = HaHostFailuresToTolerate,
-            ["allowOvercommit"] = HaAllowOvercommit,
+            HaEnabled = true;
+            HaStatefiles = srs.Select(CreateStatefile).ToList();
+            HaHeartbeatSrNames.Clear();
+            HaHeartbeatSrNames.AddRange(srs.Select(s => s.Name));
+            HaConfiguration = config;
+            Touch("pool", PoolRef, "mod");
+            var effective = config.TryGetValue("timeout", out var t) ? t : PoolOtherConfig.GetValueOrDefault("default_ha_timeout", "60");
+            Audit.Event("ha.enable", new Dictionary<string, object?>
+            {
+                ["heartbeatSrs"] = srs.Select(s => s.Name).ToList(),
+                ["configuration"] = config,
+                ["timeoutSeconds"] = effective,
+                ["hostFailuresToTolerate"] = HaHostFailuresToTolerate,
+                ["allowOvercommit"] = HaAllowOvercommit,
+            });
         });
-        return Done("");
     }
 
     private Task<JsonNode?> PoolSetNtol(string m, List<JsonNode?> a)

@@ -58,6 +58,10 @@ internal sealed partial class SimPool : ILabPoolView
     internal readonly string NetworkUuid = Guid.NewGuid().ToString();
     internal SimHost Master;
     internal bool HaEnabled;
+
+    /// <summary>An HA transition under way ("ha_disable" / "ha_enable"): pool.current_operations shows it and a second
+    /// HA call is refused with HA_DISABLE_IN_PROGRESS / HA_ENABLE_IN_PROGRESS (xapi_pool_helpers.ml).</summary>
+    internal string? HaTransition;
     internal Dictionary<string, string> HaConfiguration = [];
     internal List<string> HaStatefiles = [];
     internal long HaHostFailuresToTolerate;

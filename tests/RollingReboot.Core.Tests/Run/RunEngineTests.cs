@@ -38,6 +38,20 @@ public sealed class RunEngineTests
         Assert.False(Core.Run.State.RunState.Fold(RunJournal.Read(store)).HasOutstanding);
     }
 
+    [Theory]
+    [InlineData("lost-reply", RunOutcome.Done)]
+    [InlineData("refused", RunOutcome.StoppedRestored)]
+    public async Task DisableHaFails_TheRunLooksAtHa_GoesOnIfOff_StopsIfOn_HaNeverLeftOff(string fault, RunOutcome outcome)
+    {
+        var h = new CrashHarness();
+        h.Pool.DisableHaFault = fault;
+        var before = h.Audit();
+        var report = await h.StartAsync(new MemoryJournalStore(), RunMode.Run);
+        Assert.Equal(outcome, report!.Outcome);
+        Assert.Equal(before, h.Audit());
+        Assert.All(h.Pool.Hosts, x => Assert.Equal(outcome == RunOutcome.Done ? 1 : 0, x.BootCount));
+    }
+
     [Fact]
     public async Task Run_PoolWithAutoPowerOn_SwitchesItOffForTheRunAndBack()
     {

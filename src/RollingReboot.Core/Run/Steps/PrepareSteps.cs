@@ -133,7 +133,24 @@ public static class PrepareSteps
             return Continue;
         }
 
-        await run.Executor.DoAsync(new HaDisableIntended(), run.Pool.DisableHaAsync, new HaDisabled(), cancellationToken);
+        try
+        {
+            await run.Executor.DoOnceAsync(new HaDisableIntended(), run.Pool.DisableHaAsync, new HaDisabled(), cancellationToken);
+        }
+        catch (Exception e) when (e is Ports.PoolOperationException || e is OperationCanceledException && !cancellationToken.IsCancellationRequested)
+        {
+            // The call failed or its reply was lost: what matters is whether HA is off now. The intent is journaled
+            // either way, so the restore puts HA back whatever happened.
+            var now = await run.Executor.ReadAsync(run.Pool.ReadAsync, cancellationToken);
+            if (now.Ha.Enabled)
+            {
+                return new Stop($"HA could not be disabled ({(e as Ports.PoolOperationException)?.Code ?? "no answer"}); nothing else was changed");
+            }
+
+            run.Log.Warn("pool.disable_ha reported {Error}, but HA is off: going on", (e as Ports.PoolOperationException)?.Code ?? e.GetType().Name);
+            run.Executor.Record(new HaDisabled());
+        }
+
         run.Log.Info("HA disabled for the run (timeout {Timeout} s, heartbeat SRs {Srs}, tolerate {Ntol} recorded)", pool.Ha.TimeoutSeconds, pool.Ha.HeartbeatSrUuids.Count, pool.Ha.HostFailuresToTolerate);
         return Continue;
     }

@@ -171,7 +171,23 @@ internal sealed class FakePool(TimeProvider clock) : IPoolConnection
         }
     }
 
-    public Task DisableHaAsync(CancellationToken cancellationToken = default) => Mutate(() => Ha = HaSettings.Disabled);
+    /// <summary>"lost-reply": pool.disable_ha happens but its caller gets an error; "refused": it fails and HA stays on.</summary>
+    public string? DisableHaFault { get; set; }
+
+    public Task DisableHaAsync(CancellationToken cancellationToken = default) => Mutate(() =>
+    {
+        switch (DisableHaFault)
+        {
+            case "refused":
+                throw Refused("HA_HOST_CANNOT_ACCESS_STATEFILE");
+            case "lost-reply":
+                Ha = HaSettings.Disabled;
+                throw new PoolOperationException("ROLLREBOOT_TRANSPORT_ERROR", ["reset"], "connection reset") { Kind = PoolErrorKind.Unreachable };
+            default:
+                Ha = HaSettings.Disabled;
+                break;
+        }
+    });
 
     public Task EnableHaAsync(IReadOnlyList<string> heartbeatSrUuids, IReadOnlyDictionary<string, string> configuration, CancellationToken cancellationToken = default) =>
         Mutate(() =>
