@@ -9,10 +9,14 @@ public static class CliApp
 {
     public static RootCommand BuildRoot(CliEnvironment env)
     {
-        var root = new RootCommand("rollreboot: reboot every host of a XenServer / XCP-ng pool managed by CloudStack, one after the other, while every VM keeps running.");
+        // The root is the plan/run itself: `rollreboot --clustername NAME [--exec]`.
+        var root = new RunCommand(env).Root;
         root.Subcommands.Add(LabCommand.Create(env));
         root.Subcommands.Add(StatusCommand.Create(env));
-        RunCommand.AddTo(root, env);
+        root.Subcommands.Add(new ResumeCommand(env).Command);
+        root.Subcommands.Add(new RestoreCommand(env).Command);
+        root.Subcommands.Add(new EvacuateCommand(env).Command);
+        root.Subcommands.Add(new ReturnCommand(env).Command);
         ConfigFile.AddTo(root);
         root.Subcommands.Add(CompletionCommand.Create(env, root));
         return root;

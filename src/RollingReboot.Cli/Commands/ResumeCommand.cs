@@ -1,0 +1,43 @@
+using System.CommandLine;
+
+namespace RollingReboot.Cli.Commands;
+
+/// <summary><c>rollreboot resume</c>: continue the pool's unfinished run from its journal.</summary>
+internal sealed class ResumeCommand : RunCommandBase
+{
+    public ResumeCommand(CliEnvironment env)
+        : base(new Command("resume", "Continue a run that stopped (crash, kill -9, host timeout) from its journal; hosts already rebooted in it are not rebooted again."), env, static o =>
+            [o.ClusterName, o.Zone, o.Report, o.ReportJson, o.Threads, o.MaxHostsDown, o.Hosts, o.IgnoreHosts, o.OnlyNeedingReboot, o.HostTimeout, o.CmkProfile, o.SshAcceptNew,
+             o.Verbose, o.PauseAfter, o.WindowEnd, o.HostDelay, .. o.Hooks])
+    {
+    }
+
+    protected override async Task<int> ExecuteAsync(ParseResult parse, CancellationToken cancellationToken)
+    {
+        var cluster = SingleCluster(parse);
+        var plan = RunOptionsBinder.BuildPlanOptions(parse, Options);
+        var hooks = RunOptionsBinder.BuildHooks(parse, Options);
+        var notifyUrl = RunOptionsBinder.NotifyUrl(parse, Options, Env);
+        var hostTimeout = RunOptionsBinder.HostTimeout(parse, Options);
+        var acceptNew = parse.GetValue(Options.SshAcceptNew);
+        return await InSessionAsync(parse, Request(parse, Env, cluster, exec: true), async session =>
+        {
+            var pool = await session.ReadWhenReachableAsync(hostTimeout, cancellationToken);
+            RunOptionsBinder.CheckAgainstPool(plan, pool);
+            var runners = session.CreateHookRunners(hooks, acceptNew);
+            var (store, previous) = JournalLocator.FindOpenJournal(session.StateDir, pool);
+            if (previous.Mode != "run")
+            {
+                throw new UserFacingException($"the unfinished run of pool {pool.Name} was 'rollreboot {previous.Mode}', which resume does not continue: undo it with 'rollreboot restore --clustername {cluster}', then start it again");
+            }
+
+            CheckLock(pool, previous);
+            var invoker = RunInvoker.Continue(store, session.Clock, "resume", previous, pool, cluster);
+            var probe = session.CreateProbe(acceptNew);
+            var options = BuildRunOptions(parse, session, new RunInputs(hostTimeout, plan, hooks, UseSshProof: probe is not null, EvacuateOnly: false));
+            var parts = session.PrepareRun(previous.RunId, pool, options, probe, runners, notifyUrl);
+            var report = await PosixSignalScope.RunWithSignalsAsync((stop, abort) => invoker.ResumeAsync(parts, previous, pool, stop, abort), session.Log, cancellationToken);
+            return await ReportAsync(parse, session, report);
+        }, cancellationToken);
+    }
+}

@@ -1,0 +1,154 @@
+using System.CommandLine;
+using RollingReboot.Cli.Output;
+using RollingReboot.Core.Planning;
+using RollingReboot.Core.Pool;
+using RollingReboot.Core.Ports;
+using RollingReboot.Core.Run;
+using RollingReboot.Xapi;
+
+namespace RollingReboot.Cli.Commands;
+
+/// <summary>
+/// What the plan/run, resume, restore, evacuate and return share: their options, the session around one cluster,
+/// and the plan and report output. It configures a <see cref="System.CommandLine.Command"/> rather than being one
+/// because the plan/run is the <see cref="RootCommand"/> itself (it keeps --help, --version and the directives).
+/// </summary>
+internal abstract class RunCommandBase
+{
+    /// <param name="declare">The options this command has, in the order --help shows them; the XAPI options follow.</param>
+    protected RunCommandBase(Command command, CliEnvironment env, Func<RunOptionsDefinitions, Option[]> declare)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        ArgumentNullException.ThrowIfNull(declare);
+        Command = command;
+        Env = env;
+        foreach (var option in declare(Options))
+        {
+            command.Options.Add(option);
+        }
+
+        Xapi.AddTo(command);
+        command.SetAction(async (parse, ct) => await ExecuteAsync(parse, ct));
+    }
+
+    public Command Command { get; }
+
+    protected CliEnvironment Env { get; }
+
+    protected RunOptionsDefinitions Options { get; } = new();
+
+    protected XapiOptions Xapi { get; } = new();
+
+    protected abstract Task<int> ExecuteAsync(ParseResult parse, CancellationToken cancellationToken);
+
+    /// <summary>The one cluster of --clustername: every command but the plan/run works on one.</summary>
+    protected string SingleCluster(ParseResult parse)
+    {
+        var names = RunOptionsBinder.Split(parse.GetValue(Options.ClusterName));
+        return names.Count switch
+        {
+            0 => throw new UserFacingException(RunOptionsBinder.ClusterRequired),
+            1 => names[0],
+            _ => throw new UserFacingException($"'rollreboot {Command.Name}' works on one cluster: give a single --clustername"),
+        };
+    }
+
+    protected SessionRequest Request(ParseResult parse, CliEnvironment env, string cluster, bool exec, FleetContext? fleet = null, string? labLabel = null) =>
+        new(env, cluster, parse.GetValue(Options.Zone), parse.GetValue(Options.CmkProfile), exec, parse.GetValue(Options.Verbose), fleet, labLabel);
+
+    /// <summary>Opens the cluster's session, runs <paramref name="body"/> in it, and says XAPI and CloudStack failures in one line.</summary>
+    protected async Task<int> InSessionAsync(ParseResult parse, SessionRequest request, Func<RunSession, Task<int>> body, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        await using var session = await RunSession.OpenAsync(request, Xapi, parse, cancellationToken);
+        try
+        {
+            return await body(session);
+        }
+        catch (XapiException e)
+        {
+            throw new UserFacingException(Connections.Describe(e, session.Settings));
+        }
+        catch (CloudStackException e)
+        {
+            throw new UserFacingException(CloudStackErrors.Describe(e));
+        }
+    }
+
+    protected RunOptions BuildRunOptions(ParseResult parse, RunSession session, RunInputs inputs) =>
+        RunOptionsBinder.BuildRunOptions(parse, Options, session.Env, session.Clock, inputs);
+
+    /// <summary>Resume and restore: the unfinished run must still hold the pool's lock, or nobody may.</summary>
+    protected static void CheckLock(PoolSnapshot pool, PreviousRun previous)
+    {
+        ArgumentNullException.ThrowIfNull(pool);
+        ArgumentNullException.ThrowIfNull(previous);
+        var lockValue = RunInvoker.LockOwner(pool);
+        if (lockValue is not null && !lockValue.Contains(previous.RunId, StringComparison.Ordinal))
+        {
+            throw new UserFacingException($"pool {pool.Name} is locked by another run ({RunInvoker.DescribeLock(lockValue)}); it must finish first", ExitCodes.PreflightBlocked);
+        }
+    }
+
+    /// <summary>The dry run: preflight's plan, printed (or gathered for the fleet); exit 3 when it cannot run.</summary>
+    protected async Task<int> PlanAsync(ParseResult parse, RunSession session, PlanOptions plan, PreflightCommands? commands, string format, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        var pre = await Preflight.RunAsync(session.Pool, session.Cloud, plan, new HashSet<string>(), cancellationToken, commands: commands);
+        if (session.Fleet is not null)
+        {
+            session.Fleet.AddPlan(session.Cluster, pre.Plan);
+        }
+        else
+        {
+            await WritePlanAsync(session.Env, format, pre.Plan, session.Cluster, parse.GetValue(Options.Output));
+        }
+
+        return pre.Plan.CanRun ? ExitCodes.Success : ExitCodes.PreflightBlocked;
+    }
+
+    /// <summary>The run's report on stdout (and in --report, --report-json), or gathered for the fleet; its exit code.</summary>
+    protected async Task<int> ReportAsync(ParseResult parse, RunSession session, RunReport report)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        ArgumentNullException.ThrowIfNull(report);
+        if (session.Fleet is not null)
+        {
+            session.Fleet.AddReport(session.Cluster, report);
+            await session.Env.Out.WriteAsync($"== {session.Cluster} ==\n" + ReportWriter.ToText(report));
+            return ExitCodes.For(report.Outcome);
+        }
+
+        await session.Env.Out.WriteAsync(ReportWriter.ToText(report));
+        if (parse.GetValue(Options.Report) is { } markdown)
+        {
+            await File.WriteAllTextAsync(markdown.FullName, ReportWriter.ToMarkdown(report));
+        }
+
+        if (parse.GetValue(Options.ReportJson) is { } json)
+        {
+            await File.WriteAllTextAsync(json.FullName, ReportWriter.ToJson(report));
+        }
+
+        return ExitCodes.For(report.Outcome);
+    }
+
+    private static async Task WritePlanAsync(CliEnvironment env, string format, Plan plan, string cluster, FileInfo? output)
+    {
+        var text = format switch
+        {
+            "json" => PlanWriter.ToJson(plan, cluster),
+            "markdown" => PlanWriter.ToMarkdown(plan, cluster),
+            _ => PlanWriter.ToText(plan, cluster),
+        };
+        if (output is not null)
+        {
+            await File.WriteAllTextAsync(output.FullName, text);
+            await env.Error.WriteLineAsync($"plan written to {output.FullName}");
+        }
+        else
+        {
+            await env.Out.WriteAsync(text.EndsWith('\n') ? text : text + "\n");
+        }
+    }
+}

@@ -1,0 +1,151 @@
+using System.CommandLine;
+using System.Globalization;
+using RollingReboot.Core.Planning;
+using RollingReboot.Core.Pool;
+using RollingReboot.Core.Run;
+
+namespace RollingReboot.Cli.Commands;
+
+/// <summary>
+/// The run's options read from a parse and checked, each failure one line naming the option (exit 2).
+/// An option the command does not have reads as its type's default (System.CommandLine's <c>GetValue</c>), so
+/// one method serves every command that has some of its options: resume has no --return-vms, evacuate no --halt.
+/// </summary>
+internal static class RunOptionsBinder
+{
+    public const string ClusterRequired = "--clustername is required: name the CloudStack cluster (or pool) to reboot; see --help";
+
+    public static string ValidFormat(string? value)
+    {
+        var format = value ?? "text";
+        return format is "text" or "markdown" or "json" ? format : throw new UserFacingException($"--format {format} is not known; use text, markdown or json");
+    }
+
+    public static TimeSpan HostTimeout(ParseResult parse, RunOptionsDefinitions o) =>
+        TimeArguments.ParseDuration(parse.GetValue(o.HostTimeout) ?? "20m", "--host-timeout");
+
+    /// <summary>--notify, else ROLLREBOOT_NOTIFY_URL (which keeps a tokened URL off the command line).</summary>
+    public static Uri? NotifyUrl(ParseResult parse, RunOptionsDefinitions o, CliEnvironment env) =>
+        (parse.GetValue(o.Notify) ?? env.Get(EnvNames.NotifyUrl)) is { } text ? Adapters.WebhookNotifier.Parse(text) : null;
+
+    public static PlanOptions BuildPlanOptions(ParseResult parse, RunOptionsDefinitions o)
+    {
+        var threads = ValidThreads(parse.GetValue(o.Threads));
+        var maxDown = ValidMaxHostsDown(parse.GetValue(o.MaxHostsDown));
+        var model = new MigrationModel();
+        if (parse.GetValue(o.AssumeLinkMbps) is { } link)
+        {
+            if (link <= 0)
+            {
+                throw new UserFacingException("--assume-link-mbps must be positive");
+            }
+
+            model = model with { HostLinkMBps = link };
+        }
+
+        var reboot = parse.GetValue(o.AssumeRebootSeconds) ?? 300;
+        if (reboot <= 0)
+        {
+            throw new UserFacingException("--assume-reboot-seconds must be positive");
+        }
+
+        return new PlanOptions
+        {
+            Threads = threads,
+            MaxHostsDown = maxDown,
+            IncludeHosts = Split(parse.GetValue(o.Hosts)),
+            IgnoreHosts = Split(parse.GetValue(o.IgnoreHosts)),
+            OnlyNeedingReboot = parse.GetValue(o.OnlyNeedingReboot),
+            ReturnVms = parse.GetValue(o.ReturnVms),
+            MigrationModel = model,
+            RebootSeconds = reboot,
+        };
+    }
+
+    /// <summary>Evacuate and return: the one host of --host, moved with --threads migrations at a time.</summary>
+    public static PlanOptions OneHostPlanOptions(ParseResult parse, RunOptionsDefinitions o) =>
+        new() { Threads = ValidThreads(parse.GetValue(o.Threads)), IncludeHosts = [parse.GetValue(o.Host)!] };
+
+    public static HookOptions BuildHooks(ParseResult parse, RunOptionsDefinitions o) => new()
+    {
+        PreHostHook = NonEmpty(parse.GetValue(o.PreHostHook), "--pre-host-hook"),
+        PostHostHook = NonEmpty(parse.GetValue(o.PostHostHook), "--post-host-hook"),
+        PreHostCommand = NonEmpty(parse.GetValue(o.PreHostCommand), "--pre-host-command"),
+        PostHostCommand = NonEmpty(parse.GetValue(o.PostHostCommand), "--post-host-command"),
+        NeedsRebootCommand = NonEmpty(parse.GetValue(o.NeedsRebootCommand), "--needs-reboot-command"),
+        BlockerCommand = NonEmpty(parse.GetValue(o.BlockerCommand), "--blocker-command"),
+        HookTimeout = TimeArguments.ParseDuration(parse.GetValue(o.HookTimeout) ?? "30m", "--hook-timeout"),
+        BlockerTimeout = TimeArguments.ParseDuration(parse.GetValue(o.BlockerTimeout) ?? "30m", "--blocker-timeout"),
+    };
+
+    /// <summary>
+    /// The run's behaviour. Read only once the journal is open, as before the split: a dry run ignores the pacing
+    /// options, and the window's "now" is the run's start.
+    /// </summary>
+    public static RunOptions BuildRunOptions(ParseResult parse, RunOptionsDefinitions o, CliEnvironment env, TimeProvider clock, RunInputs inputs) => new()
+    {
+        HostTimeout = inputs.HostTimeout,
+        BreakLock = parse.GetValue(o.BreakLock),
+        Operator = env.Get("USER") ?? env.Get("LOGNAME") ?? "unknown",
+        Machine = Environment.MachineName,
+        ProcessId = Environment.ProcessId,
+        Plan = inputs.Plan,
+        UseSshProof = inputs.UseSshProof,
+        PauseAfter = ValidPauseAfter(parse.GetValue(o.PauseAfter)),
+        WindowEnd = parse.GetValue(o.WindowEnd) is { } w ? TimeArguments.ParseWindowEnd(w, clock) : null,
+        HostDelay = parse.GetValue(o.HostDelay) is { } d ? TimeArguments.ParseDuration(d, "--host-delay") : TimeSpan.Zero,
+        Hooks = inputs.Hooks,
+        EvacuateOnly = inputs.EvacuateOnly,
+        Halt = parse.GetValue(o.Halt),
+        PowerOnTimeout = TimeArguments.ParseDuration(parse.GetValue(o.PowerOnTimeout) ?? "4h", "--power-on-timeout"),
+    };
+
+    /// <summary>The plan's options against the pool as read: every named host in it, room for --max-hosts-down.</summary>
+    public static void CheckAgainstPool(PlanOptions plan, PoolSnapshot pool)
+    {
+        if (plan.MaxHostsDown >= pool.Hosts.Count)
+        {
+            throw new UserFacingException($"--max-hosts-down {plan.MaxHostsDown} must be smaller than the pool's {pool.Hosts.Count} hosts");
+        }
+
+        foreach (var name in plan.IncludeHosts.Concat(plan.IgnoreHosts))
+        {
+            if (pool.FindHost(name) is null)
+            {
+                throw new UserFacingException($"host '{name}' is not in pool {pool.Name} (hosts: {string.Join(", ", pool.Hosts.Select(h => h.Name).Order(StringComparer.Ordinal))})");
+            }
+        }
+    }
+
+    public static int ValidThreads(int threads) =>
+        threads is < 1 or > 64 ? throw new UserFacingException($"--threads {threads} must be between 1 and 64") : threads;
+
+    public static int? ValidPauseAfter(int? n) =>
+        n is < 1 ? throw new UserFacingException($"--pause-after {n} must be at least 1") : n;
+
+    public static int ValidParallelClusters(int parallel) =>
+        parallel < 1 ? throw new UserFacingException($"--parallel-clusters {parallel} must be at least 1") : parallel;
+
+    public static string? NonEmpty(string? value, string option) =>
+        value is null ? null : value.Trim().Length > 0 ? value : throw new UserFacingException($"{option} is empty; give the command to run");
+
+    /// <summary>Comma-separated or repeated values, trimmed, each once.</summary>
+    public static List<string> Split(string[]? values) =>
+        (values ?? []).SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).Distinct().ToList();
+
+    private static int ValidMaxHostsDown(string? value)
+    {
+        var text = (value ?? "1").Trim();
+        if (text.Equals("auto", StringComparison.OrdinalIgnoreCase))
+        {
+            return PlanOptions.AutoMaxHostsDown;
+        }
+
+        return int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var maxDown) && maxDown >= 1
+            ? maxDown
+            : throw new UserFacingException($"--max-hosts-down {text} must be a whole number of at least 1, or 'auto'");
+    }
+}
+
+/// <summary>What a command settled before the run's options are read.</summary>
+internal sealed record RunInputs(TimeSpan HostTimeout, PlanOptions Plan, HookOptions Hooks, bool UseSshProof, bool EvacuateOnly);

@@ -1,0 +1,54 @@
+using System.CommandLine;
+
+namespace RollingReboot.Cli.Commands;
+
+/// <summary>
+/// The options of the plan/run and its subcommands, defined once. Each command builds its own set and adds the
+/// options it has. A set per command rather than static instances: System.CommandLine 2.0.0 lets one option sit
+/// on several commands, but one shared by the root and a subcommand would take a value typed before the
+/// subcommand's name (<c>rollreboot --clustername A resume</c>), which is an error today.
+/// </summary>
+internal sealed class RunOptionsDefinitions
+{
+    public Option<string[]> ClusterName { get; } = new("--clustername") { Description = "CloudStack cluster (or, without CloudStack, the pool's name) to reboot; several (comma-separated or repeated) form a fleet, each with its own lock and journal", AllowMultipleArgumentsPerToken = true };
+    public Option<bool> AllClusters { get; } = new("--all-clusters") { Description = "Every XenServer cluster of --zone, as a fleet" };
+    public Option<int> ParallelClusters { get; } = new("--parallel-clusters") { Description = "Fleet: how many clusters run at the same time (each pool still one host at a time unless --max-hosts-down)", DefaultValueFactory = _ => 1 };
+    public Option<string?> Zone { get; } = new("--zone") { Description = "CloudStack zone, when the cluster name is not unique" };
+    public Option<bool> Exec { get; } = new("--exec") { Description = "Do it. Without --exec rollreboot only prints the plan and changes nothing" };
+    public Option<string> Format { get; } = new("--format") { Description = "Plan output: text, markdown or json", DefaultValueFactory = _ => "text" };
+    public Option<FileInfo?> Output { get; } = new("--output") { Description = "Write the plan to this file instead of stdout" };
+    public Option<FileInfo?> Report { get; } = new("--report") { Description = "Write the run's report (Markdown, with a Mermaid gantt of what happened) to this file" };
+    public Option<FileInfo?> ReportJson { get; } = new("--report-json") { Description = "Write the run's report as JSON to this file" };
+    public Option<int> Threads { get; } = new("--threads") { Description = "Parallel migrations per step", DefaultValueFactory = _ => 5 };
+    public Option<string> MaxHostsDown { get; } = new("--max-hosts-down") { Description = "Hosts evacuated and rebooted together when capacity allows (the master always alone); 'auto' picks the number whose plan is estimated fastest", DefaultValueFactory = _ => "1" };
+    public Option<string[]> Hosts { get; } = new("--hosts") { Description = "Only these hosts (names or uuids; comma-separated or repeated)", AllowMultipleArgumentsPerToken = true };
+    public Option<string[]> IgnoreHosts { get; } = new("--ignore-hosts") { Description = "Leave these hosts alone (names or uuids)", AllowMultipleArgumentsPerToken = true };
+    public Option<bool> OnlyNeedingReboot { get; } = new("--only-needing-reboot") { Description = "Only hosts with a pending reboot (reboot_host guidance or updates requiring reboot)" };
+    public Option<bool> ReturnVms { get; } = new("--return-vms") { Description = "At the end, migrate VMs back to their original hosts" };
+    public Option<string> HostTimeout { get; } = new("--host-timeout") { Description = "How long a host may take to come back (e.g. 20m, 1h, 900s)", DefaultValueFactory = _ => "20m" };
+    public Option<bool> BreakLock { get; } = new("--break-lock") { Description = "Break a stale lock left by a dead run (its owner is shown first)" };
+    public Option<string?> CmkProfile { get; } = new("--cmk-profile") { Description = "CloudMonkey profile from ~/.cmk/config for the CloudStack URL and keys" };
+    public Option<bool> SshAcceptNew { get; } = new("--ssh-accept-new") { Description = "Accept and record unknown SSH host keys on first contact (changed keys are always refused)" };
+    public Option<double?> AssumeRebootSeconds { get; } = new("--assume-reboot-seconds") { Description = "Host reboot time used in the estimate (default 300)" };
+    public Option<double?> AssumeLinkMbps { get; } = new("--assume-link-mbps") { Description = "Host link bandwidth for migrations in MB/s used in the estimate (default 250)" };
+    public Option<bool> Verbose { get; } = new("--verbose") { Description = "More detail in the log" };
+    public Option<int?> PauseAfter { get; } = new("--pause-after") { Description = "Canary: stop safely after this many hosts (restored, exit 4); continue with 'rollreboot resume'" };
+    public Option<string?> WindowEnd { get; } = new("--window-end") { Description = "End of the maintenance window: a time of day (04:00, its next occurrence), a date and time (2026-11-23T04:00, local unless it has an offset) or a duration from now (90m, 2h); no host is started that would end after it" };
+    public Option<string?> HostDelay { get; } = new("--host-delay") { Description = "Wait this long between hosts (e.g. 5m)" };
+    public Option<string?> PreHostHook { get; } = new("--pre-host-hook") { Description = "Local command run when a host is empty and disabled, before its reboot (env ROLLREBOOT_HOST, _HOST_ADDRESS, _POOL, _PHASE...); exit 70 skips the host, other failures stop the run safely" };
+    public Option<string?> PostHostHook { get; } = new("--post-host-hook") { Description = "Local command run when a host is back and enabled; a failure stops the run before the next host" };
+    public Option<string?> PreHostCommand { get; } = new("--pre-host-command") { Description = "Command run on the host over SSH when it is empty, before its reboot (after --pre-host-hook); exit 70 skips the host" };
+    public Option<string?> PostHostCommand { get; } = new("--post-host-command") { Description = "Command run on the host over SSH when it is back (after --post-host-hook)" };
+    public Option<string> HookTimeout { get; } = new("--hook-timeout") { Description = "Time limit for each hook, remote command and check (wall clock)", DefaultValueFactory = _ => "30m" };
+    public Option<string?> NeedsRebootCommand { get; } = new("--needs-reboot-command") { Description = "Command run on each host over SSH before planning: exit 0 = needs a reboot, any other exit = leave it alone (e.g. 'test -e /var/run/reboot-required')" };
+    public Option<string?> BlockerCommand { get; } = new("--blocker-command") { Description = "Local check (e.g. a monitoring query) that blocks the run while it exits non-zero: before the start (exit 3) and before each host (waits)" };
+    public Option<string> BlockerTimeout { get; } = new("--blocker-timeout") { Description = "How long to wait between hosts for --blocker-command to pass before stopping safely (resumable)", DefaultValueFactory = _ => "30m" };
+    public Option<bool> Halt { get; } = new("--halt") { Description = "Shut each evacuated host down instead of rebooting it, for hardware work; wait for someone to power it on, then prove the new boot as usual" };
+    public Option<string> PowerOnTimeout { get; } = new("--power-on-timeout") { Description = "With --halt: how long to wait for a host to be powered on and back (capped by --window-end)", DefaultValueFactory = _ => "4h" };
+    public Option<string?> Notify { get; } = new("--notify") { Description = "POST JSON (Slack-compatible 'text') to this URL on start, each host, failure and finish; ROLLREBOOT_NOTIFY_URL keeps a tokened URL off the command line" };
+
+    public Option<string> Host { get; } = new("--host") { Description = "The host to empty (evacuate) or bring back (return): name or uuid", Required = true };
+
+    /// <summary>The hooks, checks, --halt and --notify: the plan/run and resume take all of them.</summary>
+    public Option[] Hooks => [PreHostHook, PostHostHook, PreHostCommand, PostHostCommand, HookTimeout, NeedsRebootCommand, BlockerCommand, BlockerTimeout, Halt, PowerOnTimeout, Notify];
+}
