@@ -8,7 +8,22 @@ public sealed record RunOptions
 {
     public TimeSpan HostTimeout { get; init; } = TimeSpan.FromMinutes(20);
 
+    /// <summary>The least a migration is given (its bound is <see cref="MigrationBound"/>: from its size).</summary>
     public TimeSpan MigrationTimeout { get; init; } = TimeSpan.FromMinutes(30);
+
+    /// <summary>
+    /// How long one live migration may take before the run gives up on it: three times what the migration model says
+    /// it takes when it shares its source's link with every other migration of the step (--threads), never less than
+    /// <see cref="MigrationTimeout"/>. A 200 GiB VM gets hours, not a fixed half hour.
+    /// </summary>
+    public TimeSpan MigrationBound(long memoryBytes)
+    {
+        var model = Plan.MigrationModel;
+        var shared = Math.Min(model.StreamMBps, model.HostLinkMBps / Math.Max(1, Plan.Threads)) * MigrationModel.BytesPerMB;
+        var estimate = model.SetupSeconds + (model.BytesMoved(memoryBytes) / shared);
+        var bound = TimeSpan.FromSeconds(3 * estimate);
+        return bound > MigrationTimeout ? bound : MigrationTimeout;
+    }
 
     public TimeSpan CloudStackTimeout { get; init; } = TimeSpan.FromMinutes(10);
 

@@ -88,7 +88,7 @@ public static class MigrationBatch
             string error;
             try
             {
-                await MigrateBoundedAsync(run, new MigrationIntended(m.VmUuid, m.VmName, host.Uuid, target), m.VmUuid, target, new MigrationDone(m.VmUuid, target), abort);
+                await MigrateBoundedAsync(run, new MigrationIntended(m.VmUuid, m.VmName, host.Uuid, target), m.VmUuid, target, new MigrationDone(m.VmUuid, target), m.MemoryBytes, abort);
                 return new MigrationOutcome(true, attempt, null);
             }
             catch (PoolOperationException e)
@@ -97,7 +97,8 @@ public static class MigrationBatch
             }
             catch (OperationCanceledException) when (!abort.IsCancellationRequested)
             {
-                error = "timed out after " + Units.Duration(run.Options.MigrationTimeout.TotalSeconds);
+                // The bound fired: XAPI's task was cancelled by the client; the VM is looked at before anything else.
+                error = "timed out after " + Units.Duration(run.Options.MigrationBound(m.MemoryBytes).TotalSeconds);
             }
             finally
             {
@@ -110,7 +111,7 @@ public static class MigrationBatch
                 return new MigrationOutcome(false, attempt, $"{m.VmName}: {error}");
             }
 
-            var (live, vm) = await SettleAsync(run, m.VmUuid, abort);
+            var (live, vm) = await SettleAsync(run, m.VmUuid, run.Options.MigrationBound(m.MemoryBytes), abort);
             if (vm is null || !vm.IsRunningGuest || vm.ResidentOnUuid != host.Uuid)
             {
                 // It moved after all (a lost reply), or stopped: nothing left to do for it.
@@ -122,20 +123,20 @@ public static class MigrationBatch
         }
     }
 
-    /// <summary>One migration, bounded by --migration-timeout on the run's clock.</summary>
-    private static async Task MigrateBoundedAsync(RunContext run, RunEvent intent, string vmUuid, string target, RunEvent done, CancellationToken abort)
+    /// <summary>One migration, bounded by <see cref="RunOptions.MigrationBound"/> (from its size) on the run's clock.</summary>
+    private static async Task MigrateBoundedAsync(RunContext run, RunEvent intent, string vmUuid, string target, RunEvent done, long memoryBytes, CancellationToken abort)
     {
-        using var timeout = new CancellationTokenSource(run.Options.MigrationTimeout, run.Clock);
+        using var timeout = new CancellationTokenSource(run.Options.MigrationBound(memoryBytes), run.Clock);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(abort, timeout.Token);
         await run.Executor.DoOnceAsync(intent, ct => run.Pool.MigrateVmAsync(vmUuid, target, null, ct), done, linked.Token);
     }
 
     /// <summary>A lost reply: the migration may be running after all. Let it finish (bounded), then decide.</summary>
-    private static async Task<(PoolSnapshot Live, VmState? Vm)> SettleAsync(RunContext run, string vmUuid, CancellationToken abort)
+    private static async Task<(PoolSnapshot Live, VmState? Vm)> SettleAsync(RunContext run, string vmUuid, TimeSpan bound, CancellationToken abort)
     {
         var live = await run.Executor.ReadAsync(run.Pool.ReadAsync, abort);
         var vm = live.Vms.FirstOrDefault(v => v.Uuid == vmUuid);
-        var settle = run.Clock.GetUtcNow() + run.Options.MigrationTimeout;
+        var settle = run.Clock.GetUtcNow() + bound;
         while (vm is { CurrentOperations.Count: > 0 } && run.Clock.GetUtcNow() < settle)
         {
             await run.Pool.WaitForChangeAsync(TimeSpan.FromSeconds(10), abort);
@@ -175,7 +176,7 @@ public static class MigrationBatch
                 try
                 {
                     var home = homes[vm.Uuid]!;
-                    await MigrateBoundedAsync(run, new ReturnIntended(vm.Uuid, vm.Name, home), vm.Uuid, home, new ReturnDone(vm.Uuid), abort);
+                    await MigrateBoundedAsync(run, new ReturnIntended(vm.Uuid, vm.Name, home), vm.Uuid, home, new ReturnDone(vm.Uuid), vm.MemoryBytes, abort);
                     Interlocked.Increment(ref back);
                 }
                 catch (Exception e) when (e is PoolOperationException || e is OperationCanceledException && !abort.IsCancellationRequested)
