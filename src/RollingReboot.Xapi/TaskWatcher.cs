@@ -9,6 +9,14 @@ namespace RollingReboot.Xapi;
 /// kept, so nothing is missed in between). A task that finished before its waiter registered is found among the
 /// snapshots seen of tasks nobody waited on yet.
 /// </summary>
+/// <remarks>
+/// What xapi does that the loop has to survive (ocaml/xapi/xapi_event.ml): a token it cannot parse raises
+/// EVENT_FROM_TOKEN_PARSE_FAILURE [token] (EVENTS_LOST comes only from the deprecated event.next), and the answer is to
+/// start again from <c>""</c>. Tasks are not persisted (datamodel.ml task: PersistNothing), so a master restart loses
+/// them without a <c>del</c> event, while the token, a DB generation, stays valid; the sign is that the session had to
+/// be opened again. After that the loop asks from <c>""</c> too. A <c>""</c> batch lists every task there is, so a task
+/// waited on since before that call and missing from it is gone: its waiter gets HANDLE_INVALID.
+/// </remarks>
 internal sealed class TaskWatcher
 {
     private const int MaxUnclaimed = 4096;
@@ -21,6 +29,7 @@ internal sealed class TaskWatcher
     // Latest snapshot of tasks seen in a batch while nobody waited on them (ours between Async call and WaitAsync).
     private readonly Dictionary<string, XapiTaskRecord?> _unclaimed = new(StringComparer.Ordinal);
     private string _token = "";
+    private long _registrations;
     private CancellationTokenSource? _loop;
 
     public TaskWatcher(XapiClient client)
@@ -43,6 +52,7 @@ internal sealed class TaskWatcher
         XapiTaskRecord? seen;
         lock (_gate)
         {
+            waiter.Registration = ++_registrations;
             seenAlready = _unclaimed.Remove(taskRef, out seen);
             _waiters[taskRef] = waiter;
             if (_loop is null)
@@ -92,6 +102,7 @@ internal sealed class TaskWatcher
         while (true)
         {
             string token;
+            long registeredBefore;
             lock (_gate)
             {
                 if (_loop != loop)
@@ -100,9 +111,11 @@ internal sealed class TaskWatcher
                 }
 
                 token = _token;
+                registeredBefore = _registrations;
             }
 
             JsonNode? batch;
+            var logins = _client.Logins;
             try
             {
                 batch = await _client.CallAsync("event.from", [new[] { "task" }, token, s_poll.TotalSeconds], cancellationToken, s_poll);
@@ -111,9 +124,9 @@ internal sealed class TaskWatcher
             {
                 return;
             }
-            catch (XapiException e) when (e.Code == "EVENTS_LOST")
+            catch (XapiException e) when (e.Code == "EVENT_FROM_TOKEN_PARSE_FAILURE")
             {
-                // The token is too old for the server: start again from the current state of every task.
+                // The server cannot read the token: start again from the current state of every task.
                 lock (_gate)
                 {
                     if (_loop == loop)
@@ -156,11 +169,14 @@ internal sealed class TaskWatcher
                 }
 
                 Batches++;
-                _token = batch?["token"]?.ToString() ?? _token;
+                // A new session meanwhile: the master may have restarted and lost its tasks; list them all next time.
+                _token = _client.Logins != logins ? "" : batch?["token"]?.ToString() ?? _token;
                 if (batch?["events"] is not JsonArray events)
                 {
                     events = [];
                 }
+
+                var listed = token.Length == 0 ? new HashSet<string>(StringComparer.Ordinal) : null;
 
                 foreach (var ev in events)
                 {
@@ -169,6 +185,8 @@ internal sealed class TaskWatcher
                     {
                         continue;
                     }
+
+                    listed?.Add(r);
 
                     XapiTaskRecord? record = ev!["operation"]?.ToString() == "del"
                         ? null
@@ -200,6 +218,18 @@ internal sealed class TaskWatcher
                         _unclaimed[r] = record;
                     }
                 }
+
+                if (listed is not null)
+                {
+                    // Every task there is was in this batch: one waited on since before the call and not in it is gone.
+                    foreach (var (r, waiter) in _waiters)
+                    {
+                        if (waiter.Registration <= registeredBefore && !listed.Contains(r))
+                        {
+                            offers.Add((waiter, r, null));
+                        }
+                    }
+                }
             }
 
             // Outside the lock: a progress callback may cancel its wait, which takes the lock.
@@ -213,6 +243,9 @@ internal sealed class TaskWatcher
     private sealed class Waiter(string method, IProgress<double>? progress)
     {
         public TaskCompletionSource<XapiTaskRecord> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>When it was registered, counted among all waiters (to tell whether a batch could list its task).</summary>
+        public long Registration { get; set; }
 
         /// <summary>A snapshot of the task (null: it was deleted).</summary>
         public void Offer(string taskRef, XapiTaskRecord? task)

@@ -7,6 +7,8 @@ using System.Security.Authentication;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Polly;
+using Polly.Retry;
 using RollingReboot.Xapi.Wire;
 
 namespace RollingReboot.Xapi;
@@ -21,6 +23,24 @@ public sealed class XapiClient : IAsyncDisposable
     private static readonly MediaTypeHeaderValue s_json = new("application/json");
     private static readonly MediaTypeHeaderValue s_xml = new("text/xml");
 
+    // How long one master search may go on, and how many retries it gets whatever the clock says.
+    private static readonly ResiliencePropertyKey<DateTimeOffset> s_searchDeadline = new("rollreboot.xapi.search-deadline");
+    private static readonly ResiliencePropertyKey<int> s_searchMinRetries = new("rollreboot.xapi.search-min-retries");
+
+    /// <summary>
+    /// The errors a host gives while it cannot say who the master is, before dispatch: its toolstack starting
+    /// (HOST_STILL_BOOTING) or a member in emergency mode, whose error is what its last Pool.hello to the master gave
+    /// (ocaml/xapi/xapi.ml wait_for_management_ip_address and attempt_host_status_check_with_coordinator: the codes
+    /// below, or INTERNAL_ERROR [exn] when the master could not be reached), raised by api_server.ml callback1 for
+    /// every call outside the emergency list, session.login_with_password included (datamodel.ml emergency_calls).
+    /// INTERNAL_ERROR is also what a master with a real fault answers: the search then ends at its deadline with it.
+    /// </summary>
+    private static readonly HashSet<string> s_emergencyModeCodes =
+    [
+        "HOST_STILL_BOOTING", "HOST_HAS_NO_MANAGEMENT_IP", "HOST_ITS_OWN_SLAVE", "HOST_MASTER_CANNOT_TALK_BACK", "HOST_UNKNOWN_TO_MASTER",
+        "HOST_XAPI_VERSION_HIGHER_THAN_COORDINATOR", "HOST_BROKEN", "HOST_IN_EMERGENCY_MODE", "INTERNAL_ERROR",
+    ];
+
     private readonly XapiClientOptions _options;
     private readonly HttpClient _http;
     private readonly SemaphoreSlim _loginGate = new(1, 1);
@@ -31,7 +51,9 @@ public sealed class XapiClient : IAsyncDisposable
     private string? _session;
     private long _nextId;
     private long _callCount;
+    private long _logins;
     private readonly TaskWatcher _tasks;
+    private readonly ResiliencePipeline _search;
 
     public XapiClient(XapiClientOptions options, HttpMessageHandler? handler = null)
     {
@@ -40,7 +62,25 @@ public sealed class XapiClient : IAsyncDisposable
         _knownHosts.Add(_master);
         _http = new HttpClient(handler ?? CreateHandler(options), disposeHandler: true) { Timeout = Timeout.InfiniteTimeSpan };
         _tasks = new TaskWatcher(this);
+        // The master search: one attempt asks the believed master, then every other known host; while none can say,
+        // it is tried again after 0.5 s, 1 s, 2 s, 4 s, then every 5 s, on the client's clock, until the search's deadline.
+        _search = new ResiliencePipelineBuilder { TimeProvider = options.TimeProvider }
+            .AddRetry(new RetryStrategyOptions
+            {
+                ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is XapiException e && IsNoAnswerYet(e)
+                    && (args.AttemptNumber < args.Context.Properties.GetValue(s_searchMinRetries, 0)
+                        || options.TimeProvider.GetUtcNow() < args.Context.Properties.GetValue(s_searchDeadline, DateTimeOffset.MinValue))),
+                MaxRetryAttempts = int.MaxValue,
+                BackoffType = DelayBackoffType.Exponential,
+                Delay = TimeSpan.FromMilliseconds(500),
+                MaxDelay = TimeSpan.FromSeconds(5),
+                UseJitter = false,
+            })
+            .Build();
     }
+
+    /// <summary>Sessions this client has opened (a new one after SESSION_INVALID, e.g. the master restarted).</summary>
+    internal long Logins => Interlocked.Read(ref _logins);
 
     /// <summary>The host currently believed to be the master.</summary>
     public Uri MasterUrl
@@ -307,12 +347,40 @@ public sealed class XapiClient : IAsyncDisposable
         Interlocked.CompareExchange(ref _session, null, session);
     }
 
+    /// <summary>Whether a host's answer means only "not now, and I cannot tell you who the master is".</summary>
+    internal static bool IsNoAnswerYet(XapiException e) => e.IsUnreachable || s_emergencyModeCodes.Contains(e.Code);
+
+    private async Task<T> SearchAsync<T>(Func<CancellationToken, ValueTask<T>> attempt, int minRetries, DateTimeOffset deadline, CancellationToken cancellationToken)
+    {
+        var context = ResilienceContextPool.Shared.Get(cancellationToken);
+        try
+        {
+            context.Properties.Set(s_searchDeadline, deadline);
+            context.Properties.Set(s_searchMinRetries, minRetries);
+            return await _search.ExecuteAsync(static (ctx, a) => a(ctx.CancellationToken), context, attempt);
+        }
+        finally
+        {
+            ResilienceContextPool.Shared.Return(context);
+        }
+    }
+
     private async Task<string> LoginOnMasterAsync(CancellationToken cancellationToken)
     {
-        var deadline = _options.TimeProvider.GetUtcNow() + _options.MasterSearchTimeout;
+        // A reset connection or a toolstack restarting needs a few more tries whatever the clock says.
+        var session = await SearchAsync(LoginOnceAsync, 3, _options.TimeProvider.GetUtcNow() + _options.MasterSearchTimeout, cancellationToken);
+        Interlocked.Increment(ref _logins);
+        return session;
+    }
+
+    /// <summary>
+    /// One attempt: log in on the believed master, following HOST_IS_SLAVE; if it cannot answer, ask the other known hosts
+    /// who the master is and log in there. What still cannot answer is thrown for the search to retry.
+    /// </summary>
+    private async ValueTask<string> LoginOnceAsync(CancellationToken cancellationToken)
+    {
+        var searched = false;
         var hops = 0;
-        var attempts = 0;
-        var delay = TimeSpan.FromMilliseconds(500);
         while (true)
         {
             var target = MasterUrl;
@@ -324,15 +392,13 @@ public sealed class XapiClient : IAsyncDisposable
             {
                 SwitchMaster(HostUri(e.Parameters[0], target));
             }
-            catch (XapiException e) when ((e.IsUnreachable || e.Code == "HOST_STILL_BOOTING") && (++attempts <= 3 || _options.TimeProvider.GetUtcNow() < deadline))
+            catch (XapiException e) when (IsNoAnswerYet(e) && !searched)
             {
-                if (await TryOtherHostsAsync(target, cancellationToken))
+                searched = true;
+                if (!await TryOtherHostsAsync(target, cancellationToken))
                 {
-                    continue;
+                    throw;
                 }
-
-                await Task.Delay(delay, _options.TimeProvider, cancellationToken);
-                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
             }
         }
     }
@@ -345,7 +411,10 @@ public sealed class XapiClient : IAsyncDisposable
             : throw new XapiException(XapiException.ProtocolError, ["login returned no session"], "session.login_with_password");
     }
 
-    /// <summary>Asks every other known host; the first that answers is the master or names it.</summary>
+    /// <summary>
+    /// Asks every other known host; the first that answers is the master or names it. A host that cannot say (down,
+    /// starting, in emergency mode because it restarted while the master was away, or not talking XAPI) is skipped.
+    /// </summary>
     private async Task<bool> TryOtherHostsAsync(Uri failed, CancellationToken cancellationToken)
     {
         List<Uri> candidates;
@@ -373,7 +442,7 @@ public sealed class XapiClient : IAsyncDisposable
                     return true;
                 }
             }
-            catch (XapiException e) when (e.IsUnreachable || e.Code is "HOST_STILL_BOOTING" or XapiException.ProtocolError)
+            catch (XapiException e) when (IsNoAnswerYet(e) || e.Code == XapiException.ProtocolError)
             {
                 // Try the next host.
             }
@@ -382,35 +451,41 @@ public sealed class XapiClient : IAsyncDisposable
         return false;
     }
 
+    /// <summary>Looks for the master after it stopped answering; gives up quietly at <paramref name="deadline"/> (one try at least).</summary>
     private async Task FindMasterAsync(DateTimeOffset deadline, CancellationToken cancellationToken)
     {
-        var delay = TimeSpan.FromMilliseconds(500);
-        var first = true;
-        while (first || _options.TimeProvider.GetUtcNow() < deadline)
+        try
         {
-            first = false;
-            var master = MasterUrl;
-            try
+            await SearchAsync(ProbeOnceAsync, 0, deadline, cancellationToken);
+        }
+        catch (XapiException e) when (IsNoAnswerYet(e))
+        {
+            // The caller's own retry decides what to report.
+        }
+    }
+
+    private async ValueTask<bool> ProbeOnceAsync(CancellationToken cancellationToken)
+    {
+        var master = MasterUrl;
+        try
+        {
+            var session = await LoginAtAsync(master, cancellationToken);
+            await LogoutQuietlyAsync(master, session);
+            return true;
+        }
+        catch (XapiException e) when (e.Code == "HOST_IS_SLAVE" && e.Parameters.Count > 0)
+        {
+            SwitchMaster(HostUri(e.Parameters[0], master));
+            return true;
+        }
+        catch (XapiException e) when (IsNoAnswerYet(e))
+        {
+            if (await TryOtherHostsAsync(master, cancellationToken))
             {
-                var session = await LoginAtAsync(master, cancellationToken);
-                await LogoutQuietlyAsync(master, session);
-                return;
-            }
-            catch (XapiException e) when (e.Code == "HOST_IS_SLAVE" && e.Parameters.Count > 0)
-            {
-                SwitchMaster(HostUri(e.Parameters[0], master));
-                return;
-            }
-            catch (XapiException e) when (e.IsUnreachable || e.Code == "HOST_STILL_BOOTING")
-            {
-                if (await TryOtherHostsAsync(master, cancellationToken))
-                {
-                    return;
-                }
+                return true;
             }
 
-            await Task.Delay(delay, _options.TimeProvider, cancellationToken);
-            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
+            throw;
         }
     }
 
@@ -521,9 +596,12 @@ public sealed class XapiClient : IAsyncDisposable
 
                 if (mediaType.Contains("xml", StringComparison.OrdinalIgnoreCase))
                 {
-                    if (!xml && attempt == 0)
+                    if (!xml && attempt == 0 && Text(reply).Contains("<methodResponse", StringComparison.Ordinal))
                     {
-                        // An older host that does not speak JSON-RPC: use XML-RPC from now on.
+                        // A host before xapi 1.9.0 has no /jsonrpc: its longest path prefix for it is /json, an XML-RPC
+                        // endpoint, which answers a JSON body with an XML-RPC fault "Failed to parse supplied XML"
+                        // (api_server.ml callback, xen-api commit cc8f80e4^). Every later host answers /jsonrpc with
+                        // application/json or an HTML error page. So: XML-RPC on / from now on, and this call again.
                         lock (_lock)
                         {
                             _xmlRpcHosts.Add(host.Authority);

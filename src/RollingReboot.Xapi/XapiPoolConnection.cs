@@ -211,8 +211,17 @@ public sealed class XapiPoolConnection : IPoolConnection
     public async Task WaitForChangeAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         var seconds = Math.Max(0.1, timeout.TotalSeconds);
-        var result = await _client.CallAsync("event.from", [new[] { "host", "host_metrics", "pool" }, _eventToken, seconds], cancellationToken, timeout);
-        _eventToken = result?["token"]?.ToString() ?? _eventToken;
+        try
+        {
+            var result = await _client.CallAsync("event.from", [new[] { "host", "host_metrics", "pool" }, _eventToken, seconds], cancellationToken, timeout);
+            _eventToken = result?["token"]?.ToString() ?? _eventToken;
+        }
+        catch (XapiException e) when (e.Code == "EVENT_FROM_TOKEN_PARSE_FAILURE")
+        {
+            // xapi_event.ml from: the one error event.from raises about its token. Start again from "" (every object,
+            // at once), and let the caller read the state as after any change.
+            _eventToken = "";
+        }
     }
 
     public ValueTask DisposeAsync() => _client.DisposeAsync();

@@ -92,9 +92,12 @@ public sealed class ScenarioLoaderTests
     [InlineData("""{ "type": "slowReboot", "host": "xen1" }""", "faults[0] (slowReboot): rebootSeconds is required")]
     [InlineData("""{ "type": "xapiOutage", "atSeconds": 5 }""", "faults[0] (xapiOutage): atSeconds and durationSeconds are required")]
     [InlineData("""{ "type": "cloudstackError", "command": "listHosts", "errorCode": 530 }""", "faults[0] (cloudstackError): the scenario has no cloudstack section")]
+    [InlineData("""{ "type": "memberEmergency", "host": "xen7", "atSeconds": 0, "durationSeconds": 60 }""", "faults[0] (memberEmergency): host xen7 is not in hosts")]
+    [InlineData("""{ "type": "memberEmergency", "host": "xen1", "atSeconds": 0, "durationSeconds": 60 }""", "faults[0] (memberEmergency): host xen1 is the master; only a member goes into emergency mode")]
+    [InlineData("""{ "type": "memberEmergency", "host": "xen2", "atSeconds": 0 }""", "faults[0] (memberEmergency): atSeconds and durationSeconds are required")]
     public void Parse_FaultNamingWhatIsNotThere_IsRefusedWithItsPlace(string fault, string expected)
     {
-        var e = Refused($$"""{ "hosts": [ { "name": "xen1" } ], "vms": [ { "name": "web", "host": "xen1" } ], "faults": [ {{fault}} ] }""");
+        var e = Refused($$"""{ "hosts": [ { "name": "xen1" }, { "name": "xen2" } ], "vms": [ { "name": "web", "host": "xen1" } ], "faults": [ {{fault}} ] }""");
         Assert.Contains(expected, e.Message, StringComparison.Ordinal);
     }
 

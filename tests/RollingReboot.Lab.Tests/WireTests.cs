@@ -84,9 +84,11 @@ public sealed class WireTests
         Assert.Equal(["HOST_STILL_BOOTING"], answer["error"]!.AsArray().Select(e => e!.GetValue<string>()));
         Assert.Equal(0, answer["id"]!.GetValue<int>());
         Assert.False(answer.ContainsKey("result"));
+        // jsoncallback writes a pre-dispatch error with ~version:V2 whatever the request's version was.
+        Assert.Equal("2.0", old["jsonrpc"]!.GetValue<string>());
         Assert.Equal(["HOST_STILL_BOOTING"], old["error"]!.AsArray().Select(e => e!.GetValue<string>()));
         Assert.Equal(0, old["id"]!.GetValue<int>());
-        Assert.Null(old["result"]);
+        Assert.False(old.ContainsKey("result"));
     }
 
     [Theory]
@@ -167,9 +169,13 @@ public sealed class WireTests
         using var raw = new RawXapi(lab);
         var m = Labs.Address(lab, "m");
 
+        // No /jsonrpc before 1.9.0: the longest prefix is /json, whose XML parser refuses the JSON body with a fault.
         var (status, contentType, body) = await raw.PostAsync(m, "/jsonrpc", raw.Request("session.login_with_password", [raw.User, raw.Password]).ToJsonString());
         Assert.Equal((HttpStatusCode.OK, "text/xml"), (status, contentType));
-        Assert.Equal("methodResponse", XDocument.Parse(body).Root!.Name.LocalName);
+        var fault = XDocument.Parse(body).Root!;
+        Assert.Equal("methodResponse", fault.Name.LocalName);
+        Assert.Equal("1", Member(fault.Element("fault")!.Element("value")!, "faultCode").Element("i4")!.Value);
+        Assert.Equal("Failed to parse supplied XML", Member(fault.Element("fault")!.Element("value")!, "faultString").Value);
 
         await using var client = Labs.Client(lab, Labs.Address(lab, "b"));
         await client.LoginAsync();
@@ -273,7 +279,7 @@ public sealed class WireTests
     }
 
     [Fact]
-    public async Task EventInject_ReturnsAToken_AndTheObjectShowsUpInEventFrom()
+    public async Task EventInject_ReturnsAToken_FromWhichEventFromSeesTheObject()
     {
         await using var lab = await Labs.StartAsync(TwoHosts);
         await using var client = Labs.Client(lab);
@@ -282,12 +288,20 @@ public sealed class WireTests
 
         var injected = (await client.CallAsync("event.inject", ["pool", pool]))!.GetValue<string>();
 
-        Assert.True(string.CompareOrdinal(injected, start) > 0, $"{injected} should come after {start}");
-        var batch = (await client.CallAsync("event.from", [new[] { "vm", "pool" }, start, 10.0]))!;
-        var e = Assert.Single(batch["events"]!.AsArray())!;
-        Assert.Equal(("pool", "mod", pool), (e["class"]!.GetValue<string>(), e["operation"]!.GetValue<string>(), e["ref"]!.GetValue<string>()));
-        Assert.Equal("CLUSTER-1", e["snapshot"]!["name_label"]!.GetValue<string>());
-        Assert.Empty((await client.CallAsync("event.from", [new[] { "vm", "pool" }, injected, 0.0]))!["events"]!.AsArray());
+        // xapi_event.ml inject: the token just before the touch, so event.from from it reports the object.
+        Assert.True(string.CompareOrdinal(injected, start) >= 0, $"{injected} should not come before {start}");
+        foreach (var from in new[] { start, injected })
+        {
+            var batch = (await client.CallAsync("event.from", [new[] { "vm", "pool" }, from, 10.0]))!;
+            var e = Assert.Single(batch["events"]!.AsArray())!;
+            Assert.Equal(("pool", "mod", pool), (e["class"]!.GetValue<string>(), e["operation"]!.GetValue<string>(), e["ref"]!.GetValue<string>()));
+            Assert.Equal("CLUSTER-1", e["snapshot"]!["name_label"]!.GetValue<string>());
+            Assert.Empty((await client.CallAsync("event.from", [new[] { "vm", "pool" }, batch["token"]!.GetValue<string>(), 0.0]))!["events"]!.AsArray());
+        }
+
+        var bad = await Assert.ThrowsAsync<XapiException>(() => client.CallAsync("event.inject", ["VM", pool]));
+        Assert.Equal("HANDLE_INVALID", bad.Code);
+        Assert.Equal(["VM", pool], bad.Parameters);
     }
 
     [Fact]
@@ -347,9 +361,10 @@ public sealed class WireTests
     }
 
     [Theory]
-    [InlineData("1.250.0", false)]
-    [InlineData("24.19.0", true)]
-    public async Task HostEvacuate_NetworkAndBatchSize_AcceptedOnlyByNewerXapi(string xapiVersion, bool accepted)
+    [InlineData("1.250.0", false, 0)]
+    [InlineData("1.300.0", true, 10)]
+    [InlineData("24.19.0", true, 2)]
+    public async Task HostEvacuate_NetworkAndBatchSize_AcceptedOnlyByNewerXapi(string xapiVersion, bool accepted, int batch)
     {
         await using var lab = await Labs.StartAsync(TwoHosts.Replace("\"migration\"", $"\"pool\": {{ \"xapiVersion\": \"{xapiVersion}\" }}, \"migration\"", StringComparison.Ordinal));
         await using var client = Labs.Client(lab);
@@ -358,16 +373,19 @@ public sealed class WireTests
 
         if (accepted)
         {
+            // Once a message has a parameter with a default, xapi takes longer lists and ignores what it does not know
+            // (gen_server.ml: "... :: default_args"): 1.300 has network but not the batch size, which it ignores.
             await client.CallAsync("host.evacuate", [b, network, 2L]);
-            Assert.Equal(2, Audit.Events(lab.AuditJson(), "host.evacuate", "b").Single()["batch"]!.GetValue<int>());
+            Assert.Equal(batch, Audit.Events(lab.AuditJson(), "host.evacuate", "b").Single()["batch"]!.GetValue<int>());
         }
         else
         {
+            // Mandatory parameters and those received, neither counting the session.
             var e = await Assert.ThrowsAsync<XapiException>(() => client.CallAsync("host.evacuate", [b, network, 2L]));
             Assert.Equal("MESSAGE_PARAMETER_COUNT_MISMATCH", e.Code);
-            Assert.Equal(["host.evacuate", "2", "4"], e.Parameters);
+            Assert.Equal(["host.evacuate", "1", "3"], e.Parameters);
             e = await Assert.ThrowsAsync<XapiException>(() => client.CallAsync("host.evacuate", [b, network]));
-            Assert.Equal(["host.evacuate", "2", "3"], e.Parameters);
+            Assert.Equal(["host.evacuate", "1", "2"], e.Parameters);
             Assert.Empty(Audit.Events(lab.AuditJson(), "host.evacuate"));
 
             // What a client does about it: drop the optional parameters until the host accepts the call.

@@ -74,13 +74,15 @@ public sealed class XmlRpcWireTests
         Assert.False(value.HasElements);
         var audit = lab.AuditJson();
         var enable = Audit.Events(audit, "ha.enable").Single();
-        Assert.Equal(["nfs2", "nfs"], enable["heartbeatSrs"]!.AsArray().Select(s => s!.GetValue<string>()));
+        Assert.Equal(["nfs2", "nfs"], enable["requestedSrs"]!.AsArray().Select(s => s!.GetValue<string>()));
+        // xapi_ha.ml: the statefile goes on the first SR only.
+        Assert.Equal(["nfs2"], enable["heartbeatSrs"]!.AsArray().Select(s => s!.GetValue<string>()));
         Assert.Equal("240", enable["configuration"]!["timeout"]!.GetValue<string>());
         Assert.Equal("a <b>", enable["configuration"]!["note & more"]!.GetValue<string>());
         Assert.Equal(2, enable["configuration"]!.AsObject().Count);
         Assert.Equal("240", enable["timeoutSeconds"]!.GetValue<string>());
         Assert.True(audit["pool"]!["haEnabled"]!.GetValue<bool>());
-        Assert.Equal(["nfs2", "nfs"], audit["pool"]!["haHeartbeatSrs"]!.AsArray().Select(s => s!.GetValue<string>()));
+        Assert.Equal(["nfs2"], audit["pool"]!["haHeartbeatSrs"]!.AsArray().Select(s => s!.GetValue<string>()));
     }
 
     [Fact]

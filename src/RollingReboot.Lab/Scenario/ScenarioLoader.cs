@@ -16,7 +16,7 @@ public static class ScenarioLoader
     private static readonly string[] s_faultTypes =
     [
         "migrationFails", "hostDoesNotReturn", "slowReboot", "pendingGuidance", "xapiOutage", "cloudstackError", "unmanageFails", "vmStarts",
-        "sessionInvalid", "connectionReset", "sshAuthFails", "sshHostKeyChanged", "vmBusy",
+        "sessionInvalid", "connectionReset", "sshAuthFails", "sshHostKeyChanged", "vmBusy", "memberEmergency",
     ];
 
     public static ScenarioFile LoadFile(string path)
@@ -300,6 +300,23 @@ public static class ScenarioLoader
             if (f.Type is "sshAuthFails" or "sshHostKeyChanged" && (f.Host is null || !hosts.ContainsKey(f.Host)))
             {
                 problems.Add($"{at}: host {f.Host ?? "(missing)"} is not in hosts");
+            }
+
+            if (f.Type == "memberEmergency")
+            {
+                if (f.Host is null || !hosts.TryGetValue(f.Host, out var member))
+                {
+                    problems.Add($"{at}: host {f.Host ?? "(missing)"} is not in hosts");
+                }
+                else if (member.Master)
+                {
+                    problems.Add($"{at}: host {f.Host} is the master; only a member goes into emergency mode");
+                }
+
+                if (f.AtSeconds is null or < 0 || f.DurationSeconds is null or <= 0)
+                {
+                    problems.Add($"{at}: atSeconds and durationSeconds are required");
+                }
             }
 
             if (f.Type == "slowReboot" && f.RebootSeconds is null or < 0)

@@ -21,6 +21,18 @@ internal sealed partial class SimPool
     private static readonly HashSet<string> s_noSession = ["session.login_with_password", "session.slave_local_login_with_password", "system.listMethods", "system.methodSignature"];
     private static readonly string[] s_nameLabelClasses = ["host", "VM", "SR", "network", "pool", "VDI", "task"];
 
+    // The lab's calls of ocaml/idl/datamodel.ml emergency_calls: answered even in emergency mode.
+    private static readonly HashSet<string> s_emergencyCalls = ["session.slave_local_login_with_password"];
+
+    // The messages the lab implements beyond the generated getters: each has an Async form except task.*.
+    private static readonly string[] s_actions =
+    [
+        "pool.disable_ha", "pool.enable_ha", "pool.set_ha_host_failures_to_tolerate", "pool.set_ha_allow_overcommit", "pool.add_to_other_config",
+        "pool.remove_from_other_config", "host.disable", "host.enable", "host.reboot", "host.shutdown", "host.power_on", "host.evacuate",
+        "host.get_vms_which_prevent_evacuation", "host.assert_can_evacuate", "host.compute_free_memory", "host.get_servertime", "host.get_server_localtime",
+        "VM.pool_migrate", "VM.assert_can_boot_here", "task.cancel", "task.destroy",
+    ];
+
     /// <summary>Runs one call received by <paramref name="receiver"/>. Long operations complete outside the lock.</summary>
     public async Task<JsonNode?> CallAsync(string receiverAddress, string method, List<JsonNode?> args, CancellationToken cancellationToken)
     {
@@ -36,9 +48,11 @@ internal sealed partial class SimPool
                 throw new PreDispatchError("HOST_OFFLINE", receiver.Ref);
             }
 
-            if (receiver.ToolstackReadyAt > Now)
+            // api_server.ml callback1: while xapi is in emergency mode (starting, or a member that cannot reach its
+            // master), every call outside the emergency list gets Xapi_globs.emergency_mode_error before dispatch.
+            if (EmergencyErrorOf(receiver) is { } emergency && !s_emergencyCalls.Contains(method))
             {
-                throw new PreDispatchError("HOST_STILL_BOOTING");
+                throw new PreDispatchError(emergency[0], emergency[1..]);
             }
 
             if (receiver != Master && method is not ("system.listMethods" or "system.methodSignature"))
@@ -51,9 +65,18 @@ internal sealed partial class SimPool
                 throw new PreDispatchError("HOST_OFFLINE", Master.Ref);
             }
 
+            // gen_server.ml dispatch_call: "Async." is stripped first; the name the errors echo is the stripped one.
+            var isAsync = method.StartsWith("Async.", StringComparison.Ordinal);
+            var call = isAsync ? method[6..] : method;
             SimSession? session = null;
-            if (!s_noSession.Contains(method))
+            if (!s_noSession.Contains(call))
             {
+                if (args.Count == 0 && !IsKnownMethod(call))
+                {
+                    // An unknown name without a session to check: server_helpers.ml unknown_rpc_failure.
+                    throw new XapiError("MESSAGE_METHOD_UNKNOWN", call);
+                }
+
                 var sref = Str(args, 0, method);
                 if (!Sessions.TryGetValue(sref, out session))
                 {
@@ -69,19 +92,22 @@ internal sealed partial class SimPool
                 args = args.Skip(1).ToList();
             }
 
-            if (method.StartsWith("Async.", StringComparison.Ordinal))
+            if (isAsync)
             {
-                var inner = method[6..];
-                if (inner.StartsWith("session.", StringComparison.Ordinal) || inner.StartsWith("event.", StringComparison.Ordinal) || inner.StartsWith("task.", StringComparison.Ordinal))
+                if (!s_actions.Contains(call) || call.StartsWith("task.", StringComparison.Ordinal))
                 {
-                    throw new XapiError("MESSAGE_METHOD_UNKNOWN", method);
+                    // server_helpers.ml do_dispatch: a known message without an async form (datamodel.ml
+                    // no_async_messages_for: session, event, task; and every generated getter) is a "Fault".
+                    throw IsKnownMethod(call)
+                        ? new XapiError("Fault", "No async mode for this operation (rpc: " + call + ")")
+                        : new XapiError("MESSAGE_METHOD_UNKNOWN", call);
                 }
 
-                var task = NewTask(inner, session);
+                var task = NewTask(call, session);
                 Task<JsonNode?>? started;
                 try
                 {
-                    started = Dispatch(inner, args, session, task);
+                    started = Dispatch(call, args, session, task);
                 }
                 catch (XapiError)
                 {
@@ -169,22 +195,28 @@ internal sealed partial class SimPool
         {
             case "session.login_with_password":
             case "session.slave_local_login_with_password":
-                Arity(m, a, 2, 4);
+                Arity(m, a, 2, hasDefaults: true);
                 return Done(Login(Str(a, 0, m), Str(a, 1, m), a.Count > 3 ? Str(a, 3, m) : ""));
             case "session.logout":
-                Arity(m, a, 0, 0);
+                Arity(m, a, 0);
                 Sessions.Remove(session!.Ref);
                 return Done("");
             case "system.listMethods":
                 return Done(new JsonArray(ListMethods().Select(x => (JsonNode?)x).ToArray()));
             case "event.from":
-                Arity(m, a, 3, 3);
+                Arity(m, a, 3);
                 return EventFrom(a[0], Str(a, 1, m), Num(a, 2, m));
             case "event.inject":
-                Arity(m, a, 2, 2);
-                Resolve(ApiClass(Str(a, 0, m)) ?? throw new XapiError("MESSAGE_PARAMETER_COUNT_MISMATCH", m), Str(a, 1, m));
+                Arity(m, a, 2);
+                // xapi_event.ml inject: a ref that is not in the table named raises HANDLE_INVALID [class; ref].
+                if (ApiClass(Str(a, 0, m)) is not { } injected || Record(injected, Str(a, 1, m)) is null)
+                {
+                    throw new XapiError("HANDLE_INVALID", Str(a, 0, m), Str(a, 1, m));
+                }
+
                 Touch(EventClass(Str(a, 0, m)), Str(a, 1, m), "mod");
-                return Done(EventId.ToString("D20", CultureInfo.InvariantCulture));
+                // The token just before the touch, so that event.from from it sees the injected object.
+                return Done(EventToken(EventId - 1));
         }
 
         if (cls is "event" or "system")
@@ -195,13 +227,13 @@ internal sealed partial class SimPool
         // Generic getters every class has.
         if (name == "get_all")
         {
-            Arity(m, a, 0, 0);
+            Arity(m, a, 0);
             return Done(new JsonArray(RefsOf(cls).Select(r => (JsonNode?)r).ToArray()));
         }
 
         if (name == "get_all_records")
         {
-            Arity(m, a, 0, 0);
+            Arity(m, a, 0);
             var all = new JsonObject();
             foreach (var r in RefsOf(cls).ToList())
             {
@@ -213,13 +245,13 @@ internal sealed partial class SimPool
 
         if (name == "get_record")
         {
-            Arity(m, a, 1, 1);
+            Arity(m, a, 1);
             return Done(Resolve(cls, Str(a, 0, m)));
         }
 
         if (name == "get_by_uuid")
         {
-            Arity(m, a, 1, 1);
+            Arity(m, a, 1);
             var uuid = Str(a, 0, m);
             var r = RefsOf(cls).FirstOrDefault(r => UuidOf(cls, r) == uuid) ?? throw new XapiError("UUID_INVALID", cls, uuid);
             return Done(r);
@@ -227,14 +259,14 @@ internal sealed partial class SimPool
 
         if (name == "get_by_name_label" && s_nameLabelClasses.Contains(cls))
         {
-            Arity(m, a, 1, 1);
+            Arity(m, a, 1);
             var label = Str(a, 0, m);
             return Done(new JsonArray(RefsOf(cls).Where(r => Record(cls, r)?["name_label"]?.ToString() == label).Select(r => (JsonNode?)r).ToArray()));
         }
 
         if (name.StartsWith("get_", StringComparison.Ordinal) && !IsSpecialGetter(m))
         {
-            Arity(m, a, 1, 1);
+            Arity(m, a, 1);
             var record = Resolve(cls, Str(a, 0, m));
             var field = name[4..];
             return record.TryGetPropertyValue(field, out var value)
@@ -283,17 +315,15 @@ internal sealed partial class SimPool
             }
         }
 
-        string[] actions =
-        [
-            "pool.disable_ha", "pool.enable_ha", "pool.set_ha_host_failures_to_tolerate", "pool.set_ha_allow_overcommit", "pool.add_to_other_config",
-            "pool.remove_from_other_config", "host.disable", "host.enable", "host.reboot", "host.shutdown", "host.power_on", "host.evacuate",
-            "host.get_vms_which_prevent_evacuation", "host.assert_can_evacuate", "host.compute_free_memory", "host.get_servertime", "host.get_server_localtime",
-            "VM.pool_migrate", "VM.assert_can_boot_here", "task.cancel", "task.destroy",
-        ];
-        methods.AddRange(actions);
-        methods.AddRange(actions.Where(x => !x.StartsWith("task.", StringComparison.Ordinal)).Select(x => "Async." + x));
+        methods.AddRange(s_actions);
+        methods.AddRange(s_actions.Where(x => !x.StartsWith("task.", StringComparison.Ordinal)).Select(x => "Async." + x));
         return methods.Distinct();
     }
+
+    private bool IsKnownMethod(string call) =>
+        call is "session.slave_local_login_with_password" or "system.methodSignature" ||
+        (call.Split('.') is [var cls, "get_by_name_label"] && s_nameLabelClasses.Contains(ApiClass(cls))) ||
+        ListMethods().Contains(call);
 
     // ---- helpers -------------------------------------------------------------------------------
 
@@ -301,12 +331,18 @@ internal sealed partial class SimPool
 
     private static Task<JsonNode?> Done(string value) => Task.FromResult<JsonNode?>(JsonValue.Create(value));
 
-    private static void Arity(string method, List<JsonNode?> a, int min, int max)
+    /// <summary>
+    /// The parameter count check of ocaml/idl/ocaml_backend/gen_server.ml: a message without defaults matches only its exact
+    /// list, one with defaults (<paramref name="hasDefaults"/>) any list of at least its mandatory parameters, the rest
+    /// read as defaults and extras ignored. The error is <c>[method; mandatory count; received count]</c>, both
+    /// without the session (<c>count_mandatory_message_parameters</c>, <c>List.length __params - 1</c>).
+    /// <paramref name="a"/> is the list without the session.
+    /// </summary>
+    private static void Arity(string method, List<JsonNode?> a, int required, bool hasDefaults = false)
     {
-        if (a.Count < min || a.Count > max)
+        if (hasDefaults ? a.Count < required : a.Count != required)
         {
-            // XAPI counts the session in "expected" and "received".
-            throw new XapiError("MESSAGE_PARAMETER_COUNT_MISMATCH", method, (max + 1).ToString(CultureInfo.InvariantCulture), (a.Count + 1).ToString(CultureInfo.InvariantCulture));
+            throw new XapiError("MESSAGE_PARAMETER_COUNT_MISMATCH", method, required.ToString(CultureInfo.InvariantCulture), a.Count.ToString(CultureInfo.InvariantCulture));
         }
     }
 
@@ -377,6 +413,16 @@ internal sealed partial class SimPool
 
     // ---- event.from ----------------------------------------------------------------------------
 
+    /// <summary>
+    /// event.from as ocaml/xapi/xapi_event.ml has it (<c>from</c>, <c>from_inner</c>, <c>collect_events</c>): the token is
+    /// <c>"%020Ld,%020Ld"</c> (a DB generation, and one for messages) or <c>""</c> for generation 0; anything else raises
+    /// EVENT_FROM_TOKEN_PARSE_FAILURE [token]. Subscriptions are <c>"*"</c>, <c>"class"</c> or <c>"class/ref"</c>,
+    /// lowercased; a class that names no table matches nothing, which is no error (the call waits out its timeout).
+    /// From each object's created/modified generations and the deleted rows: created after the token is <c>add</c>,
+    /// else modified after it <c>mod</c>, deleted after it (and created before) <c>del</c> without snapshot; an object
+    /// created and deleted since the token is not reported. No event means waiting until something matches or the
+    /// timeout passes. EVENTS_LOST is never raised here: only the deprecated event.next raises it.
+    /// </summary>
     private Task<JsonNode?> EventFrom(JsonNode? classesNode, string token, double timeout)
     {
         List<string> classes = classesNode switch
@@ -387,22 +433,17 @@ internal sealed partial class SimPool
         };
         var subs = classes.Select(c =>
         {
+            if (c == "*")
+            {
+                return (Class: "*", Ref: (string?)null);
+            }
+
             var slash = c.IndexOf('/', StringComparison.Ordinal);
-            return slash < 0 ? (Class: c.ToLowerInvariant(), Ref: (string?)null) : (Class: c[..slash].ToLowerInvariant(), Ref: c[(slash + 1)..]);
+            return slash < 0 ? (Class: c.ToLowerInvariant(), Ref: null) : (Class: c[..slash].ToLowerInvariant(), Ref: c[(slash + 1)..]);
         }).ToList();
-        if (subs.Any(s => s.Class != "*" && ApiClass(s.Class) is null))
+        if (!TryParseEventToken(token, out var from))
         {
-            throw new XapiError("EVENTS_LOST");
-        }
-
-        if (token.Length == 0)
-        {
-            return Done(EventBatch(subs, null));
-        }
-
-        if (!long.TryParse(token.Split(',')[0], NumberStyles.Integer, CultureInfo.InvariantCulture, out var from) || from < EventLogStart)
-        {
-            throw new XapiError("EVENTS_LOST");
+            throw new XapiError("EVENT_FROM_TOKEN_PARSE_FAILURE", token);
         }
 
         var immediate = EventBatch(subs, from);
@@ -413,6 +454,24 @@ internal sealed partial class SimPool
 
         return WaitForEventsAsync(subs, from, Now + Math.Min(timeout, 3600));
     }
+
+    /// <summary>xapi_event.ml Token.of_string: <c>""</c> is generation 0, otherwise exactly two integers split by a comma.</summary>
+    internal static bool TryParseEventToken(string token, out long generation)
+    {
+        generation = 0;
+        if (token.Length == 0)
+        {
+            return true;
+        }
+
+        var parts = token.Split(',');
+        return parts.Length == 2
+            && long.TryParse(parts[0], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out generation)
+            && long.TryParse(parts[1], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out _);
+    }
+
+    internal static string EventToken(long generation) =>
+        generation.ToString("D20", CultureInfo.InvariantCulture) + "," + 0L.ToString("D20", CultureInfo.InvariantCulture);
 
     private async Task<JsonNode?> WaitForEventsAsync(List<(string Class, string? Ref)> subs, long from, double until)
     {
@@ -439,14 +498,13 @@ internal sealed partial class SimPool
         }
     }
 
-    private JsonObject EventBatch(List<(string Class, string? Ref)> subs, long? from)
+    private JsonObject EventBatch(List<(string Class, string? Ref)> subs, long from)
     {
         bool Wanted(string cls, string r) => subs.Any(s => (s.Class == "*" || s.Class == cls) && (s.Ref is null || s.Ref == r));
-        var events = new JsonArray();
-        // int, not long: xapi sends these as ocaml-rpc Int32, <i4> over XML-RPC (event_types.ml rpc_of_event_from).
-        var counts = new Dictionary<string, int>();
-        if (from is null)
+        var changes = new List<(long Generation, string Class, string Ref, string Op)>();
+        if (from < FirstGeneration)
         {
+            // Every object is newer than the token: each one is an add.
             foreach (var c in ApiClasses)
             {
                 var ec = EventClass(c);
@@ -454,66 +512,77 @@ internal sealed partial class SimPool
                 {
                     if (Wanted(ec, r))
                     {
-                        events.Add(EventObject(c, ec, r, "add"));
-                        counts[ec] = counts.GetValueOrDefault(ec) + 1;
+                        changes.Add((StatOf(ec, r).Modified, ec, r, "add"));
                     }
                 }
             }
         }
         else
         {
-            // Coalesce: one event per object, its latest operation, with the current snapshot.
-            var latest = new Dictionary<(string, string), (long Id, string Op)>();
-            foreach (var e in EventsAfter(from.Value))
+            foreach (var ((cls, r), (created, modified)) in LiveStats)
             {
-                if (Wanted(e.Class, e.Ref))
+                if (modified > from && Wanted(cls, r))
                 {
-                    var key = (e.Class, e.Ref);
-                    var op = latest.TryGetValue(key, out var prev) && prev.Op == "add" && e.Op == "mod" ? "add" : e.Op;
-                    latest[key] = (e.Id, op);
+                    changes.Add((modified, cls, r, created > from ? "add" : "mod"));
                 }
             }
 
-            foreach (var ((cls, r), (_, op)) in latest.OrderBy(kv => kv.Value.Id))
+            foreach (var ((cls, r), (created, deleted)) in DeletedStats)
             {
-                var api = ApiClass(cls) ?? cls;
-                events.Add(EventObject(api, cls, r, op));
-                counts[cls] = counts.GetValueOrDefault(cls) + 1;
+                if (deleted > from && created <= from && Wanted(cls, r))
+                {
+                    changes.Add((deleted, cls, r, "del"));
+                }
             }
+        }
+
+        var events = new JsonArray();
+        var last = from;
+        foreach (var (generation, cls, r, op) in changes.OrderBy(c => c.Generation))
+        {
+            last = Math.Max(last, generation);
+            var e = new JsonObject
+            {
+                ["id"] = generation.ToString(CultureInfo.InvariantCulture),
+                ["timestamp"] = "0.0",
+                ["class"] = cls,
+                ["operation"] = op,
+                ["ref"] = r,
+            };
+            if (op != "del")
+            {
+                // CA-91931: an object gone before its snapshot could be taken is left out.
+                if (Record(ApiClass(cls) ?? cls, r) is not { } snapshot)
+                {
+                    continue;
+                }
+
+                e["snapshot"] = snapshot.DeepClone();
+            }
+
+            events.Add(e);
+        }
+
+        // Every table with the count of all its rows, as Int32 (event_types.ml rpc_of_event_from: <i4> over XML-RPC).
+        var counts = new JsonObject();
+        foreach (var c in ApiClasses)
+        {
+            counts[EventClass(c)] = RefsOf(c).Count();
         }
 
         return new JsonObject
         {
             ["events"] = events,
-            ["valid_ref_counts"] = new JsonObject(counts.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
-            ["token"] = EventId.ToString("D20", CultureInfo.InvariantCulture),
+            ["valid_ref_counts"] = counts,
+            ["token"] = EventToken(last),
         };
-    }
-
-    private JsonObject EventObject(string apiClass, string eventClass, string r, string op)
-    {
-        var snapshot = Record(apiClass, r) ?? DeletedSnapshot(r);
-        var o = new JsonObject
-        {
-            ["id"] = EventId.ToString("D20", CultureInfo.InvariantCulture),
-            ["timestamp"] = ((NowTime - DateTimeOffset.UnixEpoch).TotalSeconds).ToString("0.000000", CultureInfo.InvariantCulture),
-            ["class"] = eventClass,
-            ["operation"] = snapshot is null ? "del" : op,
-            ["ref"] = r,
-        };
-        if (snapshot is not null)
-        {
-            o["snapshot"] = snapshot.DeepClone();
-        }
-
-        return o;
     }
 
     // ---- pool ----------------------------------------------------------------------------------
 
     private Task<JsonNode?> PoolDisableHa(string m, List<JsonNode?> a)
     {
-        Arity(m, a, 0, 0);
+        Arity(m, a, 0);
         RefuseDuringHaTransition();
         if (!HaEnabled)
         {
@@ -574,7 +643,7 @@ internal sealed partial class SimPool
 
     private Task<JsonNode?> PoolEnableHa(string m, List<JsonNode?> a)
     {
-        Arity(m, a, 2, 2);
+        Arity(m, a, 2);
         RefuseDuringHaTransition();
         if (HaEnabled)
         {
@@ -588,16 +657,25 @@ internal sealed partial class SimPool
 
         var srRefs = a[0] is JsonArray arr ? arr.Select(n => n?.ToString() ?? "").ToList() : throw new XapiError("FIELD_TYPE_ERROR", "heartbeat_srs");
         var config = a[1] is JsonObject o ? o.ToDictionary(kv => kv.Key, kv => kv.Value?.ToString() ?? "") : throw new XapiError("FIELD_TYPE_ERROR", "configuration");
-        var srs = srRefs.Select(r => Srs.FirstOrDefault(s => s.Ref == r) ?? throw new XapiError("HANDLE_INVALID", "SR", r)).ToList();
-        if (srs.Count == 0)
+        var given = srRefs.Select(r => Srs.FirstOrDefault(s => s.Ref == r) ?? throw new XapiError("HANDLE_INVALID", "SR", r)).ToList();
+        // xapi_ha.ml enable_internal: "we'll create a state file in one compatible SR": the first one given, or the first
+        // that list_srs_which_can_host_statefile finds; none at all is CANNOT_CREATE_STATE_FILE [].
+        var sr = given.Count > 0
+            ? given[0]
+            : Srs.FirstOrDefault(s => s.Shared && s.ContentType != "iso") ?? throw new XapiError("CANNOT_CREATE_STATE_FILE");
+        if (!sr.Shared)
         {
-            srs = [Srs.FirstOrDefault(s => s.Shared && s.ContentType != "iso") ?? throw new XapiError("CANNOT_CREATE_STATE_FILE")];
+            // xha_statefile.ml check_sr_can_host_statefile: every host needs a PBD to the SR.
+            throw new XapiError("SR_NO_PBDS", sr.Ref);
         }
 
-        if (srs.FirstOrDefault(s => !s.Shared || s.ContentType == "iso") is { } bad)
+        if (sr.ContentType == "iso")
         {
-            throw new XapiError("CANNOT_CREATE_STATE_FILE", bad.Ref);
+            // ... and its SM driver VDI_GENERATE_CONFIG or VDI_ATTACH_OFFLINE, which ISO lacks (xapi-project/sm drivers/ISOSR.py).
+            throw new XapiError("SR_OPERATION_NOT_SUPPORTED", sr.Ref);
         }
+
+        List<SimSr> srs = [sr];
 
         NoteStateChange();
         return AfterHaTransition("ha_enable", () =>
@@ -611,6 +689,7 @@ internal sealed partial class SimPool
             var effective = config.TryGetValue("timeout", out var t) ? t : PoolOtherConfig.GetValueOrDefault("default_ha_timeout", "60");
             Audit.Event("ha.enable", new Dictionary<string, object?>
             {
+                ["requestedSrs"] = given.Select(s => s.Name).ToList(),
                 ["heartbeatSrs"] = srs.Select(s => s.Name).ToList(),
                 ["configuration"] = config,
                 ["timeoutSeconds"] = effective,
@@ -622,7 +701,7 @@ internal sealed partial class SimPool
 
     private Task<JsonNode?> PoolSetNtol(string m, List<JsonNode?> a)
     {
-        Arity(m, a, 2, 2);
+        Arity(m, a, 2);
         PoolArg(a, 0, m);
         var n = (long)Num(a, 1, m);
         if (n < 0)
@@ -639,7 +718,7 @@ internal sealed partial class SimPool
 
     private Task<JsonNode?> PoolSetOvercommit(string m, List<JsonNode?> a)
     {
-        Arity(m, a, 2, 2);
+        Arity(m, a, 2);
         PoolArg(a, 0, m);
         NoteStateChange();
         HaAllowOvercommit = Bool(a, 1, m);
@@ -650,7 +729,7 @@ internal sealed partial class SimPool
 
     private Task<JsonNode?> PoolAddOtherConfig(string m, List<JsonNode?> a)
     {
-        Arity(m, a, 3, 3);
+        Arity(m, a, 3);
         PoolArg(a, 0, m);
         var key = Str(a, 1, m);
         if (PoolOtherConfig.ContainsKey(key))
@@ -667,7 +746,7 @@ internal sealed partial class SimPool
 
     private Task<JsonNode?> PoolRemoveOtherConfig(string m, List<JsonNode?> a)
     {
-        Arity(m, a, 2, 2);
+        Arity(m, a, 2);
         PoolArg(a, 0, m);
         var key = Str(a, 1, m);
         if (PoolOtherConfig.Remove(key))
@@ -684,8 +763,8 @@ internal sealed partial class SimPool
 
     private Task<JsonNode?> HostDisable(string m, List<JsonNode?> a)
     {
-        // auto_enable arrived with XAPI 24.
-        Arity(m, a, 1, XapiVersion.Major >= 24 ? 2 : 1);
+        // auto_enable (default true) arrived in 25.31.0 (datamodel_host.ml disable); the lab does not model a host kept disabled.
+        Arity(m, a, 1, hasDefaults: XapiVersion >= new Version(25, 31, 0));
         var h = HostArg(a, 0, m);
         NoteStateChange();
         if (h.Enabled)
@@ -700,7 +779,7 @@ internal sealed partial class SimPool
 
     private Task<JsonNode?> HostEnable(string m, List<JsonNode?> a)
     {
-        Arity(m, a, 1, 1);
+        Arity(m, a, 1);
         var h = HostArg(a, 0, m);
         if (h.Power != HostPower.Up || !h.Live)
         {
@@ -712,14 +791,16 @@ internal sealed partial class SimPool
             throw new XapiError("HOST_STILL_BOOTING");
         }
 
-        if (h.CurrentOperations.Count > 0)
+        if (HostBusy(h) is { } busy)
         {
-            throw new XapiError("OTHER_OPERATION_IN_PROGRESS", "host", h.Ref);
+            throw busy;
         }
 
-        if (h.PendingGuidances.Any(g => g != "reboot_host") || (!h.Enabled && h.PendingGuidances.Count > 0 && h.BootCount > 0))
+        // The check arrived in 24.10.0 (xapi_host.ml assert_safe_to_reenable, CP-45568).
+        if (XapiVersion >= new Version(24, 10, 0) && (h.PendingGuidances.Any(g => g != "reboot_host") || (!h.Enabled && h.PendingGuidances.Count > 0 && h.BootCount > 0)))
         {
-            throw new XapiError("HOST_PENDING_MANDATORY_GUIDANCES_NOT_EMPTY", h.Ref, string.Join(",", h.PendingGuidances));
+            // repository_helpers.ml assert_no_host_pending_mandatory_guidance: [host] only; the guidances are in the record.
+            throw new XapiError("HOST_PENDING_MANDATORY_GUIDANCES_NOT_EMPTY", h.Ref);
         }
 
         NoteStateChange();
@@ -735,16 +816,23 @@ internal sealed partial class SimPool
 
     private Task<JsonNode?> HostReboot(string m, List<JsonNode?> a, bool powerOff)
     {
-        Arity(m, a, 1, 1);
+        Arity(m, a, 1);
         var h = HostArg(a, 0, m);
+        // valid_operations sets the concurrent-operation error before host_not_disabled.
+        if (HostBusy(h) is { } busy)
+        {
+            throw busy;
+        }
+
         if (h.Enabled)
         {
             throw new XapiError("HOST_NOT_DISABLED");
         }
 
-        if (h.Power != HostPower.Up || h.CurrentOperations.Count > 0)
+        if (h.Power != HostPower.Up || !h.Live)
         {
-            throw new XapiError("OTHER_OPERATION_IN_PROGRESS", "host", h.Ref);
+            // message_forwarding.ml do_op_on -> check_live.
+            throw new XapiError("HOST_OFFLINE", h.Ref);
         }
 
         NoteStateChange();
@@ -754,9 +842,18 @@ internal sealed partial class SimPool
         return Done("");
     }
 
+    /// <summary>
+    /// xapi_host_helpers.ml valid_operations: a reboot or shutdown in progress (recorded as <c>shutdown</c> for both,
+    /// xapi_host.ml reboot) blocks the others with OTHER_OPERATION_IN_PROGRESS ["host"; ref; operation; task].
+    /// </summary>
+    private static XapiError? HostBusy(SimHost h) =>
+        h.CurrentOperations.FirstOrDefault() is { Key: { } task, Value: { } op }
+            ? new XapiError("OTHER_OPERATION_IN_PROGRESS", "host", h.Ref, op, task)
+            : null;
+
     private Task<JsonNode?> HostPowerOn(string m, List<JsonNode?> a)
     {
-        Arity(m, a, 1, 1);
+        Arity(m, a, 1);
         var h = HostArg(a, 0, m);
         if (h.Power != HostPower.Down)
         {
@@ -771,10 +868,17 @@ internal sealed partial class SimPool
 
     /// <summary>OTHER_OPERATION_IN_PROGRESS as xapi_vm_lifecycle.ml raises it: ["VM"; ref; current ops; their refs]
     /// (layout: ocaml/idl/datamodel_errors.ml, class, object, operation_type, operation_ref).</summary>
-    private static string[]? BusyError(SimVm vm) =>
-        vm.CurrentOperations.Count == 0
-            ? null
-            : ["OTHER_OPERATION_IN_PROGRESS", "VM", vm.Ref, string.Join(",", vm.CurrentOperations.Values), string.Join(",", vm.CurrentOperations.Keys)];
+    /// xapi_vm_lifecycle.ml report_concurrent_operations_error: one operation by name and task, several as "{a,b}".
+    private static string[]? BusyError(SimVm vm)
+    {
+        var ops = vm.CurrentOperations.ToList();
+        return ops.Count switch
+        {
+            0 => null,
+            1 => ["OTHER_OPERATION_IN_PROGRESS", "VM", vm.Ref, ops[0].Value, ops[0].Key],
+            _ => ["OTHER_OPERATION_IN_PROGRESS", "VM", vm.Ref, "{" + string.Join(",", ops.Select(o => o.Value)) + "}", "{" + string.Join(",", ops.Select(o => o.Key)) + "}"],
+        };
+    }
 
     /// <summary>Why a VM cannot leave its host for <paramref name="target"/> (null target: for any host).</summary>
     private string[]? MoveBlocker(SimVm vm, SimHost? target)
@@ -812,10 +916,20 @@ internal sealed partial class SimPool
 
     private Dictionary<SimVm, string[]> Preventing(SimHost h)
     {
+        // xapi_host.ml compute_evacuation_plan_no_wlb: the targets are every other enabled host; none gives each VM
+        // NO_HOSTS_AVAILABLE [vm]; a VM must pass assert_can_boot_here on every target (a target that is not live:
+        // HOST_NOT_LIVE []); one the memory bin-pack cannot place gets HOST_NOT_ENOUGH_FREE_MEMORY [vm].
         var result = new Dictionary<SimVm, string[]>();
-        var free = Hosts.Where(x => x != h && x.Enabled && x.Live && x.Power == HostPower.Up).ToDictionary(x => x, FreeBytes);
+        var targets = Hosts.Where(x => x != h && x.Enabled).ToList();
+        var free = targets.Where(x => x.Live && x.Power == HostPower.Up).ToDictionary(x => x, FreeBytes);
         foreach (var vm in Vms.Where(v => v.ResidentOn == h && v.IsRunning && !v.IsControlDomain).OrderByDescending(v => v.NeededBytes))
         {
+            if (targets.Count == 0)
+            {
+                result[vm] = ["NO_HOSTS_AVAILABLE", vm.Ref];
+                continue;
+            }
+
             if (BusyError(vm) is { } busy)
             {
                 // xapi_host.ml checks each VM's pool_migrate strictly: a VM busy with another operation prevents evacuation.
@@ -835,10 +949,16 @@ internal sealed partial class SimPool
                 continue;
             }
 
+            if (free.Count < targets.Count)
+            {
+                result[vm] = ["HOST_NOT_LIVE"];
+                continue;
+            }
+
             var target = free.Where(kv => kv.Value >= vm.NeededBytes).OrderByDescending(kv => kv.Value).Select(kv => kv.Key).FirstOrDefault();
             if (target is null)
             {
-                result[vm] = ["HOST_NOT_ENOUGH_FREE_MEMORY", vm.NeededBytes.ToString(CultureInfo.InvariantCulture), free.Values.DefaultIfEmpty(0).Max().ToString(CultureInfo.InvariantCulture)];
+                result[vm] = ["HOST_NOT_ENOUGH_FREE_MEMORY", vm.Ref];
                 continue;
             }
 
@@ -850,7 +970,7 @@ internal sealed partial class SimPool
 
     private Task<JsonNode?> HostPreventing(string m, List<JsonNode?> a)
     {
-        Arity(m, a, 1, 1);
+        Arity(m, a, 1);
         var h = HostArg(a, 0, m);
         var o = new JsonObject();
         foreach (var (vm, reason) in Preventing(h))
@@ -863,12 +983,13 @@ internal sealed partial class SimPool
 
     private Task<JsonNode?> HostAssertCanEvacuate(string m, List<JsonNode?> a)
     {
-        Arity(m, a, 1, 1);
+        Arity(m, a, 1);
         var h = HostArg(a, 0, m);
         var p = Preventing(h);
         if (p.Count > 0)
         {
-            throw new XapiError("CANNOT_EVACUATE_HOST", string.Join("|", p.Select(kv => kv.Key.Ref + "," + string.Join(",", kv.Value))));
+            // xapi_host.ml assert_can_evacuate: one parameter, "CODE,param,...|CODE,..." (the VM only where a code names it).
+            throw new XapiError("CANNOT_EVACUATE_HOST", string.Join("|", p.Select(kv => string.Join(",", kv.Value))));
         }
 
         return Done("");
@@ -876,13 +997,13 @@ internal sealed partial class SimPool
 
     private Task<JsonNode?> HostFreeMemory(string m, List<JsonNode?> a)
     {
-        Arity(m, a, 1, 1);
+        Arity(m, a, 1);
         return Done(JsonValue.Create(FreeBytes(HostArg(a, 0, m))));
     }
 
     private Task<JsonNode?> HostServerTime(string m, List<JsonNode?> a)
     {
-        Arity(m, a, 1, 1);
+        Arity(m, a, 1);
         var h = HostArg(a, 0, m);
         if (h.Power == HostPower.Down)
         {
@@ -894,11 +1015,13 @@ internal sealed partial class SimPool
 
     private Task<JsonNode?> HostEvacuate(string m, List<JsonNode?> a, SimTask? task)
     {
-        // network arrived in 1.297.0, evacuate_batch_size in 23.27.0.
-        var max = XapiVersion >= new Version(23, 27, 0) ? 3 : XapiVersion >= new Version(1, 297, 0) ? 2 : 1;
-        Arity(m, a, 1, max);
+        // network (default null) arrived in 1.297.0, evacuate_batch_size (default 0) in 23.27.0 (datamodel_host.ml
+        // evacuate). With a default the generated server takes any longer list and ignores what it does not know.
+        Arity(m, a, 1, hasDefaults: XapiVersion >= new Version(1, 297, 0));
         var h = HostArg(a, 0, m);
-        var batch = a.Count >= 3 ? Math.Max(1, (int)Num(a, 2, m)) : 10;
+        var batch = a.Count >= 3 && XapiVersion >= new Version(23, 27, 0) ? (int)Num(a, 2, m) : 0;
+        // xapi_host.ml evacuate: 0 means xapi.conf evacuation-batch-size, 10 by default (xapi_globs.ml).
+        batch = batch > 0 ? batch : 10;
         if (HaEnabled && Vms.FirstOrDefault(v => v.ResidentOn == h && v.IsRunning && !v.IsControlDomain && v.HaRestartPriority != "restart") is { } unprotected)
         {
             throw new XapiError("HOST_EVACUATE_VM_NOT_HA_PROTECTED", unprotected.Ref);
@@ -907,8 +1030,9 @@ internal sealed partial class SimPool
         var preventing = Preventing(h);
         if (preventing.Count > 0)
         {
-            var (vm, reason) = preventing.First();
-            throw new XapiError(reason[0] == "HOST_NOT_ENOUGH_FREE_MEMORY" ? "NO_HOSTS_AVAILABLE" : reason[0], reason[0] == "HOST_NOT_ENOUGH_FREE_MEMORY" ? [vm.Ref] : reason[1..]);
+            // xapi_host.ml evacuate: the first error of the plan, as the plan has it.
+            var reason = preventing.First().Value;
+            throw new XapiError(reason[0], reason[1..]);
         }
 
         NoteStateChange();
@@ -962,7 +1086,8 @@ internal sealed partial class SimPool
     {
         if (!target.Live || target.Power != HostPower.Up)
         {
-            throw new XapiError("HOST_NOT_LIVE", target.Ref);
+            // xapi_vm_helpers.ml assert_host_is_live: no parameters.
+            throw new XapiError("HOST_NOT_LIVE");
         }
 
         if (!target.Enabled)
@@ -987,13 +1112,14 @@ internal sealed partial class SimPool
 
     private Task<JsonNode?> VmPoolMigrate(string m, List<JsonNode?> a, SimTask? task)
     {
-        Arity(m, a, 3, 3);
+        Arity(m, a, 3);
         var vm = VmArg(a, 0, m);
         var target = HostArg(a, 1, m);
         var options = a[2] is JsonObject o ? o.ToDictionary(kv => kv.Key, kv => kv.Value?.ToString() ?? "") : throw new XapiError("FIELD_TYPE_ERROR", "options");
         if (vm.IsControlDomain)
         {
-            throw new XapiError("OPERATION_NOT_ALLOWED", "the control domain cannot be migrated");
+            // xapi_vm_lifecycle.ml check_operation_error.
+            throw new XapiError("OPERATION_NOT_ALLOWED", "This operation is not allowed on a control domain");
         }
 
         if (vm.PowerState != "Running")
@@ -1013,7 +1139,7 @@ internal sealed partial class SimPool
 
         if (vm.ResidentOn is not { Power: HostPower.Up })
         {
-            throw new XapiError("HOST_NOT_LIVE", vm.ResidentOn?.Ref ?? "OpaqueRef:NULL");
+            throw new XapiError("HOST_NOT_LIVE");
         }
 
         if (MoveBlocker(vm, target) is { } blocker)
@@ -1031,7 +1157,7 @@ internal sealed partial class SimPool
 
     private Task<JsonNode?> VmAssertCanBootHere(string m, List<JsonNode?> a)
     {
-        Arity(m, a, 2, 2);
+        Arity(m, a, 2);
         var vm = VmArg(a, 0, m);
         var target = HostArg(a, 1, m);
         CheckCanRunOn(vm, target);
@@ -1042,7 +1168,7 @@ internal sealed partial class SimPool
 
     private Task<JsonNode?> TaskCancel(string m, List<JsonNode?> a)
     {
-        Arity(m, a, 1, 1);
+        Arity(m, a, 1);
         var r = Str(a, 0, m);
         if (!Tasks.TryGetValue(r, out var task))
         {
@@ -1059,14 +1185,13 @@ internal sealed partial class SimPool
 
     private Task<JsonNode?> TaskDestroy(string m, List<JsonNode?> a)
     {
-        Arity(m, a, 1, 1);
+        Arity(m, a, 1);
         var r = Str(a, 0, m);
         if (!Tasks.TryGetValue(r, out var task))
         {
             throw new XapiError("HANDLE_INVALID", "task", r);
         }
 
-        RememberDeleted(r, Record("task", r)!);
         Tasks.Remove(r);
         Touch("task", task.Ref, "del");
         return Done("");

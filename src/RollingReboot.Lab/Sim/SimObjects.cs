@@ -43,6 +43,10 @@ internal sealed class SimHost
     public string? ControlDomainRef { get; set; }
     public bool NeverReturns { get; set; }
     public string? GuidanceOnReturn { get; set; }
+
+    /// <summary>While set, the host's xapi is in emergency mode and answers every non-emergency call with this error
+    /// (code, then parameters) before dispatch (api_server.ml callback1, Xapi_globs.emergency_mode_error).</summary>
+    public string[]? EmergencyError { get; set; }
     public DateTimeOffset MetricsUpdated { get; set; }
 }
 

@@ -25,10 +25,11 @@ internal sealed partial class SimPool : ILabPoolView
     private long _scheduleSeq;
     private double _lastAdvance;
     private readonly List<SimMigration> _migrations = [];
-    private readonly List<(long Id, string Class, string Ref, string Op)> _eventLog = [];
-    private readonly Dictionary<string, JsonObject> _deleted = [];
-    private long _eventId;
-    private long _eventLogStart;
+    // Per object (event class, ref) the DB generations xapi keeps in each row's Stat (db_cache_types.ml): created and
+    // last modified; deleted rows keep created and deleted. Objects never touched date from the first generation.
+    private readonly Dictionary<(string Class, string Ref), (long Created, long Modified)> _stats = [];
+    private readonly Dictionary<(string Class, string Ref), (long Created, long Deleted)> _deletedStats = [];
+    private long _eventId = FirstGeneration;
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
     private readonly Random _faultRandom;
@@ -84,6 +85,10 @@ internal sealed partial class SimPool : ILabPoolView
         Master = null!;
         audit.UseClock(() => Now);
         Build();
+        // Everything the scenario starts with dates from the first generation, as the objects of a database xapi loads.
+        _stats.Clear();
+        _deletedStats.Clear();
+        _eventId = FirstGeneration;
     }
 
     public ScenarioFile Scenario { get; }
@@ -680,13 +685,35 @@ internal sealed partial class SimPool : ILabPoolView
 
     // ---- events --------------------------------------------------------------------------------
 
+    /// <summary>The generation of the objects the scenario starts with (event.from "" reports them as added).</summary>
+    internal const long FirstGeneration = 1;
+
     internal void Touch(string cls, string r, string op)
     {
-        _eventLog.Add((++_eventId, cls, r, op));
-        if (_eventLog.Count > 400_000)
+        var generation = ++_eventId;
+        var key = (cls, r);
+        switch (op)
         {
-            _eventLog.RemoveRange(0, 100_000);
-            _eventLogStart = _eventLog[0].Id - 1;
+            case "add":
+                _stats[key] = (generation, generation);
+                _deletedStats.Remove(key);
+                break;
+            case "del":
+                var created = _stats.Remove(key, out var stat) ? stat.Created : FirstGeneration;
+                _deletedStats[key] = (created, generation);
+                if (_deletedStats.Count > 200_000)
+                {
+                    // xapi forgets old deleted rows too; then a client with an older token misses those deletes.
+                    foreach (var old in _deletedStats.OrderBy(kv => kv.Value.Deleted).Take(100_000).Select(kv => kv.Key).ToList())
+                    {
+                        _deletedStats.Remove(old);
+                    }
+                }
+
+                break;
+            default:
+                _stats[key] = (_stats.TryGetValue(key, out var before) ? before.Created : FirstGeneration, generation);
+                break;
         }
 
         var changed = _changed;
@@ -694,37 +721,14 @@ internal sealed partial class SimPool : ILabPoolView
         changed.TrySetResult();
     }
 
-    internal void RememberDeleted(string r, JsonObject snapshot) => _deleted[r] = snapshot;
-
     internal long EventId => _eventId;
 
-    internal long EventLogStart => _eventLogStart;
+    internal IEnumerable<KeyValuePair<(string Class, string Ref), (long Created, long Modified)>> LiveStats => _stats;
 
-    internal IEnumerable<(long Id, string Class, string Ref, string Op)> EventsAfter(long token)
-    {
-        // The log is ordered by id: binary search the start.
-        var lo = 0;
-        var hi = _eventLog.Count;
-        while (lo < hi)
-        {
-            var mid = (lo + hi) / 2;
-            if (_eventLog[mid].Id <= token)
-            {
-                lo = mid + 1;
-            }
-            else
-            {
-                hi = mid;
-            }
-        }
+    internal IEnumerable<KeyValuePair<(string Class, string Ref), (long Created, long Deleted)>> DeletedStats => _deletedStats;
 
-        for (var i = lo; i < _eventLog.Count; i++)
-        {
-            yield return _eventLog[i];
-        }
-    }
-
-    internal JsonObject? DeletedSnapshot(string r) => _deleted.GetValueOrDefault(r);
+    internal (long Created, long Modified) StatOf(string cls, string r) =>
+        _stats.TryGetValue((cls, r), out var stat) ? stat : (FirstGeneration, FirstGeneration);
 
     internal Task ChangedTask => _changed.Task;
 
@@ -757,6 +761,25 @@ internal sealed partial class SimPool : ILabPoolView
                         if (Master.Power == HostPower.Up)
                         {
                             _environment?.XapiServing(Master, true);
+                        }
+                    });
+                    break;
+                case "memberEmergency":
+                    var member = Hosts.First(h => h.Name == f.Host);
+                    var from = _firstChangeAt.Value + f.AtSeconds!.Value;
+                    var error = f.Error is { Count: > 0 } e ? e.ToArray() : CannotReachMaster;
+                    Schedule(from, () =>
+                    {
+                        // Its xapi restarted and cannot reach the master, or the master answers Pool.hello with an error.
+                        member.EmergencyError = error;
+                        Audit.Event("host.emergencyMode", new Dictionary<string, object?> { ["host"] = member.Name, ["error"] = error[0] });
+                    });
+                    Schedule(from + f.DurationSeconds!.Value, () =>
+                    {
+                        if (member.EmergencyError == error)
+                        {
+                            member.EmergencyError = null;
+                            Audit.Event("host.emergencyModeEnd", new Dictionary<string, object?> { ["host"] = member.Name });
                         }
                     });
                     break;
@@ -843,7 +866,8 @@ internal sealed partial class SimPool : ILabPoolView
     internal void ScheduleShutdown(SimHost h, bool powerOff)
     {
         h.Power = HostPower.ShuttingDown;
-        h.CurrentOperations[NewRef()] = powerOff ? "shutdown" : "reboot";
+        // xapi_host.ml reboot and shutdown both record `shutdown in current_operations (shutdown_and_reboot_common).
+        h.CurrentOperations[NewRef()] = "shutdown";
         Touch("host", h.Ref, "mod");
         Schedule(Now + 10, () => GoDown(h, powerOff));
     }
@@ -871,14 +895,21 @@ internal sealed partial class SimPool : ILabPoolView
 
         h.Power = HostPower.Down;
         h.Live = false;
+        h.EmergencyError = null;
         h.CurrentOperations.Clear();
         Touch("host", h.Ref, "mod");
         Touch("host_metrics", h.MetricsRef, "mod");
         Audit.Event("host.down", new Dictionary<string, object?> { ["host"] = h.Name });
         if (h == Master)
         {
-            // Every session the master issued dies with its toolstack.
+            // Every session and task dies with the master's toolstack (datamodel.ml: session and task are
+            // PersistNothing), without a del event: the database comes back without them.
             Sessions.Clear();
+            foreach (var task in Tasks.Keys.ToList())
+            {
+                Tasks.Remove(task);
+                _stats.Remove(("task", task));
+            }
         }
 
         _environment?.XapiServing(h, false);
@@ -919,7 +950,48 @@ internal sealed partial class SimPool : ILabPoolView
             _environment?.XapiServing(h, true);
         }
 
-        Schedule(h.ToolstackReadyAt, () =>
+        var boot = h.BootCount;
+        Schedule(h.ToolstackReadyAt, () => ToolstackReady(h, boot));
+    }
+
+    /// <summary>
+    /// What a member's xapi answers before dispatch while it starts or cannot reach its master: HOST_STILL_BOOTING until
+    /// its toolstack is up, then <see cref="SimHost.EmergencyError"/>.
+    /// </summary>
+    internal string[]? EmergencyErrorOf(SimHost h) =>
+        h.ToolstackReadyAt > Now ? ["HOST_STILL_BOOTING"] : h.EmergencyError;
+
+    /// <summary>Whether the master's xapi answers (what a member's Pool.hello needs).</summary>
+    private bool MasterServing =>
+        Master.Power == HostPower.Up && Master.ToolstackReadyAt <= Now && OutageUntil is null && Master.EmergencyError is null;
+
+    // The error xapi.ml attempt_host_status_check_with_coordinator sets when Pool.hello cannot connect:
+    // INTERNAL_ERROR [ExnHelper.string_of_exn exn]. The text is xapi's rendering of the connection failure; this one is
+    // the lab's stand-in for it.
+    internal static readonly string[] CannotReachMaster = ["INTERNAL_ERROR", "INTERNAL_ERROR: [ Connection failed: the coordinator is unreachable. ]"];
+
+    private void ToolstackReady(SimHost h, int boot)
+    {
+        if (h.BootCount != boot || h.Power != HostPower.Up)
+        {
+            return;
+        }
+
+        if (h != Master && !MasterServing)
+        {
+            // xapi.ml server_init, Pool_role.Slave: a member that starts while its master does not answer stays in
+            // emergency mode, retrying Pool.hello every 5 s ("I think the error is a temporary one, retrying in 5s").
+            if (h.EmergencyError is null)
+            {
+                h.EmergencyError = CannotReachMaster;
+                Audit.Event("host.emergencyMode", new Dictionary<string, object?> { ["host"] = h.Name, ["error"] = h.EmergencyError[0] });
+            }
+
+            Schedule(Now + 5, () => ToolstackReady(h, boot));
+            return;
+        }
+
+        h.EmergencyError = null;
         {
             // The toolstack is up: the host enables itself unless a mandatory guidance is pending.
             if (h.GuidanceOnReturn is { } g)
@@ -941,7 +1013,7 @@ internal sealed partial class SimPool : ILabPoolView
             Touch("host", h.Ref, "mod");
             Audit.Event("host.toolstackReady", new Dictionary<string, object?> { ["host"] = h.Name, ["enabled"] = h.Enabled });
             AutostartVms();
-        });
+        }
     }
 
     /// <summary>

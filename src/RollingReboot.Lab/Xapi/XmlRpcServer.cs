@@ -108,6 +108,27 @@ internal static class XmlRpcServer
             ("ErrorDescription", new XElement("value", new XElement("array", new XElement("data",
                 new[] { code }.Concat(parameters).Select(p => new XElement("value", Clean(p)))))))));
 
+    /// <summary>
+    /// An XML-RPC fault, as xapi before JSON-RPC (1.9.0, 2013) answered a body it could not parse:
+    /// <c>XMLRPC.Fault(1l, "Failed to parse supplied XML")</c> in api_server.ml <c>callback</c> (xen-api commit cc8f80e4^),
+    /// written by xen-api-libs http-svr/xMLRPC.ml <c>To.methodResponse</c> (<c>faultCode</c> as <c>&lt;i4&gt;</c>, the string
+    /// untyped) through xml-light, without an XML declaration.
+    /// </summary>
+    public static string Fault(int code, string text)
+    {
+        var fault = new XElement("methodResponse", new XElement("fault", Struct(
+            ("faultCode", new XElement("value", new XElement("i4", code.ToString(CultureInfo.InvariantCulture)))),
+            ("faultString", new XElement("value", Clean(text))))));
+        var settings = new XmlWriterSettings { OmitXmlDeclaration = true, Indent = false, NewLineHandling = NewLineHandling.None };
+        var sb = new StringBuilder();
+        using (var writer = XmlWriter.Create(sb, settings))
+        {
+            fault.WriteTo(writer);
+        }
+
+        return sb.ToString();
+    }
+
     /// <summary>The value alone in the param, no Status struct: how xapi answers <c>system.listMethods</c>.</summary>
     public static string Bare(JsonNode? value) => Response(EncodeValue(value));
 

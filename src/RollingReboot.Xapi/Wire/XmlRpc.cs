@@ -151,9 +151,10 @@ public static class XmlRpc
         var fault = root["fault"];
         if (fault is not null)
         {
+            // xapi never answers a call with a fault; hosts before 1.9.0 did for XML they could not parse (faultCode 1,
+            // "Failed to parse supplied XML"). It is the wire failing, not an XAPI error code.
             var f = Decode(FirstValue(fault, method), method) as JsonObject;
-            var code = f?["faultString"]?.ToString() ?? "INTERNAL_ERROR";
-            throw new XapiException(code, [], method);
+            throw new XapiException(XapiException.ProtocolError, [$"XML-RPC fault {f?["faultCode"]?.ToString() ?? "?"}: {f?["faultString"]?.ToString() ?? ""}"], method);
         }
 
         var value = root["params"]?["param"]?["value"];

@@ -98,6 +98,19 @@ public sealed class RunEngineTests
     }
 
     [Fact]
+    public async Task Run_HostBackWithMandatoryGuidance_NeedsOperator_NamingTheGuidanceFromTheHostRecord()
+    {
+        // xapi's HOST_PENDING_MANDATORY_GUIDANCES_NOT_EMPTY carries the host alone; what is pending is in its record.
+        var h = new CrashHarness();
+        h.Pool.H("h2").GuidanceOnReturn = "restart_toolstack";
+
+        var report = await h.StartAsync(new MemoryJournalStore(), RunMode.Run);
+
+        Assert.Equal(RunOutcome.NeedsOperator, report!.Outcome);
+        Assert.Contains("xen2 came back disabled with mandatory guidance pending (restart_toolstack)", report.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task KilledDuringDisableHa_ResumeAndRestore_PutHaBack()
     {
         // Killed with pool.disable_ha done but its end not journaled: the fold must still say HA is the run's to restore.

@@ -46,7 +46,10 @@ public static class HostEnabling
             }
             catch (PoolOperationException e) when (e.Code == PendingMandatoryGuidances)
             {
-                return new Stop($"{host.Name} came back disabled with mandatory guidance pending ({string.Join(", ", e.Parameters.Skip(1))})", NeedsOperator: true,
+                // xapi raises it with the host's ref alone (repository_helpers.ml assert_no_host_pending_mandatory_guidance):
+                // what is pending is in the host record.
+                var pending = h.PendingGuidances.Count > 0 ? string.Join(", ", h.PendingGuidances) : "see host.pending_guidances";
+                return new Stop($"{host.Name} came back disabled with mandatory guidance pending ({pending})", NeedsOperator: true,
                     $"apply the pending guidance on {host.Name} (e.g. another reboot or toolstack restart), 'xe host-enable host={host.Name}', then 'rollreboot resume --clustername {run.ClusterLabel}'");
             }
             catch (PoolOperationException e) when ((e.Kind == PoolErrorKind.Busy || e.Code == "HOST_STILL_BOOTING") && run.Clock.GetUtcNow() < deadline)

@@ -24,6 +24,10 @@ internal sealed class FakePool(TimeProvider clock) : IPoolConnection
         public DateTimeOffset BootTime { get; set; }
         public DateTimeOffset AgentStart { get; set; }
         public int BootCount { get; set; }
+        public List<string> PendingGuidances { get; } = [];
+
+        /// <summary>A mandatory guidance the host comes back from its next reboot with (it then stays disabled, as xapi leaves it).</summary>
+        public string? GuidanceOnReturn { get; set; }
     }
 
     public sealed class Vm
@@ -119,7 +123,7 @@ internal sealed class FakePool(TimeProvider clock) : IPoolConnection
     {
         var used = Vms.Where(v => v.Running && v.Host == h.Uuid).Sum(v => v.Memory);
         return new HostState(h.Uuid, h.Name, "192.0.2." + h.Uuid[1..], h.Enabled, h.Live, h.Memory, h.Memory - GiB - used, GiB,
-            h.BootTime, h.AgentStart, [], [], []);
+            h.BootTime, h.AgentStart, h.PendingGuidances.ToList(), [], []);
     }
 
     public Task<PoolSnapshot> ReadAsync(CancellationToken cancellationToken = default)
@@ -232,6 +236,12 @@ internal sealed class FakePool(TimeProvider clock) : IPoolConnection
             throw Refused("HOST_OFFLINE", hostUuid);
         }
 
+        if (!h.Enabled && h.PendingGuidances.Count > 0)
+        {
+            // As xapi raises it: the host alone (repository_helpers.ml assert_no_host_pending_mandatory_guidance).
+            throw Refused("HOST_PENDING_MANDATORY_GUIDANCES_NOT_EMPTY", hostUuid);
+        }
+
         h.Enabled = true;
     });
 
@@ -253,7 +263,12 @@ internal sealed class FakePool(TimeProvider clock) : IPoolConnection
         h.BootCount++;
         h.BootTime = clock.GetUtcNow();
         h.AgentStart = h.BootTime;
-        h.Enabled = true;
+        h.Enabled = h.GuidanceOnReturn is null;
+        if (h.GuidanceOnReturn is { } guidance)
+        {
+            h.PendingGuidances.Add(guidance);
+            h.GuidanceOnReturn = null;
+        }
     });
 
     public Task ShutdownHostAsync(string hostUuid, CancellationToken cancellationToken = default) => throw new NotSupportedException("the fake pool does not halt hosts");

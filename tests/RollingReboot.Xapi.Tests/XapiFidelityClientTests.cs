@@ -1,0 +1,387 @@
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Time.Testing;
+using RollingReboot.Core.Pool;
+using RollingReboot.Lab;
+using RollingReboot.Lab.Scenario;
+using RollingReboot.Xapi.Tls;
+using RollingReboot.Xapi.Wire;
+
+namespace RollingReboot.Xapi.Tests;
+
+/// <summary>
+/// The client against what real xapi answers (docs/lab.md, "Fidelity: XAPI"): canned answers written as xapi writes them,
+/// and the lab where the behaviour needs a pool.
+/// </summary>
+public sealed class XapiFidelityClientTests
+{
+    private static string Ok(string result) => $$"""{"jsonrpc":"2.0","result":{{result}},"id":1}""";
+
+    private static string PreDispatch(params string[] error) =>
+        "{\"jsonrpc\":\"2.0\",\"error\":" + new JsonArray(error.Select(e => (JsonNode?)e).ToArray()).ToJsonString() + ",\"id\":0}";
+
+    private static Task WaitForAsync(Func<bool> condition, string what) => WaitForAsync(() => Task.FromResult(condition()), what);
+
+    private static async Task WaitForAsync(Func<Task<bool>> condition, string what)
+    {
+        var start = TimeProvider.System.GetTimestamp();
+        while (!await condition())
+        {
+            Assert.True(TimeProvider.System.GetElapsedTime(start) < TimeSpan.FromSeconds(60), "timed out waiting for " + what);
+            await Task.Delay(TimeSpan.FromMilliseconds(5), TimeProvider.System);
+        }
+    }
+
+    // ---- 1. the wire ------------------------------------------------------------------------------------------------
+
+    // What xapi before 1.9.0 wrote for a body it could not parse (api_server.ml callback, xen-api-libs xMLRPC.ml).
+    private const string OldXapiFault =
+        "<methodResponse><fault><value><struct><member><name>faultCode</name><value><i4>1</i4></value></member>"
+        + "<member><name>faultString</name><value>Failed to parse supplied XML</value></member></struct></value></fault></methodResponse>";
+
+    [Fact]
+    public async Task Call_HostBeforeJsonRpc_AnswersAFault_ClientUsesXmlRpcOnSlash()
+    {
+        await using var server = await CannedXapiServer.StartAsync((c, body) =>
+            c.Request.Path == "/jsonrpc"
+                ? Respond.Text(c, "text/xml", OldXapiFault)
+                : Respond.Text(c, "text/xml", "<methodResponse><params><param><value><struct><member><name>Status</name><value>Success</value></member><member><name>Value</name>"
+                    + (body.Contains("login", StringComparison.Ordinal) ? "<value>OpaqueRef:s</value>" : "<value><array><data><value>OpaqueRef:h</value></data></array></value>")
+                    + "</member></struct></value></param></params></methodResponse>"));
+        await using var client = server.Client();
+
+        var hosts = await client.CallAsync("host.get_all", []);
+
+        Assert.Equal("OpaqueRef:h", hosts![0]!.ToString());
+        Assert.True(client.UsesXmlRpc);
+        Assert.Single(server.Requests, r => r.StartsWith("/jsonrpc ", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Call_XmlThatIsNotXmlRpc_OnJsonrpc_IsAProtocolError_NotAFallback()
+    {
+        // A proxy's error page is no sign of an old host.
+        await using var server = await CannedXapiServer.StartAsync((c, _) => Respond.Text(c, "text/xml", "<error>gateway timeout</error>", 504));
+        await using var client = server.Client();
+
+        var e = await Assert.ThrowsAsync<XapiException>(() => client.LoginAsync());
+
+        Assert.Equal(XapiException.ProtocolError, e.Code);
+        Assert.False(client.UsesXmlRpc);
+        Assert.All(server.Requests, r => Assert.StartsWith("/jsonrpc ", r, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void XmlRpc_Fault_IsAProtocolError_NotAnXapiCode()
+    {
+        var e = Assert.Throws<XapiException>(() => XmlRpc.DecodeResponse(OldXapiFault, "session.login_with_password"));
+
+        Assert.Equal(XapiException.ProtocolError, e.Code);
+        Assert.Equal(["XML-RPC fault 1: Failed to parse supplied XML"], e.Parameters);
+    }
+
+    private const string TwoHosts = """
+        { "hosts": [ { "name": "m", "memoryMiB": 65536 }, { "name": "b", "memoryMiB": 65536 } ], "vms": [ { "name": "v", "host": "b", "memoryMiB": 1024 } ] }
+        """;
+
+    private static XapiClientOptions Options(LabRuntime lab, string? url = null, TimeSpan? search = null) => new()
+    {
+        Url = new Uri(url ?? lab.Environment["ROLLREBOOT_XAPI_URL"]),
+        UserName = lab.Environment["ROLLREBOOT_XAPI_USER"],
+        Password = lab.Environment["ROLLREBOOT_XAPI_PASSWORD"],
+        Certificates = new XapiCertificatePolicy(lab.Environment["ROLLREBOOT_XAPI_CERT_SHA256"].Split(',')),
+        TimeProvider = lab.Clock,
+        MasterSearchTimeout = search ?? TimeSpan.FromSeconds(3600),
+        CallTimeout = TimeSpan.FromSeconds(30),
+    };
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Call_UnknownMethod_IsMessageMethodUnknownWithTheMethod_OnBothWires(bool jsonRpc)
+    {
+        await using var lab = await LabRuntime.StartAsync(ScenarioLoader.Parse(TwoHosts.Replace("\"hosts\"", $"\"pool\": {{ \"jsonRpc\": {(jsonRpc ? "true" : "false")} }}, \"hosts\"", StringComparison.Ordinal)), 50, TextWriter.Null);
+        await using var client = new XapiClient(Options(lab));
+
+        var e = await Assert.ThrowsAsync<XapiException>(() => client.CallAsync("VM.frobnicate", ["x"]));
+
+        Assert.Equal("MESSAGE_METHOD_UNKNOWN", e.Code);
+        Assert.Equal(["VM.frobnicate"], e.Parameters);
+        Assert.Equal(!jsonRpc, client.UsesXmlRpc);
+    }
+
+    // ---- 2. event.from ----------------------------------------------------------------------------------------------
+
+    private static string TaskBatch(string token, params (string Ref, string Status)[] tasks) =>
+        Ok(new JsonObject
+        {
+            ["events"] = new JsonArray(tasks.Select(t => (JsonNode?)new JsonObject
+            {
+                ["id"] = "1",
+                ["timestamp"] = "0.0",
+                ["class"] = "task",
+                ["operation"] = "mod",
+                ["ref"] = t.Ref,
+                ["snapshot"] = new JsonObject { ["uuid"] = "u", ["status"] = t.Status, ["progress"] = 0.5, ["result"] = "", ["error_info"] = new JsonArray() },
+            }).ToArray()),
+            ["valid_ref_counts"] = new JsonObject(),
+            ["token"] = token,
+        }.ToJsonString());
+
+    private static string TokenOf(string body) => JsonNode.Parse(body)!["params"]![2]!.GetValue<string>();
+
+    [Fact]
+    public async Task RunTask_EventFromCannotParseTheToken_StartsAgainFromEmpty_AndFollowsTheTask()
+    {
+        var tokens = new List<string>();
+        await using var server = await CannedXapiServer.StartAsync(Respond.LoginThen((c, body) =>
+        {
+            if (body.Contains("Async.VM.pool_migrate", StringComparison.Ordinal))
+            {
+                return Respond.Json(c, Ok("\"OpaqueRef:t1\""));
+            }
+
+            if (!body.Contains("event.from", StringComparison.Ordinal))
+            {
+                return Respond.Json(c, Ok("\"\""));
+            }
+
+            string token;
+            lock (tokens)
+            {
+                token = TokenOf(body);
+                tokens.Add(token);
+            }
+
+            return token switch
+            {
+                "" when tokens.Count(t => t.Length == 0) == 1 => Respond.Json(c, TaskBatch("00000000000000000007,00000000000000000000", ("OpaqueRef:t1", "pending"))),
+                "" => Respond.Json(c, TaskBatch("00000000000000000009,00000000000000000000", ("OpaqueRef:t1", "success"))),
+                _ => Respond.Json(c, """{"jsonrpc":"2.0","error":{"code":1,"message":"EVENT_FROM_TOKEN_PARSE_FAILURE","data":["00000000000000000007,00000000000000000000"]},"id":1}"""),
+            };
+        }));
+        await using var client = server.Client();
+
+        await client.RunTaskAsync("VM.pool_migrate", ["OpaqueRef:vm", "OpaqueRef:h", new Dictionary<string, string>()]).WaitAsync(TimeSpan.FromSeconds(30), TimeProvider.System);
+
+        // (A last call may be on its way as the loop stops.)
+        Assert.Equal(["", "00000000000000000007,00000000000000000000", ""], tokens.Take(3));
+        Assert.Contains(server.Requests, r => r.Contains("task.destroy", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task RunTask_SessionLostMeanwhile_ListsEveryTask_AndATaskThatIsGoneIsHandleInvalid()
+    {
+        // The master restarted: the session is invalid, the token still valid, and the task gone without a del event.
+        var tokens = new List<string>();
+        var sessionInvalidOnce = 0;
+        await using var server = await CannedXapiServer.StartAsync(Respond.LoginThen((c, body) =>
+        {
+            if (body.Contains("Async.VM.pool_migrate", StringComparison.Ordinal))
+            {
+                return Respond.Json(c, Ok("\"OpaqueRef:t1\""));
+            }
+
+            if (!body.Contains("event.from", StringComparison.Ordinal))
+            {
+                return Respond.Json(c, Ok("\"\""));
+            }
+
+            string token;
+            lock (tokens)
+            {
+                token = TokenOf(body);
+                tokens.Add(token);
+            }
+
+            if (token.Length > 0 && Interlocked.Exchange(ref sessionInvalidOnce, 1) == 0)
+            {
+                return Respond.Json(c, """{"jsonrpc":"2.0","error":{"code":1,"message":"SESSION_INVALID","data":["OpaqueRef:s1"]},"id":1}""");
+            }
+
+            return token.Length == 0 && tokens.Count == 1
+                ? Respond.Json(c, TaskBatch("00000000000000000007,00000000000000000000", ("OpaqueRef:t1", "pending")))
+                : token.Length > 0
+                    ? Respond.Json(c, TaskBatch(token))
+                    : Respond.Json(c, TaskBatch("00000000000000000011,00000000000000000000", ("OpaqueRef:other", "pending")));
+        }));
+        await using var client = server.Client();
+
+        var e = await Assert.ThrowsAsync<XapiException>(() =>
+            client.RunTaskAsync("VM.pool_migrate", ["OpaqueRef:vm", "OpaqueRef:h", new Dictionary<string, string>()]).WaitAsync(TimeSpan.FromSeconds(30), TimeProvider.System));
+
+        Assert.Equal("HANDLE_INVALID", e.Code);
+        Assert.Equal(["task", "OpaqueRef:t1"], e.Parameters);
+        Assert.Contains("", tokens.Skip(1));
+    }
+
+    [Fact]
+    public async Task WaitForChange_EventFromCannotParseTheToken_StartsAgainFromEmpty()
+    {
+        var tokens = new List<string>();
+        await using var server = await CannedXapiServer.StartAsync(Respond.LoginThen((c, body) =>
+        {
+            lock (tokens)
+            {
+                tokens.Add(TokenOf(body));
+            }
+
+            return tokens.Count == 2
+                ? Respond.Json(c, """{"jsonrpc":"2.0","error":{"code":1,"message":"EVENT_FROM_TOKEN_PARSE_FAILURE","data":["x"]},"id":1}""")
+                : Respond.Json(c, Ok("""{"events":[],"valid_ref_counts":{},"token":"00000000000000000003,00000000000000000000"}"""));
+        }));
+        await using var pool = new XapiPoolConnection(server.Client());
+
+        await pool.WaitForChangeAsync(TimeSpan.FromSeconds(1));
+        await pool.WaitForChangeAsync(TimeSpan.FromSeconds(1));
+        await pool.WaitForChangeAsync(TimeSpan.FromSeconds(1));
+
+        Assert.Equal(["", "00000000000000000003,00000000000000000000", ""], tokens);
+    }
+
+    [Fact]
+    public async Task MigrateVm_MasterRestartsDuringIt_TheLostTaskEndsInHandleInvalid_NotAHang()
+    {
+        await using var lab = await LabRuntime.StartAsync(ScenarioLoader.Parse("""
+            { "migration": { "setupSeconds": 2, "streamMBps": 5 },
+              "pool": { "toolstackStartSeconds": 2 },
+              "hosts": [ { "name": "m", "memoryMiB": 65536, "rebootSeconds": 30 }, { "name": "a", "memoryMiB": 65536 }, { "name": "b", "memoryMiB": 65536 } ],
+              "vms": [ { "name": "v", "host": "a", "memoryMiB": 4096 } ] }
+            """), 50, TextWriter.Null);
+        await using var pool = new XapiPoolConnection(new XapiClient(Options(lab)));
+        var snapshot = await pool.ReadAsync();
+        var (m, b) = (snapshot.Hosts.Single(h => h.Name == "m").Uuid, snapshot.Hosts.Single(h => h.Name == "b").Uuid);
+
+        // 4 GiB at 5 MB/s: about 15 simulated minutes, far longer than the master's reboot.
+        var migration = pool.MigrateVmAsync(snapshot.Vms.Single(v => v.Name == "v").Uuid, b);
+        await WaitForAsync(() => lab.Audit.Snapshot().Events.Any(e => e!["type"]!.GetValue<string>() == "migration.start"), "the migration to start");
+        await pool.DisableHostAsync(m);
+        await pool.RebootHostAsync(m);
+
+        var e = await Assert.ThrowsAsync<XapiException>(() => migration.WaitAsync(TimeSpan.FromSeconds(60), TimeProvider.System));
+        Assert.Equal("HANDLE_INVALID", e.Code);
+        Assert.Contains(lab.Audit.Snapshot().Events, ev => ev!["type"]!.GetValue<string>() == "host.toolstackReady" && ev["host"]!.GetValue<string>() == "m");
+    }
+
+    // ---- 3. error parameters the client reads -----------------------------------------------------------------------
+
+    [Fact]
+    public async Task EnableHost_PendingGuidance_ErrorNamesTheHostOnly_TheGuidanceIsInTheRecord()
+    {
+        await using var lab = await LabRuntime.StartAsync(ScenarioLoader.Parse("""
+            { "pool": { "toolstackStartSeconds": 2 },
+              "hosts": [ { "name": "m", "memoryMiB": 65536 }, { "name": "b", "memoryMiB": 65536, "rebootSeconds": 20 } ],
+              "faults": [ { "type": "pendingGuidance", "host": "b", "guidance": "restart_toolstack" } ] }
+            """), 100, TextWriter.Null);
+        await using var pool = new XapiPoolConnection(new XapiClient(Options(lab)));
+        var b = (await pool.ReadAsync()).Hosts.Single(h => h.Name == "b");
+        await pool.DisableHostAsync(b.Uuid);
+        await pool.RebootHostAsync(b.Uuid);
+        await WaitForAsync(() => lab.Audit.Snapshot().Events.Any(e => e!["type"]!.GetValue<string>() == "host.toolstackReady"), "b's toolstack");
+
+        var e = await Assert.ThrowsAsync<XapiException>(() => pool.EnableHostAsync(b.Uuid));
+
+        Assert.Equal("HOST_PENDING_MANDATORY_GUIDANCES_NOT_EMPTY", e.Code);
+        var hostRef = (await pool.Client.CallAsync("host.get_by_uuid", [b.Uuid]))!.GetValue<string>();
+        Assert.Equal([hostRef], e.Parameters);
+        Assert.Contains("restart_toolstack", (await pool.ReadHostAsync(b.Uuid)).PendingGuidances);
+    }
+
+    // ---- 4. the master search and members in emergency mode ---------------------------------------------------------
+
+    [Fact]
+    public async Task Login_BelievedMasterAndAMemberInEmergencyMode_SearchGoesOnToTheMaster()
+    {
+        await using var internalError = await CannedXapiServer.StartAsync((c, _) => Respond.Json(c, PreDispatch("INTERNAL_ERROR", "INTERNAL_ERROR: [ Connection failed: connection refused. ]")));
+        await using var cannotTalkBack = await CannedXapiServer.StartAsync((c, _) => Respond.Json(c, PreDispatch("HOST_MASTER_CANNOT_TALK_BACK", "10.0.0.7")));
+        await using var master = await CannedXapiServer.StartAsync(Respond.LoginThen((c, _) => Respond.Json(c, Ok("[]"))));
+        await using var client = new XapiClient(new XapiClientOptions
+        {
+            Url = internalError.Url,
+            UserName = "root",
+            Password = "secret",
+            Certificates = new XapiCertificatePolicy([internalError.Fingerprint, cannotTalkBack.Fingerprint, master.Fingerprint]),
+            MasterSearchTimeout = TimeSpan.FromSeconds(30),
+        });
+        client.RememberHosts([cannotTalkBack.Url.ToString(), master.Url.ToString()]);
+
+        await client.LoginAsync();
+
+        Assert.Equal(master.Url.Authority, client.MasterUrl.Authority);
+        Assert.NotEmpty(cannotTalkBack.Requests);
+    }
+
+    [Fact]
+    public async Task MasterReboot_AMemberRestartsMeanwhileInEmergencyMode_ReadsFindTheMasterWhenItIsBack()
+    {
+        await using var lab = await LabRuntime.StartAsync(ScenarioLoader.Parse("""
+            { "pool": { "toolstackStartSeconds": 2 },
+              "hosts": [ { "name": "m", "memoryMiB": 65536, "rebootSeconds": 600 }, { "name": "a", "memoryMiB": 65536, "rebootSeconds": 30 },
+                         { "name": "b", "memoryMiB": 65536 } ] }
+            """), 100, TextWriter.Null);
+        await using var pool = new XapiPoolConnection(new XapiClient(Options(lab)));
+        var snapshot = await pool.ReadAsync();
+        var (m, a) = (snapshot.Hosts.Single(h => h.Name == "m"), snapshot.Hosts.Single(h => h.Name == "a"));
+        foreach (var h in new[] { a, m })
+        {
+            await pool.DisableHostAsync(h.Uuid);
+            await pool.RebootHostAsync(h.Uuid);
+        }
+
+        await WaitForAsync(() => lab.Audit.Snapshot().Events.Any(e => e!["type"]!.GetValue<string>() == "host.emergencyMode"), "a to be in emergency mode");
+
+        // The search asks a (INTERNAL_ERROR before dispatch) and b (HOST_IS_SLAVE naming m) until m answers again.
+        var back = await pool.ReadAsync().WaitAsync(TimeSpan.FromSeconds(60), TimeProvider.System);
+
+        Assert.True(back.Master.BootTime > m.BootTime);
+        Assert.Equal("m", back.Master.Name);
+    }
+
+    // ---- 5. the search's backoff, on the client's clock -------------------------------------------------------------
+
+    [Fact]
+    public async Task Login_HostStillBooting_RetriesWithBackoffOnTheClientsClock()
+    {
+        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        var attempts = new List<DateTimeOffset>();
+        await using var server = await CannedXapiServer.StartAsync((c, _) =>
+        {
+            int count;
+            lock (attempts)
+            {
+                attempts.Add(clock.GetUtcNow());
+                count = attempts.Count;
+            }
+
+            return count <= 3 ? Respond.Json(c, PreDispatch("HOST_STILL_BOOTING")) : Respond.Json(c, Ok("\"OpaqueRef:s\""));
+        });
+        await using var client = new XapiClient(new XapiClientOptions
+        {
+            Url = server.Url,
+            UserName = "root",
+            Password = "secret",
+            Certificates = new XapiCertificatePolicy([server.Fingerprint]),
+            TimeProvider = clock,
+            MasterSearchTimeout = TimeSpan.FromSeconds(60),
+        });
+
+        var login = client.LoginAsync();
+        var start = TimeProvider.System.GetTimestamp();
+        while (!login.IsCompleted && TimeProvider.System.GetElapsedTime(start) < TimeSpan.FromSeconds(60))
+        {
+            // The client's clock moves only here: each attempt comes once it has moved past the backoff.
+            clock.Advance(TimeSpan.FromMilliseconds(50));
+            await Task.Delay(TimeSpan.FromMilliseconds(2), TimeProvider.System);
+        }
+
+        await login;
+        List<TimeSpan> gaps;
+        lock (attempts)
+        {
+            Assert.Equal(4, attempts.Count);
+            gaps = attempts.Zip(attempts.Skip(1), (x, y) => y - x).ToList();
+        }
+
+        // Polly's exponential retry from 0.5 s: 0.5, 1, 2 s of the client's clock between attempts.
+        Assert.True(gaps[0] >= TimeSpan.FromMilliseconds(500) && gaps[1] >= TimeSpan.FromSeconds(1) && gaps[2] >= TimeSpan.FromSeconds(2), string.Join(", ", gaps));
+    }
+}
