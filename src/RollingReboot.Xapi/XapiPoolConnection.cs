@@ -72,14 +72,17 @@ public sealed class XapiPoolConnection : IPoolConnection
                 local = hostsOfSr.Count == 1 ? hostsOfSr[0] : null;
             }
 
-            return new SrInfo(s.Uuid, s.NameLabel, s.Shared, local);
+            return new SrInfo(s.Uuid, s.NameLabel, s.Shared, local) { Clustered = s.Clustered };
         }).ToList();
 
         var hostStates = hosts.Select(h =>
         {
             var m = metrics.GetValueOrDefault(h.Metrics);
             return new HostState(h.Uuid, h.NameLabel, h.Address, h.Enabled, m?.Live ?? false, m?.MemoryTotal ?? 0, m?.MemoryFree ?? 0, h.MemoryOverhead,
-                h.BootTime, h.AgentStartTime, h.PendingGuidances, h.UpdatesRequiringReboot, h.CurrentOperations);
+                h.BootTime, h.AgentStartTime, h.PendingGuidances, h.UpdatesRequiringReboot, h.CurrentOperations)
+            {
+                AllowedOperations = h.AllowedOperations,
+            };
         }).ToList();
 
         var vmStates = new List<VmState>();
@@ -198,7 +201,10 @@ public sealed class XapiPoolConnection : IPoolConnection
         }
 
         return new HostState(h.Uuid, h.NameLabel, h.Address, h.Enabled, m?.Live ?? false, m?.MemoryTotal ?? 0, m?.MemoryFree ?? 0, h.MemoryOverhead,
-            h.BootTime, h.AgentStartTime, h.PendingGuidances, h.UpdatesRequiringReboot, h.CurrentOperations);
+            h.BootTime, h.AgentStartTime, h.PendingGuidances, h.UpdatesRequiringReboot, h.CurrentOperations)
+        {
+            AllowedOperations = h.AllowedOperations,
+        };
     }
 
     public async Task MigrateVmAsync(string vmUuid, string targetHostUuid, IProgress<double>? progress = null, CancellationToken cancellationToken = default)

@@ -120,6 +120,9 @@ public sealed record XapiHostRecord(
 
     public DateTimeOffset? AgentStartTime => XapiDateTime.TryParseUnixSeconds(OtherConfig.GetValueOrDefault("agent_start_time"), out var t) ? t : null;
 
+    /// <summary>What XAPI would allow now (reboot, shutdown...): xapi_host_helpers.ml update_allowed_operations.</summary>
+    public IReadOnlyList<string> AllowedOperations { get; init; } = [];
+
     public static XapiHostRecord From(string r, JsonObject o) => Fields.FromNode(r, o, From);
 
     public static XapiHostRecord From(string r, JsonElement o)
@@ -127,7 +130,10 @@ public sealed record XapiHostRecord(
         var f = new Fields(o);
         return new(r, f.Str("uuid"), f.Str("name_label"), f.Str("address"), f.Str("hostname"), f.Bool("enabled"), f.Ref("metrics"), f.List("resident_VMs"),
             f.Long("memory_overhead"), f.Map("software_version"), f.Map("other_config"), f.List("updates_requiring_reboot"),
-            f.List("pending_guidances"), f.OperationValues("current_operations"), f.Long("API_version_major"), f.Long("API_version_minor"));
+            f.List("pending_guidances"), f.OperationValues("current_operations"), f.Long("API_version_major"), f.Long("API_version_minor"))
+        {
+            AllowedOperations = f.List("allowed_operations"),
+        };
     }
 }
 
@@ -177,12 +183,16 @@ public sealed record XapiVmGuestMetricsRecord(string Ref, bool PvDriversDetected
 
 public sealed record XapiSrRecord(string Ref, string Uuid, string NameLabel, string Type, string ContentType, bool Shared, IReadOnlyList<string> Pbds)
 {
+    /// <summary>A clustered (GFS2) SR: while one is plugged xapi refuses a host's reboot if another host is down or the
+    /// SR is recovering (CLUSTERED_SR_DEGRADED, xapi_host_helpers.ml).</summary>
+    public bool Clustered { get; init; }
+
     public static XapiSrRecord From(string r, JsonObject o) => Fields.FromNode(r, o, From);
 
     public static XapiSrRecord From(string r, JsonElement o)
     {
         var f = new Fields(o);
-        return new(r, f.Str("uuid"), f.Str("name_label"), f.Str("type"), f.Str("content_type"), f.Bool("shared"), f.List("PBDs"));
+        return new(r, f.Str("uuid"), f.Str("name_label"), f.Str("type"), f.Str("content_type"), f.Bool("shared"), f.List("PBDs")) { Clustered = f.Bool("clustered") };
     }
 }
 

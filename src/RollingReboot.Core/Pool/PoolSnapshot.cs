@@ -51,6 +51,10 @@ public sealed record HostState(
     IReadOnlyList<string> UpdatesRequiringReboot,
     IReadOnlyList<string> CurrentOperations)
 {
+    /// <summary>What XAPI allows on the host now (null: not read). Without "reboot" XAPI would refuse it (for instance
+    /// CLUSTERED_SR_DEGRADED while another host of a GFS2 pool is down or its SR recovers).</summary>
+    public IReadOnlyList<string>? AllowedOperations { get; init; }
+
     public bool NeedsReboot =>
         PendingGuidances.Contains("reboot_host") || UpdatesRequiringReboot.Count > 0;
 }
@@ -74,4 +78,8 @@ public sealed record VmState(
     public bool IsRunningGuest => PowerState is "Running" or "Paused";
 }
 
-public sealed record SrInfo(string Uuid, string Name, bool Shared, string? LocalHostUuid);
+public sealed record SrInfo(string Uuid, string Name, bool Shared, string? LocalHostUuid)
+{
+    /// <summary>A clustered (GFS2) SR: only one host of the pool may be down at a time.</summary>
+    public bool Clustered { get; init; }
+}

@@ -35,6 +35,16 @@ public static class Preflight
     {
         var snapshot = await pool.ReadAsync(cancellationToken);
         var extra = new List<Blocker>();
+        PlanWarning? clustered = null;
+        if (snapshot.Srs.FirstOrDefault(s => s.Clustered) is { } gfs2 && options.MaxHostsDown != 1)
+        {
+            // xapi_host_helpers.ml: with a clustered SR plugged, a reboot is refused while any other host is down.
+            clustered = new PlanWarning("CLUSTERED_SR_ONE_HOST_AT_A_TIME",
+                $"SR {gfs2.Name} is clustered (GFS2): XAPI refuses a reboot while another host is down, so hosts go one at a time (--max-hosts-down {(options.MaxHostsDown == PlanOptions.AutoMaxHostsDown ? "auto" : options.MaxHostsDown.ToString(System.Globalization.CultureInfo.InvariantCulture))} not used)",
+                "nothing to do; a pool without clustered SRs can reboot several hosts at once");
+            options = options with { MaxHostsDown = 1 };
+        }
+
         var notNeeding = new Dictionary<string, string>(StringComparer.Ordinal);
         if (commands is not null)
         {
@@ -136,6 +146,11 @@ public static class Preflight
         if (extra.Count > 0)
         {
             plan = plan with { Blockers = [.. plan.Blockers, .. extra] };
+        }
+
+        if (clustered is not null)
+        {
+            plan = plan with { Warnings = [clustered, .. plan.Warnings] };
         }
 
         if (notNeeding.Count > 0)

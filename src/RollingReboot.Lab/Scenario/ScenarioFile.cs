@@ -142,6 +142,13 @@ public sealed class SrSpec
     public bool Shared { get; set; } = true;
 
     public string? Host { get; set; }
+
+    /// <summary>Lab extension: a clustered (GFS2) SR, as SR.clustered says (xapi_host_helpers.ml's reboot rule).</summary>
+    public bool Clustered { get; set; }
+
+    /// <summary>Lab extension: with <see cref="Clustered"/>, simulated seconds the SR stays "recovering" (a health-check
+    /// task) after a host rejoins; meanwhile no host may go down.</summary>
+    public double RecoverySeconds { get; set; }
 }
 
 public sealed class VmSpec

@@ -824,6 +824,12 @@ internal sealed partial class SimPool
             throw busy;
         }
 
+        if (ClusteredSrDegraded() is { } degraded)
+        {
+            // Also set by valid_operations (xapi_host_helpers.ml): checked before the host's own state.
+            throw new XapiError(degraded[0], degraded[1..]);
+        }
+
         if (h.Enabled)
         {
             throw new XapiError("HOST_NOT_DISABLED");

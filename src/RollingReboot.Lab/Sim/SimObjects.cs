@@ -86,6 +86,9 @@ internal sealed class SimSr
     public bool Shared { get; init; }
     public SimHost? Host { get; init; }
     public string ContentType { get; init; } = "user";
+    public bool Clustered { get; init; }
+    public double RecoverySeconds { get; init; }
+    public double? RecoveringUntil { get; set; }
     public List<string> PbdRefs { get; } = [];
     public List<string> VdiRefs { get; } = [];
 }

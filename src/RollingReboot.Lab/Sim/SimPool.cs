@@ -238,7 +238,7 @@ internal sealed partial class SimPool : ILabPoolView
 
         foreach (var rs in s.Srs)
         {
-            AddSr(rs.Name, rs.Shared, rs.Host is null ? null : Hosts.First(h => h.Name == rs.Host), rs.Name.Contains("iso", StringComparison.OrdinalIgnoreCase) ? "iso" : "user");
+            AddSr(rs.Name, rs.Shared, rs.Host is null ? null : Hosts.First(h => h.Name == rs.Host), rs.Name.Contains("iso", StringComparison.OrdinalIgnoreCase) ? "iso" : "user", rs.Clustered, rs.RecoverySeconds);
         }
 
         foreach (var vs in s.Vms)
@@ -285,9 +285,9 @@ internal sealed partial class SimPool : ILabPoolView
         }
     }
 
-    private SimSr AddSr(string name, bool shared, SimHost? host, string contentType)
+    private SimSr AddSr(string name, bool shared, SimHost? host, string contentType, bool clustered = false, double recoverySeconds = 0)
     {
-        var sr = new SimSr { Ref = NewRef(), Uuid = Guid.NewGuid().ToString(), Name = name, Shared = shared, Host = host, ContentType = contentType };
+        var sr = new SimSr { Ref = NewRef(), Uuid = Guid.NewGuid().ToString(), Name = name, Shared = shared, Host = host, ContentType = contentType, Clustered = clustered, RecoverySeconds = recoverySeconds };
         Srs.Add(sr);
         foreach (var h in shared ? Hosts : host is null ? [] : [host])
         {
@@ -970,6 +970,50 @@ internal sealed partial class SimPool : ILabPoolView
     // the lab's stand-in for it.
     internal static readonly string[] CannotReachMaster = ["INTERNAL_ERROR", "INTERNAL_ERROR: [ Connection failed: the coordinator is unreachable. ]"];
 
+    /// <summary>
+    /// xapi_host_helpers.ml update_allowed_operations: while a clustered SR is plugged, a host that is not live, or the
+    /// SR's health-check task ("recovering"), removes shutdown, reboot and apply_updates from every host's allowed
+    /// operations: CLUSTERED_SR_DEGRADED [sr] (or [the task's description]).
+    /// </summary>
+    internal string[]? ClusteredSrDegraded()
+    {
+        if (Srs.FirstOrDefault(s => s.Clustered) is not { } sr)
+        {
+            return null;
+        }
+
+        if (Hosts.Any(x => !x.Live))
+        {
+            return ["CLUSTERED_SR_DEGRADED", sr.Ref];
+        }
+
+        return Srs.FirstOrDefault(s => s.Clustered && s.RecoveringUntil > Now) is { } recovering
+            ? ["CLUSTERED_SR_DEGRADED", $"Health check for SR {recovering.Uuid}"]
+            : null;
+    }
+
+    /// <summary>A host rejoined: each clustered SR with a recovery time recovers for that long.</summary>
+    private void ClusteredSrsRecover(SimHost h)
+    {
+        foreach (var sr in Srs.Where(s => s.Clustered && s.RecoverySeconds > 0))
+        {
+            sr.RecoveringUntil = Now + sr.RecoverySeconds;
+            Audit.Event("sr.recovering", new Dictionary<string, object?> { ["sr"] = sr.Name, ["host"] = h.Name, ["until"] = sr.RecoveringUntil });
+            foreach (var x in Hosts)
+            {
+                Touch("host", x.Ref, "mod");
+            }
+
+            Schedule(sr.RecoveringUntil.Value, () =>
+            {
+                foreach (var x in Hosts)
+                {
+                    Touch("host", x.Ref, "mod");
+                }
+            });
+        }
+    }
+
     private void ToolstackReady(SimHost h, int boot)
     {
         if (h.BootCount != boot || h.Power != HostPower.Up)
@@ -1012,6 +1056,7 @@ internal sealed partial class SimPool : ILabPoolView
             h.AgentStartTime = NowTime;
             Touch("host", h.Ref, "mod");
             Audit.Event("host.toolstackReady", new Dictionary<string, object?> { ["host"] = h.Name, ["enabled"] = h.Enabled });
+            ClusteredSrsRecover(h);
             AutostartVms();
         }
     }

@@ -124,7 +124,9 @@ internal sealed partial class SimPool
         ["uuid"] = h.Uuid,
         ["name_label"] = h.Name,
         ["name_description"] = "Default install",
-        ["allowed_operations"] = Arr(h.Power == HostPower.Up ? ["provision", "evacuate", "reboot", "shutdown", "vm_start", "vm_resume", "vm_migrate"] : []),
+        ["allowed_operations"] = Arr(h.Power != HostPower.Up ? [] : ClusteredSrDegraded() is null
+            ? ["provision", "evacuate", "reboot", "shutdown", "vm_start", "vm_resume", "vm_migrate"]
+            : ["provision", "evacuate", "vm_start", "vm_resume", "vm_migrate"]),
         ["current_operations"] = Map(h.CurrentOperations),
         ["API_version_major"] = 2L,
         ["API_version_minor"] = 21L,
@@ -365,7 +367,7 @@ internal sealed partial class SimPool
         ["blobs"] = new JsonObject(),
         ["local_cache_enabled"] = false,
         ["introduced_by"] = "OpaqueRef:NULL",
-        ["clustered"] = false,
+        ["clustered"] = s.Clustered,
         ["is_tools_sr"] = false,
     };
 

@@ -98,19 +98,24 @@ public static class WaveLoop
             run.LastSnapshot = pre.Pool;
             var wave = pre.Plan.Steps.Where(s => remaining.Contains(s.HostUuid)).ToList();
             var hosts = wave.Where(s => s.Wave == wave.FirstOrDefault()?.Wave).Select(s => s.HostUuid).ToHashSet(StringComparer.Ordinal);
-            var busy = pre.BusyVms.Values.Where(b => hosts.Contains(b.HostUuid)).OrderBy(b => b.VmName, StringComparer.Ordinal).ToList();
+            var busy = pre.BusyVms.Values.Where(b => hosts.Contains(b.HostUuid)).OrderBy(b => b.VmName, StringComparer.Ordinal)
+                .Select(b => $"VM {b.VmName} busy ({b.Operation}) on {run.HostName(b.HostUuid)}").ToList();
+            // XAPI's own word on whether the host may reboot now (a GFS2 SR recovering after the last host rejoined).
+            var operation = run.Options.Halt ? "shutdown" : "reboot";
+            busy.AddRange(pre.Pool.Hosts.Where(h => hosts.Contains(h.Uuid) && h.AllowedOperations is { } ops && !ops.Contains(operation))
+                .Select(h => $"XAPI does not allow {operation} on {h.Name} yet (a clustered SR degraded or recovering)"));
             if (busy.Count == 0 || pre.Plan.Blockers.Count > 0)
             {
                 return (pre, null);
             }
 
-            var what = string.Join(", ", busy.Select(b => $"{b.VmName} ({b.Operation}) on {run.HostName(b.HostUuid)}"));
+            var what = string.Join("; ", busy);
             if (run.Clock.GetUtcNow() >= deadline)
             {
-                return (pre, new Pause($"VM(s) still busy after {Units.Duration(run.Options.BusyVmTimeout.TotalSeconds)}: {what}; resume when they are done with 'rollreboot resume --clustername {run.ClusterLabel}'"));
+                return (pre, new Pause($"still busy after {Units.Duration(run.Options.BusyVmTimeout.TotalSeconds)}: {what}; resume when that is over with 'rollreboot resume --clustername {run.ClusterLabel}'"));
             }
 
-            run.Log.Warn("Waiting for busy VM(s) before the next host: {Vms}; XAPI would refuse to migrate them", what);
+            run.Log.Warn("Waiting before the next host (busy VM(s) or reboot not allowed yet): {What}", what);
             stop.ThrowIfCancellationRequested();
             await run.Pool.WaitForChangeAsync(TimeSpan.FromSeconds(30), stop);
             await Task.Delay(TimeSpan.FromSeconds(5), run.Clock, stop);
