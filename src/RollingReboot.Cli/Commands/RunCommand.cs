@@ -296,7 +296,7 @@ internal sealed class RunCommand
         }
         catch (CloudStackException e)
         {
-            throw new UserFacingException("CloudStack: " + (e.ErrorCode == 401 ? "the API key or secret key was refused (401); check ROLLREBOOT_CLOUDSTACK_API_KEY / _SECRET_KEY or the CloudMonkey profile" : e.Message));
+            throw new UserFacingException(CloudStackErrors.Describe(e));
         }
 
         await using var pool = new XapiPoolConnection(Connections.CreateXapiClient(settings, _env, clock));
@@ -462,7 +462,7 @@ internal sealed class RunCommand
         }
         catch (CloudStackException e)
         {
-            throw new UserFacingException("CloudStack: " + (e.ErrorCode == 401 ? "the API key or secret key was refused (401); check ROLLREBOOT_CLOUDSTACK_API_KEY / _SECRET_KEY or the CloudMonkey profile" : e.Message));
+            throw new UserFacingException(CloudStackErrors.Describe(e));
         }
     }
 

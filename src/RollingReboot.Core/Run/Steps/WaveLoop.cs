@@ -27,7 +27,7 @@ public static class WaveLoop
             var planOptions = run.PlanOptions;
             var onlyHost = planOptions.MaxHostsDown > 1 ? null : remaining[0];
             var pre = await run.Executor.ReadAsync(
-                ct => Preflight.RunAsync(run.Pool, null, planOptions, run.State.Rebooted, ct, onlyHost, run.AntiAffinity), abort);
+                ct => Preflight.RunAsync(run.Pool, null, planOptions, run.State.Rebooted, ct, onlyHost, run.AntiAffinity, knownPlacement: run.Placement), abort);
             run.LastSnapshot = pre.Pool;
             if (pre.Plan.Blockers.Count > 0)
             {
