@@ -159,8 +159,13 @@ public sealed class LabRuntime : IAsyncDisposable
                 continue;
             }
 
-            var faults = pool.Sim.Scenario.Faults.Where(f => f.Type is "cloudstackError" or "unmanageFails")
-                .Select(f => f.Type == "unmanageFails" ? (LabCloudStackFault)new UnmanageFailsFault() : new CloudStackErrorFault(f.Command!, f.Times, f.ErrorCode ?? 530)).ToList();
+            var faults = pool.Sim.Scenario.Faults.Where(f => f.Type is "cloudstackError" or "unmanageFails" or "cloudstackStaleVm")
+                .Select(f => f.Type switch
+                {
+                    "unmanageFails" => (LabCloudStackFault)new UnmanageFailsFault(),
+                    "cloudstackStaleVm" => new CloudStackStaleVmFault(f.Vm!),
+                    _ => new CloudStackErrorFault(f.Command!, f.Times, f.ErrorCode ?? 530),
+                }).ToList();
             var jobs = cs.AsyncJobs.Select(j => new LabAsyncJob(j.Cmd, j.Host, j.Vm, j.Cluster, j.DurationSeconds, j.Account, j.Project)).ToList();
             var spec = new LabCloudStackClusterSpec
             {

@@ -127,6 +127,16 @@ internal sealed class FakePool : ILabPoolView
         }
     }
 
+    /// <summary>XAPI moved the VM (a live migration).</summary>
+    public void MoveVm(string name, string host)
+    {
+        lock (_gate)
+        {
+            var index = _vms.FindIndex(v => v.Name == name);
+            _vms[index] = _vms[index] with { HostName = host };
+        }
+    }
+
     public void SetLive(string name, bool live)
     {
         lock (_gate)

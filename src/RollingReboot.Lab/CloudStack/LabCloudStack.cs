@@ -565,8 +565,9 @@ public sealed class LabCloudStack : IDisposable
             {
                 foreach (var vm in vms)
                 {
-                    var running = vm.PowerState is "Running" or "Paused" && vm.HostName is not null;
-                    var host = running ? cluster.Hosts.FirstOrDefault(h => h.Name == vm.HostName) : null;
+                    var shownOn = cluster.StaleVms.TryGetValue(vm.Name, out var staleHost) ? staleHost : vm.HostName;
+                    var running = (vm.PowerState is "Running" or "Paused" || staleHost is not null) && shownOn is not null;
+                    var host = running ? cluster.Hosts.FirstOrDefault(h => h.Name == shownOn) : null;
                     var id = StableId("vm", vm.Uuid);
                     var state = running ? "Running" : "Stopped";
                     var owner = cluster.Spec.Vms.FirstOrDefault(v => v.Name == vm.Name);

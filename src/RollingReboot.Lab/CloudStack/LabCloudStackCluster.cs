@@ -88,6 +88,9 @@ public sealed class LabCloudStackCluster
                 case UnmanageFailsFault:
                     _unmanageFails = true;
                     break;
+                case CloudStackStaleVmFault stale:
+                    StaleVms[stale.Vm] = _pool.Vms.FirstOrDefault(v => v.Name == stale.Vm)?.HostName;
+                    break;
                 default:
                     throw new ArgumentException($"Unknown CloudStack fault {fault}.", nameof(faults));
             }
@@ -128,6 +131,9 @@ public sealed class LabCloudStackCluster
     internal string AllocationState => _allocationState;
 
     internal Dictionary<string, ErrorFaultCounter> ErrorFaults { get; } = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>VMs (cloudstackStaleVm faults) CloudStack keeps showing on the host they ran on at the start.</summary>
+    internal Dictionary<string, string?> StaleVms { get; } = new(StringComparer.Ordinal);
 
     /// <summary>CloudStack's hosts of this cluster. Read under the owner's lock.</summary>
     internal IReadOnlyList<HostEntry> Hosts => _hosts;

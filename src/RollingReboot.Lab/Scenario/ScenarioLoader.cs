@@ -15,7 +15,7 @@ public static class ScenarioLoader
 {
     private static readonly string[] s_faultTypes =
     [
-        "migrationFails", "hostDoesNotReturn", "slowReboot", "pendingGuidance", "xapiOutage", "cloudstackError", "unmanageFails", "vmStarts",
+        "migrationFails", "hostDoesNotReturn", "slowReboot", "pendingGuidance", "xapiOutage", "cloudstackError", "unmanageFails", "cloudstackStaleVm", "vmStarts",
         "sessionInvalid", "connectionReset", "sshAuthFails", "sshHostKeyChanged",
     ];
 
@@ -338,7 +338,12 @@ public static class ScenarioLoader
                 problems.Add($"{at}: command and errorCode are required");
             }
 
-            if (f.Type is "cloudstackError" or "unmanageFails" && s.CloudStack is null)
+            if (f.Type == "cloudstackStaleVm" && (f.Vm is null || !vms.Contains(f.Vm)))
+            {
+                problems.Add($"{at}: vm {f.Vm ?? "(missing)"} is not in vms");
+            }
+
+            if (f.Type is "cloudstackError" or "unmanageFails" or "cloudstackStaleVm" && s.CloudStack is null)
             {
                 problems.Add($"{at}: the scenario has no cloudstack section");
             }

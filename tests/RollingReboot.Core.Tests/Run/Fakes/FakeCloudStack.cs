@@ -18,7 +18,11 @@ internal sealed class FakeCloudStack(FakePool pool) : ICloudStack
 
     public Dictionary<string, IReadOnlyList<string>> HostTags { get; } = [];
 
+    /// <summary>The VMs listVirtualMachines shows; when empty, the pool's running VMs where XAPI runs them (but see <see cref="StaleHosts"/>).</summary>
     public List<CloudStackVm> Vms { get; } = [];
+
+    /// <summary>VM name to the host CloudStack keeps showing it on, whatever XAPI says (a lost power report).</summary>
+    public Dictionary<string, string> StaleHosts { get; } = [];
 
     public List<CloudStackDedicatedHost> Dedicated { get; } = [];
 
@@ -34,7 +38,8 @@ internal sealed class FakeCloudStack(FakePool pool) : ICloudStack
     /// <summary>How many listHosts calls after Managed the hosts take to come Up (CloudStack's agent scan).</summary>
     public int ReconnectReads { get; set; }
 
-    private int _readsSinceManaged;
+    // Counted from the last updateCluster managedstate=Managed only.
+    private int _readsSinceManaged = int.MaxValue / 2;
 
     public CloudStackCluster Cluster => new("c1", "C", "z1", "Z", "pod", "XenServer", "Enabled", ManagedState);
 
@@ -69,12 +74,24 @@ internal sealed class FakeCloudStack(FakePool pool) : ICloudStack
         Check();
         Updates.Add(managed ? "Managed" : "Unmanaged");
         ManagedState = managed ? "Managed" : UnmanageResult;
-        _readsSinceManaged = 0;
+        _readsSinceManaged = managed ? 0 : int.MaxValue / 2;
         return Task.FromResult(ManagedState);
     }
 
-    public Task<IReadOnlyList<CloudStackVm>> ListVirtualMachinesAsync(string clusterId, CancellationToken cancellationToken = default) =>
-        Task.FromResult<IReadOnlyList<CloudStackVm>>([.. Vms]);
+    public Task<IReadOnlyList<CloudStackVm>> ListVirtualMachinesAsync(string clusterId, CancellationToken cancellationToken = default)
+    {
+        Check();
+        if (Vms.Count > 0)
+        {
+            return Task.FromResult<IReadOnlyList<CloudStackVm>>([.. Vms]);
+        }
+
+        return Task.FromResult<IReadOnlyList<CloudStackVm>>(pool.Vms.Where(v => v.Running).Select(v =>
+        {
+            var host = StaleHosts.GetValueOrDefault(v.Name) ?? pool.H(v.Host).Name;
+            return new CloudStackVm("cs-" + v.Uuid, v.Name, host, []) { State = "Running", HostId = pool.Hosts.First(h => h.Name == host).Uuid };
+        }).ToList());
+    }
 
     public Task<IReadOnlyList<CloudStackAsyncJob>> ListPendingAsyncJobsAsync(CancellationToken cancellationToken = default) =>
         Task.FromResult<IReadOnlyList<CloudStackAsyncJob>>([]);
