@@ -98,12 +98,13 @@ public class LabCloudStackFidelityTests
     {
         const string migrate = "org.apache.cloudstack.api.command.admin.vm.MigrateVMCmd";
         await using var lab = await LabServer.StartAsync(
-            spec: new LabCloudStackClusterSpec { Vms = [new LabCsVm("i-2-11-VM", Project: "web")] },
+            spec: new LabCloudStackClusterSpec { Vms = [new LabCsVm("i-2-11-VM", Project: "web"), new LabCsVm("i-2-12-VM", Account: "alice")] },
             asyncJobs: [new LabAsyncJob(migrate, Vm: "i-2-11-VM", Account: "alice"), new LabAsyncJob(migrate, Vm: "i-2-10-VM", Project: "web")]);
         KeyValuePair<string, string>[] vms = [new("command", "listVirtualMachines"), new("listall", "true"), new("response", "json")];
 
         var accounts = await SendAsync(lab, HttpMethod.Get, vms, Wall(5));
         var projects = await SendAsync(lab, HttpMethod.Get, [.. vms, new("projectid", "-1")], Wall(5));
+        var own = await SendAsync(lab, HttpMethod.Get, [new("command", "listVirtualMachines"), new("response", "json")], Wall(5));
         using var client = lab.Client();
         var seen = await client.ListVirtualMachinesAsync(lab.CloudStack.ClusterId);
         var jobs = await client.ListPendingAsyncJobsAsync();
@@ -111,6 +112,8 @@ public class LabCloudStackFidelityTests
         string[] Names(JsonElement body) => [.. body.GetProperty("virtualmachine").EnumerateArray().Select(v => v.GetProperty("instancename").GetString()!)];
         Assert.Equal(["i-2-10-VM", "i-2-12-VM", "i-2-13-VM"], Names(accounts.Body));
         Assert.Equal(["i-2-11-VM"], Names(projects.Body));
+        // Without listall a root admin sees its own account's VMs only.
+        Assert.Equal(2, own.Body.GetProperty("count").GetInt32());
         var projectVm = projects.Body.GetProperty("virtualmachine")[0];
         Assert.Equal("web", projectVm.GetProperty("project").GetString());
         Assert.False(projectVm.TryGetProperty("account", out _));

@@ -532,8 +532,8 @@ public sealed class LabCloudStack : IDisposable
 
     /// <summary>
     /// QueryManagerImpl.searchForUserVMsInternal: the ACL of AccountManagerImpl.buildACLSearchParameters (with no projectid
-    /// and no id, project VMs are skipped; projectid=-1 lists project VMs only, as 4.18-4.20 do; a project's id lists that
-    /// project's), <c>name</c> LIKE %name%, <c>keyword</c> LIKE on display name, name and instance name or equal to the
+    /// and no id, project VMs are skipped, and without listall only the caller's own; projectid=-1 lists project VMs only,
+    /// as 4.18-4.20 do; a project's id lists that project's), <c>name</c> LIKE %name%, <c>keyword</c> LIKE on display name, name and instance name or equal to the
     /// state, and UserVmJoinDaoImpl's fields for the Full (root admin) view.
     /// </summary>
     private ApiResult ListVirtualMachines(string name, ApiParameters p)
@@ -559,6 +559,7 @@ public sealed class LabCloudStack : IDisposable
             }
 
             var byId = p.IgnoreCase("id") is not null;
+            var listAll = string.Equals(p.IgnoreCase("listall"), "true", StringComparison.OrdinalIgnoreCase);
             var keyword = p.IgnoreCase("keyword");
             var items = new List<JsonNode>();
             foreach (var (cluster, vms) in clusterVms.Where(cv => InScope(cv.Cluster, p)))
@@ -572,9 +573,10 @@ public sealed class LabCloudStack : IDisposable
                     var state = running ? "Running" : "Stopped";
                     var owner = cluster.Spec.Vms.FirstOrDefault(v => v.Name == vm.Name);
                     var project = owner?.Project;
+                    // Without listall, a root admin sees only its own account's VMs (permittedAccounts = the caller).
                     var inAcl = projectFilter switch
                     {
-                        null => byId || project is null,
+                        null => byId || (project is null && (listAll || (owner?.Account ?? "admin") == "admin")),
                         "-1" => project is not null,
                         _ => project is not null && ProjectId(project) == projectFilter,
                     };
