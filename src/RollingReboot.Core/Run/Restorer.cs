@@ -230,13 +230,24 @@ public static class Restorer
                 {
                     var up = hosts.Count(h => h.State == CloudStackStates.Up);
                     run.Restored.Add($"CloudStack cluster {cloud.Cluster.Name} Managed, {(up == hosts.Count ? $"all {hosts.Count}" : $"{up} of {hosts.Count}")} hosts Up after {Planning.Units.Duration(elapsed.TotalSeconds)}");
+                    var ok = true;
                     foreach (var h in hosts.Where(h => h.State != CloudStackStates.Up))
                     {
-                        run.OperatorAction($"host {h.Name} is disabled in XAPI, so CloudStack cannot connect it (\"Cannot connect this host {h.IpAddress} due to the host is not enabled\") and shows it {h.State}: once it should take VMs, 'xe host-enable host={h.Name}'; CloudStack connects it at a later agent scan");
+                        var refused = $"host {h.Name} is disabled in XAPI, so CloudStack cannot connect it (\"Cannot connect this host {h.IpAddress} due to the host is not enabled\") and shows it {h.State}";
+                        if (disabled.FirstOrDefault(d => d.Name.Equals(h.Name, StringComparison.OrdinalIgnoreCase) || d.Address == h.IpAddress) is { } d && run.State.Host(d.Uuid).Phase == HostPhase.LeftEvacuated)
+                        {
+                            // Out for maintenance by design ('rollreboot evacuate'): expected until 'rollreboot return' enables it.
+                            run.Notes.Add($"{refused} while it is out for maintenance; 'rollreboot return' enables it, and CloudStack connects it at a later agent scan");
+                        }
+                        else
+                        {
+                            ok = false;
+                            run.OperatorAction($"{refused}: once it should take VMs, 'xe host-enable host={h.Name}'; CloudStack connects it at a later agent scan");
+                        }
                     }
 
                     await CompareVmsAsync(run, cloud, cancellationToken);
-                    return up == hosts.Count;
+                    return ok;
                 }
 
                 if (run.Clock.GetUtcNow() >= deadline)
