@@ -9,9 +9,13 @@ using RollingReboot.Core.Ports;
 namespace RollingReboot.CloudStack;
 
 /// <summary>
-/// The CloudStack API over HTTP, signed with an API key pair. Reads are retried on connection failures,
-/// timeouts and 5xx answers; updateCluster is never retried blindly: after any outcome the cluster is re-read
-/// and its state decides. Every call is bounded. Thread-safe.
+/// The CloudStack API over HTTP, signed with an API key pair: signature version 3 with an <c>expires</c> taken from the
+/// wall clock, state-changing commands as a form POST (ApiServlet refuses anything else when
+/// <c>enforce.post.requests.and.timestamps</c> is on). Reads are retried on connection failures, timeouts, 429 and
+/// 5xx answers that are not CloudStack's own semantic errors (530-537); updateCluster is retried only on 429 (refused
+/// before it ran): after any other outcome the cluster is re-read and its state decides. Lists are paged at the
+/// server's own page size unless one is configured, and a 431 "Page size can't exceed" is answered by paging at the
+/// limit it names. Every call is bounded. Thread-safe.
 /// </summary>
 public sealed class CloudStackClient : ICloudStack, IDisposable
 {
@@ -20,23 +24,47 @@ public sealed class CloudStackClient : ICloudStack, IDisposable
     public const string PrepareUnmanaged = "PrepareUnmanaged";
     public const string PrepareUnmanagedError = "PrepareUnmanagedError";
 
-    private const int MaxPages = 1000;
+    private const int MaxPages = 100_000;
+
+    /// <summary>ApiServlet.GET_REQUEST_COMMANDS: the commands CloudStack lets through as GET when it enforces POST.</summary>
+    private static readonly System.Text.RegularExpressions.Regex s_readCommand = new(
+        @"^(get|list|query|find)\w+$", System.Text.RegularExpressions.RegexOptions.CultureInvariant | System.Text.RegularExpressions.RegexOptions.IgnoreCase,
+        TimeSpan.FromSeconds(1));
+
+    /// <summary>BaseListCmd.getPageSize: "Page size can't exceed max allowed page size value: N".</summary>
+    private static readonly System.Text.RegularExpressions.Regex s_pageSizeLimit = new(
+        @"Page size can't exceed max allowed page size value: (\d+)", System.Text.RegularExpressions.RegexOptions.CultureInvariant,
+        TimeSpan.FromSeconds(1));
 
     private readonly CloudStackClientOptions _options;
     private readonly CloudStackSigner _signer;
     private readonly HttpClient _http;
     private readonly TimeProvider _timeProvider;
+    private readonly TimeProvider _wallClock;
     private readonly Uri _endpoint;
     private readonly string _displayEndpoint;
     private readonly ResiliencePipeline _readPipeline;
     private readonly ResiliencePipeline _updatePipeline;
 
-    public CloudStackClient(CloudStackClientOptions options, HttpMessageHandler? handler = null, TimeProvider? timeProvider = null)
+    // The page size a 431 taught, when none is configured (0: none learned).
+    private int _learnedPageSize;
+
+    // Set once any call passed the signature check: a later 401 then is most likely about that command, not the keys.
+    private int _authenticated;
+
+    /// <param name="timeProvider">The clock of every wait and timeout (the run's clock, simulated under the lab).</param>
+    /// <param name="wallClock">
+    /// The clock <c>expires</c> is set from. CloudStack compares it with its own wall clock (ApiServer.verifyRequest:
+    /// <c>new Date(System.currentTimeMillis())</c>), so it is the real time even when <paramref name="timeProvider"/> is
+    /// a simulated one.
+    /// </param>
+    public CloudStackClient(CloudStackClientOptions options, HttpMessageHandler? handler = null, TimeProvider? timeProvider = null, TimeProvider? wallClock = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         _options = options;
         _timeProvider = timeProvider ?? TimeProvider.System;
+        _wallClock = wallClock ?? TimeProvider.System;
         _signer = new CloudStackSigner(options.ApiKey, options.SecretKey);
         _endpoint = NormalizeEndpoint(options.Endpoint);
         _displayEndpoint = CloudStackCredentials.DisplayUrl(_endpoint);
@@ -61,9 +89,22 @@ public sealed class CloudStackClient : ICloudStack, IDisposable
         }
 
         _readPipeline = read.AddTimeout(options.Timeout).Build();
-        _updatePipeline = new ResiliencePipelineBuilder { TimeProvider = _timeProvider }
-            .AddTimeout(options.UpdateClusterTimeout)
-            .Build();
+        var update = new ResiliencePipelineBuilder { TimeProvider = _timeProvider };
+        if (options.RetryCount > 0)
+        {
+            // 429 comes from ApiServer.commandAvailable (RequestLimitException) before the command runs: safe to send again.
+            update.AddRetry(new RetryStrategyOptions
+            {
+                MaxRetryAttempts = options.RetryCount,
+                Delay = options.RetryDelay,
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = true,
+                MaxDelay = TimeSpan.FromSeconds(30),
+                ShouldHandle = new PredicateBuilder().Handle<CloudStackException>(e => e.ErrorCode == ApiLimitExceeded),
+            });
+        }
+
+        _updatePipeline = update.AddTimeout(options.UpdateClusterTimeout).Build();
     }
 
     public async Task<IReadOnlyList<CloudStackCluster>> FindClustersAsync(string name, string? zone, CancellationToken cancellationToken = default)
@@ -111,7 +152,11 @@ public sealed class CloudStackClient : ICloudStack, IDisposable
                 Require(item, "name", "listHosts", "host"),
                 CloudStackResponse.GetString(item, "state") ?? "",
                 CloudStackResponse.GetString(item, "resourcestate") ?? "",
-                CloudStackResponse.GetString(item, "ipaddress") ?? ""))
+                CloudStackResponse.GetString(item, "ipaddress") ?? "")
+            {
+                HostTags = SplitTags(CloudStackResponse.GetString(item, "hosttags")),
+                HaHost = string.Equals(CloudStackResponse.GetString(item, "hahost"), "true", StringComparison.OrdinalIgnoreCase),
+            })
             .ToList();
     }
 
@@ -198,17 +243,23 @@ public sealed class CloudStackClient : ICloudStack, IDisposable
     }
 
     /// <summary>
-    /// Guest VMs on the hosts of the cluster, with instance name (the XAPI name label), host and affinity groups.
-    /// Asks with clusterid (honoured since CloudStack 4.16) and keeps only VMs on a host of the cluster, so VMs
-    /// that run nowhere (stopped) are left out.
+    /// Guest VMs on the hosts of the cluster, with instance name (the XAPI name label), host, state, owner, affinity groups
+    /// and the host tags of their service offering. Asks with clusterid (honoured since CloudStack 4.16) and keeps only VMs
+    /// on a host of the cluster, so VMs that run nowhere (stopped) are left out.
     /// </summary>
+    /// <remarks>
+    /// listall=true alone skips every project's VMs (buildACLSearchParameters: no projectid and no id means
+    /// SkipProjectResources), so the list is asked twice, the second time with projectid=-1 (4.18-4.20: project resources
+    /// only; main with listall: ListAllIncludingProjectResources), and merged by id.
+    /// </remarks>
     public async Task<IReadOnlyList<CloudStackVm>> ListVirtualMachinesAsync(string clusterId, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(clusterId);
+        const string command = "listVirtualMachines";
         var hosts = await ListHostsAsync(clusterId, cancellationToken);
         var hostIds = hosts.Select(h => h.Id).ToHashSet(StringComparer.Ordinal);
         var hostNames = hosts.Select(h => h.Name).ToHashSet(StringComparer.Ordinal);
-        var items = await ListAllAsync("listVirtualMachines", [new("listall", "true"), new("clusterid", clusterId)], "virtualmachine", cancellationToken);
+        var items = await ListWithProjectsAsync(command, [new("listall", "true"), new("clusterid", clusterId)], "virtualmachine", "id", cancellationToken);
         var vms = new List<CloudStackVm>();
         foreach (var item in items)
         {
@@ -228,26 +279,41 @@ public sealed class CloudStackClient : ICloudStack, IDisposable
                     "use the API keys of a root admin user.");
             }
 
-            var groups = CloudStackResponse.Items(item, "affinitygroup", "listVirtualMachines", _displayEndpoint)
+            var groups = CloudStackResponse.Items(item, "affinitygroup", command, _displayEndpoint)
                 .Select(g => new CloudStackAffinityGroup(
-                    Require(g, "id", "listVirtualMachines", "affinity group"),
+                    Require(g, "id", command, "affinity group"),
                     CloudStackResponse.GetString(g, "name") ?? "",
                     CloudStackResponse.GetString(g, "type") ?? ""))
                 .ToList();
-            vms.Add(new CloudStackVm(Require(item, "id", "listVirtualMachines", "VM"), instanceName, hostName, groups));
+            vms.Add(new CloudStackVm(Require(item, "id", command, "VM"), instanceName, hostName, groups)
+            {
+                HostId = hostId,
+                State = CloudStackResponse.GetString(item, "state") ?? "",
+                ProjectId = CloudStackResponse.GetString(item, "projectid"),
+                Account = CloudStackResponse.GetString(item, "account"),
+                DomainId = CloudStackResponse.GetString(item, "domainid"),
+                ServiceOfferingId = CloudStackResponse.GetString(item, "serviceofferingid"),
+            });
         }
 
-        return vms;
+        var tags = await OfferingHostTagsAsync(vms.Select(v => v.ServiceOfferingId).OfType<string>().Distinct(StringComparer.Ordinal), cancellationToken);
+        return vms.Select(v => v.ServiceOfferingId is { } offering && tags.TryGetValue(offering, out var t) && t.Count > 0 ? v with { RequiredHostTags = t } : v).ToList();
     }
 
     /// <summary>
     /// listAsyncJobs listall=true: every account's jobs CloudStack still keeps (finished ones too, until its cleanup),
     /// of which only the pending ones (jobstatus 0) are returned. Needs a root admin's keys to see other accounts' jobs.
     /// </summary>
+    /// <remarks>
+    /// Asked again with projectid=-1 and merged by job id, as for VMs. ListAsyncJobsCmd (4.18 up to main) has no projectid,
+    /// and QueryManagerImpl.searchForAsyncJobsInternal passes none, so those versions list the same jobs twice (the unknown
+    /// parameter is ignored: ParamGenericValidationWorker exempts projectid); jobs users run on project VMs are listed
+    /// under the user's own account either way, and are matched through the VM list above, which does hold project VMs.
+    /// </remarks>
     public async Task<IReadOnlyList<CloudStackAsyncJob>> ListPendingAsyncJobsAsync(CancellationToken cancellationToken = default)
     {
         const string command = "listAsyncJobs";
-        var items = await ListAllAsync(command, [new("listall", "true")], "asyncjobs", cancellationToken, idField: "jobid");
+        var items = await ListWithProjectsAsync(command, [new("listall", "true")], "asyncjobs", "jobid", cancellationToken);
         return items
             .Select(item => new CloudStackAsyncJob(
                 Require(item, "jobid", command, "job"),
@@ -258,6 +324,24 @@ public sealed class CloudStackClient : ICloudStack, IDisposable
                 CloudStackResponse.GetDate(item, "created"),
                 CloudStackResponse.GetString(item, "account")))
             .Where(job => job.Status == 0)
+            .ToList();
+    }
+
+    /// <summary>
+    /// listDedicatedHosts (the dedicated-resources plugin; DedicatedResourceManagerImpl.createDedicateHostResponse names
+    /// each item <c>dedicatedhost</c>): every host dedicated to a domain or account, with its ExplicitDedication group.
+    /// </summary>
+    public async Task<IReadOnlyList<CloudStackDedicatedHost>> ListDedicatedHostsAsync(CancellationToken cancellationToken = default)
+    {
+        const string command = "listDedicatedHosts";
+        var items = await ListAllAsync(command, [], "dedicatedhost", cancellationToken, idField: "hostid");
+        return items
+            .Select(item => new CloudStackDedicatedHost(
+                Require(item, "hostid", command, "dedicated host"),
+                CloudStackResponse.GetString(item, "hostname") ?? "",
+                CloudStackResponse.GetString(item, "domainid") ?? "",
+                CloudStackResponse.GetString(item, "accountid"),
+                CloudStackResponse.GetString(item, "affinitygroupid") ?? ""))
             .ToList();
     }
 
@@ -324,17 +408,59 @@ public sealed class CloudStackClient : ICloudStack, IDisposable
 
     public override string ToString() => $"CloudStackClient({_options})";
 
-    private static bool IsRead(string command) =>
-        command.StartsWith("list", StringComparison.OrdinalIgnoreCase)
-        || string.Equals(command, "queryAsyncJobResult", StringComparison.OrdinalIgnoreCase);
+    /// <summary>A command CloudStack treats as a read (ApiServlet.GET_REQUEST_COMMANDS); any other changes state and is POSTed.</summary>
+    public static bool IsRead(string command) => s_readCommand.IsMatch(command);
 
-    private static bool IsTransient(Exception ex) => ex switch
+    private const int ApiLimitExceeded = 429;
+
+    /// <summary>
+    /// Worth another try: the transport failed or timed out, CloudStack's API limit (429, ApiErrorCode.API_LIMIT_EXCEED)
+    /// refused the call, or a 5xx that is not one of CloudStack's own error codes (a proxy's 502/503). CloudStack's 530
+    /// (INTERNAL_ERROR) to 537 say what the command found, and say it again on a retry.
+    /// </summary>
+    internal static bool IsTransient(Exception ex) => ex switch
     {
         OperationCanceledException => false,
         HttpRequestException or IOException or TimeoutRejectedException => true,
-        CloudStackException cs => cs.ErrorCode is >= 500 and < 600,
+        CloudStackException cs => cs.ErrorCode == ApiLimitExceeded || (cs.ErrorCode is >= 500 and < 600 && cs.ErrorCode is not (>= 530 and <= 537)),
         _ => false,
     };
+
+    private static IReadOnlyList<string> SplitTags(string? tags) =>
+        string.IsNullOrWhiteSpace(tags) ? [] : tags.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    /// <summary>
+    /// The host tags of each service offering (listServiceOfferings id=..., its <c>hosttags</c>). An offering CloudStack no
+    /// longer lists (removed, 431) has no tags to honour.
+    /// </summary>
+    private async Task<Dictionary<string, IReadOnlyList<string>>> OfferingHostTagsAsync(IEnumerable<string> offeringIds, CancellationToken cancellationToken)
+    {
+        var tags = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
+        foreach (var id in offeringIds)
+        {
+            try
+            {
+                var items = await ListAllAsync("listServiceOfferings", [new("id", id)], "serviceoffering", cancellationToken);
+                tags[id] = items.Where(o => CloudStackResponse.GetString(o, "id") == id).Select(o => SplitTags(CloudStackResponse.GetString(o, "hosttags"))).FirstOrDefault() ?? [];
+            }
+            catch (CloudStackException e) when (e.ErrorCode == 431)
+            {
+                tags[id] = [];
+            }
+        }
+
+        return tags;
+    }
+
+    /// <summary>A list asked without and with projectid=-1, merged by <paramref name="idField"/> (see ListVirtualMachinesAsync).</summary>
+    private async Task<IReadOnlyList<JsonElement>> ListWithProjectsAsync(
+        string command, List<KeyValuePair<string, string>> parameters, string itemName, string idField, CancellationToken cancellationToken)
+    {
+        var own = await ListAllAsync(command, parameters, itemName, cancellationToken, idField);
+        var projects = await ListAllAsync(command, [.. parameters, new("projectid", "-1")], itemName, cancellationToken, idField);
+        var seen = own.Select(i => CloudStackResponse.GetString(i, idField)).OfType<string>().ToHashSet(StringComparer.Ordinal);
+        return [.. own, .. projects.Where(i => CloudStackResponse.GetString(i, idField) is not { } id || seen.Add(id))];
+    }
 
     private static SocketsHttpHandler CreateHandler(bool verifyCertificate)
     {
@@ -364,21 +490,45 @@ public sealed class CloudStackClient : ICloudStack, IDisposable
         CloudStackResponse.GetString(item, "allocationstate") ?? "",
         CloudStackResponse.GetString(item, "managedstate") ?? "");
 
-    /// <summary>Every page of a list command, de-duplicated by id (for servers that ignore paging).</summary>
+    /// <summary>
+    /// Every page of a list command, de-duplicated by id (for servers that ignore paging). With no page size configured the
+    /// first request names none, so CloudStack answers with its own default.page.size (BaseListCmd.getPageSizeVal) and
+    /// <c>count</c>, the total; the rest is asked at the size that first page had. A configured size larger than the
+    /// server allows gets 431 "Page size can't exceed max allowed page size value: N", and the page is asked again at N.
+    /// </summary>
     private async Task<IReadOnlyList<JsonElement>> ListAllAsync(
         string command, List<KeyValuePair<string, string>> parameters, string itemName, CancellationToken cancellationToken, string idField = "id")
     {
         var all = new List<JsonElement>();
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        var pageSize = _options.PageSize.ToString(CultureInfo.InvariantCulture);
+        var learned = Volatile.Read(ref _learnedPageSize);
+        var pageSize = _options.PageSize is { } configured ? Math.Min(configured, learned > 0 ? learned : int.MaxValue) : (int?)null;
         for (var page = 1; page <= MaxPages; page++)
         {
-            var paged = new List<KeyValuePair<string, string>>(parameters)
+            var paged = new List<KeyValuePair<string, string>>(parameters);
+            if (pageSize is { } size)
             {
-                new("page", page.ToString(CultureInfo.InvariantCulture)),
-                new("pagesize", pageSize),
-            };
-            var inner = await SendAsync(command, paged, _readPipeline, cancellationToken);
+                // BaseListCmd.validateSpecificParameters: page and pagesize go together.
+                paged.Add(new("page", page.ToString(CultureInfo.InvariantCulture)));
+                paged.Add(new("pagesize", size.ToString(CultureInfo.InvariantCulture)));
+            }
+
+            JsonElement inner;
+            try
+            {
+                inner = await SendAsync(command, paged, _readPipeline, cancellationToken);
+            }
+            catch (CloudStackException e) when (pageSize is not null && e.ErrorCode == 431 && PageSizeLimit(e.ErrorText) is { } limit && limit < pageSize)
+            {
+                // Asked again from the start: the pages asked so far had another size.
+                Interlocked.Exchange(ref _learnedPageSize, limit);
+                pageSize = limit;
+                page = 0;
+                all.Clear();
+                seen.Clear();
+                continue;
+            }
+
             var items = CloudStackResponse.Items(inner, itemName, command, _displayEndpoint);
             var added = 0;
             foreach (var item in items)
@@ -391,7 +541,19 @@ public sealed class CloudStackClient : ICloudStack, IDisposable
             }
 
             var count = CloudStackResponse.GetInt(inner, "count");
-            if (items.Count < _options.PageSize || added == 0 || (count is { } total && all.Count >= total))
+            if (pageSize is null)
+            {
+                // The server's own first page: its length is the server's page size.
+                if (items.Count == 0 || count is not { } firstTotal || all.Count >= firstTotal)
+                {
+                    break;
+                }
+
+                pageSize = items.Count;
+                continue;
+            }
+
+            if (items.Count < pageSize || added == 0 || (count is { } total && all.Count >= total))
             {
                 break;
             }
@@ -399,6 +561,11 @@ public sealed class CloudStackClient : ICloudStack, IDisposable
 
         return all;
     }
+
+    private static int? PageSizeLimit(string errorText) =>
+        s_pageSizeLimit.Match(errorText) is { Success: true } m && int.TryParse(m.Groups[1].Value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var limit) && limit > 0
+            ? limit
+            : null;
 
     private async Task<JsonElement> SendAsync(
         string command, List<KeyValuePair<string, string>> parameters, ResiliencePipeline pipeline, CancellationToken cancellationToken)
@@ -432,10 +599,10 @@ public sealed class CloudStackClient : ICloudStack, IDisposable
     {
         var all = new List<KeyValuePair<string, string>>(parameters.Count + 2) { new("command", command), new("response", "json") };
         all.AddRange(parameters);
-        // Signed per attempt, so a retry carries a fresh expiry.
-        DateTimeOffset? expires = _options.UseSignatureVersion3 ? _timeProvider.GetUtcNow() + _options.Expiry : null;
+        // Signed per attempt, so a retry carries a fresh expiry; on the wall clock, as the server checks it.
+        DateTimeOffset? expires = _options.UseSignatureVersion3 ? _wallClock.GetUtcNow() + _options.Expiry : null;
         var query = _signer.Sign(all, expires);
-        using var request = _options.UsePost
+        using var request = _options.UsePost || !IsRead(command)
             ? new HttpRequestMessage(HttpMethod.Post, _endpoint)
             {
                 // The query is ASCII, but servers decode its %XX bytes in the declared charset: declare UTF-8.
@@ -444,7 +611,18 @@ public sealed class CloudStackClient : ICloudStack, IDisposable
             : new HttpRequestMessage(HttpMethod.Get, WithQuery(_endpoint, query));
         using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken);
         var body = await response.Content.ReadAsStringAsync(cancellationToken);
-        return CloudStackResponse.Parse(command, response.StatusCode, response.ReasonPhrase, body, _displayEndpoint);
+        try
+        {
+            var inner = CloudStackResponse.Parse(command, response.StatusCode, response.ReasonPhrase, body, _displayEndpoint, Volatile.Read(ref _authenticated) != 0);
+            Interlocked.Exchange(ref _authenticated, 1);
+            return inner;
+        }
+        catch (CloudStackException e) when (e.ErrorCode is >= 430 and not 432 && e.CsErrorCode != 0)
+        {
+            // A parameter or command error comes after the signature check (ApiServer.handleRequest): the keys work.
+            Interlocked.Exchange(ref _authenticated, 1);
+            throw;
+        }
     }
 
     private static Uri WithQuery(Uri endpoint, string query)

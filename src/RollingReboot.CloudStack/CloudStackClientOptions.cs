@@ -25,13 +25,22 @@ public sealed class CloudStackClientOptions
     /// </summary>
     public bool VerifyCertificate { get; init; } = true;
 
-    /// <summary>Send a form POST instead of a GET (servers that enforce POST for changes).</summary>
+    /// <summary>
+    /// Send every command as a form POST. Without it, state-changing commands (anything but get*, list*, query*, find*:
+    /// ApiServlet.GET_REQUEST_COMMANDS) are POSTed anyway, and reads are GETs.
+    /// </summary>
     public bool UsePost { get; init; }
 
-    /// <summary>Sign with <c>signatureversion=3</c> and an <c>expires</c> timestamp.</summary>
-    public bool UseSignatureVersion3 { get; init; }
+    /// <summary>
+    /// Sign with <c>signatureversion=3</c> and an <c>expires</c> timestamp (the default: every supported version accepts
+    /// it, and servers with <c>enforce.post.requests.and.timestamps</c> refuse anything else). False signs version 1.
+    /// </summary>
+    public bool UseSignatureVersion3 { get; init; } = true;
 
-    /// <summary>How far ahead <c>expires</c> is set (servers that enforce it refuse more than 15 minutes).</summary>
+    /// <summary>
+    /// How far ahead <c>expires</c> is set, from the wall clock. Servers that enforce timestamps refuse more than 15 minutes
+    /// (ApiServer.verifyRequest: <c>thresholdTime = now + 15 * 60 * 1000</c>).
+    /// </summary>
     public TimeSpan Expiry { get; init; } = TimeSpan.FromMinutes(10);
 
     /// <summary>Retries of a read after a connection failure, a timeout or a 5xx answer.</summary>
@@ -46,8 +55,11 @@ public sealed class CloudStackClientOptions
     /// <summary>Bound on waiting for an async job.</summary>
     public TimeSpan AsyncJobTimeout { get; init; } = TimeSpan.FromMinutes(30);
 
-    /// <summary>Page size of list calls (CloudStack's default.page.size is 500).</summary>
-    public int PageSize { get; init; } = 500;
+    /// <summary>
+    /// Page size of list calls; null (the default) pages at the server's own default.page.size. A size above what the
+    /// server allows is lowered to the limit its 431 names.
+    /// </summary>
+    public int? PageSize { get; init; }
 
     public static CloudStackClientOptions FromCredentials(CloudStackCredentials credentials)
     {
@@ -59,6 +71,7 @@ public sealed class CloudStackClientOptions
             SecretKey = credentials.SecretKey,
             Timeout = credentials.Timeout ?? TimeSpan.FromSeconds(60),
             VerifyCertificate = credentials.VerifyCertificate,
+            PageSize = credentials.PageSize,
         };
     }
 
@@ -86,12 +99,20 @@ public sealed class CloudStackClientOptions
         ArgumentOutOfRangeException.ThrowIfNegative(RetryCount, nameof(RetryCount));
         ArgumentOutOfRangeException.ThrowIfLessThan(RetryDelay, TimeSpan.Zero, nameof(RetryDelay));
         ArgumentOutOfRangeException.ThrowIfLessThan(PollInterval, TimeSpan.Zero, nameof(PollInterval));
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(PageSize, nameof(PageSize));
+        if (PageSize is { } pageSize)
+        {
+            ArgumentOutOfRangeException.ThrowIfNegativeOrZero(pageSize, nameof(PageSize));
+        }
+
+        if (Expiry > TimeSpan.FromMinutes(15))
+        {
+            throw new ArgumentOutOfRangeException(nameof(Expiry), Expiry, "Expiry must be at most 15 minutes: servers that enforce timestamps refuse more.");
+        }
     }
 
     public override string ToString() =>
         $"CloudStack {CloudStackCredentials.DisplayUrl(Endpoint)} (apikey {CloudStackCredentials.Abbreviate(ApiKey)}, secret key hidden, " +
-        $"timeout {Timeout}, {(UsePost ? "POST" : "GET")}{(UseSignatureVersion3 ? ", signature v3" : "")}{(VerifyCertificate ? "" : ", any TLS certificate")}, {RetryCount} retries)";
+        $"timeout {Timeout}, {(UsePost ? "POST" : "POST for changes")}{(UseSignatureVersion3 ? ", signature v3" : ", signature v1")}{(VerifyCertificate ? "" : ", any TLS certificate")}, {RetryCount} retries)";
 
     private static void RequirePositive(TimeSpan value, string name)
     {

@@ -29,6 +29,9 @@ public sealed class CloudStackCredentials
     /// <summary>Names a CloudMonkey profile to read instead of the variables above.</summary>
     public const string ProfileVariable = "ROLLREBOOT_CLOUDSTACK_PROFILE";
 
+    /// <summary>The page size of list calls (default: the server's own default.page.size), whatever the keys' source.</summary>
+    public const string PageSizeVariable = "ROLLREBOOT_CLOUDSTACK_PAGE_SIZE";
+
     public CloudStackCredentials(Uri endpoint, string apiKey, string secretKey, string source)
     {
         ArgumentNullException.ThrowIfNull(endpoint);
@@ -55,6 +58,9 @@ public sealed class CloudStackCredentials
     /// <summary>CloudMonkey's <c>timeout</c>, when set.</summary>
     public TimeSpan? Timeout { get; init; }
 
+    /// <summary><see cref="PageSizeVariable"/>, when set: list calls ask pages of this size.</summary>
+    public int? PageSize { get; init; }
+
     /// <summary>
     /// Finds the CloudStack settings: the <c>ROLLREBOOT_CLOUDSTACK_*</c> environment variables when any is set;
     /// otherwise a CloudMonkey profile when one is asked for (<paramref name="cloudMonkeyProfile"/>, the
@@ -74,9 +80,10 @@ public sealed class CloudStackCredentials
         var apiKey = Get(ApiKeyVariable);
         var secretKey = Get(SecretKeyVariable);
         var secretKeyFile = Get(SecretKeyFileVariable);
+        var pageSize = ParsePageSize(Get(PageSizeVariable));
         if (url is not null || apiKey is not null || secretKey is not null || secretKeyFile is not null)
         {
-            return FromEnvironment(url, apiKey, secretKey, secretKeyFile);
+            return FromEnvironment(url, apiKey, secretKey, secretKeyFile).WithPageSize(pageSize);
         }
 
         var profile = cloudMonkeyProfile ?? Get(ProfileVariable);
@@ -87,8 +94,20 @@ public sealed class CloudStackCredentials
 
         var path = cloudMonkeyConfigPath ?? CloudMonkeyConfig.DefaultPath;
         var config = CloudMonkeyConfig.Load(path);
-        return FromCloudMonkeyProfile(config.GetProfile(profile), path);
+        return FromCloudMonkeyProfile(config.GetProfile(profile), path).WithPageSize(pageSize);
     }
+
+    private CloudStackCredentials WithPageSize(int? pageSize) => pageSize is null ? this : new CloudStackCredentials(Endpoint, ApiKey, SecretKey, Source)
+    {
+        VerifyCertificate = VerifyCertificate,
+        Timeout = Timeout,
+        PageSize = pageSize,
+    };
+
+    private static int? ParsePageSize(string? text) =>
+        text is null ? null
+        : int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var size) && size > 0 ? size
+        : throw new CloudStackConfigurationException($"{PageSizeVariable}={text} is not a page size (a whole number above 0, at most the server's default.page.size).");
 
     /// <summary>Credentials from a CloudMonkey profile; fails clearly when url, apikey or secretkey is missing.</summary>
     public static CloudStackCredentials FromCloudMonkeyProfile(CloudMonkeyProfile profile, string configPath)

@@ -15,7 +15,8 @@ internal static class CloudStackResponse
     private const int SnippetLength = 160;
 
     /// <summary>The inner object of <c>{"&lt;command&gt;response": {...}}</c>, detached from the document.</summary>
-    public static JsonElement Parse(string command, HttpStatusCode status, string? reason, string body, string endpoint)
+    /// <param name="keysWorkedBefore">An earlier call with the same keys passed CloudStack's check (words a 401 accordingly).</param>
+    public static JsonElement Parse(string command, HttpStatusCode status, string? reason, string body, string endpoint, bool keysWorkedBefore = false)
     {
         var code = (int)status;
         var root = TryParseJson(body);
@@ -24,10 +25,10 @@ internal static class CloudStackResponse
         {
             if (root is { } json && TryFindError(json, out var errorCode, out var csErrorCode, out var errorText))
             {
-                throw Error(command, errorCode == 0 ? code : errorCode, csErrorCode, errorText);
+                throw Error(command, errorCode == 0 ? code : errorCode, csErrorCode, errorText, keysWorkedBefore);
             }
 
-            throw Error(command, code, 0,
+            throw Error(command, code, 0, keysWorkedBefore: keysWorkedBefore, errorText:
                 $"HTTP {code} {reason} from {endpoint} for {command}, and the body is not a CloudStack answer: {Snippet(body)}");
         }
 
@@ -61,7 +62,7 @@ internal static class CloudStackResponse
 
         if (TryReadError(inner, out var innerCode, out var innerCs, out var innerText))
         {
-            throw Error(command, innerCode, innerCs, innerText);
+            throw Error(command, innerCode, innerCs, innerText, keysWorkedBefore);
         }
 
         return inner;
@@ -170,15 +171,42 @@ internal static class CloudStackResponse
         return builder.ToString().Trim();
     }
 
-    private static CloudStackException Error(string command, int errorCode, int csErrorCode, string errorText)
+    /// <summary>ApiServer.commandAvailable's words for a command the caller's role (or key pair) may not run.</summary>
+    private const string NotAvailableForUser = "is not available for user";
+
+    private static CloudStackException Error(string command, int errorCode, int csErrorCode, string errorText, bool keysWorkedBefore)
     {
         if (errorCode == (int)HttpStatusCode.Unauthorized)
         {
-            errorText = $"CloudStack refused {command} as unauthenticated ({errorText}): the API key or secret key is wrong, " +
-                "the key pair or its user is disabled, or (signature version 3) the request expired because the clocks disagree.";
+            errorText = ExplainUnauthorized(command, errorText, keysWorkedBefore);
         }
 
         return new CloudStackException(errorCode, csErrorCode, errorText);
+    }
+
+    /// <summary>
+    /// A 401, in the operator's words. ApiServer.verifyRequest answers 401 for a wrong or disabled key pair and an expired
+    /// request, but also for a command the server does not know (it checks that before the signature), and
+    /// commandAvailable answers 401 "...either does not exist, is not available for user" for one the role does not
+    /// allow: so a 401 blames the keys only when nothing says otherwise.
+    /// </summary>
+    internal static string ExplainUnauthorized(string command, string errorText, bool keysWorkedBefore)
+    {
+        if (errorText.Contains(NotAvailableForUser, StringComparison.OrdinalIgnoreCase))
+        {
+            return $"CloudStack refused {command} for these API keys ({errorText}): the keys are accepted, but their user's role " +
+                $"(or the key pair's own permissions) does not allow {command}, or this management server has no such command. " +
+                $"rollreboot needs a root admin's keys that may call listClusters, listHosts, updateCluster, listVirtualMachines, " +
+                "listServiceOfferings, listAsyncJobs and listDedicatedHosts.";
+        }
+
+        return keysWorkedBefore
+            ? $"CloudStack refused {command} ({errorText}) with the API keys it accepted for earlier calls: most likely their user's role " +
+              $"does not allow {command} or this management server does not know it (CloudStack answers both like a bad signature); " +
+              $"give the keys' user a role that may call {command} (a root admin's), or check that the API key pair was not disabled or removed meanwhile."
+            : $"CloudStack refused {command} as unauthenticated ({errorText}): the API key or secret key is wrong, the key pair or its user " +
+              "is disabled (or API key access is off for them), the request expired because this machine's clock is off, " +
+              $"or the keys' role does not allow {command}.";
     }
 
     private static JsonElement? TryParseJson(string body)

@@ -19,6 +19,12 @@ public interface ILabPoolView
     IReadOnlyList<LabVmView> Vms { get; }
 }
 
-public sealed record LabHostView(string Name, string Uuid, string Address, bool Live);
+/// <summary>A host as the lab's other endpoints see it: <see cref="Enabled"/> is XAPI's host.enabled.</summary>
+public sealed record LabHostView(string Name, string Uuid, string Address, bool Live)
+{
+    public bool Enabled { get; init; } = true;
+
+    public bool IsMaster { get; init; }
+}
 
 public sealed record LabVmView(string Name, string Uuid, string? HostName, string PowerState, string? AffinityGroup);

@@ -159,19 +159,41 @@ public sealed class LabRuntime : IAsyncDisposable
                 continue;
             }
 
-            var faults = pool.Sim.Scenario.Faults.Where(f => f.Type is "cloudstackError" or "unmanageFails")
-                .Select(f => f.Type == "unmanageFails" ? (LabCloudStackFault)new UnmanageFailsFault() : new CloudStackErrorFault(f.Command!, f.Times, f.ErrorCode ?? 530)).ToList();
-            var jobs = cs.AsyncJobs.Select(j => new LabAsyncJob(j.Cmd, j.Host, j.Vm, j.Cluster, j.DurationSeconds, j.Account)).ToList();
+            var faults = pool.Sim.Scenario.Faults.Where(f => f.Type is "cloudstackError" or "unmanageFails" or "cloudstackStaleVm")
+                .Select(f => f.Type switch
+                {
+                    "unmanageFails" => (LabCloudStackFault)new UnmanageFailsFault(),
+                    "cloudstackStaleVm" => new CloudStackStaleVmFault(f.Vm!),
+                    _ => new CloudStackErrorFault(f.Command!, f.Times, f.ErrorCode ?? 530),
+                }).ToList();
+            var jobs = cs.AsyncJobs.Select(j => new LabAsyncJob(j.Cmd, j.Host, j.Vm, j.Cluster, j.DurationSeconds, j.Account, j.Project)).ToList();
+            var spec = new LabCloudStackClusterSpec
+            {
+                Hosts = cs.Hosts.Select(h => new LabCsHost(h.Name, h.ResourceState, h.HostTags, h.DedicatedTo, h.State)).ToList(),
+                Vms = cs.Vms.Select(v => new LabCsVm(v.Name, v.Project, v.Account, v.ServiceOffering)).ToList(),
+                ServiceOfferings = cs.ServiceOfferings.Select(o => new LabServiceOffering(o.Name, o.HostTags)).ToList(),
+                AffinityGroups = cs.AffinityGroups.Select(g => new LabAffinityGroup(g.Name, g.Type, g.Vms)).ToList(),
+            };
             if (_cloudStack is null)
             {
+                // The management server's global settings come from the first scenario with a cloudstack section.
+                var settings = new LabCloudStackSettings
+                {
+                    DefaultPageSize = cs.DefaultPageSize,
+                    EnforcePostRequestsAndTimestamps = cs.EnforcePostRequestsAndTimestamps,
+                    ScanInterval = TimeSpan.FromSeconds(cs.ScanIntervalSeconds),
+                    ConnectTime = TimeSpan.FromSeconds(cs.ConnectSeconds),
+                    DeniedCommands = cs.DeniedCommands,
+                    WallClock = TimeProvider.System,
+                };
                 var (apiKey, secretKey) = LabCloudStack.GenerateKeys();
-                _cloudStack = new LabCloudStack(cs.ClusterName, cs.Zone, cs.Pod, cs.ManagedState, apiKey, secretKey, pool.Sim, pool.Audit, _clock, faults, jobs);
+                _cloudStack = new LabCloudStack(cs.ClusterName, cs.Zone, cs.Pod, cs.ManagedState, apiKey, secretKey, pool.Sim, pool.Audit, _clock, faults, jobs, settings, spec);
                 CloudStackKeys = (apiKey, secretKey);
                 pool.CloudStack = _cloudStack.FirstCluster;
             }
             else
             {
-                pool.CloudStack = _cloudStack.AddCluster(cs.ClusterName, cs.Zone, cs.Pod, cs.ManagedState, pool.Sim, pool.Audit, faults, jobs);
+                pool.CloudStack = _cloudStack.AddCluster(cs.ClusterName, cs.Zone, cs.Pod, cs.ManagedState, pool.Sim, pool.Audit, faults, jobs, spec);
             }
         }
 

@@ -147,9 +147,11 @@ public class CloudStackClientTests
              new CloudStackAsyncJob("j3", "org.apache.cloudstack.api.command.user.vm.DeployVMCmd", 0, null, null, null, "admin")],
             jobs);
         Assert.Equal("MigrateVMCmd", jobs[0].ShortCommand);
-        var parameters = ScriptedHandler.Parameters(handler.Requests.Single().Uri.Query);
-        Assert.Equal("listAsyncJobs", parameters["command"]);
-        Assert.Equal("true", parameters["listall"]);
+        // Asked twice, the second time for project resources (ignored by versions whose listAsyncJobs has no projectid), merged.
+        Assert.Equal(2, handler.Calls);
+        var parameters = handler.Requests.Select(ScriptedHandler.Parameters).ToList();
+        Assert.All(parameters, p => Assert.Equal(("listAsyncJobs", "true"), (p["command"], p["listall"])));
+        Assert.Equal([null, "-1"], parameters.Select(p => p.GetValueOrDefault("projectid")));
     }
 
     [Fact]
@@ -162,16 +164,58 @@ public class CloudStackClientTests
         Assert.Contains("jobstatus", ex.Message, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public async Task ListPendingAsyncJobs_ServerError_IsRetriedLikeOtherReads()
+    [Theory]
+    [InlineData(429)]
+    [InlineData(502)]
+    [InlineData(503)]
+    public async Task ListPendingAsyncJobs_ApiLimitOrProxyError_IsRetriedLikeOtherReads(int status)
     {
         var handler = new ScriptedHandler((_, call) => Task.FromResult(call == 1
-            ? ScriptedHandler.Response((HttpStatusCode)530, """{"listasyncjobsresponse":{"errorcode":530,"cserrorcode":4250,"errortext":"busy"}}""")
+            ? ScriptedHandler.Response((HttpStatusCode)status, $$$"""{"listasyncjobsresponse":{"errorcode":{{{status}}},"cserrorcode":9999,"errortext":"busy"}}""")
             : ScriptedHandler.Response(HttpStatusCode.OK, """{"listasyncjobsresponse":{}}""")));
         using var client = Client(handler);
 
         Assert.Empty(await client.ListPendingAsyncJobsAsync());
-        Assert.Equal(2, handler.Calls);
+        Assert.Equal(3, handler.Calls);
+    }
+
+    [Theory]
+    [InlineData(530)]
+    [InlineData(531)]
+    [InlineData(533)]
+    [InlineData(534)]
+    [InlineData(537)]
+    public async Task CloudStackSemanticErrors_AreNotRetried(int code)
+    {
+        var handler = ScriptedHandler.Answer((HttpStatusCode)code, $$$"""{"listhostsresponse":{"errorcode":{{{code}}},"cserrorcode":4250,"errortext":"said once, said again"}}""");
+        using var client = Client(handler, retries: 3);
+
+        var ex = await Assert.ThrowsAsync<CloudStackException>(() => client.ListHostsAsync("c1"));
+
+        Assert.Equal(code, ex.ErrorCode);
+        Assert.Equal(1, handler.Calls);
+    }
+
+    [Fact]
+    public async Task UpdateCluster_ApiLimit_IsSentAgain_OtherFailuresAreNot()
+    {
+        var updates = 0;
+        var handler = new ScriptedHandler((request, _) =>
+        {
+            if (ScriptedHandler.Command(request) != "updateCluster")
+            {
+                return Task.FromResult(ScriptedHandler.Response(HttpStatusCode.OK, ClustersAnswer(updates >= 2 ? ClusterJson.Replace("\"Managed\"", "\"Unmanaged\"", StringComparison.Ordinal) : ClusterJson)));
+            }
+
+            // ApiServer.commandAvailable: RequestLimitException, before the command ran.
+            return Task.FromResult(++updates == 1
+                ? ScriptedHandler.Response((HttpStatusCode)429, """{"updateclusterresponse":{"errorcode":429,"cserrorcode":9999,"errortext":"The given user has reached his/her account api limit"}}""")
+                : ScriptedHandler.Response(HttpStatusCode.OK, """{"updateclusterresponse":{"cluster":{"id":"c1"}}}"""));
+        });
+        using var client = Client(handler, retries: 3);
+
+        Assert.Equal("Unmanaged", await client.SetManagedStateAsync("c1", managed: false));
+        Assert.Equal(2, updates);
     }
 
     [Fact]
@@ -360,7 +404,7 @@ public class CloudStackClientTests
 
         Assert.Equal(530, ex.ErrorCode);
         Assert.Contains("left cluster CLUSTER-1 Managed: boom", ex.Message, StringComparison.Ordinal);
-        Assert.Equal(1, handler.Requests.Count(r => ScriptedHandler.Parameters(r.Uri.Query)["command"] == "updateCluster"));
+        Assert.Equal(1, handler.Requests.Count(r => ScriptedHandler.Parameters(r)["command"] == "updateCluster"));
     }
 
     [Fact]

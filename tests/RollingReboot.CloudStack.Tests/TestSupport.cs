@@ -44,8 +44,16 @@ internal sealed class ScriptedHandler(Func<HttpRequestMessage, int, Cancellation
             .Select(pair => pair.Split('=', 2))
             .ToDictionary(kv => Uri.UnescapeDataString(kv[0]), kv => Uri.UnescapeDataString(kv[1].Replace('+', ' ')));
 
-    public static string Command(HttpRequestMessage request) =>
-        Parameters(request.RequestUri!.Query).GetValueOrDefault("command") ?? "";
+    /// <summary>The command of a request, from its query (GET) or its form body (POST).</summary>
+    public static string Command(HttpRequestMessage request) => Parameters(request).GetValueOrDefault("command") ?? "";
+
+    /// <summary>The decoded parameters of a request as it is being answered (query, or form body).</summary>
+    public static Dictionary<string, string> Parameters(HttpRequestMessage request) =>
+        request.Content is { } content ? Parameters(content.ReadAsStringAsync().GetAwaiter().GetResult()) : Parameters(request.RequestUri!.Query);
+
+    /// <summary>The decoded parameters of a recorded request (query, or form body).</summary>
+    public static Dictionary<string, string> Parameters((string Method, Uri Uri, string? Body) request) =>
+        request.Body is { } body ? Parameters(body) : Parameters(request.Uri.Query);
 }
 
 internal sealed class FakePool : ILabPoolView
@@ -81,7 +89,7 @@ internal sealed class FakePool : ILabPoolView
         var pool = new FakePool();
         for (var i = 1; i <= 3; i++)
         {
-            pool.AddHost($"xen{i}", $"127.0.0.{10 + i}");
+            pool.AddHost($"xen{i}", $"127.0.0.{10 + i}", master: i == 1);
         }
 
         pool.AddVm("i-2-10-VM", "xen1", "Running", "web");
@@ -93,11 +101,21 @@ internal sealed class FakePool : ILabPoolView
         return pool;
     }
 
-    public void AddHost(string name, string address)
+    public void AddHost(string name, string address, bool master = false)
     {
         lock (_gate)
         {
-            _hosts.Add(new LabHostView(name, Guid.NewGuid().ToString(), address, true));
+            _hosts.Add(new LabHostView(name, Guid.NewGuid().ToString(), address, true) { IsMaster = master });
+        }
+    }
+
+    /// <summary>XAPI's host.enabled.</summary>
+    public void SetEnabled(string name, bool enabled)
+    {
+        lock (_gate)
+        {
+            var index = _hosts.FindIndex(h => h.Name == name);
+            _hosts[index] = _hosts[index] with { Enabled = enabled };
         }
     }
 
@@ -106,6 +124,16 @@ internal sealed class FakePool : ILabPoolView
         lock (_gate)
         {
             _vms.Add(new LabVmView(name, Guid.NewGuid().ToString(), host, powerState, affinityGroup));
+        }
+    }
+
+    /// <summary>XAPI moved the VM (a live migration).</summary>
+    public void MoveVm(string name, string host)
+    {
+        lock (_gate)
+        {
+            var index = _vms.FindIndex(v => v.Name == name);
+            _vms[index] = _vms[index] with { HostName = host };
         }
     }
 
@@ -175,17 +203,21 @@ internal sealed class LabServer : IAsyncDisposable
 
     public Uri Endpoint { get; }
 
+    /// <summary>
+    /// The lab CloudStack on a clock <see cref="Scale"/> times the wall's, whose simulated time starts far from the wall's (a
+    /// client that set <c>expires</c> from it would be refused): a short scan interval unless <paramref name="settings"/> say otherwise.
+    /// </summary>
     public static async Task<LabServer> StartAsync(
         string managedState = "Managed", IEnumerable<LabCloudStackFault>? faults = null, string? apiKey = null, string? secretKey = null,
-        IEnumerable<LabAsyncJob>? asyncJobs = null)
+        IEnumerable<LabAsyncJob>? asyncJobs = null, LabCloudStackSettings? settings = null, LabCloudStackClusterSpec? spec = null, FakePool? pool = null)
     {
-        var clock = new ScaledTimeProvider(Scale, new DateTimeOffset(2026, 11, 22, 12, 0, 0, TimeSpan.Zero), TimeProvider.System.GetUtcNow());
-        var pool = FakePool.ThreeHosts();
+        var clock = new ScaledTimeProvider(Scale, new DateTimeOffset(2031, 11, 22, 12, 0, 0, TimeSpan.Zero), TimeProvider.System.GetUtcNow());
+        pool ??= FakePool.ThreeHosts();
         var audit = new FakeAudit(clock);
         var keys = LabCloudStack.GenerateKeys();
         apiKey ??= keys.ApiKey;
         secretKey ??= keys.SecretKey;
-        var cloudStack = new LabCloudStack(ClusterName, Zone, "POD-1", managedState, apiKey, secretKey, pool, audit, clock, faults, asyncJobs);
+        var cloudStack = new LabCloudStack(ClusterName, Zone, "POD-1", managedState, apiKey, secretKey, pool, audit, clock, faults, asyncJobs, settings, spec);
 
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -197,8 +229,11 @@ internal sealed class LabServer : IAsyncDisposable
         return new LabServer(app, cloudStack, pool, audit, clock, apiKey, secretKey, new Uri(new Uri(address), LabCloudStack.ApiPath));
     }
 
-    /// <summary>A client on the lab's clock, as the CLI runs under the lab (every duration is simulated).</summary>
-    public CloudStackClient Client(bool post = false, bool signatureVersion3 = false, string? secretKey = null) =>
+    /// <summary>
+    /// A client on the lab's clock, as the CLI runs under the lab (every duration is simulated); <c>expires</c> still comes
+    /// from the wall clock, as the client always sets it.
+    /// </summary>
+    public CloudStackClient Client(bool post = false, bool signatureVersion3 = true, string? secretKey = null, int? pageSize = null) =>
         new(new CloudStackClientOptions
         {
             Endpoint = Endpoint,
@@ -210,6 +245,7 @@ internal sealed class LabServer : IAsyncDisposable
             UpdateClusterTimeout = TimeSpan.FromMinutes(15),
             RetryDelay = TimeSpan.FromSeconds(1),
             PollInterval = TimeSpan.FromSeconds(1),
+            PageSize = pageSize,
         }, timeProvider: Clock);
 
     public async ValueTask DisposeAsync()

@@ -74,6 +74,52 @@ public sealed class ScenarioLoaderTests
     }
 
     [Fact]
+    public void Parse_CloudStackExtensions_ReadAndChecked()
+    {
+        const string Ok = """
+            { "hosts": [ { "name": "xen1" }, { "name": "xen2" } ], "vms": [ { "name": "i-2-1-VM", "host": "xen1", "memoryMiB": 1024 } ],
+              "cloudstack": { "clusterName": "C", "managedState": "PrepareUnmanagedError", "scanIntervalSeconds": 30, "connectSeconds": 4,
+                "defaultPageSize": 100, "enforcePostRequestsAndTimestamps": true, "deniedCommands": ["listDedicatedHosts"],
+                "hosts": [ { "name": "xen2", "resourceState": "Maintenance", "hostTags": ["ssd"], "dedicatedTo": "ops", "state": "Disconnected" } ],
+                "serviceOfferings": [ { "name": "fast", "hostTags": "ssd" } ],
+                "affinityGroups": [ { "name": "db", "type": "host affinity", "vms": ["i-2-1-VM"] } ],
+                "vms": [ { "name": "i-2-1-VM", "project": "web", "serviceOffering": "fast" } ],
+                "asyncJobs": [ { "cmd": "X", "vm": "i-2-1-VM", "project": "web" } ] },
+              "faults": [ { "type": "cloudstackStaleVm", "vm": "i-2-1-VM" } ] }
+            """;
+        var cs = ScenarioLoader.Parse(Ok).CloudStack!;
+        Assert.Equal(("PrepareUnmanagedError", 30.0, 100, true), (cs.ManagedState, cs.ScanIntervalSeconds, cs.DefaultPageSize, cs.EnforcePostRequestsAndTimestamps));
+        Assert.Equal(("Maintenance", "ops", "Disconnected"), (cs.Hosts[0].ResourceState, cs.Hosts[0].DedicatedTo, cs.Hosts[0].State));
+        Assert.Equal(("web", "fast"), (cs.Vms[0].Project, cs.Vms[0].ServiceOffering));
+        Assert.Equal("web", cs.AsyncJobs[0].Project);
+
+        var e = Refused("""
+            { "hosts": [ { "name": "xen1" } ], "vms": [ { "name": "a", "host": "xen1" } ],
+              "cloudstack": { "managedState": "Sideways", "defaultPageSize": 0,
+                "hosts": [ { "name": "xen9", "resourceState": "Resting", "state": "Connecting" } ],
+                "affinityGroups": [ { "name": "g", "type": "host magnetism", "vms": ["ghost"] } ],
+                "vms": [ { "name": "a", "project": "p", "account": "x", "serviceOffering": "none" } ] },
+              "faults": [ { "type": "cloudstackStaleVm", "vm": "ghost" } ] }
+            """);
+        foreach (var expected in new[]
+        {
+            "cloudstack.managedState Sideways is not one of Managed, Unmanaged, PrepareUnmanaged, PrepareUnmanagedError",
+            "cloudstack.defaultPageSize must be positive, or -1",
+            "cloudstack.hosts: host xen9 is not in hosts",
+            "host xen9: resourceState Resting is not one of Enabled, Disabled, Maintenance",
+            "host xen9: state Connecting is not Up, Disconnected or Alert",
+            "group g: type host magnetism is not one of",
+            "group g: VM ghost is not in vms",
+            "VM a: service offering none is not in cloudstack.serviceOfferings",
+            "VM a: give a project or an account, not both",
+            "faults[0] (cloudstackStaleVm): vm ghost is not in vms",
+        })
+        {
+            Assert.Contains(expected, e.Message, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public void Parse_UnknownFaultType_ListsTheKnownOnes()
     {
         var e = Refused("""{ "hosts": [ { "name": "xen1" } ], "faults": [ { "type": "meteorStrike" } ] }""");

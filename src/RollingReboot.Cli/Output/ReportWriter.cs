@@ -31,6 +31,11 @@ public static class ReportWriter
             sb.Append("  restored: ").Append(x).Append('\n');
         }
 
+        foreach (var x in r.Notes)
+        {
+            sb.Append("  note: ").Append(x).Append('\n');
+        }
+
         foreach (var x in r.OperatorActions)
         {
             sb.Append("  OPERATOR ACTION NEEDED: ").Append(x).Append('\n');
@@ -68,6 +73,11 @@ public static class ReportWriter
             sb.Append("- restored: ").Append(x).Append('\n');
         }
 
+        foreach (var x in r.Notes)
+        {
+            sb.Append("- note: ").Append(x).Append('\n');
+        }
+
         foreach (var x in r.OperatorActions)
         {
             sb.Append("- **operator action needed**: ").Append(x).Append('\n');
@@ -98,6 +108,7 @@ public static class ReportWriter
                 ["result"] = h.Result,
             }).ToArray()),
             ["restored"] = new System.Text.Json.Nodes.JsonArray(r.Restored.Select(x => (System.Text.Json.Nodes.JsonNode?)x).ToArray()),
+            ["notes"] = new System.Text.Json.Nodes.JsonArray(r.Notes.Select(x => (System.Text.Json.Nodes.JsonNode?)x).ToArray()),
             ["operatorActions"] = new System.Text.Json.Nodes.JsonArray(r.OperatorActions.Select(x => (System.Text.Json.Nodes.JsonNode?)x).ToArray()),
         };
         return o.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n";

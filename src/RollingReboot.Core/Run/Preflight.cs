@@ -15,6 +15,9 @@ public sealed record PreflightResult(PoolSnapshot Pool, Plan Plan, IReadOnlyList
     /// <summary>VMs XAPI says are busy with another operation (a backup's export or snapshot: OTHER_OPERATION_IN_PROGRESS):
     /// no blocker, but their host is not evacuated until they are done (bounded wait). VM uuid to host uuid and operation.</summary>
     public IReadOnlyDictionary<string, BusyVm> BusyVms { get; init; } = new Dictionary<string, BusyVm>();
+
+    /// <summary>CloudStack's placement rules as read before the run (<see cref="CloudStackPlacement.None"/> without CloudStack).</summary>
+    public CloudStackPlacement Placement { get; init; } = CloudStackPlacement.None;
 }
 
 /// <summary>A VM busy with another operation on a host.</summary>
@@ -31,7 +34,7 @@ public static class Preflight
 
     public static async Task<PreflightResult> RunAsync(
         IPoolConnection pool, ClusterBinding? cloud, PlanOptions options, IReadOnlySet<string> alreadyRebooted, CancellationToken cancellationToken = default, string? onlyHostUuid = null,
-        IReadOnlyDictionary<string, IReadOnlyList<string>>? knownAntiAffinity = null, PreflightCommands? commands = null)
+        IReadOnlyDictionary<string, IReadOnlyList<string>>? knownAntiAffinity = null, PreflightCommands? commands = null, CloudStackPlacement? knownPlacement = null)
     {
         var snapshot = await pool.ReadAsync(cancellationToken);
         var extra = new List<Blocker>();
@@ -56,6 +59,8 @@ public static class Preflight
         // Mid-run CloudStack is not asked again (its hosts are Disconnected); the groups found before the run hold.
         var antiAffinity = new Dictionary<string, IReadOnlyList<string>>(knownAntiAffinity ?? new Dictionary<string, IReadOnlyList<string>>());
         IReadOnlyList<CloudStackHost> csHosts = [];
+        var placement = knownPlacement ?? CloudStackPlacement.None;
+        var warnings = new List<PlanWarning>();
 
         // XAPI's own view of what prevents evacuation, host by host.
         // Before each host of a run only that host is asked again; the full check ran before the run.
@@ -90,7 +95,8 @@ public static class Preflight
 
         if (cloud is not null)
         {
-            var cluster = cloud.Cluster;
+            // Read again: the state decides what the run will do with it.
+            var cluster = await cloud.Api.GetClusterAsync(cloud.Cluster.Id, cancellationToken);
             if (!cluster.HypervisorType.Equals("XenServer", StringComparison.OrdinalIgnoreCase))
             {
                 extra.Add(new Blocker("NOT_XENSERVER", $"CloudStack cluster {cluster.Name} runs {cluster.HypervisorType}, not XenServer", "name a XenServer cluster", null, null));
@@ -111,6 +117,27 @@ public static class Preflight
                 extra.Add(new Blocker("POOL_HOST_NOT_IN_CLOUDSTACK", $"pool host {h.Name} is not a host of CloudStack cluster {cluster.Name}", "add it to the cluster in CloudStack, or check the cluster name", null, h.Name));
             }
 
+            warnings.AddRange(ManagedStateWarnings(cluster));
+            foreach (var h in snapshot.Hosts.Where(h => !h.Enabled).OrderBy(h => h.Name, StringComparer.Ordinal))
+            {
+                // XenServerConnectionPool.connect refuses a disabled host, and for a disabled master the whole pool.
+                warnings.Add(new PlanWarning("CLOUDSTACK_HOST_DISABLED_IN_XAPI",
+                    h.Uuid == snapshot.MasterUuid
+                        ? $"Pool master {h.Name} is disabled in XAPI and the run leaves it so: once the cluster is Managed again, CloudStack connects no host of the pool (all Alert)"
+                        : $"Host {h.Name} is disabled in XAPI and the run leaves it so: once the cluster is Managed again, CloudStack cannot connect it (Alert)",
+                    $"enable it before the run ('xe host-enable host={h.Name}') if it should take VMs; otherwise the report asks for it at the end"));
+            }
+            if (cluster.ManagedState is CloudStackStates.PrepareUnmanaged or CloudStackStates.PrepareUnmanagedError)
+            {
+                // ResourceManagerImpl.updateCluster refuses to unmanage while a host is in any other state.
+                foreach (var h in csHosts.Where(h => h.State is not ("Up" or "Down" or "Disconnected" or "Alert")))
+                {
+                    extra.Add(new Blocker("CLOUDSTACK_HOST_STATE",
+                        $"CloudStack shows host {h.Name} {h.State}: it cannot unmanage cluster {cluster.Name} then (\"PrepareUnmanaged Failed due to host {h.IpAddress} should not be in {h.State} status\")",
+                        $"wait until CloudStack shows {h.Name} Up, Down, Disconnected or Alert, then run again", null, h.Name));
+                }
+            }
+
             // An unmanaged cluster's hosts are Disconnected by design (and so mid-run, when resuming).
             foreach (var h in csHosts.Where(h => h.State != "Up" && cluster.ManagedState == "Managed"))
             {
@@ -122,15 +149,26 @@ public static class Preflight
             }
 
             var vms = await cloud.Api.ListVirtualMachinesAsync(cluster.Id, cancellationToken);
-            foreach (var vm in vms)
+            IReadOnlyList<CloudStackDedicatedHost>? dedicated = null;
+            string? unread = null;
+            try
             {
-                var groups = vm.AffinityGroups.Where(g => g.Type.Contains("anti-affinity", StringComparison.OrdinalIgnoreCase)).Select(g => g.Name).ToList();
-                if (groups.Count > 0)
-                {
-                    antiAffinity[vm.InstanceName] = groups;
-                }
+                dedicated = await cloud.Api.ListDedicatedHostsAsync(cancellationToken);
+            }
+            catch (CloudStackException e)
+            {
+                // listDedicatedHosts is a plugin's command (dedicated-resources); without it CloudStack has no dedication.
+                unread = $"CloudStack's dedicated hosts could not be read ({e.ErrorText}): dedication is not checked";
             }
 
+            placement = CloudStackPlacement.From(snapshot, csHosts, vms, dedicated, unread);
+            // Only "host anti-affinity" is a rule; "non-strict host anti-affinity" is a preference (NonStrictHostAntiAffinityProcessor.check is always true).
+            foreach (var (vm, groups) in placement.StrictAntiAffinity)
+            {
+                antiAffinity[vm] = groups;
+            }
+
+            warnings.AddRange(placement.Describe());
             extra.AddRange(await RunningJobsAsync(cloud, csHosts, vms, cancellationToken));
         }
 
@@ -140,9 +178,21 @@ public static class Preflight
             ExtraVmBlockers = vmIssues,
             AlreadyRebootedHosts = alreadyRebooted,
         };
+        // Hosts CloudStack places nothing on take no VMs: the planner sees them as disabled (and so leaves them alone).
+        var planned = placement.NotEnabledHosts.Count == 0
+            ? snapshot
+            : snapshot with { Hosts = snapshot.Hosts.Select(h => placement.NotEnabledHosts.ContainsKey(h.Name) ? h with { Enabled = false } : h).ToList() };
         var plan = options.MaxHostsDown == PlanOptions.AutoMaxHostsDown
-            ? FastestPlan(snapshot, options, constraints)
-            : EvacuationPlanner.Plan(snapshot, options, constraints);
+            ? FastestPlan(planned, options, constraints)
+            : EvacuationPlanner.Plan(planned, options, constraints);
+        if (!ReferenceEquals(planned, snapshot))
+        {
+            plan = WithCloudStackDisabledHosts(plan, snapshot, placement);
+        }
+
+        var (placementBlockers, placementWarnings) = placement.Check(plan, snapshot);
+        extra.AddRange(placementBlockers);
+        warnings.AddRange(placementWarnings);
         if (extra.Count > 0)
         {
             plan = plan with { Blockers = [.. plan.Blockers, .. extra] };
@@ -153,6 +203,11 @@ public static class Preflight
             plan = plan with { Warnings = [clustered, .. plan.Warnings] };
         }
 
+        if (warnings.Count > 0)
+        {
+            plan = plan with { Warnings = [.. plan.Warnings, .. warnings] };
+        }
+
         if (notNeeding.Count > 0)
         {
             plan = plan with
@@ -161,7 +216,44 @@ public static class Preflight
             };
         }
 
-        return new PreflightResult(snapshot, plan, csHosts, antiAffinity) { NotNeedingReboot = notNeeding, BusyVms = busy };
+        return new PreflightResult(snapshot, plan, csHosts, antiAffinity) { NotNeedingReboot = notNeeding, Placement = placement, BusyVms = busy };
+    }
+
+    /// <summary>
+    /// PrepareUnmanaged and PrepareUnmanagedError named, with what the run does: they are not "unmanaged", since the hosts
+    /// that never disconnected are still pinged (AgentManagerImpl.MonitorTask) and a reboot sends them to Alert and HA.
+    /// ResourceManagerImpl.updateCluster accepts Unmanaged again from either (old state differs from the new one).
+    /// </summary>
+    private static IEnumerable<PlanWarning> ManagedStateWarnings(CloudStackCluster cluster)
+    {
+        var set = $"cmk update cluster id={cluster.Id} managedstate=";
+        if (cluster.ManagedState == CloudStackStates.PrepareUnmanagedError)
+        {
+            yield return new PlanWarning("CLOUDSTACK_PREPARE_UNMANAGED_ERROR",
+                $"CloudStack cluster {cluster.Name} is PrepareUnmanagedError: an earlier unmanage did not finish, and CloudStack still pings the hosts it did not disconnect (a host rebooted now would go Alert and into CloudStack's HA)",
+                $"the run asks CloudStack to unmanage it again, starts only once it reads Unmanaged, and sets it Managed at the end; if CloudStack fails again, check its hosts (cmk list hosts clusterid={cluster.Id}) and set it back with '{set}Managed'");
+        }
+        else if (cluster.ManagedState == CloudStackStates.PrepareUnmanaged)
+        {
+            yield return new PlanWarning("CLOUDSTACK_PREPARE_UNMANAGED",
+                $"CloudStack cluster {cluster.Name} is PrepareUnmanaged: an unmanage is under way (another caller's updateCluster), or was cut off (a management server restarted during it), and its hosts may still be pinged",
+                $"the run waits for it to end (CloudStack gives up after about 200 s), asks for Unmanaged again if it is stuck, and starts only once it reads Unmanaged; to clear it by hand: '{set}Managed'");
+        }
+    }
+
+    /// <summary>The plan in the pool's real terms: hosts CloudStack keeps empty say why they are left alone.</summary>
+    private static Plan WithCloudStackDisabledHosts(Plan plan, PoolSnapshot snapshot, CloudStackPlacement placement)
+    {
+        var reallyEnabled = snapshot.Hosts.Where(h => h.Enabled && placement.NotEnabledHosts.ContainsKey(h.Name)).Select(h => h.Name).ToHashSet(StringComparer.Ordinal);
+        return plan with
+        {
+            Pool = snapshot,
+            Hosts = plan.Hosts.Select(h => reallyEnabled.Contains(h.Name) && h.Action == HostAction.Skip
+                ? h with { Reason = $"CloudStack resource state {placement.NotEnabledHosts[h.Name]}: takes no VMs, left alone" }
+                : h).ToList(),
+            // The planner's "disabled, still needs a reboot: xe host-enable" does not apply to a host XAPI has enabled.
+            Warnings = plan.Warnings.Where(w => w.Code != PlanCodes.HostDisabledPending || !reallyEnabled.Any(n => w.Message.StartsWith($"Host {n} ", StringComparison.Ordinal))).ToList(),
+        };
     }
 
     /// <summary>

@@ -184,10 +184,20 @@ public static class Restorer
         }
     }
 
+    /// <summary>How often CloudStack's hosts are read while it reconnects them.</summary>
+    private static readonly TimeSpan s_reconnectPoll = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// CloudStack Managed again, and its hosts Up. updateCluster managedstate=Managed only writes the state: the hosts come
+    /// back when the direct-agent scan (direct.agent.scan.interval, 90 s by default) loads them, Disconnected, Connecting,
+    /// Up, one at a time per pool, typically 1.5 to 4 minutes; the wait is bounded by <see cref="RunOptions.CloudStackTimeout"/>
+    /// and its progress logged. XenServerConnectionPool.connect refuses a host XAPI shows disabled (Alert), and every host of
+    /// a pool whose master is disabled: those are said before Managed, not waited for, and left as operator actions. Once
+    /// the hosts are Up, CloudStack's VM list is compared with XAPI's once.
+    /// </summary>
     private static async Task<bool> RestoreCloudStackAsync(RunContext run, CancellationToken cancellationToken)
     {
         var cloud = run.Cloud!;
-        var deadline = run.Clock.GetUtcNow() + run.Options.CloudStackTimeout;
         var pool = await TryReadAsync(run, cancellationToken);
         if (pool?.Hosts.FirstOrDefault(h => !h.Live) is { } down)
         {
@@ -196,41 +206,152 @@ public static class Restorer
             return false;
         }
 
+        var disabled = pool?.Hosts.Where(h => !h.Enabled).ToList() ?? [];
+        var master = pool?.Hosts.FirstOrDefault(h => h.Uuid == pool.MasterUuid);
+        foreach (var h in disabled)
+        {
+            run.Log.Warn(h.Uuid == master?.Uuid
+                ? "Pool master {Host} is disabled in XAPI: once Managed, CloudStack cannot connect any host of the pool (they go Alert) until 'xe host-enable host={Host}'"
+                : "Host {Host} is disabled in XAPI: once Managed, CloudStack cannot connect it (it goes Alert) until 'xe host-enable host={Host}'", h.Name, h.Name);
+        }
+
         try
         {
             var current = (await cloud.Api.GetClusterAsync(cloud.Cluster.Id, cancellationToken)).ManagedState;
-            var state = current == "Managed"
+            var state = current == CloudStackStates.Managed
                 ? current
                 : await run.Executor.DoOnceAsync(new ManageIntended(cloud.Cluster.Id), ct => cloud.Api.SetManagedStateAsync(cloud.Cluster.Id, managed: true, ct), _ => null, cancellationToken);
-            if (state != "Managed")
+            if (state != CloudStackStates.Managed)
             {
                 throw new CloudStackException(0, 0, $"cluster is {state} after updateCluster managedstate=Managed");
             }
 
             run.Executor.Record(new Managed());
+            var since = run.Clock.GetUtcNow();
+            if (master is { Enabled: false })
+            {
+                run.OperatorAction($"CloudStack cluster {cloud.Cluster.Name} is Managed, but pool master {master.Name} is disabled in XAPI, so CloudStack connects no host of the pool (\"Unable to create master connection, due to master Host {master.Address} is not enabled\") and shows them Alert: run 'xe host-enable host={master.Name}' once it should take VMs; CloudStack connects the pool at its next agent scan (every 90 s by default)");
+                return false;
+            }
+
+            bool IsDisabled(CloudStackHost h) => disabled.Any(d => d.Name.Equals(h.Name, StringComparison.OrdinalIgnoreCase) || d.Address == h.IpAddress);
+            var deadline = since + run.Options.CloudStackTimeout;
+            var seen = "";
             while (true)
             {
                 var hosts = await cloud.Api.ListHostsAsync(cloud.Cluster.Id, cancellationToken);
-                var notUp = hosts.Where(h => h.State != "Up").ToList();
-                if (notUp.Count == 0)
+                var waiting = hosts.Where(h => h.State != CloudStackStates.Up && !IsDisabled(h)).ToList();
+                var elapsed = run.Clock.GetUtcNow() - since;
+                var states = string.Join(", ", hosts.Where(h => h.State != CloudStackStates.Up).Select(h => $"{h.Name} {h.State}"));
+                if (states != seen && waiting.Count > 0)
                 {
-                    run.Restored.Add($"CloudStack cluster {cloud.Cluster.Name} Managed, all {hosts.Count} hosts Up");
-                    return true;
+                    seen = states;
+                    run.Log.Info("CloudStack reconnecting cluster {Cluster}: {Up} of {Count} hosts Up after {Elapsed} ({States})", cloud.Cluster.Name,
+                        hosts.Count(h => h.State == CloudStackStates.Up), hosts.Count, Planning.Units.Duration(elapsed.TotalSeconds), states);
+                }
+
+                if (waiting.Count == 0)
+                {
+                    var up = hosts.Count(h => h.State == CloudStackStates.Up);
+                    run.Restored.Add($"CloudStack cluster {cloud.Cluster.Name} Managed, {(up == hosts.Count ? $"all {hosts.Count}" : $"{up} of {hosts.Count}")} hosts Up after {Planning.Units.Duration(elapsed.TotalSeconds)}");
+                    var ok = true;
+                    foreach (var h in hosts.Where(h => h.State != CloudStackStates.Up))
+                    {
+                        var refused = $"host {h.Name} is disabled in XAPI, so CloudStack cannot connect it (\"Cannot connect this host {h.IpAddress} due to the host is not enabled\") and shows it {h.State}";
+                        if (disabled.FirstOrDefault(d => d.Name.Equals(h.Name, StringComparison.OrdinalIgnoreCase) || d.Address == h.IpAddress) is { } d && run.State.Host(d.Uuid).Phase == HostPhase.LeftEvacuated)
+                        {
+                            // Out for maintenance by design ('rollreboot evacuate'): expected until 'rollreboot return' enables it.
+                            run.Notes.Add($"{refused} while it is out for maintenance; 'rollreboot return' enables it, and CloudStack connects it at a later agent scan");
+                        }
+                        else
+                        {
+                            ok = false;
+                            run.OperatorAction($"{refused}: once it should take VMs, 'xe host-enable host={h.Name}'; CloudStack connects it at a later agent scan");
+                        }
+                    }
+
+                    await CompareVmsAsync(run, cloud, cancellationToken);
+                    return ok;
                 }
 
                 if (run.Clock.GetUtcNow() >= deadline)
                 {
-                    run.OperatorAction($"CloudStack cluster {cloud.Cluster.Name} is Managed but host(s) {string.Join(", ", notUp.Select(h => h.Name + " " + h.State))} are not Up after {run.Options.CloudStackTimeout.TotalMinutes:0} min: check them in CloudStack");
+                    run.OperatorAction($"CloudStack cluster {cloud.Cluster.Name} is Managed but host(s) {string.Join(", ", waiting.Select(h => h.Name + " " + h.State))} are not Up after {Planning.Units.Duration(run.Options.CloudStackTimeout.TotalSeconds)} (CloudStack loads hosts at its agent scan, every 90 s by default): check them in CloudStack (cmk list hosts clusterid={cloud.Cluster.Id}) and the management server log");
                     return false;
                 }
 
-                await Task.Delay(TimeSpan.FromSeconds(2), run.Clock, cancellationToken);
+                await Task.Delay(s_reconnectPoll, run.Clock, cancellationToken);
             }
         }
         catch (CloudStackException e)
         {
             run.OperatorAction($"set CloudStack cluster {cloud.Cluster.Name} back to Managed: 'cmk update cluster id={cloud.Cluster.Id} managedstate=Managed' ({e.ErrorText})");
             return false;
+        }
+    }
+
+    /// <summary>
+    /// One look at CloudStack's VMs after re-manage: where it shows a VM on another host than XAPI runs it on, or not running
+    /// while XAPI runs it. Reported only: reconnected hosts report their VMs and CloudStack's power-state sync follows
+    /// out-of-band migrations itself ("Detected out of band VM migration"), but a difference that stays needs a look.
+    /// </summary>
+    private static async Task CompareVmsAsync(RunContext run, ClusterBinding cloud, CancellationToken cancellationToken)
+    {
+        var pool = await TryReadAsync(run, cancellationToken);
+        if (pool is null)
+        {
+            return;
+        }
+
+        IReadOnlyList<CloudStackVm> vms;
+        try
+        {
+            vms = await cloud.Api.ListVirtualMachinesAsync(cloud.Cluster.Id, cancellationToken);
+        }
+        catch (CloudStackException e)
+        {
+            run.Notes.Add($"CloudStack's VM list could not be compared with XAPI's ({e.ErrorText})");
+            return;
+        }
+
+        var hostName = pool.Hosts.ToDictionary(h => h.Uuid, h => h.Name, StringComparer.Ordinal);
+        var xapi = pool.Vms.Where(v => v.IsRunningGuest && v.ResidentOnUuid is not null && hostName.ContainsKey(v.ResidentOnUuid))
+            .GroupBy(v => v.Name, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => hostName[g.First().ResidentOnUuid!], StringComparer.Ordinal);
+        var differences = new List<string>();
+        foreach (var vm in vms.OrderBy(v => v.InstanceName, StringComparer.Ordinal))
+        {
+            var where = xapi.GetValueOrDefault(vm.InstanceName);
+            if (where is null)
+            {
+                differences.Add($"CloudStack shows VM {vm.InstanceName} {vm.State} on {vm.HostName}, XAPI does not run it in this pool");
+            }
+            else if (!string.Equals(where, vm.HostName, StringComparison.OrdinalIgnoreCase))
+            {
+                differences.Add($"CloudStack shows VM {vm.InstanceName} on {vm.HostName}, XAPI runs it on {where}");
+            }
+            else if (vm.State != "Running")
+            {
+                differences.Add($"CloudStack shows VM {vm.InstanceName} {vm.State}, XAPI runs it on {where}");
+            }
+        }
+
+        var listed = vms.Select(v => v.InstanceName).ToHashSet(StringComparer.Ordinal);
+        foreach (var (name, host) in xapi.Where(kv => kv.Key.StartsWith("i-", StringComparison.Ordinal) && !listed.Contains(kv.Key)).OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        {
+            differences.Add($"XAPI runs VM {name} on {host}, CloudStack does not list it on this cluster's hosts");
+        }
+
+        if (differences.Count == 0)
+        {
+            run.Log.Info("CloudStack shows the cluster's {Count} VM(s) where XAPI runs them", vms.Count);
+            return;
+        }
+
+        run.Log.Warn("CloudStack's view of {Count} VM(s) differs from XAPI's after re-manage: {Differences}", differences.Count, string.Join("; ", differences));
+        foreach (var d in differences)
+        {
+            run.Notes.Add(d + " (CloudStack follows the VM at its next power-state sync; if it stays, check the VM in CloudStack)");
         }
     }
 

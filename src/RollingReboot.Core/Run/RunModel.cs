@@ -146,7 +146,11 @@ public sealed record RunReport(
     IReadOnlyList<string> OperatorActions,
     double TotalSeconds,
     double EstimatedSeconds,
-    Plan? Plan);
+    Plan? Plan)
+{
+    /// <summary>What the operator should know but need not act on (e.g. where CloudStack's view of the VMs differs from XAPI's).</summary>
+    public IReadOnlyList<string> Notes { get; init; } = [];
+}
 
 /// <summary>The run's voice: the CLI turns it into log lines and the live view.</summary>
 public interface IRunLog

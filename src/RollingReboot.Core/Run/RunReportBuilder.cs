@@ -12,7 +12,10 @@ public static class RunReportBuilder
             run.State.Finished.Skip(run.FinishedBefore).Select(ToReport).ToList(),
             run.Restored.ToList(),
             run.State.OperatorActions.Skip(run.OperatorActionsBefore).ToList(),
-            (run.Clock.GetUtcNow() - run.Started).TotalSeconds, plan?.Estimate.TotalSeconds ?? 0, plan);
+            (run.Clock.GetUtcNow() - run.Started).TotalSeconds, plan?.Estimate.TotalSeconds ?? 0, plan)
+        {
+            Notes = run.Notes.ToList(),
+        };
 
     public static string Describe(HostResult result) => result switch
     {

@@ -10,10 +10,12 @@ namespace RollingReboot.Lab.CloudStack;
 /// <summary>
 /// The simulated CloudStack management server of the lab: one cluster per pool (<see cref="LabCloudStackCluster"/>;
 /// the first from the constructor, more with <see cref="AddCluster"/> for a fleet), in their zones and pods, one API
-/// key pair. Serves <c>/client/api</c> (GET and form POST) with CloudStack's signature check and error bodies, and
-/// watches each pool (<see cref="OnPoolChanged"/>): while a cluster is Managed, a host of its pool that goes down is
-/// marked Alert and its VMs "recovered", which that pool's audit records as a violation. Durations are simulated
-/// seconds on the injected clock. Thread-safe.
+/// key pair. Serves <c>/client/api</c> (GET and form POST) with ApiServlet's and ApiServer's checks (POST for
+/// state-changing commands and timestamps when enforced, unknown commands, the signature with <c>expires</c> on the wall
+/// clock, commands the keys' role may not call) and error bodies, the list commands with BaseListCmd's paging, the
+/// project ACL of QueryManagerImpl, and runs the direct-agent scan; it watches each pool (<see cref="OnPoolChanged"/>):
+/// while a cluster's hosts are still pinged, a host of its pool that goes down is marked Alert and its VMs "recovered",
+/// which that pool's audit records as a violation. Durations are simulated seconds on the injected clock. Thread-safe.
 /// </summary>
 public sealed class LabCloudStack : IDisposable
 {
@@ -43,7 +45,9 @@ public sealed class LabCloudStack : IDisposable
     internal const string Alert = "Alert";
     internal const string Down = "Down";
     private const string AntiAffinity = "host anti-affinity";
+    private const string ExplicitDedication = "ExplicitDedication";
     private const string AuthFailure = "unable to verify user credentials and/or request signature";
+    private const string DefaultOffering = "Small Instance";
     private const int CsInvalidParameter = 4350;
     internal const int CsCloudRuntime = 4250;
     private const int CsServerApi = 9999;
@@ -51,8 +55,15 @@ public sealed class LabCloudStack : IDisposable
     private static readonly string[] s_commands =
     [
         "listClusters", "updateCluster", "listHosts", "listVirtualMachines", "listAffinityGroups", "listZones",
-        "queryAsyncJobResult", "listAsyncJobs",
+        "queryAsyncJobResult", "listAsyncJobs", "listServiceOfferings", "listDedicatedHosts",
     ];
+
+    /// <summary>ApiServlet.GET_REQUEST_COMMANDS: what may come as GET when POST is enforced.</summary>
+    private static readonly System.Text.RegularExpressions.Regex s_getCommands = new(
+        @"^(get|list|query|find)\w+$", System.Text.RegularExpressions.RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
+
+    /// <summary>ApiServer.verifyRequest: an <c>expires</c> more than 15 minutes ahead is refused when timestamps are enforced.</summary>
+    private static readonly TimeSpan s_maxExpiry = TimeSpan.FromMinutes(15);
 
     /// <summary>How long before the lab's start the scenario's jobs were created.</summary>
     private static readonly TimeSpan s_jobAge = TimeSpan.FromMinutes(1);
@@ -60,6 +71,8 @@ public sealed class LabCloudStack : IDisposable
     private readonly Lock _gate = new();
     private readonly CancellationTokenSource _lifetime = new();
     private readonly TimeProvider _timeProvider;
+    private readonly TimeProvider _wallClock;
+    private readonly LabCloudStackSettings _settings;
     private readonly string _secretKey;
     private readonly List<LabCloudStackCluster> _clusters = [];
     private readonly Dictionary<string, int> _calls = new(StringComparer.OrdinalIgnoreCase);
@@ -78,7 +91,9 @@ public sealed class LabCloudStack : IDisposable
         ILabAudit audit,
         TimeProvider timeProvider,
         IEnumerable<LabCloudStackFault>? faults = null,
-        IEnumerable<LabAsyncJob>? asyncJobs = null)
+        IEnumerable<LabAsyncJob>? asyncJobs = null,
+        LabCloudStackSettings? settings = null,
+        LabCloudStackClusterSpec? spec = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(apiKey);
         ArgumentException.ThrowIfNullOrWhiteSpace(secretKey);
@@ -86,9 +101,35 @@ public sealed class LabCloudStack : IDisposable
         ApiKey = apiKey;
         _secretKey = secretKey;
         _timeProvider = timeProvider;
+        _settings = settings ?? new LabCloudStackSettings();
+        _wallClock = _settings.WallClock ?? TimeProvider.System;
         _started = timeProvider.GetUtcNow();
-        _clusters.Add(new LabCloudStackCluster(this, _gate, clusterName, zone, pod, initialManagedState, pool, audit, timeProvider, faults, qualifyIds: false));
+        _clusters.Add(new LabCloudStackCluster(this, _gate, clusterName, zone, pod, initialManagedState, pool, audit, timeProvider, faults, qualifyIds: false, _settings, spec));
         AddJobs(_clusters[0], asyncJobs, qualify: false);
+        _ = ScanLoopAsync();
+    }
+
+    /// <summary>The management server's global settings.</summary>
+    public LabCloudStackSettings Settings => _settings;
+
+    /// <summary>ClusteredAgentManagerImpl's DirectAgentScanTimerTask: every scan interval, each cluster's unheld hosts are loaded.</summary>
+    private async Task ScanLoopAsync()
+    {
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(_settings.ScanInterval, _timeProvider, _lifetime.Token);
+                foreach (var cluster in Clusters)
+                {
+                    cluster.Scan();
+                }
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException)
+        {
+            // The lab is shutting down.
+        }
     }
 
     /// <summary>A scenario's pending (or, with a duration, finishing) async jobs, each on one host, VM or the cluster.</summary>
@@ -151,7 +192,7 @@ public sealed class LabCloudStack : IDisposable
     /// <exception cref="ArgumentException">The zone already has a cluster of that name.</exception>
     public LabCloudStackCluster AddCluster(
         string clusterName, string zone, string pod, string initialManagedState, ILabPoolView pool, ILabAudit audit, IEnumerable<LabCloudStackFault>? faults = null,
-        IEnumerable<LabAsyncJob>? asyncJobs = null)
+        IEnumerable<LabAsyncJob>? asyncJobs = null, LabCloudStackClusterSpec? spec = null)
     {
         lock (_gate)
         {
@@ -161,7 +202,7 @@ public sealed class LabCloudStack : IDisposable
             }
         }
 
-        var cluster = new LabCloudStackCluster(this, _gate, clusterName, zone, pod, initialManagedState, pool, audit, _timeProvider, faults, qualifyIds: true);
+        var cluster = new LabCloudStackCluster(this, _gate, clusterName, zone, pod, initialManagedState, pool, audit, _timeProvider, faults, qualifyIds: true, _settings, spec);
         lock (_gate)
         {
             _clusters.Add(cluster);
@@ -218,7 +259,7 @@ public sealed class LabCloudStack : IDisposable
         try
         {
             var parameters = await ReadParametersAsync(request, context.RequestAborted);
-            result = await DispatchAsync(parameters, context.Connection.RemoteIpAddress?.ToString() ?? "", context.RequestAborted);
+            result = await DispatchAsync(parameters, HttpMethods.IsPost(request.Method), context.RequestAborted);
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
@@ -269,20 +310,27 @@ public sealed class LabCloudStack : IDisposable
         return new ApiParameters(values);
     }
 
-    private async Task<ApiResult> DispatchAsync(ApiParameters parameters, string remoteAddress, CancellationToken cancellationToken)
+    private async Task<ApiResult> DispatchAsync(ApiParameters parameters, bool post, CancellationToken cancellationToken)
     {
         var command = parameters.Exact("command");
+        // ApiServer.s_apiNameCmdClassMap.containsKey: the name as sent, case and all.
         var known = command is not null && s_commands.Contains(command, StringComparer.Ordinal);
         var responseName = known ? command!.ToLowerInvariant() + "response" : "errorresponse";
-        if (!Authenticate(parameters))
+        if (_settings.EnforcePostRequestsAndTimestamps && !post && !s_getCommands.IsMatch((command ?? "").ToLowerInvariant()))
         {
-            return Error(responseName, 401, null, AuthFailure);
+            // ApiServlet.isStateChangingCommandNotUsingPOST, before the request is verified at all.
+            return Error(responseName, 400, CsServerApi, $"State changing command {command} needs to be sent using POST request");
         }
 
         if (!known)
         {
-            return Error("errorresponse", 432, CsServerApi,
-                $"The given command '{command}' either does not exist, is not available for user, or not available from ip address '{remoteAddress}'.");
+            // ApiServer.verifyRequest checks that the command exists before the signature, and answers false: the servlet's 401.
+            return Error("errorresponse", 401, null, AuthFailure);
+        }
+
+        if (Authenticate(parameters, command!) is { } refused)
+        {
+            return refused;
         }
 
         lock (_gate)
@@ -307,30 +355,54 @@ public sealed class LabCloudStack : IDisposable
             "listAffinityGroups" => ListAffinityGroups(name, parameters),
             "listZones" => ListZones(name, parameters),
             "listAsyncJobs" => ListAsyncJobs(name, parameters),
+            "listServiceOfferings" => ListServiceOfferings(name, parameters),
+            "listDedicatedHosts" => ListDedicatedHosts(name, parameters),
             _ => QueryAsyncJobResult(name, parameters),
         };
     }
 
-    /// <summary>ApiServer.verifyRequest: apikey known, signature version 3 expiry, then the signature itself.</summary>
-    private bool Authenticate(ApiParameters parameters)
+    /// <summary>
+    /// ApiServer.verifyRequest, in its order: signature and apikey present; with signature version 3 an <c>expires</c> that
+    /// parses and is not past on the wall clock (nor more than 15 minutes ahead when timestamps are enforced), and without it
+    /// a refusal when they are; a known apikey; the command allowed for the keys' role (commandAvailable: a 401 of its own);
+    /// then the signature itself. Null when the request passes.
+    /// </summary>
+    private ApiResult? Authenticate(ApiParameters parameters, string command)
     {
+        var responseName = command.ToLowerInvariant() + "response";
+        var refused = Error(responseName, 401, null, AuthFailure);
         var apiKey = parameters.IgnoreCase("apikey");
-        if (apiKey is null || parameters.IgnoreCase("signature") is null
-            || !CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(apiKey), Encoding.UTF8.GetBytes(ApiKey)))
+        if (apiKey is null || parameters.IgnoreCase("signature") is null)
         {
-            return false;
+            return refused;
         }
 
         if (parameters.IgnoreCase("signatureversion") == "3")
         {
             var expires = parameters.IgnoreCase("expires");
-            if (expires is null || !LabSignatureVerifier.TryParseExpires(expires, out var expiry) || expiry < _timeProvider.GetUtcNow())
+            var now = _wallClock.GetUtcNow();
+            if (expires is null || !LabSignatureVerifier.TryParseExpires(expires, out var expiry) || expiry < now
+                || (_settings.EnforcePostRequestsAndTimestamps && expiry > now + s_maxExpiry))
             {
-                return false;
+                return refused;
             }
         }
+        else if (_settings.EnforcePostRequestsAndTimestamps)
+        {
+            return refused;
+        }
 
-        return LabSignatureVerifier.Verify(parameters.Values, _secretKey);
+        if (!CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(apiKey), Encoding.UTF8.GetBytes(ApiKey)))
+        {
+            return refused;
+        }
+
+        if (_settings.DeniedCommands.Contains(command, StringComparer.OrdinalIgnoreCase))
+        {
+            return Error(responseName, 401, CsServerApi, $"The given command '{command}' either does not exist, is not available for user.");
+        }
+
+        return LabSignatureVerifier.Verify(parameters.Values, _secretKey) ? null : refused;
     }
 
     private ApiResult ListClusters(string name, ApiParameters p)
@@ -345,7 +417,7 @@ public sealed class LabCloudStack : IDisposable
             // CloudStack matches the name with LIKE %name%: callers must filter exactly themselves.
             var clusters = _clusters
                 .Where(c => Matches(p.IgnoreCase("id"), c.ClusterId) && Matches(p.IgnoreCase("zoneid"), c.ZoneId) && Matches(p.IgnoreCase("podid"), c.PodId)
-                    && (p.IgnoreCase("name") is not { } filter || c.ClusterName.Contains(filter, StringComparison.OrdinalIgnoreCase))
+                    && Like(p.IgnoreCase("name"), c.ClusterName) && Like(p.IgnoreCase("keyword"), c.ClusterName)
                     && Matches(p.IgnoreCase("hypervisor"), "XenServer")
                     && Matches(p.IgnoreCase("managedstate"), c.ManagedState)
                     && Matches(p.IgnoreCase("allocationstate"), c.AllocationState))
@@ -402,6 +474,10 @@ public sealed class LabCloudStack : IDisposable
         return failure ?? Ok(name, new JsonObject { ["cluster"] = before });
     }
 
+    /// <summary>
+    /// QueryManagerImpl.searchForServersInternal: <c>name</c> LIKE %name%, <c>keyword</c> LIKE on name, state or type,
+    /// <c>type</c> LIKE %type, <c>state</c> and <c>resourcestate</c> exact.
+    /// </summary>
     private ApiResult ListHosts(string name, ApiParameters p)
     {
         if ((InvalidId(name, p, "clusterid", c => c.ClusterId) ?? InvalidId(name, p, "zoneid", c => c.ZoneId) ?? InvalidId(name, p, "podid", c => c.PodId)) is { } invalid)
@@ -416,12 +492,15 @@ public sealed class LabCloudStack : IDisposable
                 return InvalidValue(name, "id", id);
             }
 
+            var keyword = p.IgnoreCase("keyword");
             var hosts = _clusters
                 .Where(c => InScope(c, p))
                 .SelectMany(c => c.Hosts
-                    .Where(h => Matches(p.IgnoreCase("id"), h.Id) && Matches(p.IgnoreCase("name"), h.Name)
-                        && Matches(p.IgnoreCase("type"), "Routing") && Matches(p.IgnoreCase("state"), h.State)
-                        && Matches(p.IgnoreCase("resourcestate"), h.ResourceState))
+                    .Where(h => Matches(p.IgnoreCase("id"), h.Id) && Like(p.IgnoreCase("name"), h.Name)
+                        && (p.IgnoreCase("type") is not { } type || "Routing".EndsWith(type, StringComparison.OrdinalIgnoreCase))
+                        && Matches(p.IgnoreCase("state"), h.State)
+                        && Matches(p.IgnoreCase("resourcestate"), h.ResourceState)
+                        && (keyword is null || Like(keyword, h.Name) || Like(keyword, h.State) || Like(keyword, "Routing")))
                     .Select(h => (JsonNode)new JsonObject
                     {
                         ["id"] = h.Id,
@@ -431,6 +510,8 @@ public sealed class LabCloudStack : IDisposable
                         ["resourcestate"] = h.ResourceState,
                         ["ipaddress"] = h.Address,
                         ["hypervisor"] = "XenServer",
+                        ["hosttags"] = h.HostTags.Count == 0 ? null : string.Join(',', h.HostTags),
+                        ["hahost"] = false,
                         ["clusterid"] = c.ClusterId,
                         ["clustername"] = c.ClusterName,
                         ["clustertype"] = "CloudManaged",
@@ -440,15 +521,32 @@ public sealed class LabCloudStack : IDisposable
                         ["zonename"] = c.ZoneName,
                     }))
                 .ToList();
+            foreach (var host in hosts.OfType<JsonObject>().Where(h => h["hosttags"] is null))
+            {
+                host.Remove("hosttags");
+            }
+
             return List(name, p, "host", hosts);
         }
     }
 
+    /// <summary>
+    /// QueryManagerImpl.searchForUserVMsInternal: the ACL of AccountManagerImpl.buildACLSearchParameters (with no projectid
+    /// and no id, project VMs are skipped, and without listall only the caller's own; projectid=-1 lists project VMs only,
+    /// as 4.18-4.20 do; a project's id lists that project's), <c>name</c> LIKE %name%, <c>keyword</c> LIKE on display name, name and instance name or equal to the
+    /// state, and UserVmJoinDaoImpl's fields for the Full (root admin) view.
+    /// </summary>
     private ApiResult ListVirtualMachines(string name, ApiParameters p)
     {
         if ((InvalidId(name, p, "clusterid", c => c.ClusterId) ?? InvalidId(name, p, "zoneid", c => c.ZoneId) ?? InvalidId(name, p, "podid", c => c.PodId)) is { } invalid)
         {
             return invalid;
+        }
+
+        var projectFilter = p.IgnoreCase("projectid");
+        if (projectFilter is not null and not "-1" && Clusters.SelectMany(c => c.Spec.Vms).All(v => v.Project is null || ProjectId(v.Project) != projectFilter))
+        {
+            return Error(name + "response", 431, CsInvalidParameter, $"Unable to find project by id {projectFilter}");
         }
 
         // The pools are read before CloudStack's lock, as everywhere.
@@ -460,21 +558,36 @@ public sealed class LabCloudStack : IDisposable
                 return InvalidValue(name, "hostid", hostId);
             }
 
+            var byId = p.IgnoreCase("id") is not null;
+            var listAll = string.Equals(p.IgnoreCase("listall"), "true", StringComparison.OrdinalIgnoreCase);
+            var keyword = p.IgnoreCase("keyword");
             var items = new List<JsonNode>();
             foreach (var (cluster, vms) in clusterVms.Where(cv => InScope(cv.Cluster, p)))
             {
                 foreach (var vm in vms)
                 {
-                    var running = vm.PowerState is "Running" or "Paused" && vm.HostName is not null;
-                    var host = running ? cluster.Hosts.FirstOrDefault(h => h.Name == vm.HostName) : null;
+                    var shownOn = cluster.StaleVms.TryGetValue(vm.Name, out var staleHost) ? staleHost : vm.HostName;
+                    var running = (vm.PowerState is "Running" or "Paused" || staleHost is not null) && shownOn is not null;
+                    var host = running ? cluster.Hosts.FirstOrDefault(h => h.Name == shownOn) : null;
                     var id = StableId("vm", vm.Uuid);
                     var state = running ? "Running" : "Stopped";
-                    if (!Matches(p.IgnoreCase("id"), id) || !Matches(p.IgnoreCase("state"), state)
-                        || !Matches(p.IgnoreCase("hostid"), host?.Id ?? "") || !Matches(p.IgnoreCase("name"), id))
+                    var owner = cluster.Spec.Vms.FirstOrDefault(v => v.Name == vm.Name);
+                    var project = owner?.Project;
+                    // Without listall, a root admin sees only its own account's VMs (permittedAccounts = the caller).
+                    var inAcl = projectFilter switch
+                    {
+                        null => byId || (project is null && (listAll || (owner?.Account ?? "admin") == "admin")),
+                        "-1" => project is not null,
+                        _ => project is not null && ProjectId(project) == projectFilter,
+                    };
+                    if (!inAcl || !Matches(p.IgnoreCase("id"), id) || !Matches(p.IgnoreCase("state"), state)
+                        || !Matches(p.IgnoreCase("hostid"), host?.Id ?? "") || !Like(p.IgnoreCase("name"), id)
+                        || (keyword is not null && !Like(keyword, id) && !Like(keyword, vm.Name) && !string.Equals(keyword, state, StringComparison.OrdinalIgnoreCase)))
                     {
                         continue;
                     }
 
+                    var offering = owner?.ServiceOffering ?? DefaultOffering;
                     var item = new JsonObject
                     {
                         ["id"] = id,
@@ -483,21 +596,34 @@ public sealed class LabCloudStack : IDisposable
                         ["displayname"] = id,
                         ["instancename"] = vm.Name,
                         ["state"] = state,
-                        ["account"] = "admin",
+                        ["domainid"] = StableId("domain", "ROOT"),
                         ["domain"] = "ROOT",
+                        ["serviceofferingid"] = StableId("serviceoffering", offering),
+                        ["serviceofferingname"] = offering,
                         ["zoneid"] = cluster.ZoneId,
                         ["zonename"] = cluster.ZoneName,
                         ["hypervisor"] = "XenServer",
                     };
+                    if (project is not null)
+                    {
+                        // ApiResponseHelper.populateOwner: a project's VM names its project, not the project's account.
+                        item["projectid"] = ProjectId(project);
+                        item["project"] = project;
+                    }
+                    else
+                    {
+                        item["account"] = owner?.Account ?? "admin";
+                    }
+
                     if (host is not null)
                     {
                         item["hostid"] = host.Id;
                         item["hostname"] = host.Name;
                     }
 
-                    item["affinitygroup"] = vm.AffinityGroup is { } group
-                        ? new JsonArray(new JsonObject { ["id"] = StableId("affinitygroup", group), ["name"] = group, ["type"] = AntiAffinity })
-                        : new JsonArray();
+                    item["affinitygroup"] = new JsonArray(GroupsOf(cluster, vm)
+                        .Select(g => (JsonNode)new JsonObject { ["id"] = StableId("affinitygroup", g.Name), ["name"] = g.Name, ["type"] = g.Type })
+                        .ToArray());
                     items.Add(item);
                 }
             }
@@ -506,25 +632,93 @@ public sealed class LabCloudStack : IDisposable
         }
     }
 
+    /// <summary>A VM's affinity groups: the scenario's <c>affinityGroup</c> (host anti-affinity) and the cluster's typed groups.</summary>
+    private static List<(string Name, string Type)> GroupsOf(LabCloudStackCluster cluster, LabVmView vm)
+    {
+        var groups = new List<(string Name, string Type)>();
+        if (vm.AffinityGroup is { } group)
+        {
+            groups.Add((group, AntiAffinity));
+        }
+
+        groups.AddRange(cluster.Spec.AffinityGroups.Where(g => g.Vms.Contains(vm.Name, StringComparer.Ordinal)).Select(g => (g.Name, g.Type)));
+        return groups;
+    }
+
+    private static string ProjectId(string project) => StableId("project", project);
+
+    /// <summary>ExplicitDedication group of a host dedicated to an account: DedicatedResourceManagerImpl's DedicatedGrp-ACCOUNT.</summary>
+    private static string DedicationGroup(string account) => "DedicatedGrp-" + account;
+
     private ApiResult ListAffinityGroups(string name, ApiParameters p)
     {
         // An affinity group belongs to the account, not to a cluster: one group may hold VMs of several pools.
-        var groups = Clusters.SelectMany(c => c.GuestVms())
-            .Where(vm => vm.AffinityGroup is not null)
-            .GroupBy(vm => vm.AffinityGroup!, StringComparer.Ordinal)
-            .Where(g => Matches(p.IgnoreCase("id"), StableId("affinitygroup", g.Key)) && Matches(p.IgnoreCase("name"), g.Key)
-                && Matches(p.IgnoreCase("type"), AntiAffinity))
+        var members = Clusters.SelectMany(c => c.GuestVms().SelectMany(vm => GroupsOf(c, vm).Select(g => (g.Name, g.Type, Vm: (LabVmView?)vm))))
+            .Concat(Clusters.SelectMany(c => c.Spec.Hosts.Where(h => h.DedicatedTo is not null)
+                .Select(h => (Name: DedicationGroup(h.DedicatedTo!), Type: ExplicitDedication, Vm: (LabVmView?)null))));
+        var groups = members
+            .GroupBy(x => (x.Name, x.Type))
+            .Where(g => Matches(p.IgnoreCase("id"), StableId("affinitygroup", g.Key.Name)) && Like(p.IgnoreCase("name"), g.Key.Name)
+                && Matches(p.IgnoreCase("type"), g.Key.Type))
             .Select(g => (JsonNode)new JsonObject
             {
-                ["id"] = StableId("affinitygroup", g.Key),
-                ["name"] = g.Key,
-                ["type"] = AntiAffinity,
+                ["id"] = StableId("affinitygroup", g.Key.Name),
+                ["name"] = g.Key.Name,
+                ["type"] = g.Key.Type,
                 ["account"] = "admin",
                 ["domain"] = "ROOT",
-                ["virtualmachineIds"] = new JsonArray(g.Select(vm => (JsonNode)JsonValue.Create(StableId("vm", vm.Uuid))).ToArray()),
+                ["virtualmachineIds"] = new JsonArray(g.Where(x => x.Vm is not null).Select(x => (JsonNode)JsonValue.Create(StableId("vm", x.Vm!.Uuid))).Distinct().ToArray()),
             })
             .ToList();
         return List(name, p, "affinitygroup", groups);
+    }
+
+    /// <summary>The scenario's service offerings and the default one; <c>hosttags</c> as ServiceOfferingResponse has it.</summary>
+    private ApiResult ListServiceOfferings(string name, ApiParameters p)
+    {
+        var offerings = Clusters.SelectMany(c => c.Spec.ServiceOfferings).Append(new LabServiceOffering(DefaultOffering))
+            .DistinctBy(o => o.Name, StringComparer.Ordinal)
+            .Where(o => Matches(p.IgnoreCase("id"), StableId("serviceoffering", o.Name)) && Like(p.IgnoreCase("name"), o.Name) && Like(p.IgnoreCase("keyword"), o.Name))
+            .Select(o =>
+            {
+                var item = new JsonObject { ["id"] = StableId("serviceoffering", o.Name), ["name"] = o.Name, ["displaytext"] = o.Name, ["issystem"] = false };
+                if (!string.IsNullOrEmpty(o.HostTags))
+                {
+                    item["hosttags"] = o.HostTags;
+                }
+
+                return (JsonNode)item;
+            })
+            .ToList();
+        if (p.IgnoreCase("id") is { } id && offerings.Count == 0)
+        {
+            return InvalidValue(name, "id", id);
+        }
+
+        return List(name, p, "serviceoffering", offerings);
+    }
+
+    /// <summary>DedicatedResourceManagerImpl.listDedicatedHosts / createDedicateHostResponse (items <c>dedicatedhost</c>).</summary>
+    private ApiResult ListDedicatedHosts(string name, ApiParameters p)
+    {
+        lock (_gate)
+        {
+            var hosts = _clusters.SelectMany(c => c.Hosts.Where(h => h.DedicatedTo is not null))
+                .Where(h => Matches(p.IgnoreCase("hostid"), h.Id)
+                    && Matches(p.IgnoreCase("affinitygroupid"), StableId("affinitygroup", DedicationGroup(h.DedicatedTo!)))
+                    && Matches(p.IgnoreCase("account"), h.DedicatedTo!))
+                .Select(h => (JsonNode)new JsonObject
+                {
+                    ["id"] = StableId("dedicatedresource", h.Id),
+                    ["hostid"] = h.Id,
+                    ["hostname"] = h.Name,
+                    ["domainid"] = StableId("domain", "ROOT"),
+                    ["accountid"] = StableId("account", h.DedicatedTo!),
+                    ["affinitygroupid"] = StableId("affinitygroup", DedicationGroup(h.DedicatedTo!)),
+                })
+                .ToList();
+            return List(name, p, "dedicatedhost", hosts);
+        }
     }
 
     private ApiResult ListZones(string name, ApiParameters p)
@@ -567,8 +761,10 @@ public sealed class LabCloudStack : IDisposable
         var vms = Clusters.ToDictionary(c => c, c => c.GuestVms());
         lock (_gate)
         {
+            // searchForAsyncJobsInternal passes no projectid to buildACLSearchParameters (ListAsyncJobsCmd has none): a job a
+            // project's account owns is skipped (account type NEQ project) whatever the caller asks.
             var items = _jobs
-                .Where(j => (listAll || j.Job.Account == "admin")
+                .Where(j => j.Job.Project is null && (listAll || j.Job.Account == "admin")
                     && (keyword is null || j.Job.Cmd.Contains(keyword, StringComparison.OrdinalIgnoreCase))
                     && (since is null || created >= since))
                 .Select(j => (JsonNode)JobJson(j.Id, j.Job, j.Cluster, vms[j.Cluster]))
@@ -604,8 +800,8 @@ public sealed class LabCloudStack : IDisposable
             : ("Cluster", cluster.ClusterId);
         var item = new JsonObject
         {
-            ["accountid"] = StableId("account", job.Account),
-            ["account"] = job.Account,
+            ["accountid"] = StableId("account", job.Project is null ? job.Account : "project:" + job.Project),
+            ["account"] = job.Project is null ? job.Account : "PrjAcct-" + job.Project,
             ["domainid"] = StableId("domain", "ROOT"),
             ["domainpath"] = "/",
             ["userid"] = StableId("user", job.Account),
@@ -679,24 +875,66 @@ public sealed class LabCloudStack : IDisposable
     private static bool Matches(string? filter, string value) =>
         filter is null || string.Equals(filter, value, StringComparison.OrdinalIgnoreCase);
 
-    private static ApiResult List(string name, ApiParameters p, string itemName, List<JsonNode> items)
+    /// <summary>SQL <c>LIKE '%filter%'</c> under MySQL's case-insensitive collation, as CloudStack's name and keyword filters are.</summary>
+    private static bool Like(string? filter, string value) =>
+        filter is null || value.Contains(filter, StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// BaseListCmd's paging: page and pagesize go together (validateSpecificParameters), pagesize may not exceed
+    /// default.page.size nor be -1 with a page (getPageSize), and without pagesize a page is default.page.size long
+    /// (getPageSizeVal); <c>count</c> is the total.
+    /// </summary>
+    private ApiResult List(string name, ApiParameters p, string itemName, List<JsonNode> items)
     {
-        var page = 1;
-        var pageSize = 500;
-        if (p.IgnoreCase("page") is { } pageText && (!int.TryParse(pageText, CultureInfo.InvariantCulture, out page) || page < 1))
+        var limit = _settings.DefaultPageSize;
+        int? page = null;
+        int? pageSize = null;
+        if (p.IgnoreCase("page") is { } pageText)
         {
-            return InvalidValue(name, "page", pageText);
+            if (!int.TryParse(pageText, CultureInfo.InvariantCulture, out var parsed))
+            {
+                return InvalidValue(name, "page", pageText);
+            }
+
+            page = parsed;
         }
 
-        if (p.IgnoreCase("pagesize") is { } sizeText && (!int.TryParse(sizeText, CultureInfo.InvariantCulture, out pageSize) || pageSize is 0 or < -1))
+        if (p.IgnoreCase("pagesize") is { } sizeText)
         {
-            return InvalidValue(name, "pagesize", sizeText);
+            if (!int.TryParse(sizeText, CultureInfo.InvariantCulture, out var parsed) || parsed is 0 or < -1)
+            {
+                return InvalidValue(name, "pagesize", sizeText);
+            }
+
+            pageSize = parsed;
         }
 
+        if (page is null && pageSize is { } size && size != -1)
+        {
+            return Error(name + "response", 431, CsServerApi, "\"page\" parameter is required when \"pagesize\" is specified");
+        }
+
+        if (pageSize is null && page is not null)
+        {
+            return Error(name + "response", 431, CsServerApi, "\"pagesize\" parameter is required when \"page\" is specified");
+        }
+
+        if (pageSize is { } asked && limit != -1 && asked > limit)
+        {
+            return Error(name + "response", 431, CsInvalidParameter, $"Page size can't exceed max allowed page size value: {limit}");
+        }
+
+        if (pageSize == -1 && page is not null)
+        {
+            return Error(name + "response", 431, CsInvalidParameter, "Can't specify page parameter when pagesize is -1 (Unlimited)");
+        }
+
+        var length = pageSize ?? limit;
         var inner = new JsonObject();
         if (items.Count > 0)
         {
-            var shown = pageSize == -1 ? items : items.Skip((int)Math.Min(int.MaxValue, (long)(page - 1) * pageSize)).Take(pageSize);
+            var start = length == -1 || page is not > 1 ? 0L : (long)(page.Value - 1) * length;
+            var shown = length == -1 ? items : items.Skip((int)Math.Min(int.MaxValue, start)).Take(length);
             inner["count"] = items.Count;
             inner[itemName] = new JsonArray(shown.ToArray());
         }

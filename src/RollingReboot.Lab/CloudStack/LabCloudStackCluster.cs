@@ -4,11 +4,21 @@ using static RollingReboot.Lab.CloudStack.LabCloudStack;
 namespace RollingReboot.Lab.CloudStack;
 
 /// <summary>
-/// One cluster of the lab's CloudStack (a XenServer pool): its zone and pod, its managed and allocation state, its
-/// hosts' states, its faults, and the pool and audit it watches. While the cluster is Managed, a host of its pool that
-/// goes down is marked Alert and its VMs "recovered", which that pool's audit records as a violation. Every state
+/// One cluster of the lab's CloudStack (a XenServer pool): its zone and pod, its managed and allocation state, its hosts'
+/// agent and resource states, what CloudStack knows of its VMs, its faults, and the pool and audit it watches. Every state
 /// change happens under the owning <see cref="LabCloudStack"/>'s lock.
 /// </summary>
+/// <remarks>
+/// The managed-state lifecycle is ResourceManagerImpl.updateCluster's: Unmanaged goes through PrepareUnmanaged, disconnects
+/// every Up host, polls up to 40 × 5 s for no Up and Enabled host, and ends Unmanaged or PrepareUnmanagedError. Managed only
+/// writes the state: hosts are loaded by the direct-agent scan (ClusteredAgentManagerImpl.scanDirectAgentToLoad, every
+/// <see cref="LabCloudStackSettings.ScanInterval"/>), which takes hosts of Managed clusters with no management server whose
+/// last ping is older than the ping timeout, and connects them one at a time per pool (XenServerConnectionPool.connect is
+/// synchronized on the pool): Disconnected, Connecting, Up; a host XAPI shows disabled, or any host of a pool whose master
+/// is disabled, fails to connect and goes Alert. A host still pinged (Up) that goes down is marked Alert and
+/// its VMs "recovered" (a violation) unless the cluster is Unmanaged: in PrepareUnmanaged and PrepareUnmanagedError the
+/// hosts that did not disconnect stay in the ping map (AgentManagerImpl.MonitorTask has no managed-state filter).
+/// </remarks>
 public sealed class LabCloudStackCluster
 {
     private readonly LabCloudStack _owner;
@@ -17,11 +27,15 @@ public sealed class LabCloudStackCluster
     private readonly ILabPoolView _pool;
     private readonly ILabAudit _audit;
     private readonly TimeProvider _timeProvider;
+    private readonly LabCloudStackSettings _settings;
     private readonly bool _unmanageFails;
     private readonly string _hostKeyPrefix;
     private readonly List<HostEntry> _hosts = [];
+    private readonly DateTimeOffset _started;
     private string _managedState;
     private string _allocationState = "Enabled";
+    private int _connectGeneration;
+    private bool _connecting;
 
     /// <param name="qualifyIds">
     /// False for the first cluster (ids from its name and its hosts' names, as a one-pool lab has always had); true for
@@ -39,24 +53,24 @@ public sealed class LabCloudStackCluster
         ILabAudit audit,
         TimeProvider timeProvider,
         IEnumerable<LabCloudStackFault>? faults,
-        bool qualifyIds)
+        bool qualifyIds,
+        LabCloudStackSettings settings,
+        LabCloudStackClusterSpec? spec)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(clusterName);
         ArgumentException.ThrowIfNullOrWhiteSpace(zone);
         ArgumentException.ThrowIfNullOrWhiteSpace(pod);
         ArgumentNullException.ThrowIfNull(pool);
         ArgumentNullException.ThrowIfNull(audit);
-        _managedState = initialManagedState?.Trim().ToUpperInvariant() switch
-        {
-            "MANAGED" => Managed,
-            "UNMANAGED" => Unmanaged,
-            _ => throw new ArgumentException($"The initial managed state must be {Managed} or {Unmanaged}, not '{initialManagedState}'.", nameof(initialManagedState)),
-        };
+        _managedState = ParseManagedState(initialManagedState);
         _owner = owner;
         _gate = gate;
         _pool = pool;
         _audit = audit;
         _timeProvider = timeProvider;
+        _settings = settings;
+        _started = timeProvider.GetUtcNow();
+        Spec = spec ?? LabCloudStackClusterSpec.Empty;
         ClusterName = clusterName;
         ZoneName = zone;
         PodName = pod;
@@ -74,12 +88,15 @@ public sealed class LabCloudStackCluster
                 case UnmanageFailsFault:
                     _unmanageFails = true;
                     break;
+                case CloudStackStaleVmFault stale:
+                    StaleVms[stale.Vm] = _pool.Vms.FirstOrDefault(v => v.Name == stale.Vm)?.HostName;
+                    break;
                 default:
                     throw new ArgumentException($"Unknown CloudStack fault {fault}.", nameof(faults));
             }
         }
 
-        var live = LiveHosts();
+        var live = PoolHosts();
         lock (_gate)
         {
             EnsureHosts(live);
@@ -109,9 +126,14 @@ public sealed class LabCloudStackCluster
         }
     }
 
+    internal LabCloudStackClusterSpec Spec { get; }
+
     internal string AllocationState => _allocationState;
 
     internal Dictionary<string, ErrorFaultCounter> ErrorFaults { get; } = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>VMs (cloudstackStaleVm faults) CloudStack keeps showing on the host they ran on at the start.</summary>
+    internal Dictionary<string, string?> StaleVms { get; } = new(StringComparer.Ordinal);
 
     /// <summary>CloudStack's hosts of this cluster. Read under the owner's lock.</summary>
     internal IReadOnlyList<HostEntry> Hosts => _hosts;
@@ -147,6 +169,16 @@ public sealed class LabCloudStackCluster
     /// </summary>
     public void OnPoolChanged() => Reconcile();
 
+    internal static string ParseManagedState(string? state) => state?.Trim().ToUpperInvariant() switch
+    {
+        "MANAGED" => Managed,
+        "UNMANAGED" => Unmanaged,
+        "PREPAREUNMANAGED" => PrepareUnmanaged,
+        "PREPAREUNMANAGEDERROR" => PrepareUnmanagedError,
+        _ => throw new ArgumentException(
+            $"The initial managed state must be {Managed}, {Unmanaged}, {PrepareUnmanaged} or {PrepareUnmanagedError}, not '{state}'.", nameof(state)),
+    };
+
     internal void SetAllocationState(string allocation)
     {
         if (allocation != _allocationState)
@@ -161,7 +193,7 @@ public sealed class LabCloudStackCluster
         await _updateGate.WaitAsync(cancellationToken);
         try
         {
-            var live = LiveHosts();
+            var live = PoolHosts();
             lock (_gate)
             {
                 EnsureHosts(live);
@@ -170,6 +202,9 @@ public sealed class LabCloudStackCluster
                     return null;
                 }
 
+                // Any load the scan had under way is dropped: the cluster is no longer Managed.
+                _connectGeneration++;
+                _connecting = false;
                 SetManagedState(PrepareUnmanaged);
                 var wrong = _hosts.FirstOrDefault(h => h.State is not (Up or Down or Disconnected or Alert));
                 if (wrong is not null)
@@ -197,7 +232,8 @@ public sealed class LabCloudStackCluster
                 await Task.Delay(UnmanagePollInterval, _timeProvider, cancellationToken);
                 lock (_gate)
                 {
-                    success = _hosts.All(h => h.State is Down or Disconnected or Alert);
+                    // listAllUpAndEnabledHosts: a host Up but not resource-state Enabled does not hold the unmanage up.
+                    success = !_hosts.Any(h => h.State == Up && h.ResourceState == "Enabled");
                 }
             }
 
@@ -217,35 +253,17 @@ public sealed class LabCloudStackCluster
         }
     }
 
+    /// <summary>updateCluster managedstate=Managed only writes the state; the next scans load the hosts.</summary>
     internal async Task<ApiResult?> ManageAsync(CancellationToken cancellationToken)
     {
         await _updateGate.WaitAsync(cancellationToken);
         try
         {
-            var live = LiveHosts();
+            var live = PoolHosts();
             lock (_gate)
             {
                 EnsureHosts(live);
-                if (_managedState == Managed)
-                {
-                    return null;
-                }
-
                 SetManagedState(Managed);
-                foreach (var host in _hosts)
-                {
-                    var isLive = live.GetValueOrDefault(host.Name);
-                    if (!isLive)
-                    {
-                        // Down when CloudStack takes the cluster back: it cannot reach the host.
-                        Invalidate(host);
-                        SetHostState(host, Alert);
-                    }
-                    else if (host.State != Up)
-                    {
-                        StartReconnect(host);
-                    }
-                }
             }
 
             return null;
@@ -258,76 +276,133 @@ public sealed class LabCloudStackCluster
 
     internal void Reconcile()
     {
-        var live = LiveHosts();
+        var live = PoolHosts();
         var vms = GuestVms();
         lock (_gate)
         {
             EnsureHosts(live);
-            if (_managedState != Managed)
+            if (_managedState == Unmanaged)
             {
-                // Unmanaged (or on the way there), CloudStack keeps its hands off the hosts.
+                // Unmanaged, CloudStack keeps its hands off the hosts.
                 return;
             }
 
             foreach (var host in _hosts)
             {
-                if (!live.TryGetValue(host.Name, out var isLive))
+                // A host being loaded (Connecting) that does not answer fails its connect instead (ConnectNext).
+                if (!live.TryGetValue(host.Name, out var view) || view.Live || host.State != Up)
                 {
                     continue;
                 }
 
-                if (!isLive && host.State is Up or Connecting)
-                {
-                    Invalidate(host);
-                    SetHostState(host, Alert);
-                    var recovered = vms.Where(vm => vm.HostName == host.Name && vm.PowerState is "Running" or "Paused").Select(vm => vm.Name).ToList();
-                    _audit.Event("cloudstack.haRecovery", new Dictionary<string, object?> { ["host"] = host.Name, ["vms"] = recovered });
-                    _audit.Violation(
-                        $"CloudStack marked host {host.Name} Alert and started recovering its VMs ({(recovered.Count == 0 ? "none" : string.Join(", ", recovered))}): " +
-                        $"host {host.Name} went down while the cluster {ClusterName} was Managed.");
-                }
-                else if (isLive && host.State is Alert or Disconnected or Down && !host.Reconnecting)
-                {
-                    StartReconnect(host);
-                }
+                // Still pinged: the ping fails, the host goes Alert and is investigated; HA restarts its VMs.
+                Invalidate(host);
+                host.LastPing = Now;
+                SetHostState(host, Alert);
+                var recovered = vms.Where(vm => vm.HostName == host.Name && vm.PowerState is "Running" or "Paused").Select(vm => vm.Name).ToList();
+                _audit.Event("cloudstack.haRecovery", new Dictionary<string, object?> { ["host"] = host.Name, ["vms"] = recovered });
+                _audit.Violation(
+                    $"CloudStack marked host {host.Name} Alert and started recovering its VMs ({(recovered.Count == 0 ? "none" : string.Join(", ", recovered))}): " +
+                    $"host {host.Name} went down while the cluster {ClusterName} was {_managedState}" +
+                    (_managedState == Managed ? "." : " (its hosts that never disconnected are still pinged)."));
             }
         }
     }
 
-    private void StartReconnect(HostEntry host)
+    /// <summary>
+    /// One run of the direct-agent scan: in a Managed cluster, the hosts no management server holds whose last ping is older
+    /// than the ping timeout are loaded, one after another. An Alert host is let go after a ping timeout, for a later scan.
+    /// </summary>
+    internal void Scan()
     {
-        var generation = Invalidate(host);
-        host.Reconnecting = true;
-        _owner.RunLater(ConnectingDelay, () => ReconnectStep(host, generation, Connecting));
-    }
-
-    private void ReconnectStep(HostEntry host, int generation, string next)
-    {
-        var isLive = LiveHosts().GetValueOrDefault(host.Name);
+        var live = PoolHosts();
+        List<HostEntry> load;
+        int generation;
         lock (_gate)
         {
-            if (generation != host.Generation || _managedState != Managed)
+            EnsureHosts(live);
+            if (_managedState != Managed || _connecting)
             {
                 return;
             }
 
-            if (!isLive)
+            var now = Now;
+            foreach (var host in _hosts.Where(h => h.Owned && h.State == Alert && now - h.LastPing >= _settings.PingTimeout))
             {
-                host.Reconnecting = false;
-                SetHostState(host, Alert);
+                host.Owned = false;
+            }
+
+            load = _hosts.Where(h => !h.Owned && h.State != Up && now - h.LastPing >= _settings.PingTimeout).OrderBy(h => h.Name, StringComparer.Ordinal).ToList();
+            if (load.Count == 0)
+            {
                 return;
             }
 
-            SetHostState(host, next);
-            if (next == Connecting)
+            _connecting = true;
+            generation = ++_connectGeneration;
+            foreach (var host in load)
             {
-                _owner.RunLater(UpDelay, () => ReconnectStep(host, generation, Up));
-            }
-            else
-            {
-                host.Reconnecting = false;
+                host.Owned = true;
             }
         }
+
+        _audit.Event("cloudstack.scan", new Dictionary<string, object?> { ["cluster"] = ClusterName, ["hosts"] = load.Select(h => h.Name).ToList() });
+        ConnectNext(load, 0, generation);
+    }
+
+    /// <summary>Loads <paramref name="queue"/>[<paramref name="index"/>]: Connecting, then Up, or Alert when XAPI refuses it.</summary>
+    private void ConnectNext(List<HostEntry> queue, int index, int generation)
+    {
+        lock (_gate)
+        {
+            if (generation != _connectGeneration || _managedState != Managed)
+            {
+                return;
+            }
+
+            if (index >= queue.Count)
+            {
+                _connecting = false;
+                return;
+            }
+
+            var host = queue[index];
+            Invalidate(host);
+            SetHostState(host, Connecting);
+        }
+
+        _owner.RunLater(_settings.ConnectTime, () =>
+        {
+            var views = PoolHosts();
+            lock (_gate)
+            {
+                if (generation != _connectGeneration || _managedState != Managed)
+                {
+                    return;
+                }
+
+                var host = queue[index];
+                var view = views.GetValueOrDefault(host.Name);
+                var master = views.Values.FirstOrDefault(v => v.IsMaster);
+                string? failure = view is not { Live: true } ? $"host {host.Address} does not answer"
+                    // XenServerConnectionPool.connect: the pool's master connection first, then this host.
+                    : master is { Enabled: false } ? $"Unable to create master connection, due to master Host {master.Address} is not enabled"
+                    : !view.Enabled ? $"Cannot connect this host {host.Address} due to the host is not enabled"
+                    : null;
+                host.LastPing = Now;
+                if (failure is null)
+                {
+                    SetHostState(host, Up);
+                }
+                else
+                {
+                    SetHostState(host, Alert);
+                    _audit.Event("cloudstack.connectFailed", new Dictionary<string, object?> { ["host"] = host.Name, ["reason"] = failure });
+                }
+            }
+
+            ConnectNext(queue, index + 1, generation);
+        });
     }
 
     private void DisconnectHost(HostEntry host, int generation)
@@ -336,16 +411,17 @@ public sealed class LabCloudStackCluster
         {
             if (generation == host.Generation && host.State == Up && _managedState == PrepareUnmanaged)
             {
+                // disconnectWithoutInvestigation(ShutdownRequested): Disconnected, and the management server id cleared.
+                host.Owned = false;
+                host.LastPing = Now;
                 SetHostState(host, Disconnected);
             }
         }
     }
 
-    private static int Invalidate(HostEntry host)
-    {
-        host.Reconnecting = false;
-        return ++host.Generation;
-    }
+    private DateTimeOffset Now => _timeProvider.GetUtcNow();
+
+    private static int Invalidate(HostEntry host) => ++host.Generation;
 
     private void SetManagedState(string value)
     {
@@ -365,7 +441,7 @@ public sealed class LabCloudStackCluster
         }
     }
 
-    private void EnsureHosts(Dictionary<string, bool> live)
+    private void EnsureHosts(Dictionary<string, LabHostView> live)
     {
         foreach (var view in _pool.Hosts)
         {
@@ -374,20 +450,37 @@ public sealed class LabCloudStackCluster
                 continue;
             }
 
-            var state = _managedState == Managed ? (live.GetValueOrDefault(view.Name) ? Up : Alert) : Disconnected;
-            _hosts.Add(new HostEntry(view.Name, StableId("host", _hostKeyPrefix + view.Name), view.Address) { State = state });
+            var spec = Spec.Hosts.FirstOrDefault(h => h.Name == view.Name);
+            var isLive = live.GetValueOrDefault(view.Name)?.Live ?? view.Live;
+            var state = _managedState switch
+            {
+                Managed => isLive ? Up : Alert,
+                // Left over from an unmanage that did not finish: the hosts it did not disconnect are still connected.
+                PrepareUnmanaged or PrepareUnmanagedError => spec?.InitialState ?? (isLive ? Up : Alert),
+                _ => Disconnected,
+            };
+            _hosts.Add(new HostEntry(view.Name, StableId("host", _hostKeyPrefix + view.Name), view.Address)
+            {
+                State = state,
+                ResourceState = spec?.ResourceState ?? "Enabled",
+                HostTags = spec?.HostTags ?? [],
+                DedicatedTo = spec?.DedicatedTo,
+                Owned = state != Disconnected,
+                // Long unmanaged: its last ping is far behind, so the first scan after Managed takes it.
+                LastPing = state == Disconnected ? _started - TimeSpan.FromHours(1) : _started,
+            });
         }
     }
 
-    private Dictionary<string, bool> LiveHosts()
+    private Dictionary<string, LabHostView> PoolHosts()
     {
-        var live = new Dictionary<string, bool>(StringComparer.Ordinal);
+        var views = new Dictionary<string, LabHostView>(StringComparer.Ordinal);
         foreach (var host in _pool.Hosts)
         {
-            live[host.Name] = host.Live;
+            views[host.Name] = host;
         }
 
-        return live;
+        return views;
     }
 
     /// <summary>CloudStack's guest VMs: the pool's VMs named like CloudStack instances (<c>i-...</c>).</summary>
@@ -419,11 +512,20 @@ public sealed class LabCloudStackCluster
 
         public string State { get; set; } = Disconnected;
 
-        public string ResourceState { get; } = "Enabled";
+        public string ResourceState { get; init; } = "Enabled";
 
-        /// <summary>Bumped whenever a scheduled change of this host must no longer happen.</summary>
+        public IReadOnlyList<string> HostTags { get; init; } = [];
+
+        /// <summary>The account the host is dedicated to (its ExplicitDedication group is DedicatedGrp-ACCOUNT), or null.</summary>
+        public string? DedicatedTo { get; init; }
+
+        /// <summary>A management server holds the host (host.mgmt_server_id set): the scan leaves it alone.</summary>
+        public bool Owned { get; set; }
+
+        /// <summary>host.last_ping; an Up host is pinged all the time, so it matters only once the host is not Up.</summary>
+        public DateTimeOffset LastPing { get; set; }
+
+        /// <summary>Bumped whenever a scheduled disconnect of this host must no longer happen.</summary>
         public int Generation { get; set; }
-
-        public bool Reconnecting { get; set; }
     }
 }

@@ -14,3 +14,10 @@ public sealed record CloudStackErrorFault(string Command, int Times, int ErrorCo
 /// ~200 s of polling the cluster ends PrepareUnmanagedError and the call fails with 530 "PrepareUnmanaged Failed".
 /// </summary>
 public sealed record UnmanageFailsFault : LabCloudStackFault;
+
+/// <summary>
+/// <c>{"type":"cloudstackStaleVm","vm":NAME}</c>: CloudStack keeps showing the VM Running on the host it ran on when the
+/// lab started, wherever XAPI moves it (its host's power report about it is lost), as VirtualMachinePowerStateSyncImpl
+/// can leave a VM until a later report.
+/// </summary>
+public sealed record CloudStackStaleVmFault(string Vm) : LabCloudStackFault;

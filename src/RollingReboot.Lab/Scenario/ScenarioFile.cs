@@ -81,10 +81,83 @@ public sealed class CloudStackSpec
 
     public string Pod { get; set; } = "POD-1";
 
+    /// <summary>Managed, Unmanaged, or (lab extension) PrepareUnmanaged / PrepareUnmanagedError: left by an unmanage that did not finish.</summary>
     public string ManagedState { get; set; } = "Managed";
 
     /// <summary>Lab extension: async jobs already running in CloudStack when the lab starts.</summary>
     public List<AsyncJobSpec> AsyncJobs { get; set; } = [];
+
+    /// <summary>Lab extension, <c>direct.agent.scan.interval</c>: seconds between scans that load the hosts of Managed clusters.</summary>
+    public double ScanIntervalSeconds { get; set; } = 90;
+
+    /// <summary>Lab extension: seconds one host's connect takes once a scan loads it (a pool's hosts connect one at a time).</summary>
+    public double ConnectSeconds { get; set; } = 10;
+
+    /// <summary>Lab extension, <c>default.page.size</c> (-1: unlimited).</summary>
+    public int DefaultPageSize { get; set; } = 500;
+
+    /// <summary>Lab extension, <c>enforce.post.requests.and.timestamps</c>.</summary>
+    public bool EnforcePostRequestsAndTimestamps { get; set; }
+
+    /// <summary>Lab extension: commands the lab keys' role may not call (401 "...is not available for user").</summary>
+    public List<string> DeniedCommands { get; set; } = [];
+
+    /// <summary>Lab extension: CloudStack's side of hosts (resource state, tags, dedication, the state a PrepareUnmanaged(Error) start leaves).</summary>
+    public List<CloudStackHostSpec> Hosts { get; set; } = [];
+
+    /// <summary>Lab extension: service offerings with host tags, for <c>vms[].serviceOffering</c>.</summary>
+    public List<ServiceOfferingSpec> ServiceOfferings { get; set; } = [];
+
+    /// <summary>Lab extension: affinity groups of any CloudStack type ("host affinity", "non-strict host anti-affinity", "ExplicitDedication"...).</summary>
+    public List<AffinityGroupSpec> AffinityGroups { get; set; } = [];
+
+    /// <summary>Lab extension: VMs' owners (a project or an account) and service offerings.</summary>
+    public List<CloudStackVmSpec> Vms { get; set; } = [];
+}
+
+public sealed class CloudStackHostSpec
+{
+    public string Name { get; set; } = "";
+
+    /// <summary>Enabled, Disabled, Maintenance, PrepareForMaintenance, ErrorInMaintenance.</summary>
+    public string ResourceState { get; set; } = "Enabled";
+
+    public List<string> HostTags { get; set; } = [];
+
+    /// <summary>An account the host is dedicated to (ExplicitDedication group DedicatedGrp-ACCOUNT).</summary>
+    public string? DedicatedTo { get; set; }
+
+    /// <summary>With managedState PrepareUnmanaged(Error): Up (default: never disconnected), Disconnected or Alert.</summary>
+    public string? State { get; set; }
+}
+
+public sealed class ServiceOfferingSpec
+{
+    public string Name { get; set; } = "";
+
+    /// <summary>CloudStack's comma-separated host tags: a VM of this offering runs only on a host with all of them.</summary>
+    public string? HostTags { get; set; }
+}
+
+public sealed class AffinityGroupSpec
+{
+    public string Name { get; set; } = "";
+
+    public string Type { get; set; } = "host anti-affinity";
+
+    public List<string> Vms { get; set; } = [];
+}
+
+public sealed class CloudStackVmSpec
+{
+    public string Name { get; set; } = "";
+
+    /// <summary>The project owning the VM: listed only when a projectid is asked for, as CloudStack does.</summary>
+    public string? Project { get; set; }
+
+    public string? Account { get; set; }
+
+    public string? ServiceOffering { get; set; }
 }
 
 /// <summary>
@@ -105,6 +178,9 @@ public sealed class AsyncJobSpec
     public double? DurationSeconds { get; set; }
 
     public string Account { get; set; } = "admin";
+
+    /// <summary>Lab extension: the job is owned by this project's account (listAsyncJobs never shows it).</summary>
+    public string? Project { get; set; }
 }
 
 public sealed class MigrationSpec

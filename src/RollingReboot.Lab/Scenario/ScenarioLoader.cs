@@ -15,7 +15,7 @@ public static class ScenarioLoader
 {
     private static readonly string[] s_faultTypes =
     [
-        "migrationFails", "hostDoesNotReturn", "slowReboot", "pendingGuidance", "xapiOutage", "cloudstackError", "unmanageFails", "vmStarts",
+        "migrationFails", "hostDoesNotReturn", "slowReboot", "pendingGuidance", "xapiOutage", "cloudstackError", "unmanageFails", "cloudstackStaleVm", "vmStarts",
         "sessionInvalid", "connectionReset", "sshAuthFails", "sshHostKeyChanged", "vmBusy", "memberEmergency",
     ];
 
@@ -360,7 +360,12 @@ public static class ScenarioLoader
                 problems.Add($"{at}: command and errorCode are required");
             }
 
-            if (f.Type is "cloudstackError" or "unmanageFails" && s.CloudStack is null)
+            if (f.Type == "cloudstackStaleVm" && (f.Vm is null || !vms.Contains(f.Vm)))
+            {
+                problems.Add($"{at}: vm {f.Vm ?? "(missing)"} is not in vms");
+            }
+
+            if (f.Type is "cloudstackError" or "unmanageFails" or "cloudstackStaleVm" && s.CloudStack is null)
             {
                 problems.Add($"{at}: the scenario has no cloudstack section");
             }
@@ -399,6 +404,8 @@ public static class ScenarioLoader
             }
         }
 
+        ValidateCloudStack(s, hosts, vms, problems);
+
         var m = s.Migration;
         if (m.StreamMBps <= 0 || m.HostLinkMBps <= 0 || m.SetupSeconds < 0 || m.DirtyRatio < 0)
         {
@@ -408,6 +415,86 @@ public static class ScenarioLoader
         if (problems.Count > 0)
         {
             throw new ScenarioException($"{source}: " + string.Join("; ", problems));
+        }
+    }
+
+    private static readonly string[] s_managedStates = ["Managed", "Unmanaged", "PrepareUnmanaged", "PrepareUnmanagedError"];
+    private static readonly string[] s_resourceStates = ["Enabled", "Disabled", "Maintenance", "PrepareForMaintenance", "ErrorInMaintenance"];
+    private static readonly string[] s_affinityTypes =
+        ["host anti-affinity", "non-strict host anti-affinity", "host affinity", "non-strict host affinity", "ExplicitDedication"];
+
+    private static void ValidateCloudStack(ScenarioFile s, Dictionary<string, HostSpec> hosts, HashSet<string> vms, List<string> problems)
+    {
+        if (s.CloudStack is not { } cs)
+        {
+            return;
+        }
+
+        if (!s_managedStates.Contains(cs.ManagedState, StringComparer.OrdinalIgnoreCase))
+        {
+            problems.Add($"cloudstack.managedState {cs.ManagedState} is not one of {string.Join(", ", s_managedStates)}");
+        }
+
+        if (cs.ScanIntervalSeconds <= 0 || cs.ConnectSeconds < 0)
+        {
+            problems.Add("cloudstack: scanIntervalSeconds must be positive and connectSeconds not negative");
+        }
+
+        if (cs.DefaultPageSize is 0 or < -1)
+        {
+            problems.Add("cloudstack.defaultPageSize must be positive, or -1 for no limit");
+        }
+
+        foreach (var h in cs.Hosts)
+        {
+            if (!hosts.ContainsKey(h.Name))
+            {
+                problems.Add($"cloudstack.hosts: host {h.Name} is not in hosts");
+            }
+
+            if (!s_resourceStates.Contains(h.ResourceState, StringComparer.Ordinal))
+            {
+                problems.Add($"cloudstack.hosts: host {h.Name}: resourceState {h.ResourceState} is not one of {string.Join(", ", s_resourceStates)}");
+            }
+
+            if (h.State is not null and not ("Up" or "Disconnected" or "Alert"))
+            {
+                problems.Add($"cloudstack.hosts: host {h.Name}: state {h.State} is not Up, Disconnected or Alert");
+            }
+        }
+
+        Duplicates(cs.Hosts.Select(h => h.Name), "cloudstack host", problems);
+        Duplicates(cs.Vms.Select(v => v.Name), "cloudstack VM", problems);
+        var offerings = cs.ServiceOfferings.Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
+        foreach (var v in cs.Vms)
+        {
+            if (!vms.Contains(v.Name))
+            {
+                problems.Add($"cloudstack.vms: VM {v.Name} is not in vms");
+            }
+
+            if (v.ServiceOffering is { } offering && !offerings.Contains(offering))
+            {
+                problems.Add($"cloudstack.vms: VM {v.Name}: service offering {offering} is not in cloudstack.serviceOfferings");
+            }
+
+            if (v.Project is not null && v.Account is not null)
+            {
+                problems.Add($"cloudstack.vms: VM {v.Name}: give a project or an account, not both (CloudStack: \"Account and projectId can't be specified together\")");
+            }
+        }
+
+        foreach (var g in cs.AffinityGroups)
+        {
+            if (!s_affinityTypes.Contains(g.Type, StringComparer.Ordinal))
+            {
+                problems.Add($"cloudstack.affinityGroups: group {g.Name}: type {g.Type} is not one of {string.Join(", ", s_affinityTypes)}");
+            }
+
+            foreach (var vm in g.Vms.Where(vm => !vms.Contains(vm)))
+            {
+                problems.Add($"cloudstack.affinityGroups: group {g.Name}: VM {vm} is not in vms");
+            }
         }
     }
 

@@ -123,7 +123,7 @@ internal sealed partial class SimPool : ILabPoolView
         {
             lock (_gate)
             {
-                return Hosts.Select(h => new LabHostView(h.Name, h.Uuid, h.Address, h.Live)).ToList();
+                return Hosts.Select(h => new LabHostView(h.Name, h.Uuid, h.Address, h.Live) { Enabled = h.Enabled, IsMaster = h == Master }).ToList();
             }
         }
     }

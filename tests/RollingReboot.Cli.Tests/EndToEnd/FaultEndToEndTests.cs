@@ -105,11 +105,21 @@ public sealed class FaultEndToEndTests
     }
 
     [Fact]
-    public async Task CloudStack530OnReads_Retried_RunCompletes()
+    public async Task CloudStack429And503OnReads_Retried_RunCompletes()
     {
-        var (code, stdout, stderr, audit) = await RunAsync(FourHosts("""{ "type": "cloudstackError", "command": "listClusters", "times": 2, "errorCode": 530 }, { "type": "cloudstackError", "command": "listHosts", "times": 1, "errorCode": 530 }"""));
+        var (code, stdout, stderr, audit) = await RunAsync(FourHosts("""{ "type": "cloudstackError", "command": "listClusters", "times": 2, "errorCode": 429 }, { "type": "cloudstackError", "command": "listHosts", "times": 1, "errorCode": 503 }"""));
         Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
         AssertNothingLost(audit);
+    }
+
+    [Fact]
+    public async Task CloudStack530OnRead_NotRetried_NothingChanged()
+    {
+        // 530 is CloudStack's INTERNAL_ERROR: what the command found, not a passing fault.
+        var (code, stdout, stderr, audit) = await RunAsync(FourHosts("""{ "type": "cloudstackError", "command": "listClusters", "times": 1, "errorCode": 530 }"""));
+        Assert.True(code == 2, $"exit {code}\n{stdout}\n{stderr}");
+        Assert.Contains("530", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain(audit["events"]!.AsArray(), e => e!["type"]!.ToString() is "ha.disable" or "host.disable" or "cloudstack.managedState");
     }
 
     [Fact]

@@ -72,6 +72,12 @@ public sealed class RunContext(RunServices services, RunOptions options, ChangeE
 
     public IReadOnlyDictionary<string, IReadOnlyList<string>>? AntiAffinity { get; set; }
 
+    /// <summary>CloudStack's placement rules read before the run; later plans of the run keep them.</summary>
+    public CloudStackPlacement? Placement { get; set; }
+
+    /// <summary>What the operator should know but need not act on (CloudStack's view after re-manage...), in the report.</summary>
+    public List<string> Notes { get; } = [];
+
     public Plan? CurrentPlan { get; set; }
 
     public Plan? FirstPlan { get; set; }

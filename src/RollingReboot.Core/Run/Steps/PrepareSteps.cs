@@ -1,4 +1,5 @@
 using RollingReboot.Core.Pool;
+using RollingReboot.Core.Ports;
 using RollingReboot.Core.Run.Engine;
 using RollingReboot.Core.Run.Journal;
 using RollingReboot.Core.Run.State;
@@ -187,11 +188,47 @@ public static class PrepareSteps
         }
     }
 
+    /// <summary>How long a PrepareUnmanaged cluster is given to end on its own: ResourceManagerImpl polls 40 × 5 s, then writes Unmanaged or PrepareUnmanagedError.</summary>
+    internal static readonly TimeSpan PrepareUnmanagedWait = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// CloudStack Unmanaged for the run. Managed, PrepareUnmanagedError and a PrepareUnmanaged that does not end are not
+    /// unmanaged: the hosts that never disconnected are still pinged, and a reboot would send them to Alert and CloudStack's
+    /// HA. updateCluster managedstate=Unmanaged is sent (ResourceManagerImpl.updateCluster accepts it from any of them: the
+    /// old state differs from the new), and the run goes on only once the cluster reads Unmanaged.
+    /// </summary>
     public static async Task<StepResult> UnmanageClusterAsync(RunContext run, CancellationToken cancellationToken)
     {
-        if (run.Cloud is not { } cloud || (await cloud.Api.GetClusterAsync(cloud.Cluster.Id, cancellationToken)).ManagedState != "Managed")
+        if (run.Cloud is not { } cloud)
         {
             return Continue;
+        }
+
+        var current = (await cloud.Api.GetClusterAsync(cloud.Cluster.Id, cancellationToken)).ManagedState;
+        if (current == CloudStackStates.PrepareUnmanaged)
+        {
+            run.Log.Warn("CloudStack cluster {Cluster} is PrepareUnmanaged (an unmanage under way, or cut off): waiting up to {Wait} for it to end", cloud.Cluster.Name, PrepareUnmanagedWait);
+            var deadline = run.Clock.GetUtcNow() + PrepareUnmanagedWait;
+            while (current == CloudStackStates.PrepareUnmanaged && run.Clock.GetUtcNow() < deadline)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(10), run.Clock, cancellationToken);
+                current = (await cloud.Api.GetClusterAsync(cloud.Cluster.Id, cancellationToken)).ManagedState;
+            }
+
+            if (current == CloudStackStates.PrepareUnmanaged)
+            {
+                run.Log.Warn("CloudStack cluster {Cluster} is still PrepareUnmanaged: asking for Unmanaged again", cloud.Cluster.Name);
+            }
+        }
+
+        if (current == CloudStackStates.Unmanaged)
+        {
+            return Continue;
+        }
+
+        if (current == CloudStackStates.PrepareUnmanagedError)
+        {
+            run.Log.Warn("CloudStack cluster {Cluster} is PrepareUnmanagedError (an earlier unmanage did not finish): asking for Unmanaged again", cloud.Cluster.Name);
         }
 
         string state;
@@ -200,7 +237,7 @@ public static class PrepareSteps
             state = await run.Executor.DoOnceAsync(
                 new UnmanageIntended(cloud.Cluster.Id),
                 ct => cloud.Api.SetManagedStateAsync(cloud.Cluster.Id, managed: false, ct),
-                s => s == "Unmanaged" ? new Unmanaged() : null,
+                s => s == CloudStackStates.Unmanaged ? new Unmanaged() : null,
                 cancellationToken);
         }
         catch (Ports.CloudStackException e)
@@ -208,7 +245,7 @@ public static class PrepareSteps
             return new Stop($"CloudStack could not unmanage cluster {cloud.Cluster.Name}: {e.ErrorText}");
         }
 
-        if (state != "Unmanaged")
+        if (state != CloudStackStates.Unmanaged)
         {
             return new Stop($"CloudStack left cluster {cloud.Cluster.Name} {state} instead of Unmanaged");
         }

@@ -29,6 +29,7 @@ public static class RollingSteps
         var commands = run.HasCommands ? new PreflightCommands(run.Commands, run.ClusterLabel, run.RunId) : null;
         var pre = await Preflight.RunAsync(run.Pool, run.Cloud, run.PlanOptions, run.State.Rebooted, abort, commands: commands);
         run.AntiAffinity = pre.AntiAffinity;
+        run.Placement = pre.Placement;
         run.LastSnapshot = pre.Pool;
         run.FirstPlan = pre.Plan;
         var plan = pre.Plan;

@@ -94,7 +94,7 @@ public static class WaveLoop
         while (true)
         {
             var pre = await run.Executor.ReadAsync(
-                ct => Preflight.RunAsync(run.Pool, null, planOptions, run.State.Rebooted, ct, onlyHost, run.AntiAffinity), abort);
+                ct => Preflight.RunAsync(run.Pool, null, planOptions, run.State.Rebooted, ct, onlyHost, run.AntiAffinity, knownPlacement: run.Placement), abort);
             run.LastSnapshot = pre.Pool;
             var wave = pre.Plan.Steps.Where(s => remaining.Contains(s.HostUuid)).ToList();
             var hosts = wave.Where(s => s.Wave == wave.FirstOrDefault()?.Wave).Select(s => s.HostUuid).ToHashSet(StringComparer.Ordinal);

@@ -1,0 +1,246 @@
+using Microsoft.Extensions.Time.Testing;
+using RollingReboot.Core.Planning;
+using RollingReboot.Core.Ports;
+using RollingReboot.Core.Run;
+using RollingReboot.Core.Run.Engine;
+using RollingReboot.Core.Tests.Run.Fakes;
+
+namespace RollingReboot.Core.Tests.Run;
+
+/// <summary>The run's CloudStack steps against the fake management server: unmanage, preflight's reading of it, re-manage.</summary>
+public sealed class CloudStackStepsTests
+{
+    /// <summary>Moves the fake clock on while the run waits (Task.Delay on it), until disposed.</summary>
+    private sealed class Ticker : IAsyncDisposable
+    {
+        private readonly CancellationTokenSource _stop = new();
+        private readonly Task _loop;
+
+        public Ticker(FakeTimeProvider clock, TimeSpan step) => _loop = Task.Run(async () =>
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                clock.Advance(step);
+                // A real millisecond between steps, so the run under test gets to run.
+                await Task.Delay(TimeSpan.FromMilliseconds(1), TimeProvider.System);
+            }
+        });
+
+        public async ValueTask DisposeAsync()
+        {
+            await _stop.CancelAsync();
+            await _loop;
+            _stop.Dispose();
+        }
+    }
+
+    private static async Task<PreflightResult> PreflightAsync(CrashHarness h) =>
+        await Preflight.RunAsync(h.Pool, new ClusterBinding(h.Cloud!, h.Cloud!.Cluster), PlanOptions.Default, new HashSet<string>());
+
+    [Fact]
+    public async Task PrepareUnmanagedError_RunUnmanagesAgainBeforeAnyHost_AndManagesAtTheEnd()
+    {
+        var h = new CrashHarness();
+        h.Cloud!.ManagedState = "PrepareUnmanagedError";
+
+        var report = await h.StartAsync(new MemoryJournalStore(), RunMode.Run);
+
+        Assert.Equal(RunOutcome.Done, report!.Outcome);
+        Assert.Equal(["Unmanaged", "Managed"], h.Cloud.Updates);
+        Assert.Equal("Managed", h.Cloud.ManagedState);
+        Assert.All(h.Pool.Hosts, x => Assert.Equal(1, x.BootCount));
+        Assert.Contains(h.Log.Lines, l => l.Contains("PrepareUnmanagedError", StringComparison.Ordinal) && l.Contains("again", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task PrepareUnmanagedError_UnmanageFailsAgain_StopsBeforeAnyHost()
+    {
+        var h = new CrashHarness();
+        h.Cloud!.ManagedState = "PrepareUnmanagedError";
+        h.Cloud.UnmanageResult = "PrepareUnmanagedError";
+
+        var report = await h.StartAsync(new MemoryJournalStore(), RunMode.Run);
+
+        Assert.Equal(RunOutcome.StoppedRestored, report!.Outcome);
+        Assert.Contains("PrepareUnmanagedError instead of Unmanaged", report.Message, StringComparison.Ordinal);
+        Assert.All(h.Pool.Hosts, x => Assert.Equal(0, x.BootCount));
+        Assert.True(h.Pool.Ha.Enabled);
+    }
+
+    [Fact]
+    public async Task PrepareUnmanaged_ThatDoesNotEnd_IsWaitedForThenAskedAgain()
+    {
+        var h = new CrashHarness();
+        h.Cloud!.ManagedState = "PrepareUnmanaged";
+
+        RunReport? report;
+        await using (new Ticker(h.Clock, TimeSpan.FromSeconds(5)))
+        {
+            report = await h.StartAsync(new MemoryJournalStore(), RunMode.Run);
+        }
+
+        Assert.Equal(RunOutcome.Done, report!.Outcome);
+        Assert.Equal(["Unmanaged", "Managed"], h.Cloud.Updates);
+        Assert.Contains(h.Log.Lines, l => l.Contains("still PrepareUnmanaged", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Preflight_PrepareUnmanagedError_NamesTheStateAndWhatTheRunDoes()
+    {
+        var h = new CrashHarness();
+        h.Cloud!.ManagedState = "PrepareUnmanagedError";
+
+        var pre = await PreflightAsync(h);
+
+        var warning = Assert.Single(pre.Plan.Warnings, w => w.Code == "CLOUDSTACK_PREPARE_UNMANAGED_ERROR");
+        Assert.Contains("still pings", warning.Message, StringComparison.Ordinal);
+        Assert.Contains("unmanage it again", warning.Fix, StringComparison.Ordinal);
+        Assert.Contains("managedstate=Managed", warning.Fix, StringComparison.Ordinal);
+        Assert.Empty(pre.Plan.Blockers);
+    }
+
+    [Fact]
+    public async Task Preflight_PrepareUnmanagedError_HostConnecting_IsABlocker()
+    {
+        var h = new CrashHarness();
+        h.Cloud!.ManagedState = "PrepareUnmanagedError";
+        h.Cloud.HostStates["xen2"] = "Connecting";
+
+        var pre = await PreflightAsync(h);
+
+        var blocker = Assert.Single(pre.Plan.Blockers, b => b.Code == "CLOUDSTACK_HOST_STATE");
+        Assert.Equal("xen2", blocker.Host);
+        Assert.Contains("should not be in Connecting status", blocker.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Preflight_OnlyStrictAntiAffinityIsARule_NonStrictIsSaidToBeAPreference()
+    {
+        var h = new CrashHarness();
+        CloudStackVm Vm(string name, string host, string group, string type) =>
+            new("cs-" + name, name, host, [new CloudStackAffinityGroup("g-" + group, group, type)]) { State = "Running" };
+        h.Cloud!.Vms.AddRange([
+            Vm("vm-1-1", "xen1", "soft", CloudStackAffinityTypes.NonStrictHostAntiAffinity),
+            Vm("vm-2-1", "xen2", "soft", CloudStackAffinityTypes.NonStrictHostAntiAffinity),
+            Vm("vm-1-2", "xen1", "hard", CloudStackAffinityTypes.HostAntiAffinity),
+            Vm("vm-2-2", "xen2", "hard", CloudStackAffinityTypes.HostAntiAffinity)]);
+
+        var pre = await PreflightAsync(h);
+
+        Assert.Equal(["vm-1-2", "vm-2-2"], pre.AntiAffinity.Keys.Order(StringComparer.Ordinal));
+        Assert.All(pre.AntiAffinity.Values, g => Assert.Equal(["hard"], g));
+        Assert.Contains(pre.Plan.Warnings, w => w.Code == "CLOUDSTACK_NON_STRICT_ANTI_AFFINITY" && w.Message.Contains("soft", StringComparison.Ordinal));
+        Assert.Equal(["vm-1-1", "vm-2-1"], pre.Placement.PreferredAntiAffinity.Keys.Order(StringComparer.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("Maintenance")]
+    [InlineData("Disabled")]
+    [InlineData("PrepareForMaintenance")]
+    public async Task Preflight_HostNotEnabledInCloudStack_TakesNoVmsAndIsLeftAlone(string resourceState)
+    {
+        var h = new CrashHarness();
+        h.Cloud!.ResourceStates["xen3"] = resourceState;
+
+        var pre = await PreflightAsync(h);
+
+        var xen3 = Assert.Single(pre.Plan.Hosts, x => x.Name == "xen3");
+        Assert.Equal(HostAction.Skip, xen3.Action);
+        Assert.Contains($"CloudStack resource state {resourceState}", xen3.Reason, StringComparison.Ordinal);
+        Assert.DoesNotContain(pre.Plan.Steps.SelectMany(s => s.Migrations), m => m.ToName == "xen3");
+        Assert.Contains(pre.Plan.Warnings, w => w.Code == "CLOUDSTACK_HOST_NOT_ENABLED" && w.Message.Contains("xen3", StringComparison.Ordinal));
+        Assert.DoesNotContain(pre.Plan.Warnings, w => w.Code == PlanCodes.HostDisabledPending);
+        // The plan speaks of the pool as XAPI has it: xen3 is enabled there.
+        Assert.True(pre.Plan.Pool.Hosts.Single(x => x.Name == "xen3").Enabled);
+        Assert.Empty(pre.Plan.Blockers);
+    }
+
+    [Fact]
+    public async Task Preflight_HostDisabledInXapi_WarnsThatCloudStackWillNotConnectIt()
+    {
+        var h = new CrashHarness();
+        h.Pool.H("h1").Enabled = false;
+
+        var pre = await PreflightAsync(h);
+
+        var warning = Assert.Single(pre.Plan.Warnings, w => w.Code == "CLOUDSTACK_HOST_DISABLED_IN_XAPI");
+        Assert.Contains("Pool master xen1", warning.Message, StringComparison.Ordinal);
+        Assert.Contains("xe host-enable host=xen1", warning.Fix, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Preflight_DedicatedHostsUnreadable_SaysDedicationIsNotChecked()
+    {
+        var h = new CrashHarness();
+        h.Cloud!.DedicatedFails = 401;
+
+        var pre = await PreflightAsync(h);
+
+        Assert.Contains(pre.Plan.Warnings, w => w.Code == "CLOUDSTACK_RULES_UNREAD" && w.Message.Contains("dedication is not checked", StringComparison.Ordinal));
+        Assert.Empty(pre.Plan.Blockers);
+    }
+
+    [Fact]
+    public async Task Preflight_PlanOntoADedicatedHost_IsABlockerNamingTheRule()
+    {
+        var h = new CrashHarness();
+        h.Cloud!.Dedicated.Add(new CloudStackDedicatedHost("h4", "xen4", "d1", "a1", "g-ded"));
+        var pre = await PreflightAsync(h);
+
+        var blocker = pre.Plan.Blockers.First(b => b.Code == "CLOUDSTACK_PLACEMENT");
+        Assert.Contains("to xen4", blocker.Message, StringComparison.Ordinal);
+        Assert.Contains("xen4 is dedicated (through dedication group g-ded) and", blocker.Message, StringComparison.Ordinal);
+        Assert.Contains("--ignore-hosts", blocker.Fix, StringComparison.Ordinal);
+        Assert.Contains(pre.Plan.Warnings, w => w.Code == "CLOUDSTACK_PLACEMENT_RULES");
+    }
+
+    [Fact]
+    public async Task Restore_MasterDisabledInXapi_ManagedThenAnOperatorActionWithoutWaiting()
+    {
+        // xen4 left out takes the VMs of the hosts rebooted before any other is back.
+        var h = new CrashHarness(options: new RunOptions { Operator = "test", Machine = "test", UseSshProof = false, Plan = PlanOptions.Default with { IgnoreHosts = ["xen4"] } });
+        h.Pool.H("h1").Enabled = false;
+        h.Cloud!.ReconnectReads = 1000;
+
+        var report = await h.StartAsync(new MemoryJournalStore(), RunMode.Run);
+
+        Assert.True(report!.Outcome == RunOutcome.NeedsOperator, report.Message + string.Join("; ", report.Plan?.Blockers.Select(b => b.Code + " " + b.Message) ?? []));
+        Assert.Equal("Managed", h.Cloud.ManagedState);
+        var action = Assert.Single(report.OperatorActions);
+        Assert.Contains("pool master xen1 is disabled in XAPI", action, StringComparison.Ordinal);
+        Assert.Contains("xe host-enable host=xen1", action, StringComparison.Ordinal);
+        Assert.Equal(0, h.Pool.H("h1").BootCount);
+    }
+
+    [Fact]
+    public async Task Restore_HostsReconnectAtTheAgentScan_WaitedForAndReported()
+    {
+        var h = new CrashHarness();
+        h.Cloud!.ReconnectReads = 6;
+
+        RunReport? report;
+        await using (new Ticker(h.Clock, TimeSpan.FromSeconds(1)))
+        {
+            report = await h.StartAsync(new MemoryJournalStore(), RunMode.Run);
+        }
+
+        Assert.Equal(RunOutcome.Done, report!.Outcome);
+        Assert.Contains(report.Restored, r => r.StartsWith("CloudStack cluster C Managed, all 4 hosts Up after ", StringComparison.Ordinal));
+        Assert.Contains(h.Log.Lines, l => l.StartsWith("I CloudStack reconnecting cluster {Cluster}", StringComparison.Ordinal) && l.Contains("| C, 0, 4, ", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Restore_CloudStackShowsAVmOnAnotherHost_ReportedAsANote()
+    {
+        var h = new CrashHarness();
+        h.Cloud!.StaleHosts["vm-2-1"] = "xen2";
+
+        var report = await h.StartAsync(new MemoryJournalStore(), RunMode.Run);
+
+        Assert.Equal(RunOutcome.Done, report!.Outcome);
+        var where = h.Pool.H(h.Pool.Vms.Single(v => v.Name == "vm-2-1").Host).Name;
+        Assert.NotEqual("xen2", where);
+        var note = Assert.Single(report.Notes);
+        Assert.Contains($"CloudStack shows VM vm-2-1 on xen2, XAPI runs it on {where}", note, StringComparison.Ordinal);
+    }
+}
