@@ -123,7 +123,8 @@ public sealed class FaultTests
         Assert.False(record["enabled"]!.GetValue<bool>());
         Assert.Contains("reboot_host", record["pending_guidances"]!.AsArray().Select(g => g!.GetValue<string>()));
         var e = await Assert.ThrowsAsync<XapiException>(() => client.CallAsync("host.enable", [b]));
-        Assert.Equal("HOST_PENDING_MANDATORY_GUIDANCES_NOT_EMPTY", e.Code);
+        // The code is singular on the wire (xen-api ocaml/xapi-consts/api_errors.ml host_pending_mandatory_guidances_not_empty).
+        Assert.Equal("HOST_PENDING_MANDATORY_GUIDANCE_NOT_EMPTY", e.Code);
         Assert.Equal(b, e.Parameters[0]);
 
         // Without the fault the rebooted host enables itself and its guidance is gone.
