@@ -73,6 +73,7 @@ public sealed class LabPool : ISimEnvironment
                 ["live"] = h.Live,
                 ["bootCount"] = h.BootCount,
                 ["pendingGuidances"] = new JsonArray(h.PendingGuidances.Select(g => (JsonNode?)g).ToArray()),
+                ["pendingGuidancesRecommended"] = new JsonArray(h.PendingGuidancesRecommended.Select(g => (JsonNode?)g).ToArray()),
             }).ToArray());
             vms = new JsonArray(Sim.Vms.Where(v => !v.IsControlDomain).Select(v => (JsonNode?)new JsonObject
             {

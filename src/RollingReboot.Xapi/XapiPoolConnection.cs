@@ -75,15 +75,7 @@ public sealed class XapiPoolConnection : IPoolConnection
             return new SrInfo(s.Uuid, s.NameLabel, s.Shared, local) { Clustered = s.Clustered };
         }).ToList();
 
-        var hostStates = hosts.Select(h =>
-        {
-            var m = metrics.GetValueOrDefault(h.Metrics);
-            return new HostState(h.Uuid, h.NameLabel, h.Address, h.Enabled, m?.Live ?? false, m?.MemoryTotal ?? 0, m?.MemoryFree ?? 0, h.MemoryOverhead,
-                h.BootTime, h.AgentStartTime, h.PendingGuidances, h.UpdatesRequiringReboot, h.CurrentOperations)
-            {
-                AllowedOperations = h.AllowedOperations,
-            };
-        }).ToList();
+        var hostStates = hosts.Select(h => h.ToHostState(metrics.GetValueOrDefault(h.Metrics))).ToList();
 
         var vmStates = new List<VmState>();
         foreach (var v in vms.Where(v => v.IsGuest))
@@ -200,11 +192,7 @@ public sealed class XapiPoolConnection : IPoolConnection
             m = await _client.CallAsync("host_metrics.get_record", [metricsRef], cancellationToken) is JsonObject mr ? XapiHostMetricsRecord.From(metricsRef, mr) : null;
         }
 
-        return new HostState(h.Uuid, h.NameLabel, h.Address, h.Enabled, m?.Live ?? false, m?.MemoryTotal ?? 0, m?.MemoryFree ?? 0, h.MemoryOverhead,
-            h.BootTime, h.AgentStartTime, h.PendingGuidances, h.UpdatesRequiringReboot, h.CurrentOperations)
-        {
-            AllowedOperations = h.AllowedOperations,
-        };
+        return h.ToHostState(m);
     }
 
     public async Task MigrateVmAsync(string vmUuid, string targetHostUuid, IProgress<double>? progress = null, CancellationToken cancellationToken = default)

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using RollingReboot.Core.Pool;
 using RollingReboot.Xapi.Wire;
 
 namespace RollingReboot.Xapi;
@@ -116,12 +117,35 @@ public sealed record XapiHostRecord(
     long MemoryOverhead, IReadOnlyDictionary<string, string> SoftwareVersion, IReadOnlyDictionary<string, string> OtherConfig,
     IReadOnlyList<string> UpdatesRequiringReboot, IReadOnlyList<string> PendingGuidances, IReadOnlyList<string> CurrentOperations, long ApiVersionMajor, long ApiVersionMinor)
 {
+    /// <summary>pending_guidances_recommended, from xapi 24.10.0 (absent before: empty).</summary>
+    public IReadOnlyList<string> PendingGuidancesRecommended { get; init; } = [];
+
+    /// <summary>pending_guidances_full, from xapi 24.10.0 (absent before: empty).</summary>
+    public IReadOnlyList<string> PendingGuidancesFull { get; init; } = [];
+
     public DateTimeOffset? BootTime => XapiDateTime.TryParseUnixSeconds(OtherConfig.GetValueOrDefault("boot_time"), out var t) ? t : null;
 
     public DateTimeOffset? AgentStartTime => XapiDateTime.TryParseUnixSeconds(OtherConfig.GetValueOrDefault("agent_start_time"), out var t) ? t : null;
 
     /// <summary>What XAPI would allow now (reboot, shutdown...): xapi_host_helpers.ml update_allowed_operations.</summary>
     public IReadOnlyList<string> AllowedOperations { get; init; } = [];
+
+    /// <summary>other_config.rpm_patch_installation_time: Unix seconds Xen Orchestra writes after patching an XCP-ng host
+    /// (xo-server src/xapi/mixins/patching.mjs: String(Date.now() / 1000)).</summary>
+    public DateTimeOffset? RpmPatchInstallationTime =>
+        XapiDateTime.TryParseUnixSeconds(OtherConfig.GetValueOrDefault("rpm_patch_installation_time"), out var t) ? t : null;
+
+    /// <summary>The domain's view of this host with its metrics (null: none read).</summary>
+    public HostState ToHostState(XapiHostMetricsRecord? m) =>
+        new(Uuid, NameLabel, Address, Enabled, m?.Live ?? false, m?.MemoryTotal ?? 0, m?.MemoryFree ?? 0, MemoryOverhead,
+            BootTime, AgentStartTime, PendingGuidances, UpdatesRequiringReboot, CurrentOperations)
+        {
+            PendingGuidancesRecommended = PendingGuidancesRecommended,
+            PendingGuidancesFull = PendingGuidancesFull,
+            RpmPatchInstallationTime = RpmPatchInstallationTime,
+            Software = PoolSoftware.From(SoftwareVersion),
+            AllowedOperations = AllowedOperations,
+        };
 
     public static XapiHostRecord From(string r, JsonObject o) => Fields.FromNode(r, o, From);
 
@@ -133,6 +157,8 @@ public sealed record XapiHostRecord(
             f.List("pending_guidances"), f.OperationValues("current_operations"), f.Long("API_version_major"), f.Long("API_version_minor"))
         {
             AllowedOperations = f.List("allowed_operations"),
+            PendingGuidancesRecommended = f.List("pending_guidances_recommended"),
+            PendingGuidancesFull = f.List("pending_guidances_full"),
         };
     }
 }

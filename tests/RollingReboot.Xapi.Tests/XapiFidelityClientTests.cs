@@ -280,7 +280,8 @@ public sealed class XapiFidelityClientTests
 
         var e = await Assert.ThrowsAsync<XapiException>(() => pool.EnableHostAsync(b.Uuid));
 
-        Assert.Equal("HOST_PENDING_MANDATORY_GUIDANCES_NOT_EMPTY", e.Code);
+        // Singular on the wire: xapi-consts/api_errors.ml host_pending_mandatory_guidances_not_empty.
+        Assert.Equal("HOST_PENDING_MANDATORY_GUIDANCE_NOT_EMPTY", e.Code);
         var hostRef = (await pool.Client.CallAsync("host.get_by_uuid", [b.Uuid]))!.GetValue<string>();
         Assert.Equal([hostRef], e.Parameters);
         Assert.Contains("restart_toolstack", (await pool.ReadHostAsync(b.Uuid)).PendingGuidances);

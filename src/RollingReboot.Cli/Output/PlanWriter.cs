@@ -37,6 +37,15 @@ public static class PlanWriter
             w.WriteString("name", plan.PoolName);
             w.WriteString("master", plan.MasterName);
             w.WriteString("masterUuid", plan.MasterUuid);
+            var sw = plan.Pool.Software;
+            w.WriteStartObject("software");
+            w.WriteString("productBrand", sw.ProductBrand);
+            w.WriteString("productVersion", sw.ProductVersion);
+            w.WriteString("platformVersion", sw.PlatformVersion);
+            w.WriteString("xapi", sw.Xapi?.ToString(3));
+            w.WriteBoolean("guidanceKeepsHostDisabled", sw.GuidanceKeepsHostDisabled);
+            w.WriteString("assumed", sw.Describe());
+            w.WriteEndObject();
             w.WriteEndObject();
 
             w.WriteStartArray("hosts");
@@ -191,6 +200,7 @@ public static class PlanWriter
         sb.Append(s_inv, $"  Hosts to reboot: {rebooting}; waves: {plan.Steps.Select(s => s.Wave).Distinct().Count()}; migrations: {e.Migrations}; memory moved: {Units.Memory(e.MemoryBytes)} ({e.Bytes / 1e9:0.0} GB on the wire)\n");
         sb.Append(s_inv, $"  Estimated duration: {Units.Duration(e.TotalSeconds)} (h:mm:ss; no faster than {Units.Duration(PlanEstimator.LowerBoundSeconds(plan))})\n");
         sb.Append(s_inv, $"  Assumptions: {plan.Options.Threads} migrations at once, reboot {plan.Options.RebootSeconds:0} s, link {plan.Options.MigrationModel.HostLinkMBps:0} MB/s per host, stream {plan.Options.MigrationModel.StreamMBps:0} MB/s\n");
+        sb.Append(s_inv, $"  Pool software: {plan.Pool.Software.Describe()}\n");
 
         if (plan.Blockers.Count > 0)
         {

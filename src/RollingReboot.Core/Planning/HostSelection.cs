@@ -53,11 +53,12 @@ internal sealed class HostSelection
         {
             var host = index.Hosts[h];
             bool notIncluded = options.IncludeHosts.Count > 0 && !included[h];
+            bool disabledUntilReboot = DisabledUntilReboot(host);
             string? skip =
                 rebooted.Contains(host.Uuid) ? "already rebooted in this run"
                 : ignored[h] ? "ignored by operator"
                 : notIncluded ? "not in the hosts to include"
-                : !host.Enabled ? "disabled by operator, left alone"
+                : !host.Enabled && !disabledUntilReboot ? DisabledReason(host)
                 : options.OnlyNeedingReboot && !host.NeedsReboot ? "no reboot needed"
                 : null;
 
@@ -65,7 +66,7 @@ internal sealed class HostSelection
             reason[h] = skip is null ? RebootReason(index, h) : skip + PendingSuffix(host);
             alwaysTarget[h] = !inRun[h] && host.Live && host.Enabled;
 
-            bool operatorExcluded = ignored[h] || notIncluded || !host.Enabled;
+            bool operatorExcluded = ignored[h] || notIncluded || (!host.Enabled && !disabledUntilReboot);
             ReportHost(host, inRun[h], operatorExcluded, rebooted.Contains(host.Uuid), findings);
         }
 
@@ -111,9 +112,34 @@ internal sealed class HostSelection
             findings.Warn(new PlanWarning(
                 PlanCodes.HostDisabledPending,
                 $"Host {host.Name} is disabled and still needs a reboot{PendingSuffix(host)}; it is left alone.",
-                $"Enable {host.Name} (xe host-enable) to include it, or reboot it by hand."));
+                DisabledUntilReboot(host)
+                    ? $"XAPI refuses to enable {host.Name} until it reboots: leave it in the run (not ignored, or among the hosts to include) to reboot it, or reboot it by hand; xapi enables it after the reboot."
+                    : host.EnableRefused
+                        ? $"XAPI refuses to enable {host.Name} until its pending guidance is applied: {ApplyGuidanceFix(host)}, then plan again to include it, or reboot it by hand."
+                        : $"Enable {host.Name} (xe host-enable) to include it, or reboot it by hand."));
+        }
+        else if (!inRun && !rebooted && host.EnableRefused && !DisabledUntilReboot(host))
+        {
+            findings.Warn(new PlanWarning(
+                PlanCodes.HostDisabledGuidance,
+                $"Host {host.Name} is disabled until its pending mandatory guidance ({string.Join(", ", host.PendingGuidances.Order(StringComparer.Ordinal))}) is applied; a reboot is not what it asks for, so it is left alone.",
+                $"{ApplyGuidanceFix(host)}; xapi then enables it."));
         }
     }
+
+    /// <summary>A host disabled until its reboot is in the run, and enabled after it (<see cref="HostState.DisabledUntilReboot"/>).</summary>
+    private static bool DisabledUntilReboot(HostState host) => host.DisabledUntilReboot;
+
+    private static string DisabledReason(HostState host) =>
+        host.EnableRefused
+            ? "disabled until its pending guidance is applied (XAPI refuses host.enable), left alone"
+            : "disabled by operator, left alone";
+
+    /// <summary>How the operator applies the non-reboot guidance that keeps a host disabled.</summary>
+    private static string ApplyGuidanceFix(HostState host) =>
+        host.PendingGuidances.Contains("restart_toolstack")
+            ? $"restart its toolstack ('xe host-restart-agent host={host.Name}')"
+            : $"apply the pending guidance on {host.Name}";
 
     /// <summary>Hosts named in an operator's list: by uuid first, else by name; a name matching no host blocks.</summary>
     private static bool[] ResolveHostNames(PlanIndex index, IReadOnlyList<string> names, string list, PlanFindings findings)
@@ -165,9 +191,28 @@ internal sealed class HostSelection
             parts.Add("pending guidance: " + string.Join(", ", host.PendingGuidances.Order(StringComparer.Ordinal)));
         }
 
+        if (DisabledUntilReboot(host))
+        {
+            parts.Add("disabled until it reboots (XAPI refuses host.enable while mandatory guidance is pending), enabled after its reboot");
+        }
+
+        foreach (var (list, guidances) in new[] { ("recommended", host.PendingGuidancesRecommended), ("full", host.PendingGuidancesFull) })
+        {
+            var reboot = guidances.Where(HostState.IsRebootGuidance).Order(StringComparer.Ordinal).ToList();
+            if (reboot.Count > 0)
+            {
+                parts.Add($"{list} guidance: {string.Join(", ", reboot)}");
+            }
+        }
+
         if (host.UpdatesRequiringReboot.Count > 0)
         {
             parts.Add(Invariant($"{host.UpdatesRequiringReboot.Count} update(s) need a reboot") + UpdateList(host));
+        }
+
+        if (host.PatchedSinceBoot)
+        {
+            parts.Add(host.RebootSignals[^1]);
         }
 
         if (!host.NeedsReboot)
@@ -191,9 +236,15 @@ internal sealed class HostSelection
             parts.Add("pending guidance: " + string.Join(", ", host.PendingGuidances.Order(StringComparer.Ordinal)));
         }
 
+        parts.AddRange(host.RebootSignals.Where(x => x.StartsWith("recommended ", StringComparison.Ordinal) || x.StartsWith("full ", StringComparison.Ordinal)));
         if (host.UpdatesRequiringReboot.Count > 0)
         {
             parts.Add(Invariant($"{host.UpdatesRequiringReboot.Count} update(s) need a reboot"));
+        }
+
+        if (host.PatchedSinceBoot)
+        {
+            parts.Add(host.RebootSignals[^1]);
         }
 
         return parts.Count == 0 ? string.Empty : " (" + string.Join("; ", parts) + ")";

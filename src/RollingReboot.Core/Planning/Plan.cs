@@ -103,6 +103,7 @@ public static class PlanCodes
     public const string VmHaProtected = "VM_HA_PROTECTED";
     public const string VmBusy = "VM_OPERATION_IN_PROGRESS";
     public const string HostDisabledPending = "HOST_DISABLED_WITH_PENDING_REBOOT";
+    public const string HostDisabledGuidance = "HOST_DISABLED_UNTIL_GUIDANCE_APPLIED";
     public const string HostNotLiveIgnored = "HOST_NOT_LIVE_IGNORED";
     public const string AntiAffinityAlreadyBroken = "ANTI_AFFINITY_ALREADY_BROKEN";
     public const string WavesReduced = "WAVES_REDUCED";

@@ -14,6 +14,9 @@ public sealed record PoolSnapshot(
 {
     public HostState Master => Hosts.First(h => h.Uuid == MasterUuid);
 
+    /// <summary>What the pool's master runs (host.software_version), and so what the run assumes of xapi.</summary>
+    public PoolSoftware Software => Hosts.FirstOrDefault(h => h.Uuid == MasterUuid)?.Software ?? PoolSoftware.Unknown;
+
     public HostState? FindHost(string uuidOrName) =>
         Hosts.FirstOrDefault(h => h.Uuid == uuidOrName) ?? Hosts.FirstOrDefault(h => h.Name == uuidOrName);
 
@@ -55,8 +58,84 @@ public sealed record HostState(
     /// CLUSTERED_SR_DEGRADED while another host of a GFS2 pool is down or its SR recovers).</summary>
     public IReadOnlyList<string>? AllowedOperations { get; init; }
 
+    /// <summary>host.pending_guidances_recommended (xapi 24.10.0+): where xapi puts livepatch failures (xapi/repository_helpers.ml update_livepatch_failure_guidance).</summary>
+    public IReadOnlyList<string> PendingGuidancesRecommended { get; init; } = [];
+
+    /// <summary>host.pending_guidances_full (xapi 24.10.0+).</summary>
+    public IReadOnlyList<string> PendingGuidancesFull { get; init; } = [];
+
+    /// <summary>other_config.rpm_patch_installation_time: when Xen Orchestra last patched this XCP-ng host (Unix seconds).</summary>
+    public DateTimeOffset? RpmPatchInstallationTime { get; init; }
+
+    /// <summary>This host's own software_version, read as <see cref="PoolSoftware"/>.</summary>
+    public PoolSoftware Software { get; init; } = PoolSoftware.Unknown;
+
+    /// <summary>
+    /// The guidances a reboot applies: every host start clears them (xapi/dbsync_slave.ml remove_pending_guidances, at a
+    /// boot) and each asks for one (idl/datamodel_common.ml update_guidances; the kernel and xen livepatch ones from 24.10.0).
+    /// </summary>
+    public static bool IsRebootGuidance(string guidance) =>
+        guidance is "reboot_host" or "reboot_host_on_livepatch_failure" or "reboot_host_on_kernel_livepatch_failure" or "reboot_host_on_xen_livepatch_failure";
+
+    /// <summary>A mandatory guidance that only a reboot applies is pending.</summary>
+    public bool RebootGuidancePending => PendingGuidances.Any(IsRebootGuidance);
+
+    /// <summary>
+    /// XAPI will refuse host.enable on this host now: it is disabled with mandatory guidance pending and its xapi holds
+    /// such a host disabled (24.10.0+, <see cref="PoolSoftware.GuidanceKeepsHostDisabled"/>).
+    /// </summary>
+    public bool EnableRefused => !Enabled && PendingGuidances.Count > 0 && Software.GuidanceKeepsHostDisabled;
+
+    /// <summary>
+    /// Disabled, and XAPI keeps it so until it reboots: a mandatory reboot guidance is pending (host.apply_updates leaves a
+    /// XenServer 8 host so) on a xapi that refuses host.enable for it (24.10.0+). The run reboots it and enables it after.
+    /// </summary>
+    public bool DisabledUntilReboot => !Enabled && RebootGuidancePending && Software.GuidanceKeepsHostDisabled;
+
+    /// <summary>Patched by Xen Orchestra after its last boot: XO's own "reboot required" for XCP-ng (xo-server src/xapi-object-to-xo.mjs).</summary>
+    public bool PatchedSinceBoot =>
+        Software.MayBeXcpNg && RpmPatchInstallationTime is { } patched && BootTime is { } boot && boot < patched;
+
+    /// <summary>
+    /// Every signal that the host needs a reboot: a reboot guidance in any of the three lists (mandatory, recommended,
+    /// full), a legacy update in updates_requiring_reboot, or (XCP-ng, which has no guidances) patches installed after the
+    /// last boot. Each as the operator reads it.
+    /// </summary>
+    public IReadOnlyList<string> RebootSignals
+    {
+        get
+        {
+            var signals = new List<string>();
+            void Guidances(string list, IReadOnlyList<string> guidances)
+            {
+                var reboot = guidances.Where(IsRebootGuidance).Order(StringComparer.Ordinal).ToList();
+                if (reboot.Count > 0)
+                {
+                    signals.Add($"{list} guidance: {string.Join(", ", reboot)}");
+                }
+            }
+
+            Guidances("mandatory", PendingGuidances);
+            Guidances("recommended", PendingGuidancesRecommended);
+            Guidances("full", PendingGuidancesFull);
+            if (UpdatesRequiringReboot.Count > 0)
+            {
+                signals.Add(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{UpdatesRequiringReboot.Count} update(s) need a reboot"));
+            }
+
+            if (PatchedSinceBoot)
+            {
+                signals.Add(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                    $"patched at {RpmPatchInstallationTime!.Value.UtcDateTime:yyyy-MM-dd HH:mm:ss}Z, after its boot (rpm_patch_installation_time)"));
+            }
+
+            return signals;
+        }
+    }
+
     public bool NeedsReboot =>
-        PendingGuidances.Contains("reboot_host") || UpdatesRequiringReboot.Count > 0;
+        PendingGuidances.Any(IsRebootGuidance) || PendingGuidancesRecommended.Any(IsRebootGuidance) || PendingGuidancesFull.Any(IsRebootGuidance)
+        || UpdatesRequiringReboot.Count > 0 || PatchedSinceBoot;
 }
 
 public sealed record VmState(

@@ -62,7 +62,18 @@ public static class Restorer
     private static async Task<bool> RestoreHostsAsync(RunContext run, PoolSnapshot? snapshot, CancellationToken cancellationToken)
     {
         var ok = true;
-        foreach (var progress in run.State.LeftDisabled.ToList())
+        var leftDisabled = run.State.LeftDisabled.ToList();
+        foreach (var uuid in run.State.Original?.DisabledUntilReboot.Order(StringComparer.Ordinal) ?? Enumerable.Empty<string>())
+        {
+            // Not touched by the run, not rebooted: it stays disabled until its reboot, as before. Said, never asked of XAPI.
+            if (leftDisabled.All(p => p.Uuid != uuid) && snapshot?.Hosts.FirstOrDefault(x => x.Uuid == uuid) is { } h
+                && HostEnabling.Decide(run.State, h) is { Action: PutBackAction.UntilReboot, Why: { } why })
+            {
+                run.Restored.Add(why);
+            }
+        }
+
+        foreach (var progress in leftDisabled)
         {
             var h = snapshot?.Hosts.FirstOrDefault(x => x.Uuid == progress.Uuid);
             var name = h?.Name ?? progress.Name ?? progress.Uuid;
@@ -73,22 +84,32 @@ public static class Restorer
                 continue;
             }
 
-            var wanted = run.State.WasEnabled(h.Uuid);
+            var decision = HostEnabling.Decide(run.State, h);
             try
             {
-                if (h.Enabled == wanted)
+                switch (decision.Action)
                 {
-                    run.Executor.Record(new HostEnabled(h.Uuid));
-                }
-                else if (wanted)
-                {
-                    await run.Executor.DoAsync(new HostEnableIntended(h.Uuid, h.Name), ct => run.Pool.EnableHostAsync(h.Uuid, ct), new HostEnabled(h.Uuid), cancellationToken);
-                    run.Restored.Add($"host {h.Name} enabled again");
-                }
-                else
-                {
-                    await run.Executor.DoAsync(null, ct => run.Pool.DisableHostAsync(h.Uuid, ct), new HostEnabled(h.Uuid), cancellationToken);
-                    run.Restored.Add($"host {h.Name} disabled again, as it was");
+                    case PutBackAction.AsItWas:
+                        run.Executor.Record(new HostEnabled(h.Uuid));
+                        break;
+                    case PutBackAction.UntilReboot:
+                        // As it was before the run, and XAPI would refuse host.enable: nothing is asked, the reason is said.
+                        run.Executor.Record(new HostEnabled(h.Uuid));
+                        run.Restored.Add(decision.Why!);
+                        run.Log.Warn("{Why}", decision.Why!);
+                        break;
+                    case PutBackAction.Refused:
+                        ok = false;
+                        run.OperatorAction(decision.Why!);
+                        break;
+                    case PutBackAction.Enable:
+                        await run.Executor.DoAsync(new HostEnableIntended(h.Uuid, h.Name), ct => run.Pool.EnableHostAsync(h.Uuid, ct), new HostEnabled(h.Uuid), cancellationToken);
+                        run.Restored.Add($"host {h.Name} enabled again");
+                        break;
+                    default:
+                        await run.Executor.DoAsync(null, ct => run.Pool.DisableHostAsync(h.Uuid, ct), new HostEnabled(h.Uuid), cancellationToken);
+                        run.Restored.Add($"host {h.Name} disabled again, as it was");
+                        break;
                 }
             }
             catch (PoolOperationException e)

@@ -123,7 +123,11 @@ public sealed record OriginalState(
     string? CloudStackManagedState,
     IReadOnlyDictionary<string, bool> HostEnabled,
     IReadOnlyDictionary<string, string?> VmHost,
-    string? AutoPowerOn);
+    string? AutoPowerOn)
+{
+    /// <summary>Hosts disabled before the run until their reboot (mandatory reboot guidance pending): enabled after it.</summary>
+    public IReadOnlySet<string> DisabledUntilReboot { get; init; } = new HashSet<string>(StringComparer.Ordinal);
+}
 
 public enum RunOutcome
 {

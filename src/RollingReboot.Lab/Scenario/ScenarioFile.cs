@@ -39,7 +39,11 @@ public sealed class PoolSpec
 {
     public string Name { get; set; } = "CLUSTER-1";
 
+    /// <summary>A xapi version (24.19.0) or a named profile (xcp-ng-8.2, xcp-ng-8.3, xenserver-8): see <see cref="XapiProfile"/>.</summary>
     public string XapiVersion { get; set; } = "24.19.0";
+
+    /// <summary>Lab extension: the product on a bare version number, XCP-ng (default) or XenServer; a profile name implies it.</summary>
+    public string? ProductBrand { get; set; }
 
     public HaSpec? Ha { get; set; }
 
@@ -206,9 +210,28 @@ public sealed class HostSpec
 
     public double RebootSeconds { get; set; } = 300;
 
-    public bool Enabled { get; set; } = true;
+    /// <summary>Null: as the profile has it (enabled, except a XenServer host left disabled by host.apply_updates).</summary>
+    public bool? Enabled { get; set; }
 
+    /// <summary>
+    /// The host has been patched and needs its reboot, in the way its product says so (see docs/lab.md): XCP-ng:
+    /// other_config.rpm_patch_installation_time after boot_time; XenServer from xapi 24.10.0: the state host.apply_updates
+    /// leaves (disabled, mandatory guidance reboot_host); 1.303.0 to 24.9: guidance reboot_host; older: updates_requiring_reboot.
+    /// </summary>
     public bool PendingReboot { get; set; } = true;
+
+    /// <summary>Lab extension: the host's pending guidances, set as they are (instead of what pendingReboot implies).</summary>
+    public GuidanceSpec? Guidances { get; set; }
+}
+
+/// <summary>Lab extension, <c>hosts[].guidances</c>: host.pending_guidances (mandatory), _recommended and _full.</summary>
+public sealed class GuidanceSpec
+{
+    public List<string> Mandatory { get; set; } = [];
+
+    public List<string> Recommended { get; set; } = [];
+
+    public List<string> Full { get; set; } = [];
 }
 
 public sealed class SrSpec

@@ -62,6 +62,7 @@ public static class ScenarioLoader
         scenario.Faults = ParseFaults(faults, source);
         Complete(scenario);
         Validate(scenario, source);
+        ResolveProfileDefaults(scenario);
         return scenario;
     }
 
@@ -152,6 +153,19 @@ public static class ScenarioLoader
         }
     }
 
+    /// <summary>
+    /// hosts[].enabled left out: enabled, as the contract has it, except a host that host.apply_updates left with mandatory
+    /// guidance on xapi 24.10.0+, which it disabled (xapi/xapi_host.ml apply_updates).
+    /// </summary>
+    private static void ResolveProfileDefaults(ScenarioFile s)
+    {
+        var profile = XapiProfile.Parse(s.Pool.XapiVersion, s.Pool.ProductBrand);
+        foreach (var h in s.Hosts)
+        {
+            h.Enabled ??= !(profile.GuidanceKeepsHostDisabled && MandatoryGuidances(h, profile).Count > 0);
+        }
+    }
+
     private static void Validate(ScenarioFile s, string source)
     {
         var problems = new List<string>();
@@ -173,7 +187,25 @@ public static class ScenarioLoader
             problems.Add("more than one host is master: " + string.Join(", ", s.Hosts.Where(h => h.Master).Select(h => h.Name)));
         }
 
+        XapiProfile? profile = null;
+        try
+        {
+            profile = XapiProfile.Parse(s.Pool.XapiVersion, s.Pool.ProductBrand);
+        }
+        catch (ScenarioException e)
+        {
+            problems.Add(e.Message);
+        }
+
         var hosts = s.Hosts.Where(h => h.Name.Length > 0).GroupBy(h => h.Name).ToDictionary(g => g.Key, g => g.First());
+        if (profile is not null)
+        {
+            foreach (var h in s.Hosts)
+            {
+                ValidateGuidances(h, profile, problems);
+            }
+        }
+
         foreach (var h in s.Hosts)
         {
             if (string.IsNullOrWhiteSpace(h.Name))
@@ -254,6 +286,18 @@ public static class ScenarioLoader
             }
         }
 
+        if (profile is { GuidanceKeepsHostDisabled: true })
+        {
+            foreach (var h in s.Hosts.Where(h => MandatoryGuidances(h, profile).Any(g => g.StartsWith("reboot_host", StringComparison.Ordinal))))
+            {
+                var resident = s.Vms.Where(v => v.Host == h.Name && v.PowerState is "Running" or "Paused").Select(v => v.Name).ToList();
+                if (resident.Count > 0)
+                {
+                    problems.Add($"host {h.Name}: mandatory guidance reboot_host (what pendingReboot means on {profile}) comes from host.apply_updates, which refuses a host still running VMs (HOST_EVACUATION_IS_REQUIRED) and leaves it disabled, so none can arrive; it runs {string.Join(", ", resident.Take(3))}{(resident.Count > 3 ? ", ..." : "")}: give it \"pendingReboot\": false, or no VMs");
+                }
+            }
+        }
+
         foreach (var (host, mib) in used)
         {
             var h = hosts[host];
@@ -317,6 +361,16 @@ public static class ScenarioLoader
                 {
                     problems.Add($"{at}: atSeconds and durationSeconds are required");
                 }
+            }
+
+            if (f.Type == "pendingGuidance" && profile is { GuidanceKeepsHostDisabled: false })
+            {
+                problems.Add($"{at}: a pending guidance keeps a host disabled (host.enable refuses it) only from xapi 24.10.0; this pool runs {profile}");
+            }
+
+            if (f.Type == "pendingGuidance" && f.Guidance is { } g && !s_hostGuidances.Contains(g))
+            {
+                problems.Add($"{at}: guidance {g} is not a host guidance ({string.Join(", ", s_hostGuidances)})");
             }
 
             if (f.Type == "slowReboot" && f.RebootSeconds is null or < 0)
@@ -497,6 +551,54 @@ public static class ScenarioLoader
             }
         }
     }
+
+    /// <summary>The update_guidances a host's lists can hold (idl/datamodel_common.ml; restart_device_model and restart_vm are VMs').</summary>
+    private static readonly string[] s_hostGuidances =
+    [
+        "reboot_host", "reboot_host_on_livepatch_failure", "reboot_host_on_kernel_livepatch_failure", "reboot_host_on_xen_livepatch_failure", "restart_toolstack",
+    ];
+
+    private static void ValidateGuidances(HostSpec h, XapiProfile profile, List<string> problems)
+    {
+        var at = $"host {h.Name}";
+        if (h.Guidances is { } g)
+        {
+            foreach (var (list, names) in new[] { ("mandatory", g.Mandatory), ("recommended", g.Recommended), ("full", g.Full) })
+            {
+                foreach (var name in names.Where(n => !s_hostGuidances.Contains(n)))
+                {
+                    problems.Add($"{at}: guidances.{list}: {name} is not a host guidance ({string.Join(", ", s_hostGuidances)})");
+                }
+
+                // reboot_host_on_kernel/xen_livepatch_failure: commit ead6edc1, v24.10.0 (idl/datamodel_common.ml update_guidances).
+                foreach (var name in names.Where(n => n is "reboot_host_on_kernel_livepatch_failure" or "reboot_host_on_xen_livepatch_failure" && !profile.HasGuidanceLists))
+                {
+                    problems.Add($"{at}: guidances.{list}: {name} exists from xapi 24.10.0; this pool runs {profile}");
+                }
+            }
+
+            if (g.Mandatory.Count > 0 && !profile.HasPendingGuidances)
+            {
+                problems.Add($"{at}: guidances.mandatory: host.pending_guidances exists from xapi 1.303.0; this pool runs {profile}");
+            }
+
+            if ((g.Recommended.Count > 0 || g.Full.Count > 0) && !profile.HasGuidanceLists)
+            {
+                problems.Add($"{at}: guidances.recommended and .full exist from xapi 24.10.0; this pool runs {profile}");
+            }
+        }
+
+        if (h.Enabled == true && profile.GuidanceKeepsHostDisabled && MandatoryGuidances(h, profile).Count > 0)
+        {
+            problems.Add($"{at}: enabled with mandatory guidance pending cannot happen from xapi 24.10.0 (host.apply_updates disables the host and host.enable refuses it until the guidance is applied); leave enabled out or false");
+        }
+    }
+
+    /// <summary>The host's mandatory guidances as the lab builds it: given, or what pendingReboot means on XenServer from 1.303.0.</summary>
+    internal static IReadOnlyList<string> MandatoryGuidances(HostSpec h, XapiProfile profile) =>
+        h.Guidances is { } g ? g.Mandatory
+        : h.PendingReboot && !profile.IsXcpNg && profile.HasPendingGuidances ? ["reboot_host"]
+        : [];
 
     private static void Duplicates(IEnumerable<string> names, string what, List<string> problems)
     {

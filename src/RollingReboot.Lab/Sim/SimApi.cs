@@ -30,7 +30,7 @@ internal sealed partial class SimPool
         "pool.disable_ha", "pool.enable_ha", "pool.set_ha_host_failures_to_tolerate", "pool.set_ha_allow_overcommit", "pool.add_to_other_config",
         "pool.remove_from_other_config", "host.disable", "host.enable", "host.reboot", "host.shutdown", "host.power_on", "host.evacuate",
         "host.get_vms_which_prevent_evacuation", "host.assert_can_evacuate", "host.compute_free_memory", "host.get_servertime", "host.get_server_localtime",
-        "VM.pool_migrate", "VM.assert_can_boot_here", "task.cancel", "task.destroy",
+        "host.restart_agent", "host.apply_updates", "VM.pool_migrate", "VM.assert_can_boot_here", "task.cancel", "task.destroy",
     ];
 
     /// <summary>Runs one call received by <paramref name="receiver"/>. Long operations complete outside the lock.</summary>
@@ -293,6 +293,8 @@ internal sealed partial class SimPool
             "host.assert_can_evacuate" => HostAssertCanEvacuate(m, a),
             "host.compute_free_memory" => HostFreeMemory(m, a),
             "host.get_servertime" or "host.get_server_localtime" => HostServerTime(m, a),
+            "host.apply_updates" when Profile.HasApplyUpdates => HostApplyUpdates(m, a),
+            "host.restart_agent" => HostRestartAgent(m, a),
             "VM.pool_migrate" => VmPoolMigrate(m, a, asyncTask),
             "VM.assert_can_boot_here" => VmAssertCanBootHere(m, a),
             "task.cancel" => TaskCancel(m, a),
@@ -315,8 +317,10 @@ internal sealed partial class SimPool
             }
         }
 
-        methods.AddRange(s_actions);
-        methods.AddRange(s_actions.Where(x => !x.StartsWith("task.", StringComparison.Ordinal)).Select(x => "Async." + x));
+        // host.apply_updates exists from 1.301.0 (idl/datamodel_host.ml).
+        var actions = s_actions.Where(x => x != "host.apply_updates" || Profile.HasApplyUpdates).ToList();
+        methods.AddRange(actions);
+        methods.AddRange(actions.Where(x => !x.StartsWith("task.", StringComparison.Ordinal)).Select(x => "Async." + x));
         return methods.Distinct();
     }
 
@@ -763,13 +767,16 @@ internal sealed partial class SimPool
 
     private Task<JsonNode?> HostDisable(string m, List<JsonNode?> a)
     {
-        // auto_enable (default true) arrived in 25.31.0 (datamodel_host.ml disable); the lab does not model a host kept disabled.
-        Arity(m, a, 1, hasDefaults: XapiVersion >= new Version(25, 31, 0));
+        // auto_enable (default true) arrived in 25.31.0 (idl/datamodel_host.ml disable); false persists host_auto_enable=false,
+        // and only when the host was enabled (xapi/xapi_host.ml disable).
+        Arity(m, a, 1, hasDefaults: Profile.HasAutoEnable);
         var h = HostArg(a, 0, m);
+        var autoEnable = a.Count < 2 || Bool(a, 1, m);
         NoteStateChange();
         if (h.Enabled)
         {
             h.Enabled = false;
+            h.AutoEnable &= autoEnable;
             Touch("host", h.Ref, "mod");
         }
 
@@ -796,17 +803,19 @@ internal sealed partial class SimPool
             throw busy;
         }
 
-        // The check arrived in 24.10.0 (xapi_host.ml assert_safe_to_reenable, CP-45568).
-        if (XapiVersion >= new Version(24, 10, 0) && (h.PendingGuidances.Any(g => g != "reboot_host") || (!h.Enabled && h.PendingGuidances.Count > 0 && h.BootCount > 0)))
+        // From 24.10.0 any pending mandatory guidance refuses a disabled host, reboot_host included (xapi/xapi_host.ml enable
+        // -> assert_safe_to_reenable -> repository_helpers.ml assert_no_host_pending_mandatory_guidance, which raises it
+        // with the host alone). The code is HOST_PENDING_MANDATORY_GUIDANCE_NOT_EMPTY, singular (xapi-consts/api_errors.ml).
+        if (!h.Enabled && Profile.GuidanceKeepsHostDisabled && h.PendingGuidances.Count > 0)
         {
-            // repository_helpers.ml assert_no_host_pending_mandatory_guidance: [host] only; the guidances are in the record.
-            throw new XapiError("HOST_PENDING_MANDATORY_GUIDANCES_NOT_EMPTY", h.Ref);
+            throw new XapiError("HOST_PENDING_MANDATORY_GUIDANCE_NOT_EMPTY", h.Ref);
         }
 
         NoteStateChange();
         if (!h.Enabled)
         {
             h.Enabled = true;
+            h.AutoEnable = true;
             Touch("host", h.Ref, "mod");
         }
 
@@ -884,6 +893,85 @@ internal sealed partial class SimPool
             1 => ["OTHER_OPERATION_IN_PROGRESS", "VM", vm.Ref, ops[0].Value, ops[0].Key],
             _ => ["OTHER_OPERATION_IN_PROGRESS", "VM", vm.Ref, "{" + string.Join(",", ops.Select(o => o.Value)) + "}", "{" + string.Join(",", ops.Select(o => o.Key)) + "}"],
         };
+    }
+
+    /// <summary>
+    /// host.apply_updates(self, hash) (idl/datamodel_host.ml, 1.301.0), in xapi's order (xapi/xapi_host.ml apply_updates,
+    /// then xapi/repository.ml apply_updates and apply_updates'): HA on refuses with HA_IS_ENABLED []; from 24.10.0 the
+    /// host is disabled first (if enabled), so even a refusal below leaves it disabled; a busy host is refused; from 24.10.0
+    /// pending mandatory guidance refuses (HOST_PENDING_MANDATORY_GUIDANCE_NOT_EMPTY [host]); then the update repository:
+    /// the lab has none on XCP-ng (its updates go through yum, NO_REPOSITORY_ENABLED []) and on XenServer accepts any
+    /// non-empty hash (an empty one is UPDATEINFO_HASH_MISMATCH []); from 24.10.0 an update that needs a reboot refuses a
+    /// host still running VMs (HOST_EVACUATION_IS_REQUIRED [host], repository_helpers.ml assert_host_evacuation_if_required).
+    /// The lab's update always needs a reboot: mandatory guidance reboot_host (from 1.303.0, when the field exists).
+    /// </summary>
+    private Task<JsonNode?> HostApplyUpdates(string m, List<JsonNode?> a)
+    {
+        Arity(m, a, 2);
+        var h = HostArg(a, 0, m);
+        var hash = Str(a, 1, m);
+        if (HaEnabled)
+        {
+            throw new XapiError("HA_IS_ENABLED");
+        }
+
+        NoteStateChange();
+        if (Profile.GuidanceKeepsHostDisabled && h.Enabled)
+        {
+            h.Enabled = false;
+            Touch("host", h.Ref, "mod");
+            Audit.Event("host.disable", new Dictionary<string, object?> { ["host"] = h.Name, ["by"] = "host.apply_updates" });
+        }
+
+        if (h.Power != HostPower.Up || h.CurrentOperations.Count > 0)
+        {
+            throw new XapiError("OTHER_OPERATION_IN_PROGRESS", "host", h.Ref);
+        }
+
+        if (Profile.GuidanceKeepsHostDisabled && h.PendingGuidances.Count > 0)
+        {
+            throw new XapiError("HOST_PENDING_MANDATORY_GUIDANCE_NOT_EMPTY", h.Ref);
+        }
+
+        if (Profile.IsXcpNg)
+        {
+            throw new XapiError("NO_REPOSITORY_ENABLED");
+        }
+
+        if (hash.Length == 0)
+        {
+            throw new XapiError("UPDATEINFO_HASH_MISMATCH");
+        }
+
+        if (Profile.GuidanceKeepsHostDisabled && Vms.Any(v => v.ResidentOn == h && !v.IsControlDomain))
+        {
+            throw new XapiError("HOST_EVACUATION_IS_REQUIRED", h.Ref);
+        }
+
+        if (Profile.HasPendingGuidances && !h.PendingGuidances.Contains("reboot_host"))
+        {
+            h.PendingGuidances.Add("reboot_host");
+        }
+
+        Touch("host", h.Ref, "mod");
+        Audit.Event("host.applyUpdates", new Dictionary<string, object?> { ["host"] = h.Name, ["pendingGuidances"] = h.PendingGuidances.ToList(), ["enabled"] = h.Enabled });
+        return Done(new JsonArray());
+    }
+
+    /// <summary>host.restart_agent(host) (idl/datamodel_host.ml, rio): the toolstack restarts after 10 s.</summary>
+    private Task<JsonNode?> HostRestartAgent(string m, List<JsonNode?> a)
+    {
+        Arity(m, a, 1);
+        var h = HostArg(a, 0, m);
+        if (h.Power != HostPower.Up)
+        {
+            throw new XapiError("HOST_OFFLINE", h.Ref);
+        }
+
+        NoteStateChange();
+        Audit.Event("host.restartAgent", new Dictionary<string, object?> { ["host"] = h.Name });
+        ScheduleToolstackRestart(h);
+        return Done("");
     }
 
     /// <summary>Why a VM cannot leave its host for <paramref name="target"/> (null target: for any host).</summary>
@@ -1021,13 +1109,13 @@ internal sealed partial class SimPool
 
     private Task<JsonNode?> HostEvacuate(string m, List<JsonNode?> a, SimTask? task)
     {
-        // network (default null) arrived in 1.297.0, evacuate_batch_size (default 0) in 23.27.0 (datamodel_host.ml
-        // evacuate). With a default the generated server takes any longer list and ignores what it does not know.
-        Arity(m, a, 1, hasDefaults: XapiVersion >= new Version(1, 297, 0));
+        // network from 1.297.0, evacuate_batch_size from v23.28.0 (see XapiProfile); with a default the generated server
+        // takes any longer list and ignores what it does not know. Batches of evacuate_batch_size, else xapi.conf
+        // evacuation-batch-size (default 10), from 22.24.0; before, one VM at a time (v1.249.41 xapi/xapi_host.ml).
+        Arity(m, a, 1, hasDefaults: Profile.EvacuateTakesNetwork);
         var h = HostArg(a, 0, m);
-        var batch = a.Count >= 3 && XapiVersion >= new Version(23, 27, 0) ? (int)Num(a, 2, m) : 0;
-        // xapi_host.ml evacuate: 0 means xapi.conf evacuation-batch-size, 10 by default (xapi_globs.ml).
-        batch = batch > 0 ? batch : 10;
+        var asked = a.Count >= 3 && Profile.EvacuateTakesBatchSize ? (long)Num(a, 2, m) : 0;
+        var batch = !Profile.EvacuatesInParallel ? 1 : asked > 0 ? (int)Math.Min(asked, int.MaxValue) : 10;
         if (HaEnabled && Vms.FirstOrDefault(v => v.ResidentOn == h && v.IsRunning && !v.IsControlDomain && v.HaRestartPriority != "restart") is { } unprotected)
         {
             throw new XapiError("HOST_EVACUATE_VM_NOT_HA_PROTECTED", unprotected.Ref);

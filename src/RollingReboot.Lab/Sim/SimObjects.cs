@@ -37,6 +37,14 @@ internal sealed class SimHost
     public DateTimeOffset AgentStartTime { get; set; }
     public string BootId { get; set; } = Guid.NewGuid().ToString();
     public List<string> PendingGuidances { get; } = [];
+    public List<string> PendingGuidancesRecommended { get; } = [];
+    public List<string> PendingGuidancesFull { get; } = [];
+
+    /// <summary>other_config.rpm_patch_installation_time, as Xen Orchestra writes it after patching an XCP-ng host.</summary>
+    public DateTimeOffset? RpmPatchInstallationTime { get; set; }
+
+    /// <summary>The host's localdb host_auto_enable (xapi 25.31.0+): false after host.disable auto_enable=false.</summary>
+    public bool AutoEnable { get; set; } = true;
     public List<string> UpdatesRequiringReboot { get; } = [];
     public Dictionary<string, string> CurrentOperations { get; } = [];
     public int BootCount { get; set; }

@@ -80,7 +80,8 @@ internal sealed partial class SimPool : ILabPoolView
         Audit = audit;
         Password = password;
         User = scenario.Pool.User ?? "root";
-        XapiVersion = ParseVersion(scenario.Pool.XapiVersion);
+        Profile = XapiProfile.Parse(scenario.Pool.XapiVersion, scenario.Pool.ProductBrand);
+        XapiVersion = Profile.Version;
         _faultRandom = new Random(scenario.Faults.Select(f => f.Seed ?? 0).FirstOrDefault(s => s != 0) is var seed and not 0 ? seed : 42);
         Master = null!;
         audit.UseClock(() => Now);
@@ -103,6 +104,9 @@ internal sealed partial class SimPool : ILabPoolView
     public string Password { get; }
 
     public Version XapiVersion { get; }
+
+    /// <summary>The xapi release and product the pool behaves as (pool.xapiVersion, pool.productBrand).</summary>
+    public XapiProfile Profile { get; }
 
     /// <summary>Simulated seconds since the lab started.</summary>
     public double Now => s_happeningAt ?? ClockNow;
@@ -156,17 +160,6 @@ internal sealed partial class SimPool : ILabPoolView
 
     internal static string NewRef() => "OpaqueRef:" + Guid.NewGuid();
 
-    private static Version ParseVersion(string text)
-    {
-        var parts = text.Split('.').Select(p => int.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : 0).ToList();
-        while (parts.Count < 3)
-        {
-            parts.Add(0);
-        }
-
-        return new Version(parts[0], parts[1], parts[2]);
-    }
-
     private void Build()
     {
         var s = Scenario;
@@ -185,17 +178,14 @@ internal sealed partial class SimPool : ILabPoolView
                 MemoryTotal = hs.MemoryMiB * LabMemory.MiB,
                 Dom0Memory = hs.Dom0MemoryMiB * LabMemory.MiB,
                 RebootSeconds = hs.RebootSeconds,
-                Enabled = hs.Enabled,
+                // Resolved by the loader: a host host.apply_updates left with mandatory guidance is disabled (xapi_host.ml apply_updates).
+                Enabled = hs.Enabled ?? !(Profile.GuidanceKeepsHostDisabled && ScenarioLoader.MandatoryGuidances(hs, Profile).Count > 0),
                 BootTime = now - TimeSpan.FromDays(30 + index),
                 AgentStartTime = now - TimeSpan.FromDays(30 + index) + TimeSpan.FromSeconds(40),
                 MetricsUpdated = now,
             };
             index++;
-            if (hs.PendingReboot)
-            {
-                h.PendingGuidances.Add("reboot_host");
-                h.UpdatesRequiringReboot.Add(NewRef());
-            }
+            SetPendingReboot(h, hs);
 
             Hosts.Add(h);
             if (hs.Master)
@@ -271,6 +261,35 @@ internal sealed partial class SimPool : ILabPoolView
 
             HaHostFailuresToTolerate = ha.HostFailuresToTolerate;
             HaAllowOvercommit = ha.AllowOvercommit;
+        }
+    }
+
+    /// <summary>
+    /// A patched host waiting for its reboot, as its product shows it. XCP-ng (updates through yum, no guidances):
+    /// other_config.rpm_patch_installation_time after boot_time, which Xen Orchestra writes after its update and reads
+    /// back (xo-server src/xapi/mixins/patching.mjs _xcpUpdate, src/xapi-object-to-xo.mjs rebootRequired). XenServer: the
+    /// mandatory guidance reboot_host that host.apply_updates sets (xapi/repository.ml apply_updates') from 1.303.0, and
+    /// before pending_guidances existed the legacy pool_update list updates_requiring_reboot (xapi/create_misc.ml).
+    /// </summary>
+    private void SetPendingReboot(SimHost h, HostSpec hs)
+    {
+        if (hs.PendingReboot)
+        {
+            if (Profile.IsXcpNg)
+            {
+                h.RpmPatchInstallationTime = NowTime - TimeSpan.FromHours(2);
+            }
+            else if (!Profile.HasPendingGuidances)
+            {
+                h.UpdatesRequiringReboot.Add(NewRef());
+            }
+        }
+
+        h.PendingGuidances.AddRange(ScenarioLoader.MandatoryGuidances(hs, Profile));
+        if (hs.Guidances is { } g)
+        {
+            h.PendingGuidancesRecommended.AddRange(g.Recommended);
+            h.PendingGuidancesFull.AddRange(g.Full);
         }
     }
 
@@ -937,7 +956,11 @@ internal sealed partial class SimPool : ILabPoolView
         h.AgentStartTime = now;
         h.BootId = Guid.NewGuid().ToString();
         h.BootCount++;
-        h.PendingGuidances.Remove("reboot_host");
+        // Pool.hello marks a member disabled until its toolstack is ready (xapi/xapi_pool.ml hello).
+        h.Enabled = false;
+        RemoveGuidancesAtStart(h, onBoot: true);
+        // The legacy list is read from /run/reboot-required.hfxs at every start (xapi/create_misc.ml
+        // create_updates_requiring_reboot_info, xapi/xapi_globs.ml): /run does not survive the boot.
         h.UpdatesRequiringReboot.Clear();
         h.ToolstackReadyAt = Now + Scenario.Pool.ToolstackStartSeconds;
         h.MetricsUpdated = now;
@@ -1014,7 +1037,13 @@ internal sealed partial class SimPool : ILabPoolView
         }
     }
 
-    private void ToolstackReady(SimHost h, int boot)
+    /// <summary>
+    /// The toolstack is up: consider_enabling_host (xapi/xapi_host_helpers.ml). The host enables itself unless, from
+    /// xapi 24.10.0, a mandatory guidance is pending ("Leave host disabled"), or, from 25.31.0, host.disable
+    /// auto_enable=false persisted host_auto_enable=false. Before 24.10.0 (v1.249.41) it enables itself regardless.
+    /// A member whose master does not answer stays in emergency mode first.
+    /// </summary>
+    private void ToolstackReady(SimHost h, int boot, bool afterBoot = true)
     {
         if (h.BootCount != boot || h.Power != HostPower.Up)
         {
@@ -1031,34 +1060,77 @@ internal sealed partial class SimPool : ILabPoolView
                 Audit.Event("host.emergencyMode", new Dictionary<string, object?> { ["host"] = h.Name, ["error"] = h.EmergencyError[0] });
             }
 
-            Schedule(Now + 5, () => ToolstackReady(h, boot));
+            Schedule(Now + 5, () => ToolstackReady(h, boot, afterBoot));
             return;
         }
 
         h.EmergencyError = null;
+
+        if (afterBoot && h.GuidanceOnReturn is { } g)
         {
-            // The toolstack is up: the host enables itself unless a mandatory guidance is pending.
-            if (h.GuidanceOnReturn is { } g)
+            h.GuidanceOnReturn = null;
+            if (!h.PendingGuidances.Contains(g))
             {
-                h.GuidanceOnReturn = null;
-                if (!h.PendingGuidances.Contains(g))
-                {
-                    h.PendingGuidances.Add(g);
-                }
-
-                h.Enabled = false;
+                h.PendingGuidances.Add(g);
             }
-            else
-            {
-                h.Enabled = true;
-            }
-
-            h.AgentStartTime = NowTime;
-            Touch("host", h.Ref, "mod");
-            Audit.Event("host.toolstackReady", new Dictionary<string, object?> { ["host"] = h.Name, ["enabled"] = h.Enabled });
-            ClusteredSrsRecover(h);
-            AutostartVms();
         }
+
+        var guidanceHolds = Profile.GuidanceKeepsHostDisabled && h.PendingGuidances.Count > 0;
+        h.Enabled = !guidanceHolds && h.AutoEnable;
+        h.AgentStartTime = NowTime;
+        Touch("host", h.Ref, "mod");
+        Audit.Event("host.toolstackReady", new Dictionary<string, object?> { ["host"] = h.Name, ["enabled"] = h.Enabled });
+        if (afterBoot)
+        {
+            ClusteredSrsRecover(h);
+        }
+
+        AutostartVms();
+    }
+
+    /// <summary>
+    /// What every toolstack start removes (xapi/dbsync_slave.ml remove_pending_guidances, through
+    /// xapi/xapi_host_helpers.ml remove_pending_guidance: from all three lists): restart_toolstack always; at a boot also
+    /// reboot_host and the three livepatch-failure guidances.
+    /// </summary>
+    private static void RemoveGuidancesAtStart(SimHost h, bool onBoot)
+    {
+        string[] cleared = onBoot
+            ? ["restart_toolstack", "reboot_host", "reboot_host_on_livepatch_failure", "reboot_host_on_kernel_livepatch_failure", "reboot_host_on_xen_livepatch_failure"]
+            : ["restart_toolstack"];
+        foreach (var list in new[] { h.PendingGuidances, h.PendingGuidancesRecommended, h.PendingGuidancesFull })
+        {
+            list.RemoveAll(g => cleared.Contains(g));
+        }
+    }
+
+    /// <summary>
+    /// host.restart_agent: the toolstack restarts after a 10 s pause (idl/datamodel_host.ml restart_agent). Going down it
+    /// marks the host disabled (xapi/xapi_fuse.ml); starting, it removes restart_toolstack and considers enabling the host,
+    /// as after a boot but without clearing the reboot guidances. The master's sessions die with it.
+    /// </summary>
+    internal void ScheduleToolstackRestart(SimHost h)
+    {
+        Schedule(Now + 10, () =>
+        {
+            if (h.Power != HostPower.Up)
+            {
+                return;
+            }
+
+            h.Enabled = false;
+            RemoveGuidancesAtStart(h, onBoot: false);
+            h.ToolstackReadyAt = Now + Scenario.Pool.ToolstackStartSeconds;
+            if (h == Master)
+            {
+                Sessions.Clear();
+            }
+
+            Touch("host", h.Ref, "mod");
+            Audit.Event("host.toolstackRestart", new Dictionary<string, object?> { ["host"] = h.Name });
+            var boot = h.BootCount;
+            Schedule(h.ToolstackReadyAt, () => ToolstackReady(h, boot, afterBoot: false));
+        });
     }
 
     /// <summary>

@@ -119,7 +119,7 @@ internal sealed partial class SimPool
         ["coordinator_bias"] = true,
     };
 
-    private JsonObject HostRecord(SimHost h) => new()
+    private JsonObject HostRecordAllReleases(SimHost h) => new()
     {
         ["uuid"] = h.Uuid,
         ["name_label"] = h.Name,
@@ -129,27 +129,12 @@ internal sealed partial class SimPool
             : ["provision", "evacuate", "vm_start", "vm_resume", "vm_migrate"]),
         ["current_operations"] = Map(h.CurrentOperations),
         ["API_version_major"] = 2L,
-        ["API_version_minor"] = 21L,
+        ["API_version_minor"] = Profile.ApiVersionMinor,
         ["API_version_vendor"] = "XenSource",
         ["API_version_vendor_implementation"] = new JsonObject(),
         ["enabled"] = h.Enabled,
-        ["software_version"] = Map(new Dictionary<string, string>
-        {
-            ["product_version"] = "8.3.0",
-            ["product_brand"] = "XCP-ng",
-            ["platform_version"] = "3.4.0",
-            ["platform_name"] = "XCP",
-            ["xapi"] = $"{XapiVersion.Major}.{XapiVersion.Minor}",
-            ["xapi_build"] = Scenario.Pool.XapiVersion,
-            ["xen"] = "4.17.3",
-            ["hostname"] = h.Name,
-        }),
-        ["other_config"] = Map(new Dictionary<string, string>
-        {
-            ["boot_time"] = Unix(h.BootTime),
-            ["agent_start_time"] = Unix(h.AgentStartTime),
-            ["iscsi_iqn"] = "iqn.2026-01.com.example:" + h.Name,
-        }),
+        ["software_version"] = Map(Profile.SoftwareVersion(h.Name)),
+        ["other_config"] = Map(HostOtherConfig(h)),
         ["capabilities"] = Arr(["xen-3.0-x86_64", "hvm-3.0-x86_64"]),
         ["cpu_configuration"] = new JsonObject(),
         ["sched_policy"] = "credit",
@@ -198,14 +183,47 @@ internal sealed partial class SimPool
         ["uefi_certificates"] = "",
         ["certificates"] = new JsonArray(),
         ["editions"] = Arr(["xcp-ng"]),
-        ["pending_guidances"] = Arr(h.PendingGuidances),
-        ["pending_guidances_recommended"] = new JsonArray(),
-        ["pending_guidances_full"] = new JsonArray(),
         ["tls_verification_enabled"] = true,
         ["last_software_update"] = Date(h.BootTime - TimeSpan.FromDays(1)),
         ["https_only"] = false,
         ["memory_overhead"] = 0L,
     };
+
+    /// <summary>The host record as the profile's xapi has it: fields a release does not have yet are not in it.</summary>
+    private JsonObject HostRecord(SimHost h)
+    {
+        var record = HostRecordAllReleases(h);
+        if (Profile.HasPendingGuidances)
+        {
+            // idl/datamodel_host.ml: pending_guidances published 1.303.0; _recommended and _full from v24.10.0 (commit ead6edc1).
+            record["pending_guidances"] = Arr(h.PendingGuidances);
+        }
+
+        if (Profile.HasGuidanceLists)
+        {
+            record["pending_guidances_recommended"] = Arr(h.PendingGuidancesRecommended);
+            record["pending_guidances_full"] = Arr(h.PendingGuidancesFull);
+        }
+
+        return record;
+    }
+
+    private static Dictionary<string, string> HostOtherConfig(SimHost h)
+    {
+        var config = new Dictionary<string, string>
+        {
+            ["boot_time"] = Unix(h.BootTime),
+            ["agent_start_time"] = Unix(h.AgentStartTime),
+            ["iscsi_iqn"] = "iqn.2026-01.com.example:" + h.Name,
+        };
+        if (h.RpmPatchInstallationTime is { } rpm)
+        {
+            // Written by Xen Orchestra as String(Date.now() / 1000) (xo-server src/xapi/mixins/patching.mjs _xcpUpdate).
+            config["rpm_patch_installation_time"] = Unix(rpm);
+        }
+
+        return config;
+    }
 
     private JsonObject HostMetricsRecord(SimHost h) => new()
     {

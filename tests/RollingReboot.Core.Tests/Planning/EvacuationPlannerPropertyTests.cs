@@ -145,7 +145,7 @@ public class EvacuationPlannerPropertyTests
             {
                 bool leftOutByOperator = options.IgnoreHosts.Contains(host.Name)
                     || (options.IncludeHosts.Count > 0 && !options.IncludeHosts.Contains(host.Name))
-                    || !host.Enabled;
+                    || (!host.Enabled && !host.DisabledUntilReboot);
                 Assert.Equal(!leftOutByOperator, plan.Blockers.Any(b => b.Code == PlanCodes.HostNotLive && b.Host == host.Name));
             }
 
@@ -171,7 +171,7 @@ public class EvacuationPlannerPropertyTests
                 bool skip = constraints.AlreadyRebootedHosts.Contains(host.Uuid)
                     || options.IgnoreHosts.Contains(host.Name)
                     || (options.IncludeHosts.Count > 0 && !options.IncludeHosts.Contains(host.Name))
-                    || !host.Enabled
+                    || (!host.Enabled && !host.DisabledUntilReboot)
                     || (options.OnlyNeedingReboot && !host.NeedsReboot);
                 Assert.Equal(skip ? HostAction.Skip : HostAction.Reboot, d.Action);
                 Assert.Equal(host.Uuid == pool.MasterUuid, d.IsMaster);

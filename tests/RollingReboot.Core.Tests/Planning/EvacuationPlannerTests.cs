@@ -121,7 +121,10 @@ public class EvacuationPlannerTests
     public void Plan_DisabledHost_IsSkippedAndNeverATarget()
     {
         var pool = SixHostsNPlusOne();
+        // Disabled by its operator: no mandatory guidance holds it (a legacy update still asks for a reboot).
         pool.Hosts[2].Enabled = false;
+        pool.Hosts[2].PendingGuidances.Clear();
+        pool.Hosts[2].Updates.Add("XS82ECU1001");
 
         var plan = EvacuationPlanner.Plan(pool.Build(), s_defaults, PlanConstraints.None);
 
@@ -322,7 +325,9 @@ public class EvacuationPlannerTests
     public void Plan_NoHostCanTakeTheFirstHostsVms_WhenTheMasterIsDisabled()
     {
         var pool = new TestPool { Name = "NOWHERE" };
-        pool.AddHost("a", 65536, master: true).Enabled = false;
+        var a = pool.AddHost("a", 65536, master: true);
+        a.Enabled = false;
+        a.PendingGuidances.Clear();
         pool.AddHost("b", 65536);
         pool.AddHost("c", 65536);
         pool.AddVm("vm-b", "b", 4 * TestPool.GiB);

@@ -66,7 +66,13 @@ internal sealed class TestPool
             HostUuid(h.Name), h.Name, "10.0.0." + (_hosts.IndexOf(h) + 1), h.Enabled, h.Live,
             h.TotalMiB * MiB,
             ((h.TotalMiB - h.Dom0MiB) * MiB) - UsedBytes(h.Name),
-            0, null, null, h.PendingGuidances, h.Updates, h.Operations)).ToList();
+            0, h.BootTime, h.BootTime, h.PendingGuidances, h.Updates, h.Operations)
+        {
+            PendingGuidancesRecommended = h.Recommended,
+            PendingGuidancesFull = h.Full,
+            RpmPatchInstallationTime = h.RpmPatchInstallationTime,
+            Software = PoolSoftware.From(h.SoftwareVersion),
+        }).ToList();
         var vms = _vms.Select(v => new VmState(
             VmUuid(v.Name), v.Name, v.PowerState, v.Host is null ? null : HostUuid(v.Host), v.MemoryBytes, v.PvDrivers,
             v.Disks, v.Cds, v.Pci, v.Vgpu, v.Vusb, v.HaPriority, v.Operations)).ToList();
@@ -92,6 +98,17 @@ internal sealed class TestPool
         public List<string> Updates { get; } = [];
 
         public List<string> Operations { get; } = [];
+
+        public List<string> Recommended { get; } = [];
+
+        public List<string> Full { get; } = [];
+
+        public DateTimeOffset? BootTime { get; set; }
+
+        public DateTimeOffset? RpmPatchInstallationTime { get; set; }
+
+        /// <summary>host.software_version; empty: not read (the newest xapi behaviour is assumed).</summary>
+        public Dictionary<string, string> SoftwareVersion { get; } = [];
     }
 
     internal sealed class VmSpec

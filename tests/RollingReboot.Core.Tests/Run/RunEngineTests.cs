@@ -100,7 +100,7 @@ public sealed class RunEngineTests
     [Fact]
     public async Task Run_HostBackWithMandatoryGuidance_NeedsOperator_NamingTheGuidanceFromTheHostRecord()
     {
-        // xapi's HOST_PENDING_MANDATORY_GUIDANCES_NOT_EMPTY carries the host alone; what is pending is in its record.
+        // xapi's HOST_PENDING_MANDATORY_GUIDANCE_NOT_EMPTY carries the host alone; what is pending is in its record.
         var h = new CrashHarness();
         h.Pool.H("h2").GuidanceOnReturn = "restart_toolstack";
 

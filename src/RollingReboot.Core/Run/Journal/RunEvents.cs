@@ -47,6 +47,9 @@ public sealed record OriginalsRecorded(
     string? AutoPowerOn = null) : RunEvent
 {
     public override string Kind => "originals";
+
+    /// <summary>Hosts disabled until their reboot (a mandatory reboot guidance pending, xapi 24.10.0+); absent in older journals.</summary>
+    public IReadOnlyList<string>? DisabledUntilReboot { get; init; }
 }
 
 public sealed record HaRecord(bool Enabled, IReadOnlyList<string> HeartbeatSrs, IReadOnlyDictionary<string, string> Configuration, long HostFailuresToTolerate, bool AllowOvercommit);

@@ -98,6 +98,12 @@ public sealed record RunState
     /// <summary>Was the host enabled before the run? (Unknown hosts: yes, the safe default for "enable it again".)</summary>
     public bool WasEnabled(string hostUuid) => Original?.HostEnabled.GetValueOrDefault(hostUuid, true) ?? true;
 
+    /// <summary>
+    /// Was the host disabled before the run only until its reboot (a mandatory reboot guidance pending, xapi 24.10.0+:
+    /// <see cref="HostState.DisabledUntilReboot"/>)? Then it is enabled after its reboot, and left disabled without one.
+    /// </summary>
+    public bool EnableAfterReboot(string hostUuid) => Original?.DisabledUntilReboot.Contains(hostUuid) ?? false;
+
     /// <summary>Is anything left to put back? (What <see cref="Restorer"/> walks.)</summary>
     public bool HasOutstanding =>
         Lock != ChangeState.None || HaOff != ChangeState.None || AutoPowerOnOff != ChangeState.None || ClusterUnmanaged != ChangeState.None || LeftDisabled.Any()
@@ -181,7 +187,10 @@ public sealed record RunState
         o.CloudstackManagedState,
         o.HostEnabled ?? new Dictionary<string, bool>(),
         o.VmHost ?? new Dictionary<string, string?>(),
-        o.AutoPowerOn);
+        o.AutoPowerOn)
+    {
+        DisabledUntilReboot = (o.DisabledUntilReboot ?? []).ToHashSet(StringComparer.Ordinal),
+    };
 
     public static OriginalsRecorded Record(PoolSnapshot pool, string? cloudstackManagedState)
     {
@@ -192,6 +201,9 @@ public sealed record RunState
             cloudstackManagedState,
             pool.Hosts.ToDictionary(h => h.Uuid, h => h.Enabled, StringComparer.Ordinal),
             pool.Vms.Where(v => v.IsRunningGuest).ToDictionary(v => v.Uuid, v => v.ResidentOnUuid, StringComparer.Ordinal),
-            pool.OtherConfig.GetValueOrDefault("auto_poweron"));
+            pool.OtherConfig.GetValueOrDefault("auto_poweron"))
+        {
+            DisabledUntilReboot = pool.Hosts.Where(h => h.DisabledUntilReboot).Select(h => h.Uuid).Order(StringComparer.Ordinal).ToList() is { Count: > 0 } l ? l : null,
+        };
     }
 }

@@ -2,6 +2,7 @@ using RollingReboot.Core.Pool;
 using RollingReboot.Core.Ports;
 using RollingReboot.Core.Run.Engine;
 using RollingReboot.Core.Run.Journal;
+using RollingReboot.Core.Run.State;
 using static RollingReboot.Core.Run.Engine.StepResult;
 
 namespace RollingReboot.Core.Run.Steps;
@@ -10,12 +11,14 @@ namespace RollingReboot.Core.Run.Steps;
 public static class HostEnabling
 {
     /// <summary>The one code the run acts on by name: xapi refuses host.enable while mandatory guidance is pending
-    /// (ocaml/xapi/xapi_host.ml, enable; ocaml/xapi-consts/api_errors.ml).</summary>
-    public const string PendingMandatoryGuidances = "HOST_PENDING_MANDATORY_GUIDANCES_NOT_EMPTY";
+    /// (ocaml/xapi/xapi_host.ml, enable; ocaml/xapi-consts/api_errors.ml host_pending_mandatory_guidances_not_empty,
+    /// whose text is singular: HOST_PENDING_MANDATORY_GUIDANCE_NOT_EMPTY, v24.10.0 to v26.17.0).</summary>
+    public const string PendingMandatoryGuidances = "HOST_PENDING_MANDATORY_GUIDANCE_NOT_EMPTY";
 
     public static async Task<StepResult> AfterRebootAsync(RunContext run, HostState host, CancellationToken abort)
     {
-        var wasEnabled = run.State.WasEnabled(host.Uuid);
+        // A host disabled until its reboot (mandatory reboot guidance, xapi 24.10.0+) is enabled after it, like one enabled before.
+        var wasEnabled = run.State.WasEnabled(host.Uuid) || run.State.EnableAfterReboot(host.Uuid);
         var deadline = run.Clock.GetUtcNow() + run.Options.HostTimeout;
         while (true)
         {
@@ -58,4 +61,69 @@ public static class HostEnabling
             }
         }
     }
+
+    /// <summary>
+    /// What a host the run may have left disabled needs now (restore, resume, a host the pre hook skipped), read from its
+    /// live record: never a host.enable that XAPI will refuse (pending mandatory guidance on xapi 24.10.0+), and a host
+    /// disabled until its reboot stays so until it is rebooted.
+    /// </summary>
+    public static PutBack Decide(RunState state, HostState h)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        ArgumentNullException.ThrowIfNull(h);
+        var untilReboot = state.EnableAfterReboot(h.Uuid);
+        if (untilReboot && !state.Rebooted.Contains(h.Uuid))
+        {
+            return h.Enabled
+                ? new PutBack(PutBackAction.AsItWas, null)
+                : new PutBack(PutBackAction.UntilReboot,
+                    $"host {h.Name} left disabled, as it was before the run: mandatory guidance {Guidances(h)} is pending and XAPI refuses host.enable until the host reboots; xapi enables it after its reboot (reboot it with 'rollreboot resume', or by hand)");
+        }
+
+        var wanted = state.WasEnabled(h.Uuid) || untilReboot;
+        if (h.Enabled == wanted)
+        {
+            return new PutBack(PutBackAction.AsItWas, null);
+        }
+
+        if (!wanted)
+        {
+            return new PutBack(PutBackAction.Disable, null);
+        }
+
+        return h.EnableRefused
+            ? new PutBack(PutBackAction.Refused,
+                $"host {h.Name} stays disabled: mandatory guidance {Guidances(h)} is pending and XAPI refuses host.enable until it is applied; {ApplyFix(h)}")
+            : new PutBack(PutBackAction.Enable, null);
+    }
+
+    private static string Guidances(HostState h) => string.Join(", ", h.PendingGuidances.Order(StringComparer.Ordinal));
+
+    /// <summary>How the guidance is applied: a reboot clears reboot guidances, any toolstack start restart_toolstack (ocaml/xapi/dbsync_slave.ml).</summary>
+    private static string ApplyFix(HostState h) =>
+        h.PendingGuidances.All(HostState.IsRebootGuidance) || h.RebootGuidancePending
+            ? $"reboot it ('xe host-reboot host={h.Name}' once it is empty, or 'rollreboot resume'); xapi enables it after the reboot"
+            : h.PendingGuidances.Contains("restart_toolstack")
+                ? $"restart its toolstack ('xe host-restart-agent host={h.Name}'); xapi enables it when the toolstack is back"
+                : $"apply the pending guidance on {h.Name}, then 'xe host-enable host={h.Name}'";
 }
+
+public enum PutBackAction
+{
+    /// <summary>Enabled or disabled as it was before the run: nothing to do.</summary>
+    AsItWas,
+
+    Enable,
+
+    /// <summary>Disabled again: the operator had it so before the run.</summary>
+    Disable,
+
+    /// <summary>It should be enabled, but XAPI refuses host.enable: an operator applies the guidance.</summary>
+    Refused,
+
+    /// <summary>Disabled until its reboot, as it was before the run, and not rebooted: it stays so.</summary>
+    UntilReboot,
+}
+
+/// <summary>What <see cref="HostEnabling.Decide"/> found, and why when the host stays disabled.</summary>
+public sealed record PutBack(PutBackAction Action, string? Why);

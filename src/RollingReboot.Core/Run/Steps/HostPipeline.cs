@@ -212,15 +212,39 @@ public static class HostPipeline
     /// <summary>A pre hook said skip (exit 70): the host is not rebooted; it is enabled again as it was, its VMs stay where they went.</summary>
     private static async Task<StepResult> SkipAsync(RunContext run, HostRun h, CancellationToken abort)
     {
-        if (run.State.WasEnabled(h.Host.Uuid))
+        // Its live record decides: XAPI refuses host.enable while mandatory guidance is pending (xapi 24.10.0+).
+        var now = await run.Executor.ReadAsync(ct => run.Pool.ReadHostAsync(h.Host.Uuid, ct), abort);
+        var decision = HostEnabling.Decide(run.State, now);
+        string phase;
+        switch (decision.Action)
         {
-            await run.Executor.DoAsync(new HostEnableIntended(h.Host.Uuid, h.Host.Name), ct => run.Pool.EnableHostAsync(h.Host.Uuid, ct), new HostEnabled(h.Host.Uuid), abort);
+            case PutBackAction.Enable:
+                await run.Executor.DoAsync(new HostEnableIntended(h.Host.Uuid, h.Host.Name), ct => run.Pool.EnableHostAsync(h.Host.Uuid, ct), new HostEnabled(h.Host.Uuid), abort);
+                phase = "skipped (pre hook exit 70); enabled again";
+                break;
+            case PutBackAction.UntilReboot:
+                run.Executor.Record(new HostEnabled(h.Host.Uuid));
+                run.Log.Warn("{Why}", decision.Why!);
+                phase = "skipped (pre hook exit 70); left disabled until its reboot, as it was";
+                break;
+            case PutBackAction.Refused:
+                run.OperatorAction(decision.Why!);
+                phase = "skipped (pre hook exit 70); stays disabled: XAPI refuses host.enable while its guidance is pending";
+                break;
+            case PutBackAction.Disable:
+                await run.Executor.DoAsync(null, ct => run.Pool.DisableHostAsync(h.Host.Uuid, ct), new HostEnabled(h.Host.Uuid), abort);
+                phase = "skipped (pre hook exit 70); disabled, as it was";
+                break;
+            default:
+                run.Executor.Record(new HostEnabled(h.Host.Uuid));
+                phase = "skipped (pre hook exit 70); left as it was";
+                break;
         }
 
         var e = h.Evacuation;
         run.Executor.Record(new HostSkipped(h.Host.Uuid, h.Host.Name, "pre hook exit 70"));
         run.Executor.Record(new HostFinished(h.Host.Uuid, h.Host.Name, h.IsMaster, e.Moved, e.Bytes, h.EvacuationSeconds, 0, e.Retries, HostResult.SkippedByHook));
-        run.Log.HostPhase(h.Host.Name, "skipped (pre hook exit 70); enabled again");
+        run.Log.HostPhase(h.Host.Name, phase);
         run.Notify("host.skipped", $"{h.Host.Name} of {run.ClusterLabel} skipped: the pre hook exited 70", h.Host.Name);
         return Continue;
     }

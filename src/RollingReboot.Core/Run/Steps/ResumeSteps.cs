@@ -60,14 +60,25 @@ public static class ResumeSteps
                 continue;
             }
 
-            if (!h.Enabled && run.State.WasEnabled(h.Uuid))
+            var decision = HostEnabling.Decide(run.State, h);
+            switch (decision.Action)
             {
-                await run.Executor.DoAsync(new HostEnableIntended(h.Uuid, h.Name), ct => run.Pool.EnableHostAsync(h.Uuid, ct), new HostEnabled(h.Uuid), abort);
-                run.Log.Info("{Host}: enabled again (the interrupted run had disabled it)", h.Name);
-            }
-            else
-            {
-                run.Executor.Record(new HostEnabled(h.Uuid));
+                case PutBackAction.Enable:
+                    await run.Executor.DoAsync(new HostEnableIntended(h.Uuid, h.Name), ct => run.Pool.EnableHostAsync(h.Uuid, ct), new HostEnabled(h.Uuid), abort);
+                    run.Log.Info("{Host}: enabled again (the interrupted run had disabled it)", h.Name);
+                    break;
+                case PutBackAction.Refused:
+                    // Not asked: XAPI would refuse. The host stays the run's to put back; the plan sees it as it is.
+                    run.Log.Warn("{Why}", decision.Why!);
+                    break;
+                case PutBackAction.UntilReboot:
+                    run.Log.Info("{Why}; it is planned again", decision.Why!);
+                    run.Executor.Record(new HostEnabled(h.Uuid));
+                    break;
+                default:
+                    // As it was, or disabled as the operator had it: left for the plan (a rebooted host is not rebooted again).
+                    run.Executor.Record(new HostEnabled(h.Uuid));
+                    break;
             }
         }
 

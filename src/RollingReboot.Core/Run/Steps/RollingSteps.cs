@@ -33,6 +33,7 @@ public static class RollingSteps
         run.LastSnapshot = pre.Pool;
         run.FirstPlan = pre.Plan;
         var plan = pre.Plan;
+        LogSoftware(run, pre.Pool);
         Decide(run, pre);
         if (plan.Blockers.Count > 0)
         {
@@ -64,6 +65,16 @@ public static class RollingSteps
         }
 
         return new RunEnding(Continue, await DoneMessageAsync(run, plan, stop, abort), plan);
+    }
+
+    /// <summary>What the pool runs (host.software_version) and the xapi behaviour the run assumes from it; hosts that differ from the master.</summary>
+    private static void LogSoftware(RunContext run, Pool.PoolSnapshot pool)
+    {
+        run.Log.Info("Pool {Pool} runs {Software}", pool.Name, pool.Software.Describe());
+        foreach (var h in pool.Hosts.Where(h => h.Uuid != pool.MasterUuid && h.Software != pool.Software && h.Software.Known))
+        {
+            run.Log.Info("Host {Host} runs {Software}", h.Name, h.Software.Describe());
+        }
     }
 
     /// <summary>Choices made once before anything changes, kept by every later plan of the run (resume too).</summary>

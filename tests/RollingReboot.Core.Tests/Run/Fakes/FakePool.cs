@@ -24,10 +24,14 @@ internal sealed class FakePool(TimeProvider clock) : IPoolConnection
         public DateTimeOffset BootTime { get; set; }
         public DateTimeOffset AgentStart { get; set; }
         public int BootCount { get; set; }
-        public List<string> PendingGuidances { get; } = [];
 
-        /// <summary>A mandatory guidance the host comes back from its next reboot with (it then stays disabled, as xapi leaves it).</summary>
+        /// <summary>host.pending_guidances (mandatory): while any is pending, a disabled host is not enabled (xapi 24.10.0+).</summary>
+        public List<string> Guidances { get; } = [];
+
+        /// <summary>A guidance the host comes back from its next reboot with (as the lab's pendingGuidance fault).</summary>
         public string? GuidanceOnReturn { get; set; }
+
+        public Dictionary<string, string> SoftwareVersion { get; } = [];
     }
 
     public sealed class Vm
@@ -51,6 +55,9 @@ internal sealed class FakePool(TimeProvider clock) : IPoolConnection
 
     /// <summary>Every key added to pool.other_config, in order.</summary>
     public List<string> Added { get; } = [];
+
+    /// <summary>host.enable calls XAPI refused for pending mandatory guidance (uuid each time).</summary>
+    public List<string> RefusedEnables { get; } = [];
 
     /// <summary>Things that would hurt a real pool (a host rebooted with VMs on it, a VM halted); must stay empty.</summary>
     public List<string> Violations { get; } = [];
@@ -102,7 +109,7 @@ internal sealed class FakePool(TimeProvider clock) : IPoolConnection
             return string.Join("\n",
                 $"ha {Ha.Enabled} {string.Join(",", Ha.HeartbeatSrUuids)} {string.Join(",", Ha.Configuration.Select(kv => kv.Key + "=" + kv.Value))} {Ha.HostFailuresToTolerate} {Ha.AllowOvercommit}",
                 "other_config " + string.Join(",", OtherConfig.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Key == "auto_poweron" ? kv.Key + "=" + kv.Value : kv.Key)),
-                "hosts " + string.Join(",", Hosts.Select(h => $"{h.Name}:{(h.Enabled ? "enabled" : "disabled")}:{(h.Live ? "live" : "down")}")),
+                "hosts " + string.Join(",", Hosts.Select(h => $"{h.Name}:{(h.Enabled ? "enabled" : "disabled")}:{(h.Live ? "live" : "down")}{(h.Guidances.Count > 0 ? ":" + string.Join("+", h.Guidances) : "")}")),
                 "vms running " + Vms.Count(v => v.Running) + "/" + Vms.Count);
         }
     }
@@ -123,7 +130,10 @@ internal sealed class FakePool(TimeProvider clock) : IPoolConnection
     {
         var used = Vms.Where(v => v.Running && v.Host == h.Uuid).Sum(v => v.Memory);
         return new HostState(h.Uuid, h.Name, "192.0.2." + h.Uuid[1..], h.Enabled, h.Live, h.Memory, h.Memory - GiB - used, GiB,
-            h.BootTime, h.AgentStart, h.PendingGuidances.ToList(), [], []);
+            h.BootTime, h.AgentStart, [.. h.Guidances], [], [])
+        {
+            Software = PoolSoftware.From(h.SoftwareVersion),
+        };
     }
 
     public Task<PoolSnapshot> ReadAsync(CancellationToken cancellationToken = default)
@@ -236,10 +246,11 @@ internal sealed class FakePool(TimeProvider clock) : IPoolConnection
             throw Refused("HOST_OFFLINE", hostUuid);
         }
 
-        if (!h.Enabled && h.PendingGuidances.Count > 0)
+        if (!h.Enabled && h.Guidances.Count > 0)
         {
-            // As xapi raises it: the host alone (repository_helpers.ml assert_no_host_pending_mandatory_guidance).
-            throw Refused("HOST_PENDING_MANDATORY_GUIDANCES_NOT_EMPTY", hostUuid);
+            // xapi_host.ml enable -> repository_helpers.ml assert_no_host_pending_mandatory_guidance (24.10.0+).
+            RefusedEnables.Add(hostUuid);
+            throw Refused("HOST_PENDING_MANDATORY_GUIDANCE_NOT_EMPTY", hostUuid);
         }
 
         h.Enabled = true;
@@ -259,16 +270,19 @@ internal sealed class FakePool(TimeProvider clock) : IPoolConnection
             throw Refused("HOST_IN_USE", hostUuid);
         }
 
-        // Down and back at once, with a new boot; xapi enables the host when it starts.
+        // Down and back at once, with a new boot: the boot clears the reboot guidances and restart_toolstack
+        // (dbsync_slave.ml), and xapi enables the host unless a mandatory guidance is still pending.
         h.BootCount++;
         h.BootTime = clock.GetUtcNow();
         h.AgentStart = h.BootTime;
-        h.Enabled = h.GuidanceOnReturn is null;
-        if (h.GuidanceOnReturn is { } guidance)
+        h.Guidances.RemoveAll(g => HostState.IsRebootGuidance(g) || g == "restart_toolstack");
+        if (h.GuidanceOnReturn is { } g)
         {
-            h.PendingGuidances.Add(guidance);
+            h.Guidances.Add(g);
             h.GuidanceOnReturn = null;
         }
+
+        h.Enabled = h.Guidances.Count == 0;
     });
 
     public Task ShutdownHostAsync(string hostUuid, CancellationToken cancellationToken = default) => throw new NotSupportedException("the fake pool does not halt hosts");
