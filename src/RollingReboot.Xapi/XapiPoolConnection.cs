@@ -121,6 +121,21 @@ public sealed class XapiPoolConnection : IPoolConnection
         return map;
     }
 
+    public async Task<IReadOnlyList<string>?> CanBootHereAsync(string vmUuid, string hostUuid, CancellationToken cancellationToken = default)
+    {
+        var vm = await RefAsync("VM", vmUuid, cancellationToken);
+        var host = await RefAsync("host", hostUuid, cancellationToken);
+        try
+        {
+            await _client.CallAsync("VM.assert_can_boot_here", [vm, host], cancellationToken);
+            return null;
+        }
+        catch (XapiException e) when (!e.IsTransient)
+        {
+            return [e.Code, .. e.Parameters];
+        }
+    }
+
     public async Task<DateTimeOffset> GetServerTimeAsync(string hostUuid, CancellationToken cancellationToken = default)
     {
         var result = await _client.CallAsync("host.get_servertime", [await RefAsync("host", hostUuid, cancellationToken)], cancellationToken);

@@ -16,6 +16,9 @@ public interface IPoolConnection : IAsyncDisposable
     /// <summary>XAPI's own view: VM uuid to the error XAPI reports for it (code first).</summary>
     Task<IReadOnlyDictionary<string, IReadOnlyList<string>>> GetVmsPreventingEvacuationAsync(string hostUuid, CancellationToken cancellationToken = default);
 
+    /// <summary>XAPI's VM.assert_can_boot_here: null when the VM could run on the host, else XAPI's error (code first).</summary>
+    Task<IReadOnlyList<string>?> CanBootHereAsync(string vmUuid, string hostUuid, CancellationToken cancellationToken = default);
+
     Task<DateTimeOffset> GetServerTimeAsync(string hostUuid, CancellationToken cancellationToken = default);
 
     Task DisableHaAsync(CancellationToken cancellationToken = default);

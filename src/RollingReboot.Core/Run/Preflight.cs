@@ -56,6 +56,7 @@ public static class Preflight
 
         var vmIssues = new Dictionary<string, VmIssue>();
         var busy = new Dictionary<string, BusyVm>(StringComparer.Ordinal);
+        var hidden = new HashSet<string>(StringComparer.Ordinal);
         // Mid-run CloudStack is not asked again (its hosts are Disconnected); the groups found before the run hold.
         var antiAffinity = new Dictionary<string, IReadOnlyList<string>>(knownAntiAffinity ?? new Dictionary<string, IReadOnlyList<string>>());
         IReadOnlyList<CloudStackHost> csHosts = [];
@@ -72,6 +73,12 @@ public static class Preflight
                 var code = reason.Count > 0 ? reason[0] : "UNKNOWN";
                 if (snapshot.Ha.Enabled && s_haNoise.Contains(code))
                 {
+                    if (code == "HOST_EVACUATE_VM_NOT_HA_PROTECTED")
+                    {
+                        // XAPI stopped at "not protected": its real blockers (SRs, networks, CPU) are checked below.
+                        hidden.Add(vmUuid);
+                    }
+
                     continue;
                 }
 
@@ -118,14 +125,17 @@ public static class Preflight
             }
 
             warnings.AddRange(ManagedStateWarnings(cluster));
-            foreach (var h in snapshot.Hosts.Where(h => !h.Enabled).OrderBy(h => h.Name, StringComparer.Ordinal))
+            // A host disabled until its reboot is rebooted and enabled by the run: not left disabled.
+            foreach (var h in snapshot.Hosts.Where(h => !h.Enabled && !h.DisabledUntilReboot).OrderBy(h => h.Name, StringComparer.Ordinal))
             {
                 // XenServerConnectionPool.connect refuses a disabled host, and for a disabled master the whole pool.
                 warnings.Add(new PlanWarning("CLOUDSTACK_HOST_DISABLED_IN_XAPI",
                     h.Uuid == snapshot.MasterUuid
                         ? $"Pool master {h.Name} is disabled in XAPI and the run leaves it so: once the cluster is Managed again, CloudStack connects no host of the pool (all Alert)"
                         : $"Host {h.Name} is disabled in XAPI and the run leaves it so: once the cluster is Managed again, CloudStack cannot connect it (Alert)",
-                    $"enable it before the run ('xe host-enable host={h.Name}') if it should take VMs; otherwise the report asks for it at the end"));
+                    h.EnableRefused
+                        ? $"if it should take VMs: {Steps.HostEnabling.ApplyFix(h)} (XAPI refuses host.enable while its guidance is pending); otherwise the report says so at the end"
+                        : $"enable it before the run ('xe host-enable host={h.Name}') if it should take VMs; otherwise the report says so at the end"));
             }
             if (cluster.ManagedState is CloudStackStates.PrepareUnmanaged or CloudStackStates.PrepareUnmanagedError)
             {
@@ -193,6 +203,7 @@ public static class Preflight
         var (placementBlockers, placementWarnings) = placement.Check(plan, snapshot);
         extra.AddRange(placementBlockers);
         warnings.AddRange(placementWarnings);
+        extra.AddRange(await HiddenByHaAsync(pool, snapshot, plan, hidden, cancellationToken));
         if (extra.Count > 0)
         {
             plan = plan with { Blockers = [.. plan.Blockers, .. extra] };
@@ -254,6 +265,52 @@ public static class Preflight
             // The planner's "disabled, still needs a reboot: xe host-enable" does not apply to a host XAPI has enabled.
             Warnings = plan.Warnings.Where(w => w.Code != PlanCodes.HostDisabledPending || !reallyEnabled.Any(n => w.Message.StartsWith($"Host {n} ", StringComparison.Ordinal))).ToList(),
         };
+    }
+
+    /// <summary>
+    /// With HA on, XAPI reports an unprotected VM only as HOST_EVACUATE_VM_NOT_HA_PROTECTED and hides why it could not
+    /// move (xapi_host.ml get_vms_which_prevent_evacuation partitions them out first). So each such VM is asked about
+    /// every host the plan sends it to, with VM.assert_can_boot_here, before anything changes. Memory is the planner's to
+    /// judge (the target may be emptied first), so a memory answer is no blocker.
+    /// </summary>
+    private static async Task<IReadOnlyList<Blocker>> HiddenByHaAsync(IPoolConnection pool, PoolSnapshot snapshot, Plan plan, IReadOnlySet<string> hidden, CancellationToken cancellationToken)
+    {
+        if (hidden.Count == 0)
+        {
+            return [];
+        }
+
+        var asks = plan.Steps.SelectMany(s => s.Migrations).Where(m => hidden.Contains(m.VmUuid))
+            .Select(m => (m.VmUuid, m.VmName, m.ToUuid, m.ToName)).Distinct().ToList();
+        using var gate = new SemaphoreSlim(8);
+        var answers = await Task.WhenAll(asks.Select(async a =>
+        {
+            await gate.WaitAsync(cancellationToken);
+            try
+            {
+                return (a, Error: await pool.CanBootHereAsync(a.VmUuid, a.ToUuid, cancellationToken));
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }));
+        var blockers = new List<Blocker>();
+        foreach (var ((vm, name, _, toName), error) in answers.Where(x => x.Error is { Count: > 0 }).OrderBy(x => x.a.VmName, StringComparer.Ordinal))
+        {
+            var code = error![0];
+            // About the target's state now (memory, disabled until its reboot, down), not about the VM: the plan's to judge.
+            if (code is "HOST_NOT_ENOUGH_FREE_MEMORY" or "NO_HOSTS_AVAILABLE" or "HOST_DISABLED" or "HOST_NOT_LIVE" or "HOST_OFFLINE" or "HOST_DISABLED_UNTIL_REBOOT"
+                || blockers.Any(b => b.Vm == name))
+            {
+                continue;
+            }
+
+            var host = snapshot.Vms.FirstOrDefault(v => v.Uuid == vm)?.ResidentOnUuid is { } r ? snapshot.FindHost(r)?.Name : null;
+            blockers.Add(new Blocker(code, $"XAPI says VM {name} on {host ?? "?"} cannot run on {toName} ({code}); HA hid this (the VM is not HA-protected)", FixFor(code), name, host));
+        }
+
+        return blockers;
     }
 
     /// <summary>

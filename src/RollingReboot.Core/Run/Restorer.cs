@@ -279,15 +279,23 @@ public static class Restorer
                     foreach (var h in hosts.Where(h => h.State != CloudStackStates.Up))
                     {
                         var refused = $"host {h.Name} is disabled in XAPI, so CloudStack cannot connect it (\"Cannot connect this host {h.IpAddress} due to the host is not enabled\") and shows it {h.State}";
-                        if (disabled.FirstOrDefault(d => d.Name.Equals(h.Name, StringComparison.OrdinalIgnoreCase) || d.Address == h.IpAddress) is { } d && run.State.Host(d.Uuid).Phase == HostPhase.LeftEvacuated)
+                        var d = disabled.FirstOrDefault(d => d.Name.Equals(h.Name, StringComparison.OrdinalIgnoreCase) || d.Address == h.IpAddress);
+                        // What enables it: xe host-enable, or, while XAPI refuses that (pending mandatory guidance), applying the guidance.
+                        var fix = d is { EnableRefused: true } ? HostEnabling.ApplyFix(d) : $"'xe host-enable host={h.Name}'";
+                        if (d is not null && run.State.Host(d.Uuid).Phase == HostPhase.LeftEvacuated)
                         {
                             // Out for maintenance by design ('rollreboot evacuate'): expected until 'rollreboot return' enables it.
                             run.Notes.Add($"{refused} while it is out for maintenance; 'rollreboot return' enables it, and CloudStack connects it at a later agent scan");
                         }
+                        else if (d is not null && !run.State.WasEnabled(d.Uuid))
+                        {
+                            // Disabled before the run and left so, as the operator had it: said, not a failure of the restore.
+                            run.Notes.Add($"{refused}, as it was disabled before the run; once it should take VMs: {fix}; CloudStack connects it at a later agent scan");
+                        }
                         else
                         {
                             ok = false;
-                            run.OperatorAction($"{refused}: once it should take VMs, 'xe host-enable host={h.Name}'; CloudStack connects it at a later agent scan");
+                            run.OperatorAction($"{refused}: once it should take VMs, {fix}; CloudStack connects it at a later agent scan");
                         }
                     }
 

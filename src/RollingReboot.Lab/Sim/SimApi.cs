@@ -1031,15 +1031,17 @@ internal sealed partial class SimPool
                 continue;
             }
 
-            if (MoveBlocker(vm, null) is { } blocker)
+            if (HaEnabled && vm.HaRestartPriority != "restart")
             {
-                result[vm] = blocker;
+                // xapi_host.ml get_vms_which_prevent_evacuation: with HA on, unprotected VMs are partitioned out and
+                // reported as such before any other check, so their real blockers stay hidden (findings 5.5).
+                result[vm] = ["HOST_EVACUATE_VM_NOT_HA_PROTECTED", vm.Ref];
                 continue;
             }
 
-            if (HaEnabled && vm.HaRestartPriority != "restart")
+            if (MoveBlocker(vm, null) is { } blocker)
             {
-                result[vm] = ["HOST_EVACUATE_VM_NOT_HA_PROTECTED", vm.Ref];
+                result[vm] = blocker;
                 continue;
             }
 

@@ -89,9 +89,11 @@ public sealed class StrangeScenarioTests
             }
             """;
         var (code, stdout, stderr, before, after) = await RunAsync(scenario, "DIS-C");
-        // Everything else put back; but CloudStack cannot connect a host XAPI shows disabled once the cluster is Managed
-        // again (XenServerConnectionPool.connect): d2 is Alert there, and the report asks for 'xe host-enable host=d2'.
-        Assert.True(code == 5, $"exit {code}\n{stdout}\n{stderr}");
+        // Everything else put back; CloudStack cannot connect a host XAPI shows disabled once the cluster is Managed again
+        // (XenServerConnectionPool.connect): d2 is Alert there. It was disabled before the run and is left so: the report
+        // says so and what would connect it ('xe host-enable host=d2'), as a note, not a failure of the restore.
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        Assert.Contains("as it was disabled before the run", stdout, StringComparison.Ordinal);
         AssertWhole(before, after, ["d1", "d3", "d4"]);
         Assert.Contains("xe host-enable host=d2", stdout, StringComparison.Ordinal);
         var hosts = after["cloudstack"]!["hosts"]!.AsArray().ToDictionary(h => h!["name"]!.ToString(), h => h!["state"]!.ToString());

@@ -53,6 +53,26 @@ public sealed class RunEngineTests
     }
 
     [Fact]
+    public async Task HaOn_UnprotectedVmXapiWouldNotMove_IsABlockerBeforeAnythingChanges()
+    {
+        // XAPI said only "not HA-protected" for vm2-1; asked about its planned target, it names the real reason.
+        var h = new CrashHarness();
+        h.Pool.Unprotected.Add("vm2-1");
+        h.Pool.Unprotected.Add("vm3-1");
+        h.Pool.CannotBootHere["vm2-1"] = ["VM_REQUIRES_NETWORK", "vm2-1", "net-storage"];
+        var before = h.Audit();
+        var report = await h.StartAsync(new MemoryJournalStore(), RunMode.Run);
+
+        Assert.Equal(RunOutcome.Blocked, report!.Outcome);
+        var blocker = Assert.Single(report.Plan!.Blockers);
+        Assert.Equal("VM_REQUIRES_NETWORK", blocker.Code);
+        Assert.Contains("HA hid this", blocker.Message, StringComparison.Ordinal);
+        Assert.Contains(h.Pool.BootHereAsked, a => a.StartsWith("vm3-1@", StringComparison.Ordinal));
+        Assert.Equal(before, h.Audit());
+        Assert.All(h.Pool.Hosts, x => Assert.Equal(0, x.BootCount));
+    }
+
+    [Fact]
     public async Task Run_PoolWithAutoPowerOn_SwitchesItOffForTheRunAndBack()
     {
         var h = new CrashHarness(autoPowerOn: true);

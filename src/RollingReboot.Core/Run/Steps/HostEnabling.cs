@@ -100,7 +100,7 @@ public static class HostEnabling
     private static string Guidances(HostState h) => string.Join(", ", h.PendingGuidances.Order(StringComparer.Ordinal));
 
     /// <summary>How the guidance is applied: a reboot clears reboot guidances, any toolstack start restart_toolstack (ocaml/xapi/dbsync_slave.ml).</summary>
-    private static string ApplyFix(HostState h) =>
+    internal static string ApplyFix(HostState h) =>
         h.PendingGuidances.All(HostState.IsRebootGuidance) || h.RebootGuidancePending
             ? $"reboot it ('xe host-reboot host={h.Name}' once it is empty, or 'rollreboot resume'); xapi enables it after the reboot"
             : h.PendingGuidances.Contains("restart_toolstack")

@@ -162,7 +162,36 @@ internal sealed class FakePool(TimeProvider clock) : IPoolConnection
         lock (_lock)
         {
             Check();
-            return Task.FromResult<IReadOnlyDictionary<string, IReadOnlyList<string>>>(new Dictionary<string, IReadOnlyList<string>>());
+            // With HA on, XAPI reports the VMs it does not protect as such and nothing else about them (xapi_host.ml).
+            var result = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
+            if (Ha.Enabled)
+            {
+                foreach (var vm in Vms.Where(v => v.Running && v.Host == hostUuid && Unprotected.Contains(v.Uuid)))
+                {
+                    result[vm.Uuid] = ["HOST_EVACUATE_VM_NOT_HA_PROTECTED", vm.Uuid];
+                }
+            }
+
+            return Task.FromResult<IReadOnlyDictionary<string, IReadOnlyList<string>>>(result);
+        }
+    }
+
+    /// <summary>VMs HA does not protect (ha_restart_priority empty).</summary>
+    public HashSet<string> Unprotected { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>VM uuid to the error VM.assert_can_boot_here gives for any target (none: it can boot anywhere).</summary>
+    public Dictionary<string, string[]> CannotBootHere { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Every VM.assert_can_boot_here asked, as "vm@host".</summary>
+    public List<string> BootHereAsked { get; } = [];
+
+    public Task<IReadOnlyList<string>?> CanBootHereAsync(string vmUuid, string hostUuid, CancellationToken cancellationToken = default)
+    {
+        lock (_lock)
+        {
+            Check();
+            BootHereAsked.Add(vmUuid + "@" + hostUuid);
+            return Task.FromResult<IReadOnlyList<string>?>(CannotBootHere.TryGetValue(vmUuid, out var e) ? e : null);
         }
     }
 
