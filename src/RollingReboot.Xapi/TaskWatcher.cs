@@ -137,6 +137,21 @@ internal sealed class TaskWatcher
 
                 continue;
             }
+            catch (XapiException e) when (e.IsTransient)
+            {
+                // The master restarting or moving (HOST_OFFLINE, SESSION_INVALID...): its tasks are not known lost yet. Ask
+                // again after a pause; a new session lists every task (below), and each waiter is bounded by its caller.
+                try
+                {
+                    await Task.Delay(TimeSpan.FromSeconds(1), _client.Clock, cancellationToken);
+                }
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                {
+                    return;
+                }
+
+                continue;
+            }
             catch (Exception e)
             {
                 // What a task's own loop would have thrown: every task waited on now fails with it.

@@ -42,6 +42,9 @@ public sealed class XapiClient : IAsyncDisposable
     ];
 
     private readonly XapiClientOptions _options;
+
+    /// <summary>The client's clock (the run's, under the lab its scaled one).</summary>
+    internal TimeProvider Clock => _options.TimeProvider;
     private readonly HttpClient _http;
     private readonly SemaphoreSlim _loginGate = new(1, 1);
     private readonly HashSet<string> _xmlRpcHosts = new(StringComparer.OrdinalIgnoreCase);
