@@ -26,7 +26,11 @@ public sealed record BusyVm(string VmName, string HostUuid, string Operation);
 /// <summary>The operator's checks preflight runs: the needs-reboot command on each host, the blocker command.</summary>
 public sealed record PreflightCommands(HostCommands Commands, string Cluster, string RunId);
 
-/// <summary>Everything that could stop the run, checked before anything is touched. Reads only.</summary>
+/// <summary>
+/// Everything that could stop the run, checked before anything is touched. Reads only.
+/// Over 400 lines on purpose: XAPI's, CloudStack's and the operator's checks in one place, in the order they run; the
+/// rules themselves live in the planner and CloudStackPlacement.
+/// </summary>
 public static class Preflight
 {
     /// <summary>Codes XAPI reports for every unprotected VM while HA is on; HA is off during the run.</summary>

@@ -12,6 +12,7 @@ namespace RollingReboot.Core.Run;
 /// run and for 'rollreboot restore': hosts as they were, evacuation markers of unfinished evacuations, HA with its exact
 /// settings, CloudStack Managed with its hosts Up, the lock. Each undo reads the live pool first and is idempotent; what
 /// cannot be put back becomes an operator action (journaled, in the report).
+/// Just over 400 lines on purpose: every undo in one file, in the order they run, so what the restore does is read at once.
 /// </summary>
 public static class Restorer
 {

@@ -50,6 +50,7 @@ internal sealed class MalformedXmlRpcException : Exception
 /// <c>int</c>/<c>i4</c>/<c>i8</c> are int64; a boolean is true only for "1"; <c>&lt;params&gt;</c> is required;
 /// names and method names are not trimmed; an empty <c>&lt;int/&gt;</c>, <c>&lt;boolean/&gt;</c> or
 /// <c>&lt;double/&gt;</c> is an error, an empty <c>&lt;string/&gt;</c>, <c>&lt;array/&gt;</c> or <c>&lt;struct/&gt;</c> is not.
+/// Just over 400 lines: the decoder and the encoder of one wire format, kept side by side.
 /// </remarks>
 internal static class XmlRpcServer
 {
