@@ -54,6 +54,8 @@ public sealed class CliEnvironment
             throw new UserFacingException($"{EnvNames.TimeScale}={scaleText} is not a positive number; unset it or use the value the lab printed");
         }
 
+        // This is where the run's clock is chosen (the composition root): a scale without an origin starts the scaled
+        // clock at this wall moment; with the lab's origin both processes share one simulated time.
         var origin = TimeProvider.System.GetUtcNow();
         if (Get(EnvNames.TimeOrigin) is { } originText &&
             !RollingReboot.Core.Time.IsoMoment.TryParse(originText, out origin))

@@ -44,6 +44,8 @@ public sealed class LabRuntime : IAsyncDisposable
 
     private LabRuntime(IReadOnlyList<ScenarioFile> scenarios, double timeScale, TextWriter log)
     {
+        // The lab is where the run's clock comes from: its simulated time starts at this wall moment, which the CLI (another
+        // process) is handed as ROLLREBOOT_TIME_ORIGIN, and CloudStack's "expires" is checked against the wall clock.
         var now = TimeProvider.System.GetUtcNow();
         _clock = new ScaledTimeProvider(timeScale, now, now);
         _log = log;
@@ -421,6 +423,7 @@ public sealed class LabRuntime : IAsyncDisposable
         san.AddIpAddress(IPAddress.Parse(address));
         san.AddDnsName(hostName);
         request.CertificateExtensions.Add(san.Build());
+        // Wall time, not the lab's: TLS clients check a certificate's validity against the machine's real clock.
         var now = TimeProvider.System.GetUtcNow();
         using var cert = request.CreateSelfSigned(now.AddDays(-1), now.AddYears(10));
         return X509CertificateLoader.LoadPkcs12(cert.Export(X509ContentType.Pfx), null);
