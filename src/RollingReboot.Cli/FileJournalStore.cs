@@ -6,6 +6,7 @@ namespace RollingReboot.Cli;
 public sealed class FileJournalStore : IJournalStore
 {
     private readonly Lock _lock = new();
+    private bool _ready;
 
     public FileJournalStore(string path)
     {
@@ -21,7 +22,12 @@ public sealed class FileJournalStore : IJournalStore
     {
         lock (_lock)
         {
-            OwnerOnly.File0600(Path);
+            if (!_ready)
+            {
+                OwnerOnly.File0600(Path);
+                _ready = true;
+            }
+
             using var stream = new FileStream(Path, FileMode.Append, FileAccess.Write, FileShare.Read);
             using var writer = new StreamWriter(stream);
             writer.Write(line);

@@ -37,7 +37,7 @@ internal sealed class EvacuateCommand : RunCommandBase
                 return await PlanAsync(parse, session, plan, commands: null, format, cancellationToken);
             }
 
-            var invoker = RunInvoker.Start(JournalLocator.NewJournal(session.StateDir, pool, session.RunId), session.Clock, session.RunId, pool, cluster, "evacuate");
+            var invoker = RunInvoker.Start(JournalLocator.NewJournal(session.StateDir, pool, session.RunId), session.RunId, pool, "evacuate");
             var options = BuildRunOptions(parse, session, new RunInputs(hostTimeout, plan, new HookOptions(), UseSshProof: false, EvacuateOnly: true));
             var parts = session.PrepareRun(session.RunId, pool, options, probe: null, HookRunners.None, notifyUrl);
             var report = await PosixSignalScope.RunWithSignalsAsync((stop, abort) => invoker.RunAsync(parts, stop, abort), session.Log, cancellationToken);

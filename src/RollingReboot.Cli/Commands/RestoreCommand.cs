@@ -24,11 +24,11 @@ internal sealed class RestoreCommand : RunCommandBase
             RunOptionsBinder.CheckAgainstPool(plan, pool);
             var (store, previous) = JournalLocator.FindOpenJournal(session.StateDir, pool);
             CheckLock(pool, previous);
-            var invoker = RunInvoker.Continue(store, session.Clock, "restore", previous, pool, cluster);
+            var invoker = RunInvoker.Continue(store, "restore", previous, pool);
             // Restore proves nothing over SSH, sends no notifications and ignores Ctrl-C: it must not be cut short.
             var options = BuildRunOptions(parse, session, new RunInputs(hostTimeout, plan, new HookOptions(), UseSshProof: false, EvacuateOnly: false));
             var parts = session.PrepareRun(previous.RunId, pool, options, probe: null, HookRunners.None, notifyUrl: null);
-            var report = await invoker.RestoreAsync(parts, previous, pool);
+            var report = await invoker.RestoreAsync(parts);
             return await ReportAsync(parse, session, report);
         }, cancellationToken);
     }

@@ -32,11 +32,11 @@ internal sealed class ResumeCommand : RunCommandBase
             }
 
             CheckLock(pool, previous);
-            var invoker = RunInvoker.Continue(store, session.Clock, "resume", previous, pool, cluster);
+            var invoker = RunInvoker.Continue(store, "resume", previous, pool);
             var probe = session.CreateProbe(acceptNew);
             var options = BuildRunOptions(parse, session, new RunInputs(hostTimeout, plan, hooks, UseSshProof: probe is not null, EvacuateOnly: false));
             var parts = session.PrepareRun(previous.RunId, pool, options, probe, runners, notifyUrl);
-            var report = await PosixSignalScope.RunWithSignalsAsync((stop, abort) => invoker.ResumeAsync(parts, previous, pool, stop, abort), session.Log, cancellationToken);
+            var report = await PosixSignalScope.RunWithSignalsAsync((stop, abort) => invoker.ResumeAsync(parts, stop, abort), session.Log, cancellationToken);
             return await ReportAsync(parse, session, report);
         }, cancellationToken);
     }

@@ -36,10 +36,10 @@ internal sealed class ReturnCommand : RunCommandBase
                 return ExitCodes.Success;
             }
 
-            var invoker = RunInvoker.Start(JournalLocator.NewJournal(session.StateDir, pool, session.RunId), session.Clock, session.RunId, pool, cluster, "return");
+            var invoker = RunInvoker.Start(JournalLocator.NewJournal(session.StateDir, pool, session.RunId), session.RunId, pool, "return");
             var options = BuildRunOptions(parse, session, new RunInputs(hostTimeout, plan, new HookOptions(), UseSshProof: false, EvacuateOnly: false));
             var parts = session.PrepareRun(session.RunId, pool, options, probe: null, HookRunners.None, notifyUrl);
-            var report = await PosixSignalScope.RunWithSignalsAsync((stop, abort) => invoker.ReturnAsync(parts, pool, host.Uuid, stop, abort), session.Log, cancellationToken);
+            var report = await PosixSignalScope.RunWithSignalsAsync((stop, abort) => invoker.ReturnAsync(parts, host.Uuid, stop, abort), session.Log, cancellationToken);
             return await ReportAsync(parse, session, report);
         }, cancellationToken);
     }

@@ -132,7 +132,7 @@ internal sealed class RunCommand : RunCommandBase
                 return await PlanAsync(parse, session, plan, runners.Preflight, format, cancellationToken);
             }
 
-            var invoker = RunInvoker.Start(JournalLocator.NewJournal(session.StateDir, pool, session.RunId), session.Clock, session.RunId, pool, cluster, "run");
+            var invoker = RunInvoker.Start(JournalLocator.NewJournal(session.StateDir, pool, session.RunId), session.RunId, pool, "run");
             var probe = session.CreateProbe(acceptNew);
             var options = BuildRunOptions(parse, session, new RunInputs(hostTimeout, plan, hooks, UseSshProof: probe is not null, EvacuateOnly: false));
             var parts = session.PrepareRun(session.RunId, pool, options, probe, runners, notifyUrl);

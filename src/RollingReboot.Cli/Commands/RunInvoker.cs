@@ -29,11 +29,11 @@ internal sealed class RunInvoker
 
     /// <summary>A new run (the run itself, evacuate or return) in a new journal.</summary>
     /// <param name="mode">What the run is started as: "run", "evacuate" or "return".</param>
-    public static RunInvoker Start(FileJournalStore store, TimeProvider clock, string runId, PoolSnapshot pool, string cluster, string mode) =>
+    public static RunInvoker Start(FileJournalStore store, string runId, PoolSnapshot pool, string mode) =>
         new(store, runId, pool, mode switch { "evacuate" => RunMode.Evacuate, "return" => RunMode.Return, _ => RunMode.Run });
 
     /// <summary>Resume or restore: the unfinished run's journal.</summary>
-    public static RunInvoker Continue(FileJournalStore store, TimeProvider clock, string verb, PreviousRun previous, PoolSnapshot pool, string cluster) =>
+    public static RunInvoker Continue(FileJournalStore store, string verb, PreviousRun previous, PoolSnapshot pool) =>
         new(store, previous.RunId, pool, verb == "restore" ? RunMode.Restore : RunMode.Resume);
 
     /// <summary>A journal read back.</summary>
@@ -66,14 +66,14 @@ internal sealed class RunInvoker
     public Task<RunReport> RunAsync(RunParts parts, CancellationToken stop, CancellationToken abort) =>
         Create(parts).StartAsync(_store, _runId, _mode, _pool, null, stop, abort);
 
-    public Task<RunReport> ResumeAsync(RunParts parts, PreviousRun previous, PoolSnapshot pool, CancellationToken stop, CancellationToken abort) =>
+    public Task<RunReport> ResumeAsync(RunParts parts, CancellationToken stop, CancellationToken abort) =>
         Create(parts).ContinueAsync(_store, RunMode.Resume, stop, abort);
 
-    public Task<RunReport> RestoreAsync(RunParts parts, PreviousRun previous, PoolSnapshot pool) =>
+    public Task<RunReport> RestoreAsync(RunParts parts) =>
         Create(parts).ContinueAsync(_store, RunMode.Restore, CancellationToken.None, CancellationToken.None);
 
-    public Task<RunReport> ReturnAsync(RunParts parts, PoolSnapshot pool, string hostUuid, CancellationToken stop, CancellationToken abort) =>
-        Create(parts).StartAsync(_store, _runId, RunMode.Return, pool, hostUuid, stop, abort);
+    public Task<RunReport> ReturnAsync(RunParts parts, string hostUuid, CancellationToken stop, CancellationToken abort) =>
+        Create(parts).StartAsync(_store, _runId, RunMode.Return, _pool, hostUuid, stop, abort);
 
     private static RunEngine Create(RunParts p) => new(
         new RunServices(p.Pool, p.Cloud, p.Log, p.Clock)

@@ -127,7 +127,7 @@ public static class Restorer
     private static async Task<bool> ClearMarkersAsync(RunContext run, CancellationToken cancellationToken)
     {
         var ok = true;
-        foreach (var (host, key) in run.State.Markers.Where(m => run.State.Host(m.Key).Phase != HostPhase.LeftEvacuated && run.State.Mode == "evacuate").ToList())
+        foreach (var (host, key) in run.State.Markers.Where(m => run.State.Host(m.Key).Phase != HostPhase.LeftEvacuated).ToList())
         {
             try
             {

@@ -39,9 +39,6 @@ public sealed record RunState
 
     public OriginalState? Original { get; init; }
 
-    /// <summary>The lock value this run wrote (or meant to write); its run id identifies it on the pool.</summary>
-    public string? LockValue { get; init; }
-
     public ChangeState Lock { get; init; }
 
     public ChangeState HaOff { get; init; }
@@ -119,7 +116,7 @@ public sealed record RunState
         RunPaused => this with { Paused = true },
         RunEnded => this with { Ended = true },
 
-        LockIntended l => this with { Lock = ChangeState.Intended, LockValue = l.Value },
+        LockIntended => this with { Lock = ChangeState.Intended },
         LockAcquired => this with { Lock = ChangeState.Made },
         LockReleased => this with { Lock = ChangeState.None },
 

@@ -155,11 +155,12 @@ public static class MigrationBatch
     {
         var back = 0;
         var pending = new List<VmState>();
+        var rank = order.Select((host, i) => (host, i)).DistinctBy(x => x.host).ToDictionary(x => x.host, x => x.i, StringComparer.Ordinal);
         for (var pass = 0; pass < 2; pass++)
         {
             var pool = await run.Executor.ReadAsync(run.Pool.ReadAsync, abort);
             var wanted = pool.Vms.Where(v => v.IsRunningGuest && homes.TryGetValue(v.Uuid, out var home) && home is not null && home != v.ResidentOnUuid)
-                .OrderBy(v => order.ToList().IndexOf(homes[v.Uuid]!) is var i && i < 0 ? int.MaxValue : i).ThenBy(v => v.Name, StringComparer.Ordinal).ToList();
+                .OrderBy(v => rank.GetValueOrDefault(homes[v.Uuid]!, int.MaxValue)).ThenBy(v => v.Name, StringComparer.Ordinal).ToList();
             if (wanted.Count == 0)
             {
                 pending.Clear();

@@ -20,7 +20,7 @@ public static class RollingSteps
             var finished = await ResumeSteps.FinishRebootsInFlightAsync(run, abort);
             if (!finished.IsContinue)
             {
-                return new RunEnding(finished, EngineWhy(finished), null);
+                return new RunEnding(finished, RunEngine.Why(finished), null);
             }
 
             await ResumeSteps.ReenableHostsLeftDisabledAsync(run, abort);
@@ -53,7 +53,7 @@ public static class RollingSteps
         var prepared = await PrepareAsync(run, pre, abort);
         if (!prepared.IsContinue)
         {
-            return new RunEnding(prepared, EngineWhy(prepared), plan);
+            return new RunEnding(prepared, RunEngine.Why(prepared), plan);
         }
 
         run.Notify("start", string.Create(CultureInfo.InvariantCulture,
@@ -61,7 +61,7 @@ public static class RollingSteps
         var waves = await WaveLoop.RunAsync(run, plan, stop, abort);
         if (!waves.IsContinue)
         {
-            return new RunEnding(waves, EngineWhy(waves), plan);
+            return new RunEnding(waves, RunEngine.Why(waves), plan);
         }
 
         return new RunEnding(Continue, await DoneMessageAsync(run, plan, stop, abort), plan);
@@ -143,6 +143,4 @@ public static class RollingSteps
 
         return message;
     }
-
-    private static string EngineWhy(StepResult r) => RunEngine.Why(r);
 }
