@@ -92,10 +92,9 @@ public sealed class XapiPoolConnection : IPoolConnection
                 (vbd.Type.Equals("CD", StringComparison.OrdinalIgnoreCase) ? cds : disks).Add(sr.Uuid);
             }
 
-            var pv = guest.TryGetValue(v.GuestMetrics, out var g) && g.HasPvDrivers;
+            var refusal = XapiMigrationVerdict.Refusal(v, guest.GetValueOrDefault(v.GuestMetrics));
             vmStates.Add(new VmState(v.Uuid, v.NameLabel, v.PowerState, hostUuidByRef.GetValueOrDefault(v.ResidentOn), v.MemoryStaticMax + v.MemoryOverhead,
-                pv, disks.Distinct().ToList(), cds.Distinct().ToList(), v.AttachedPcis.Count > 0, v.Vgpus.Count > 0, v.Vusbs.Count > 0,
-                v.HaRestartPriority, v.CurrentOperations));
+                refusal, disks.Distinct().ToList(), cds.Distinct().ToList(), v.HaRestartPriority, v.CurrentOperations));
         }
 
         var heartbeat = pool.HaStatefiles.Select(vdiRef => vdis.TryGetValue(vdiRef, out var vdi) && srs.TryGetValue(vdi.Sr, out var sr) ? sr.Uuid : null)

@@ -182,6 +182,12 @@ public sealed record XapiVmRecord(
 {
     public bool IsGuest => !IsControlDomain && !IsATemplate && !IsASnapshot;
 
+    /// <summary>VM.platform: nomigrate and nested-virt make a VM immobile (xapi_vm_lifecycle.ml is_mobile).</summary>
+    public IReadOnlyDictionary<string, string> Platform { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>VM.domain_type: hvm, pv, pv_in_pvh, pvh or unspecified.</summary>
+    public string DomainType { get; init; } = "";
+
     public static XapiVmRecord From(string r, JsonObject o) => Fields.FromNode(r, o, From);
 
     public static XapiVmRecord From(string r, JsonElement o)
@@ -190,7 +196,11 @@ public sealed record XapiVmRecord(
         return new(r, f.Str("uuid"), f.Str("name_label"), f.Str("power_state"), f.Ref("resident_on"), f.Ref("affinity"), f.Bool("is_control_domain"),
             f.Bool("is_a_template"), f.Bool("is_a_snapshot"), f.Long("memory_static_max"), f.Long("memory_dynamic_max"), f.Long("memory_overhead"),
             f.List("VBDs"), f.List("VIFs"), f.Ref("metrics"), f.Ref("guest_metrics"), f.Str("ha_restart_priority"), f.List("attached_PCIs"),
-            f.List("VGPUs"), f.List("VUSBs"), f.Map("other_config"), f.OperationValues("current_operations"), f.List("allowed_operations"));
+            f.List("VGPUs"), f.List("VUSBs"), f.Map("other_config"), f.OperationValues("current_operations"), f.List("allowed_operations"))
+        {
+            Platform = f.Map("platform"),
+            DomainType = f.Str("domain_type"),
+        };
     }
 }
 
@@ -198,12 +208,15 @@ public sealed record XapiVmGuestMetricsRecord(string Ref, bool PvDriversDetected
 {
     public bool HasPvDrivers => PvDriversDetected || PvDriversVersion.Count > 0;
 
+    /// <summary>VM_guest_metrics.other: the features the guest agent advertises (feature-suspend, data-cant-suspend-reason).</summary>
+    public IReadOnlyDictionary<string, string> Other { get; init; } = new Dictionary<string, string>();
+
     public static XapiVmGuestMetricsRecord From(string r, JsonObject o) => Fields.FromNode(r, o, From);
 
     public static XapiVmGuestMetricsRecord From(string r, JsonElement o)
     {
         var f = new Fields(o);
-        return new(r, f.Bool("PV_drivers_detected"), f.Map("PV_drivers_version"));
+        return new(r, f.Bool("PV_drivers_detected"), f.Map("PV_drivers_version")) { Other = f.Map("other") };
     }
 }
 

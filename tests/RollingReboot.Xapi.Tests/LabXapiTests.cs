@@ -68,7 +68,7 @@ public sealed class LabXapiTests
         Assert.Equal("nfs", snapshot.Srs.First(s => s.Uuid == snapshot.Ha.HeartbeatSrUuids.Single()).Name);
         Assert.All(snapshot.Hosts, h => Assert.NotNull(h.BootTime));
         Assert.Equal(2, snapshot.Vms.Count(v => v.IsRunningGuest));
-        Assert.All(snapshot.Vms, v => Assert.True(v.PvDrivers));
+        Assert.All(snapshot.Vms, v => Assert.Null(v.MigrationRefusal));
 
         foreach (var cls in new[] { "pool", "host", "host_metrics", "VM", "VM_metrics", "VM_guest_metrics", "SR", "VDI", "PBD", "VBD", "task", "network" })
         {

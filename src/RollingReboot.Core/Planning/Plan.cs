@@ -90,6 +90,8 @@ public static class PlanCodes
     public const string VmHasPci = "VM_HAS_PCI_ATTACHED";
     public const string VmHasVgpu = "VM_HAS_VGPU";
     public const string VmHasVusb = "VM_HAS_VUSBS";
+    public const string VmIsImmobile = "VM_IS_IMMOBILE";
+    public const string VmNonSuspendable = "VM_NON_SUSPENDABLE";
     public const string HostNotLive = "HOST_NOT_LIVE";
     public const string HostBusy = "HOST_OPERATION_IN_PROGRESS";
     public const string PoolBusy = "POOL_OPERATION_IN_PROGRESS";

@@ -180,34 +180,39 @@ internal static class PlanChecks
                 $"Eject the CD (xe vm-cd-eject vm={vm.Name}) or move the ISO to a shared ISO library.");
         }
 
-        if (!vm.PvDrivers)
+        if (vm.MigrationRefusal is { } code)
         {
-            yield return (PlanCodes.VmLacksFeature,
-                $"VM {vm.Name} on {host} has no PV drivers (guest tools): XenServer cannot live-migrate it.",
-                $"Install the XenServer VM Tools in {vm.Name}, or shut it down for the run.");
-        }
-
-        if (vm.HasPci)
-        {
-            yield return (PlanCodes.VmHasPci,
-                $"VM {vm.Name} on {host} has a PCI device passed through: it cannot be live-migrated.",
-                $"Detach the PCI device or shut {vm.Name} down for the run, or leave {host} out with --ignore-hosts {host}.");
-        }
-
-        if (vm.HasVgpu)
-        {
-            yield return (PlanCodes.VmHasVgpu,
-                $"VM {vm.Name} on {host} has a vGPU: it cannot be live-migrated to just any host.",
-                $"Shut {vm.Name} down for the run, or leave {host} out with --ignore-hosts {host}.");
-        }
-
-        if (vm.HasVusb)
-        {
-            yield return (PlanCodes.VmHasVusb,
-                $"VM {vm.Name} on {host} has a USB device passed through: it cannot be live-migrated.",
-                $"Unplug the USB device from {vm.Name} or shut it down for the run.");
+            // XAPI's own verdict (VM.allowed_operations lacks pool_migrate), not a guess from the VM's hardware.
+            var (message, fix) = RefusalText(code, vm.Name, host);
+            yield return (code, message, fix);
         }
     }
+
+    /// <summary>What an operator reads for XAPI's refusal to live-migrate a VM (codes: ocaml/idl/datamodel_errors.ml).</summary>
+    private static (string Message, string Fix) RefusalText(string code, string vm, string host) => code switch
+    {
+        PlanCodes.VmLacksFeature => (
+            $"VM {vm} on {host} has no PV drivers and does not advertise feature-suspend: XenServer cannot live-migrate it.",
+            $"Install the XenServer VM Tools in {vm}, or shut it down for the run."),
+        PlanCodes.VmNonSuspendable => (
+            $"VM {vm} on {host} says it cannot be suspended (data-cant-suspend-reason): XenServer cannot live-migrate it.",
+            $"Resolve what the guest reports, or shut {vm} down for the run, or leave {host} out with --ignore-hosts {host}."),
+        PlanCodes.VmIsImmobile => (
+            $"VM {vm} on {host} is immobile (platform nomigrate or nested-virt): XenServer cannot live-migrate it.",
+            $"Shut {vm} down for the run, or leave {host} out with --ignore-hosts {host}."),
+        PlanCodes.VmHasPci => (
+            $"VM {vm} on {host} has a PCI device passed through: it cannot be live-migrated.",
+            $"Detach the PCI device or shut {vm} down for the run, or leave {host} out with --ignore-hosts {host}."),
+        PlanCodes.VmHasVgpu => (
+            $"VM {vm} on {host} has a vGPU that cannot be suspended: XenServer cannot live-migrate it.",
+            $"Shut {vm} down for the run, or leave {host} out with --ignore-hosts {host}."),
+        PlanCodes.VmHasVusb => (
+            $"VM {vm} on {host} has a USB device passed through: it cannot be live-migrated.",
+            $"Unplug the USB device from {vm} or shut it down for the run."),
+        _ => (
+            $"VM {vm} on {host}: XAPI does not allow it to live-migrate ({code}).",
+            $"See why in XenCenter or with xe vm-param-get uuid=... param-name=allowed-operations, or shut {vm} down for the run."),
+    };
 
     /// <summary>The names of the SRs among these that are not shared (an unknown SR counts as not shared, by uuid).</summary>
     private static List<string> NotShared(IEnumerable<string> srUuids, Dictionary<string, SrInfo> srs) =>

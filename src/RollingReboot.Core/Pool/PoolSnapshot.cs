@@ -144,15 +144,16 @@ public sealed record VmState(
     string PowerState,
     string? ResidentOnUuid,
     long MemoryBytes,
-    bool PvDrivers,
+    string? MigrationRefusal,
     IReadOnlyList<string> DiskSrUuids,
     IReadOnlyList<string> CdSrUuids,
-    bool HasPci,
-    bool HasVgpu,
-    bool HasVusb,
     string HaRestartPriority,
     IReadOnlyList<string> CurrentOperations)
 {
+    // MigrationRefusal: the error XAPI gives VM.pool_migrate for this VM wherever it goes (VM_LACKS_FEATURE,
+    // VM_HAS_PCI_ATTACHED, VM_HAS_VGPU, VM_IS_IMMOBILE, ...), from XAPI's own allowed_operations; null when XAPI
+    // allows it or the VM is only busy. Target-dependent rules (SRs, memory) are checked separately.
+
     /// <summary>A running guest: what a host must be emptied of before it reboots.</summary>
     public bool IsRunningGuest => PowerState is "Running" or "Paused";
 }

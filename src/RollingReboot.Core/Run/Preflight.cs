@@ -442,6 +442,7 @@ public static class Preflight
         "VM_REQUIRES_SR" => "move the VM's disks to shared storage (or eject a CD from a local ISO library), or exclude its host with --ignore-hosts",
         "VM_LACKS_FEATURE" or "VM_MISSING_PV_DRIVERS" => "install the guest tools (PV drivers) in the VM, or shut it down for the patch window",
         "VM_HAS_PCI_ATTACHED" or "VM_HAS_VGPU" or "VM_HAS_VUSBS" => "the VM uses passthrough hardware and cannot live-migrate: shut it down for the window or exclude its host",
+        "VM_IS_IMMOBILE" or "VM_NON_SUSPENDABLE" => "the VM cannot be live-migrated (platform nomigrate / nested-virt, or the guest refuses suspend): shut it down for the window or exclude its host",
         _ => "resolve it in XenCenter / xe, then run the plan again",
     };
 }

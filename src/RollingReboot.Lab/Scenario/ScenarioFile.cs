@@ -273,6 +273,28 @@ public sealed class VmSpec
     /// <summary>Lab extension: a USB device passed through.</summary>
     public bool Vusb { get; set; }
 
+    /// <summary>Lab extension: the vGPU is NVIDIA with migration support, so XAPI live-migrates the VM
+    /// (xapi_vm_lifecycle.ml check_vgpu). Without it a vGPU prevents migration (VM_HAS_VGPU).</summary>
+    public bool VgpuSuspendable { get; set; }
+
+    /// <summary>Lab extension: how the guest booted, hvm (default), pv or pvh. A PV-booted guest migrates
+    /// without PV drivers (xapi_vm_lifecycle.ml has_definitely_booted_pv).</summary>
+    public string DomainType { get; set; } = "hvm";
+
+    /// <summary>Lab extension: an HVM guest without PV drivers whose agent advertises feature-suspend=1: XAPI
+    /// migrates it (check_op_for_feature).</summary>
+    public bool FeatureSuspend { get; set; }
+
+    /// <summary>Lab extension: VM_guest_metrics.other data-cant-suspend-reason: XAPI refuses migration with
+    /// VM_NON_SUSPENDABLE [vm, reason].</summary>
+    public string? CantSuspendReason { get; set; }
+
+    /// <summary>Lab extension: platform:nomigrate=true: VM_IS_IMMOBILE.</summary>
+    public bool Nomigrate { get; set; }
+
+    /// <summary>Lab extension: platform:nested-virt=true: VM_IS_IMMOBILE.</summary>
+    public bool NestedVirt { get; set; }
+
     public string? CdromIso { get; set; }
 
     public string? AffinityGroup { get; set; }

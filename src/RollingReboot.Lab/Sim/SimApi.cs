@@ -977,24 +977,9 @@ internal sealed partial class SimPool
     /// <summary>Why a VM cannot leave its host for <paramref name="target"/> (null target: for any host).</summary>
     private string[]? MoveBlocker(SimVm vm, SimHost? target)
     {
-        if (vm.Pci)
+        if (SimMigrationRules.Refusal(vm) is { } refusal)
         {
-            return ["VM_HAS_PCI_ATTACHED", vm.Ref];
-        }
-
-        if (vm.Vgpu)
-        {
-            return ["VM_HAS_VGPU", vm.Ref];
-        }
-
-        if (vm.Vusb)
-        {
-            return ["VM_HAS_VUSBS", vm.Ref];
-        }
-
-        if (!vm.PvDrivers)
-        {
-            return ["VM_LACKS_FEATURE", vm.Ref];
+            return refusal;
         }
 
         foreach (var vbdRef in vm.VbdRefs)

@@ -71,6 +71,18 @@ internal sealed class SimVm
     public bool Pci { get; init; }
     public bool Vgpu { get; init; }
     public bool Vusb { get; init; }
+    /// <summary>The vGPU is NVIDIA with migration support (xapi_vm_lifecycle.ml check_vgpu is_suspendable).</summary>
+    public bool VgpuSuspendable { get; init; }
+    /// <summary>VM_metrics.current_domain_type: hvm, pv, pvh (a PV-booted guest migrates without PV drivers).</summary>
+    public string DomainType { get; init; } = "hvm";
+    /// <summary>The guest agent advertises feature-suspend=1 in VM_guest_metrics.other without full PV drivers.</summary>
+    public bool FeatureSuspend { get; init; }
+    /// <summary>VM_guest_metrics.other data-cant-suspend-reason (VM_NON_SUSPENDABLE).</summary>
+    public string? CantSuspendReason { get; init; }
+    /// <summary>platform:nomigrate (VM_metrics.nomigrate).</summary>
+    public bool Nomigrate { get; init; }
+    /// <summary>platform:nested-virt (VM_metrics.nested_virt).</summary>
+    public bool NestedVirt { get; init; }
     public string HaRestartPriority { get; set; } = "";
     public bool HaAlwaysRun { get; set; }
     public string? AffinityGroup { get; init; }

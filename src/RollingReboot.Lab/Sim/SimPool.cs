@@ -342,11 +342,18 @@ internal sealed partial class SimPool : ILabPoolView
             Pci = vs.Pci,
             Vgpu = vs.Vgpu,
             Vusb = vs.Vusb,
+            VgpuSuspendable = vs.VgpuSuspendable,
+            DomainType = vs.DomainType,
+            FeatureSuspend = vs.FeatureSuspend,
+            CantSuspendReason = vs.CantSuspendReason,
+            Nomigrate = vs.Nomigrate,
+            NestedVirt = vs.NestedVirt,
             HaRestartPriority = vs.HaProtected ? "restart" : "",
             HaAlwaysRun = vs.HaProtected,
             AffinityGroup = vs.AffinityGroup,
             MetricsRef = NewRef(),
-            GuestMetricsRef = vs.PvDrivers && vs.PowerState is "Running" or "Paused" ? NewRef() : null,
+            // A guest agent reports guest metrics: full PV drivers, or an agent that advertises features only.
+            GuestMetricsRef = (vs.PvDrivers || vs.FeatureSuspend || vs.CantSuspendReason is not null) && vs.PowerState is "Running" or "Paused" ? NewRef() : null,
         };
         if (host is not null && vs.PowerState is "Halted")
         {
@@ -871,6 +878,12 @@ internal sealed partial class SimPool : ILabPoolView
             Pci = spec.Pci,
             Vgpu = spec.Vgpu,
             Vusb = spec.Vusb,
+            VgpuSuspendable = spec.VgpuSuspendable,
+            DomainType = spec.DomainType,
+            FeatureSuspend = spec.FeatureSuspend,
+            CantSuspendReason = spec.CantSuspendReason,
+            Nomigrate = spec.Nomigrate,
+            NestedVirt = spec.NestedVirt,
             CdromIso = spec.CdromIso,
             AffinityGroup = spec.AffinityGroup,
         };

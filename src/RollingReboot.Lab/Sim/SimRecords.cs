@@ -238,7 +238,7 @@ internal sealed partial class SimPool
     private JsonObject VmRecord(SimVm v) => new()
     {
         ["uuid"] = v.Uuid,
-        ["allowed_operations"] = Arr(v.IsControlDomain ? [] : v.IsRunning ? ["pool_migrate", "migrate_send", "clean_shutdown", "hard_shutdown", "clean_reboot", "hard_reboot", "suspend", "snapshot"] : ["start", "start_on", "export", "destroy", "snapshot"]),
+        ["allowed_operations"] = Arr(VmAllowedOperations(v)),
         ["current_operations"] = Map(v.CurrentOperations),
         ["name_label"] = v.Name,
         ["name_description"] = "",
@@ -277,7 +277,7 @@ internal sealed partial class SimPool
         ["HVM_boot_policy"] = v.IsControlDomain ? "" : "BIOS order",
         ["HVM_boot_params"] = new JsonObject(),
         ["HVM_shadow_multiplier"] = 1.0,
-        ["platform"] = new JsonObject(),
+        ["platform"] = Map(VmPlatform(v)),
         ["PCI_bus"] = "",
         ["other_config"] = Map(v.OtherConfig),
         ["domid"] = v.IsRunning ? (long)(Math.Abs(v.Uuid.GetHashCode(StringComparison.Ordinal)) % 1000) : -1L,
@@ -321,7 +321,7 @@ internal sealed partial class SimPool
         ["has_vendor_device"] = false,
         ["requires_reboot"] = false,
         ["reference_label"] = "",
-        ["domain_type"] = v.IsControlDomain ? "pv" : v.PvDrivers ? "hvm" : "hvm",
+        ["domain_type"] = v.IsControlDomain ? "pv" : v.DomainType,
         ["NVRAM"] = new JsonObject(),
         ["pending_guidances"] = new JsonArray(),
     };
@@ -340,29 +340,88 @@ internal sealed partial class SimPool
         ["install_time"] = Date(SimTime(0) - TimeSpan.FromDays(90)),
         ["last_updated"] = Date(SimTime(0)),
         ["other_config"] = new JsonObject(),
-        ["hvm"] = !v.IsControlDomain,
-        ["nested_virt"] = false,
-        ["nomigrate"] = false,
-        ["current_domain_type"] = v.IsControlDomain ? "pv" : "hvm",
+        ["hvm"] = !v.IsControlDomain && v.DomainType == "hvm",
+        ["nested_virt"] = v.NestedVirt,
+        ["nomigrate"] = v.Nomigrate,
+        ["current_domain_type"] = v.IsControlDomain ? "pv" : v.IsRunning ? v.DomainType : "unspecified",
     };
 
     private static JsonObject GuestMetricsRecord(SimVm v) => new()
     {
         ["uuid"] = "g-" + v.Uuid,
         ["os_version"] = Map(new Dictionary<string, string> { ["name"] = "Debian GNU/Linux 12", ["distro"] = "debian" }),
-        ["PV_drivers_version"] = Map(new Dictionary<string, string> { ["major"] = "8", ["minor"] = "3", ["micro"] = "0" }),
-        ["PV_drivers_up_to_date"] = true,
+        // An agent without PV drivers reports no driver version (xapi_pv_driver_version.ml: Unknown).
+        ["PV_drivers_version"] = Map(v.PvDrivers ? new Dictionary<string, string> { ["major"] = "8", ["minor"] = "3", ["micro"] = "0" } : []),
+        ["PV_drivers_up_to_date"] = v.PvDrivers,
         ["memory"] = new JsonObject(),
         ["disks"] = new JsonObject(),
         ["networks"] = new JsonObject(),
-        ["other"] = Map(new Dictionary<string, string> { ["feature-suspend"] = "1", ["has-vendor-device"] = "0" }),
+        ["other"] = Map(GuestOther(v)),
         ["last_updated"] = "20260101T00:00:00Z",
         ["other_config"] = new JsonObject(),
         ["live"] = true,
         ["can_use_hotplug_vbd"] = "yes",
         ["can_use_hotplug_vif"] = "yes",
-        ["PV_drivers_detected"] = true,
+        ["PV_drivers_detected"] = v.PvDrivers,
     };
+
+    /// <summary>VM_guest_metrics.other: the features the agent advertises (xapi_vm_lifecycle.ml has_feature, get_feature).</summary>
+    private static Dictionary<string, string> GuestOther(SimVm v)
+    {
+        var other = new Dictionary<string, string> { ["has-vendor-device"] = "0" };
+        if (v.PvDrivers || v.FeatureSuspend)
+        {
+            other["feature-suspend"] = "1";
+        }
+
+        if (v.CantSuspendReason is { } reason)
+        {
+            other["data-cant-suspend-reason"] = reason;
+        }
+
+        return other;
+    }
+
+    /// <summary>VM.allowed_operations as xapi_vm_lifecycle.ml update_allowed_operations lists them (strict): a running VM
+    /// that SimMigrationRules refuses loses pool_migrate, migrate_send and suspend; a VM busy with another operation
+    /// loses them too (check_operation_error: no concurrent operation).</summary>
+    private static List<string> VmAllowedOperations(SimVm v)
+    {
+        if (v.IsControlDomain)
+        {
+            return [];
+        }
+
+        if (!v.IsRunning)
+        {
+            return ["start", "start_on", "export", "destroy", "snapshot"];
+        }
+
+        var ops = new List<string> { "clean_shutdown", "hard_shutdown", "clean_reboot", "hard_reboot", "snapshot" };
+        if (v.CurrentOperations.Count == 0 && SimMigrationRules.Refusal(v) is null)
+        {
+            ops.InsertRange(0, ["pool_migrate", "migrate_send"]);
+            ops.Add("suspend");
+        }
+
+        return ops;
+    }
+
+    private static Dictionary<string, string> VmPlatform(SimVm v)
+    {
+        var platform = new Dictionary<string, string>();
+        if (v.Nomigrate)
+        {
+            platform["nomigrate"] = "true";
+        }
+
+        if (v.NestedVirt)
+        {
+            platform["nested-virt"] = "true";
+        }
+
+        return platform;
+    }
 
     private JsonObject SrRecord(SimSr s) => new()
     {

@@ -35,7 +35,7 @@ public class PlanWriterTests
     }
 
     private static VmState Vm(string name, string host, long memory, string sr = "sr-nfs", bool pv = true) =>
-        new("uuid-" + name, name, "Running", host, memory, pv, [sr], [], false, false, false, "", []);
+        new("uuid-" + name, name, "Running", host, memory, pv ? null : PlanCodes.VmLacksFeature, [sr], [], "", []);
 
     private static Plan ReadyPlan(PlanOptions? options = null) =>
         EvacuationPlanner.Plan(ReadyPool(), options ?? PlanOptions.Default, PlanConstraints.None);

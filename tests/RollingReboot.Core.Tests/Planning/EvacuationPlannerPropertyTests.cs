@@ -125,14 +125,9 @@ public class EvacuationPlannerPropertyTests
                     AssertBlocker(plan, PlanCodes.VmRequiresSr, vm);
                 }
 
-                if (!vm.PvDrivers)
+                if (vm.MigrationRefusal is { } refusal)
                 {
-                    AssertBlocker(plan, PlanCodes.VmLacksFeature, vm);
-                }
-
-                if (vm.HasPci)
-                {
-                    AssertBlocker(plan, PlanCodes.VmHasPci, vm);
+                    AssertBlocker(plan, refusal, vm);
                 }
 
                 if (constraints.ExtraVmBlockers.TryGetValue(vm.Uuid, out var extra))

@@ -1,4 +1,5 @@
 using RollingReboot.Core.Pool;
+using RollingReboot.Core.Planning;
 
 namespace RollingReboot.Core.Tests.Planning;
 
@@ -74,8 +75,8 @@ internal sealed class TestPool
             Software = PoolSoftware.From(h.SoftwareVersion),
         }).ToList();
         var vms = _vms.Select(v => new VmState(
-            VmUuid(v.Name), v.Name, v.PowerState, v.Host is null ? null : HostUuid(v.Host), v.MemoryBytes, v.PvDrivers,
-            v.Disks, v.Cds, v.Pci, v.Vgpu, v.Vusb, v.HaPriority, v.Operations)).ToList();
+            VmUuid(v.Name), v.Name, v.PowerState, v.Host is null ? null : HostUuid(v.Host), v.MemoryBytes, v.Refusal,
+            v.Disks, v.Cds, v.HaPriority, v.Operations)).ToList();
         return new PoolSnapshot(
             "pool-uuid-" + Name, Name, HostUuid(Master ?? _hosts[0].Name), Ha,
             new Dictionary<string, string>(), Operations, hosts, vms, [.. _srs]);
@@ -136,5 +137,14 @@ internal sealed class TestPool
         public string HaPriority { get; set; } = "";
 
         public List<string> Operations { get; } = [];
+
+        /// <summary>What XAPI's allowed_operations would say of this VM's hardware, in check_operation_error's order
+        /// (the planner takes XAPI's verdict, it does not guess).</summary>
+        public string? Refusal => PowerState is not ("Running" or "Paused") || Operations.Count > 0 ? null
+            : !PvDrivers ? PlanCodes.VmLacksFeature
+            : Pci ? PlanCodes.VmHasPci
+            : Vgpu ? PlanCodes.VmHasVgpu
+            : Vusb ? PlanCodes.VmHasVusb
+            : null;
     }
 }

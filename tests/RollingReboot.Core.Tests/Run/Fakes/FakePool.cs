@@ -143,7 +143,7 @@ internal sealed class FakePool(TimeProvider clock) : IPoolConnection
             Check();
             return Task.FromResult(new PoolSnapshot(Uuid, Name, MasterUuid, Ha, new Dictionary<string, string>(OtherConfig), [],
                 Hosts.Select(ToState).ToList(),
-                Vms.Select(v => new VmState(v.Uuid, v.Name, v.Running ? "Running" : "Halted", v.Running ? v.Host : null, v.Memory, true, ["sr-shared"], [], false, false, false, "", [])).ToList(),
+                Vms.Select(v => new VmState(v.Uuid, v.Name, v.Running ? "Running" : "Halted", v.Running ? v.Host : null, v.Memory, null, ["sr-shared"], [], "", [])).ToList(),
                 [new SrInfo("sr-shared", "shared", true, null), new SrInfo("sr-heartbeat", "heartbeat", true, null)]));
         }
     }
