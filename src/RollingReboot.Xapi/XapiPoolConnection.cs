@@ -75,7 +75,12 @@ public sealed class XapiPoolConnection : IPoolConnection
             return new SrInfo(s.Uuid, s.NameLabel, s.Shared, local) { Clustered = s.Clustered };
         }).ToList();
 
-        var hostStates = hosts.Select(h => h.ToHostState(metrics.GetValueOrDefault(h.Metrics))).ToList();
+        var unplugged = pbds.Values.Where(p => !p.CurrentlyAttached && srs.TryGetValue(p.Sr, out var sr) && sr.Shared)
+            .ToLookup(p => p.Host, p => new SrLink(srs[p.Sr].Uuid, srs[p.Sr].NameLabel));
+        var hostStates = hosts.Select(h => h.ToHostState(metrics.GetValueOrDefault(h.Metrics)) with
+        {
+            UnpluggedSharedSrs = [.. unplugged[h.Ref].OrderBy(s => s.Name, StringComparer.Ordinal)],
+        }).ToList();
 
         var vmStates = new List<VmState>();
         foreach (var v in vms.Where(v => v.IsGuest))
@@ -207,6 +212,49 @@ public sealed class XapiPoolConnection : IPoolConnection
         }
 
         return h.ToHostState(m);
+    }
+
+    public async Task<IReadOnlyList<SrLink>> ReadUnpluggedSharedSrsAsync(string hostUuid, CancellationToken cancellationToken = default)
+    {
+        var hostRef = await RefAsync("host", hostUuid, cancellationToken);
+        var result = new List<SrLink>();
+        foreach (var pbdRef in await _client.CallAsync("host.get_PBDs", [hostRef], cancellationToken) is JsonArray a ? a.Select(n => n?.ToString() ?? "") : [])
+        {
+            if (await _client.CallAsync("PBD.get_record", [pbdRef], cancellationToken) is not JsonObject pr)
+            {
+                continue;
+            }
+
+            var pbd = XapiPbdRecord.From(pbdRef, pr);
+            if (pbd.CurrentlyAttached || await _client.CallAsync("SR.get_record", [pbd.Sr], cancellationToken) is not JsonObject sr)
+            {
+                continue;
+            }
+
+            var record = XapiSrRecord.From(pbd.Sr, sr);
+            if (record.Shared)
+            {
+                result.Add(new SrLink(record.Uuid, record.NameLabel));
+            }
+        }
+
+        return [.. result.OrderBy(s => s.Name, StringComparer.Ordinal)];
+    }
+
+    public async Task PlugSrAsync(string hostUuid, string srUuid, CancellationToken cancellationToken = default)
+    {
+        var hostRef = await RefAsync("host", hostUuid, cancellationToken);
+        var srRef = await RefAsync("SR", srUuid, cancellationToken);
+        foreach (var pbdRef in await _client.CallAsync("SR.get_PBDs", [srRef], cancellationToken) is JsonArray a ? a.Select(n => n?.ToString() ?? "") : [])
+        {
+            if ((await _client.CallAsync("PBD.get_host", [pbdRef], cancellationToken))?.ToString() == hostRef)
+            {
+                await _client.CallAsync("PBD.plug", [pbdRef], cancellationToken);
+                return;
+            }
+        }
+
+        throw new XapiException("HANDLE_INVALID", ["PBD", $"no PBD of SR {srUuid} on host {hostUuid}"], "PBD.plug");
     }
 
     public async Task MigrateVmAsync(string vmUuid, string targetHostUuid, IProgress<double>? progress = null, CancellationToken cancellationToken = default)

@@ -58,6 +58,10 @@ public sealed record HostState(
     /// CLUSTERED_SR_DEGRADED while another host of a GFS2 pool is down or its SR recovers).</summary>
     public IReadOnlyList<string>? AllowedOperations { get; init; }
 
+    /// <summary>Shared SRs whose PBD on this host is not plugged (read with the whole pool; empty in a single host's
+    /// read). Such a host is no target for VMs on them (VM_REQUIRES_SR, xapi_vm_helpers.ml assert_can_see_SRs).</summary>
+    public IReadOnlyList<SrLink> UnpluggedSharedSrs { get; init; } = [];
+
     /// <summary>host.pending_guidances_recommended (xapi 24.10.0+): where xapi puts livepatch failures (xapi/repository_helpers.ml update_livepatch_failure_guidance).</summary>
     public IReadOnlyList<string> PendingGuidancesRecommended { get; init; } = [];
 
@@ -157,6 +161,9 @@ public sealed record VmState(
     /// <summary>A running guest: what a host must be emptied of before it reboots.</summary>
     public bool IsRunningGuest => PowerState is "Running" or "Paused";
 }
+
+/// <summary>An SR as a host links to it (by its PBD).</summary>
+public sealed record SrLink(string Uuid, string Name);
 
 public sealed record SrInfo(string Uuid, string Name, bool Shared, string? LocalHostUuid)
 {

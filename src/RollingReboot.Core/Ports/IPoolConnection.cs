@@ -46,6 +46,13 @@ public interface IPoolConnection : IAsyncDisposable
     /// <summary>Live-migrates a running VM within the pool and waits for its task; progress 0..1.</summary>
     Task MigrateVmAsync(string vmUuid, string targetHostUuid, IProgress<double>? progress = null, CancellationToken cancellationToken = default);
 
+    /// <summary>The shared SRs this host does not see: its PBD for them is not currently_attached (xapi plugs every PBD at
+    /// start, create_storage.ml plug_unplugged_pbds, and a failure leaves it unplugged).</summary>
+    Task<IReadOnlyList<SrLink>> ReadUnpluggedSharedSrsAsync(string hostUuid, CancellationToken cancellationToken = default);
+
+    /// <summary>PBD.plug of this host's PBD for the SR (what XenCenter's "Repair storage" does).</summary>
+    Task PlugSrAsync(string hostUuid, string srUuid, CancellationToken cancellationToken = default);
+
     /// <summary>Waits until something in the pool changes (hosts, metrics, VMs) or the timeout passes.</summary>
     Task WaitForChangeAsync(TimeSpan timeout, CancellationToken cancellationToken = default);
 }

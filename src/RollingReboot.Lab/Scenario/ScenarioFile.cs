@@ -350,4 +350,7 @@ public sealed class FaultSpec
     public double? Probability { get; set; }
 
     public int? Seed { get; set; }
+
+    /// <summary>Lab extension (pbdPlugFails): the SR whose PBD on <see cref="Host"/> fails to plug.</summary>
+    public string? Sr { get; set; }
 }

@@ -16,7 +16,7 @@ public static class ScenarioLoader
     private static readonly string[] s_faultTypes =
     [
         "migrationFails", "hostDoesNotReturn", "slowReboot", "pendingGuidance", "xapiOutage", "cloudstackError", "unmanageFails", "cloudstackStaleVm", "vmStarts",
-        "sessionInvalid", "connectionReset", "sshAuthFails", "sshHostKeyChanged", "vmBusy", "memberEmergency",
+        "sessionInvalid", "connectionReset", "sshAuthFails", "sshHostKeyChanged", "vmBusy", "memberEmergency", "pbdPlugFails",
     ];
 
     public static ScenarioFile LoadFile(string path)
@@ -360,6 +360,24 @@ public static class ScenarioLoader
                 if (f.AtSeconds is null or < 0 || f.DurationSeconds is null or <= 0)
                 {
                     problems.Add($"{at}: atSeconds and durationSeconds are required");
+                }
+            }
+
+            if (f.Type == "pbdPlugFails")
+            {
+                if (f.Host is null || !hosts.ContainsKey(f.Host))
+                {
+                    problems.Add($"{at}: host {f.Host ?? "(missing)"} is not in hosts");
+                }
+
+                if (f.Sr is null || !srs.TryGetValue(f.Sr, out var plugSr) || !plugSr.Shared)
+                {
+                    problems.Add($"{at}: sr {f.Sr ?? "(missing)"} is not a shared SR of srs");
+                }
+
+                if (f.Times < 1)
+                {
+                    problems.Add($"{at}: times (the boots whose plug fails) must be at least 1");
                 }
             }
 

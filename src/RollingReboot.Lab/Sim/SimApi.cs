@@ -30,7 +30,7 @@ internal sealed partial class SimPool
         "pool.disable_ha", "pool.enable_ha", "pool.set_ha_host_failures_to_tolerate", "pool.set_ha_allow_overcommit", "pool.add_to_other_config",
         "pool.remove_from_other_config", "host.disable", "host.enable", "host.reboot", "host.shutdown", "host.power_on", "host.evacuate",
         "host.get_vms_which_prevent_evacuation", "host.assert_can_evacuate", "host.compute_free_memory", "host.get_servertime", "host.get_server_localtime",
-        "host.restart_agent", "host.apply_updates", "VM.pool_migrate", "VM.assert_can_boot_here", "task.cancel", "task.destroy",
+        "host.restart_agent", "host.apply_updates", "VM.pool_migrate", "VM.assert_can_boot_here", "PBD.plug", "task.cancel", "task.destroy",
     ];
 
     /// <summary>Runs one call received by <paramref name="receiver"/>. Long operations complete outside the lock.</summary>
@@ -297,6 +297,7 @@ internal sealed partial class SimPool
             "host.restart_agent" => HostRestartAgent(m, a),
             "VM.pool_migrate" => VmPoolMigrate(m, a, asyncTask),
             "VM.assert_can_boot_here" => VmAssertCanBootHere(m, a),
+            "PBD.plug" => PbdPlug(m, a),
             "task.cancel" => TaskCancel(m, a),
             "task.destroy" => TaskDestroy(m, a),
             _ => throw new XapiError("MESSAGE_METHOD_UNKNOWN", method),
@@ -984,13 +985,51 @@ internal sealed partial class SimPool
 
         foreach (var vbdRef in vm.VbdRefs)
         {
-            if (Vbds[vbdRef].Vdi?.Sr is { Shared: false } sr && (target is null || sr.Host != target))
+            if (Vbds[vbdRef].Vdi?.Sr is { } sr && (target is null ? !sr.Shared : !SeesSr(target, sr)))
             {
                 return ["VM_REQUIRES_SR", vm.Ref, sr.Ref];
             }
         }
 
         return null;
+    }
+
+    /// <summary>xapi_vm_helpers.ml which_specified_SRs_not_available_on_host: a host sees an SR through a PBD that is
+    /// currently attached.</summary>
+    private bool SeesSr(SimHost host, SimSr sr) => sr.PbdRefs.Any(p => Pbds[p].Host == host && Pbds[p].CurrentlyAttached);
+
+    /// <summary>The first SR of the VM's disks the host cannot see (assert_can_see_SRs), or null.</summary>
+    private SimSr? UnseenSr(SimVm vm, SimHost host) =>
+        vm.VbdRefs.Select(v => Vbds[v].Vdi?.Sr).FirstOrDefault(sr => sr is not null && !SeesSr(host, sr));
+
+    /// <summary>PBD.plug (xapi_pbd.ml plug): a no-op when attached; the pbdPlugFails fault's error while the storage is
+    /// unreachable.</summary>
+    private Task<JsonNode?> PbdPlug(string m, List<JsonNode?> a)
+    {
+        Arity(m, a, 1);
+        var r = Str(a, 0, m);
+        var pbd = Pbds.TryGetValue(r, out var p) ? p : throw new XapiError("HANDLE_INVALID", "PBD", r);
+        if (pbd.CurrentlyAttached)
+        {
+            return Done("");
+        }
+
+        if (pbd.Host.Power != HostPower.Up || !pbd.Host.Live)
+        {
+            throw new XapiError("HOST_OFFLINE", pbd.Host.Ref);
+        }
+
+        NoteStateChange();
+        if (PlugFaults.TryGetValue((pbd.Host.Name, pbd.Sr.Name), out var fault) && fault.Error is { } error)
+        {
+            Audit.Event("pbd.plugFailed", new Dictionary<string, object?> { ["host"] = pbd.Host.Name, ["sr"] = pbd.Sr.Name, ["by"] = "PBD.plug" });
+            throw new XapiError(error[0], error[1..]);
+        }
+
+        pbd.CurrentlyAttached = true;
+        Touch("pbd", pbd.Ref, "mod");
+        Audit.Event("pbd.plug", new Dictionary<string, object?> { ["host"] = pbd.Host.Name, ["sr"] = pbd.Sr.Name });
+        return Done("");
     }
 
     private Dictionary<SimVm, string[]> Preventing(SimHost h)
@@ -1033,6 +1072,13 @@ internal sealed partial class SimPool
             if (free.Count < targets.Count)
             {
                 result[vm] = ["HOST_NOT_LIVE"];
+                continue;
+            }
+
+            // assert_can_boot_here against every target: one enabled host that cannot see the VM's SR is enough.
+            if (targets.Select(t => UnseenSr(vm, t)).FirstOrDefault(sr => sr is not null) is { } unseen)
+            {
+                result[vm] = ["VM_REQUIRES_SR", vm.Ref, unseen.Ref];
                 continue;
             }
 
@@ -1135,7 +1181,7 @@ internal sealed partial class SimPool
                 {
                     var vm = queue.Dequeue();
                     // XAPI's own choice: the live enabled host with the most free memory, rebooted or not.
-                    var target = Hosts.Where(x => x != h && x.Enabled && x.Live && x.Power == HostPower.Up && FreeBytes(x) >= vm.NeededBytes)
+                    var target = Hosts.Where(x => x != h && x.Enabled && x.Live && x.Power == HostPower.Up && FreeBytes(x) >= vm.NeededBytes && UnseenSr(vm, x) is null)
                         .OrderByDescending(FreeBytes).FirstOrDefault() ?? throw new XapiError("NO_HOSTS_AVAILABLE", vm.Ref);
                     running.Add(StartMigration(vm, target, null).Done.Task);
                 }
@@ -1176,12 +1222,9 @@ internal sealed partial class SimPool
             throw new XapiError("HOST_DISABLED", target.Ref);
         }
 
-        foreach (var vbdRef in vm.VbdRefs)
+        if (UnseenSr(vm, target) is { } unseen)
         {
-            if (Vbds[vbdRef].Vdi?.Sr is { Shared: false } sr && sr.Host != target)
-            {
-                throw new XapiError("VM_REQUIRES_SR", vm.Ref, sr.Ref);
-            }
+            throw new XapiError("VM_REQUIRES_SR", vm.Ref, unseen.Ref);
         }
 
         var free = FreeBytes(target);

@@ -117,7 +117,11 @@ internal sealed record SimVdi(string Ref, string Uuid, string Name, SimSr Sr, st
 
 internal sealed record SimVbd(string Ref, string Uuid, SimVm Vm, SimVdi? Vdi, string Type, string Device);
 
-internal sealed record SimPbd(string Ref, string Uuid, SimHost Host, SimSr Sr);
+internal sealed record SimPbd(string Ref, string Uuid, SimHost Host, SimSr Sr)
+{
+    /// <summary>PBD.currently_attached: false from a boot until the toolstack plugs it (create_storage.ml plug_unplugged_pbds).</summary>
+    public bool CurrentlyAttached { get; set; } = true;
+}
 
 internal sealed class SimTask
 {

@@ -223,6 +223,9 @@ internal sealed partial class SimPool : ILabPoolView
                 case "pendingGuidance":
                     host!.GuidanceOnReturn = f.Guidance ?? "reboot_host";
                     break;
+                case "pbdPlugFails":
+                    PlugFaults[(f.Host!, f.Sr!)] = new PlugFault { BootsLeft = f.Times, Error = f.Error is { Count: > 0 } e ? [.. e] : null };
+                    break;
             }
         }
 
@@ -975,6 +978,13 @@ internal sealed partial class SimPool : ILabPoolView
         // The legacy list is read from /run/reboot-required.hfxs at every start (xapi/create_misc.ml
         // create_updates_requiring_reboot_info, xapi/xapi_globs.ml): /run does not survive the boot.
         h.UpdatesRequiringReboot.Clear();
+        // storage_access.ml resynchronise_pbds at start: after a boot the storage manager has nothing attached.
+        foreach (var pbd in Pbds.Values.Where(p => p.Host == h && p.CurrentlyAttached))
+        {
+            pbd.CurrentlyAttached = false;
+            Touch("pbd", pbd.Ref, "mod");
+        }
+
         h.ToolstackReadyAt = Now + Scenario.Pool.ToolstackStartSeconds;
         h.MetricsUpdated = now;
         Touch("host", h.Ref, "mod");
@@ -1088,8 +1098,11 @@ internal sealed partial class SimPool : ILabPoolView
             }
         }
 
+        var allPbdsOk = PlugAtStart(h);
         var guidanceHolds = Profile.GuidanceKeepsHostDisabled && h.PendingGuidances.Count > 0;
-        h.Enabled = !guidanceHolds && h.AutoEnable;
+        // consider_enabling_host_nolock: with HA armed only a host whose every PBD plugged is enabled; without HA it is
+        // enabled even when one failed.
+        h.Enabled = !guidanceHolds && h.AutoEnable && (!HaEnabled || allPbdsOk);
         h.AgentStartTime = NowTime;
         Touch("host", h.Ref, "mod");
         Audit.Event("host.toolstackReady", new Dictionary<string, object?> { ["host"] = h.Name, ["enabled"] = h.Enabled });
@@ -1099,6 +1112,42 @@ internal sealed partial class SimPool : ILabPoolView
         }
 
         AutostartVms();
+    }
+
+    /// <summary>
+    /// create_storage.ml plug_unplugged_pbds: the toolstack plugs each of the host's unplugged PBDs; a plug that fails
+    /// (the scenario's pbdPlugFails fault, for as many boots as it says) leaves it unplugged
+    /// (PBD_PLUG_FAILED_ON_SERVER_START). True when every PBD is plugged.
+    /// </summary>
+    private bool PlugAtStart(SimHost h)
+    {
+        var ok = true;
+        foreach (var pbd in Pbds.Values.Where(p => p.Host == h && !p.CurrentlyAttached))
+        {
+            if (PlugFaults.TryGetValue((h.Name, pbd.Sr.Name), out var fault) && fault.BootsLeft > 0)
+            {
+                fault.BootsLeft--;
+                ok = false;
+                Audit.Event("pbd.plugFailed", new Dictionary<string, object?> { ["host"] = h.Name, ["sr"] = pbd.Sr.Name });
+                continue;
+            }
+
+            pbd.CurrentlyAttached = true;
+            Touch("pbd", pbd.Ref, "mod");
+        }
+
+        return ok;
+    }
+
+    /// <summary>The pbdPlugFails faults by (host, SR): how many more boots fail to plug, and what PBD.plug answers meanwhile.</summary>
+    internal Dictionary<(string Host, string Sr), PlugFault> PlugFaults { get; } = [];
+
+    internal sealed class PlugFault
+    {
+        public int BootsLeft { get; set; }
+
+        /// <summary>The error PBD.plug gives (null: a later PBD.plug works, the storage was only late at boot).</summary>
+        public string[]? Error { get; init; }
     }
 
     /// <summary>

@@ -490,7 +490,7 @@ internal sealed partial class SimPool
         ["host"] = p.Host.Ref,
         ["SR"] = p.Sr.Ref,
         ["device_config"] = new JsonObject(),
-        ["currently_attached"] = true,
+        ["currently_attached"] = p.CurrentlyAttached,
         ["other_config"] = new JsonObject(),
     };
 

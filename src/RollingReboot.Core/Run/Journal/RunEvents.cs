@@ -182,6 +182,17 @@ public sealed record HostEnabled(string Host) : RunEvent
     public override string Kind => "host.enable.done";
 }
 
+/// <summary>PBD.plug of a rebooted host's PBD for a shared SR it came back without.</summary>
+public sealed record HostSrPlugIntended(string Host, string Sr, string SrName) : RunEvent
+{
+    public override string Kind => "host.sr.plug.intent";
+}
+
+public sealed record HostSrPlugged(string Host, string Sr) : RunEvent
+{
+    public override string Kind => "host.sr.plug.done";
+}
+
 /// <summary>Verified empty after its evacuation: the last state before anything irreversible.</summary>
 public sealed record HostEmptied(string Host) : RunEvent
 {

@@ -19,6 +19,11 @@ public static class HostEnabling
     {
         // A host disabled until its reboot (mandatory reboot guidance, xapi 24.10.0+) is enabled after it, like one enabled before.
         var wasEnabled = run.State.WasEnabled(host.Uuid) || run.State.EnableAfterReboot(host.Uuid);
+        if (wasEnabled && await StorageAsync(run, host, abort) is { } stop)
+        {
+            return stop;
+        }
+
         var deadline = run.Clock.GetUtcNow() + run.Options.HostTimeout;
         while (true)
         {
@@ -63,6 +68,56 @@ public static class HostEnabling
     }
 
     /// <summary>
+    /// A rebooted host becomes a migration target only once it sees every shared SR. xapi plugs each PBD at start
+    /// (ocaml/xapi/create_storage.ml plug_unplugged_pbds) and, with HA off as during the run, enables the host even when a
+    /// plug failed (ocaml/xapi/xapi_host_helpers.ml consider_enabling_host_nolock checks PBDs only if HA is armed); VMs
+    /// sent there would fail with VM_REQUIRES_SR (ocaml/xapi/xapi_vm_helpers.ml assert_can_see_SRs). The run plugs each
+    /// missing one once (what XenCenter's "Repair storage" does); a host that still cannot see one is kept disabled and
+    /// the run stops for an operator, every VM still running elsewhere.
+    /// </summary>
+    private static async Task<StepResult?> StorageAsync(RunContext run, HostState host, CancellationToken abort)
+    {
+        var missing = await run.Executor.ReadAsync(ct => run.Pool.ReadUnpluggedSharedSrsAsync(host.Uuid, ct), abort);
+        if (missing.Count == 0)
+        {
+            return null;
+        }
+
+        var failures = new List<string>();
+        foreach (var sr in missing)
+        {
+            run.Log.Warn("{Host}: back without shared SR {Sr} (its PBD is not plugged); plugging it", host.Name, sr.Name);
+            try
+            {
+                await run.Executor.DoAsync(new HostSrPlugIntended(host.Uuid, sr.Uuid, sr.Name), ct => run.Pool.PlugSrAsync(host.Uuid, sr.Uuid, ct), new HostSrPlugged(host.Uuid, sr.Uuid), abort);
+            }
+            catch (PoolOperationException e)
+            {
+                failures.Add($"{sr.Name}: {e.Code}");
+            }
+        }
+
+        var still = await run.Executor.ReadAsync(ct => run.Pool.ReadUnpluggedSharedSrsAsync(host.Uuid, ct), abort);
+        if (still.Count == 0)
+        {
+            run.Log.Info("{Host}: every shared SR plugged", host.Name);
+            return null;
+        }
+
+        var h = await run.Executor.ReadAsync(ct => run.Pool.ReadHostAsync(host.Uuid, ct), abort);
+        if (h.Enabled)
+        {
+            // xapi enabled it itself: nothing may be placed on a host that cannot reach the VMs' disks.
+            await run.Executor.DoAsync(null, ct => run.Pool.DisableHostAsync(host.Uuid, ct), null, abort);
+        }
+
+        var names = string.Join(", ", still.Select(s => s.Name));
+        var why = failures.Count > 0 ? $" (PBD.plug: {string.Join("; ", failures)})" : string.Empty;
+        return new Stop($"{host.Name} came back but cannot see shared SR {names}{why}; it is kept disabled so no VM is sent there", NeedsOperator: true,
+            $"repair {host.Name}'s storage ('xe pbd-plug uuid=<PBD of {names} on {host.Name}>', or Repair Storage in XenCenter), then 'rollreboot resume --clustername {run.ClusterLabel}'");
+    }
+
+    /// <summary>
     /// What a host the run may have left disabled needs now (restore, resume, a host the pre hook skipped), read from its
     /// live record: never a host.enable that XAPI will refuse (pending mandatory guidance on xapi 24.10.0+), and a host
     /// disabled until its reboot stays so until it is rebooted.
@@ -89,6 +144,13 @@ public static class HostEnabling
         if (!wanted)
         {
             return new PutBack(PutBackAction.Disable, null);
+        }
+
+        if (h.UnpluggedSharedSrs.Count > 0)
+        {
+            var names = string.Join(", ", h.UnpluggedSharedSrs.Select(s => s.Name));
+            return new PutBack(PutBackAction.Refused,
+                $"host {h.Name} stays disabled: it cannot see shared SR {names} (its PBD is not plugged), so VMs sent there would fail; repair its storage ('xe pbd-plug', or Repair Storage in XenCenter), then 'xe host-enable host={h.Name}'");
         }
 
         return h.EnableRefused

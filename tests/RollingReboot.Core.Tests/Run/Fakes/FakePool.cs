@@ -32,6 +32,15 @@ internal sealed class FakePool(TimeProvider clock) : IPoolConnection
         public string? GuidanceOnReturn { get; set; }
 
         public Dictionary<string, string> SoftwareVersion { get; } = [];
+
+        /// <summary>The shared SR the host's PBD fails to plug for at its next boot (xapi then enables it anyway, HA off).</summary>
+        public string? UnpluggedOnReturn { get; set; }
+
+        /// <summary>Shared SRs (uuid) whose PBD on this host is not plugged now.</summary>
+        public List<string> Unplugged { get; } = [];
+
+        /// <summary>While set, PBD.plug on this host fails with this code (the storage is really unreachable).</summary>
+        public string? PlugRefusal { get; set; }
     }
 
     public sealed class Vm
@@ -133,6 +142,7 @@ internal sealed class FakePool(TimeProvider clock) : IPoolConnection
             h.BootTime, h.AgentStart, [.. h.Guidances], [], [])
         {
             Software = PoolSoftware.From(h.SoftwareVersion),
+            UnpluggedSharedSrs = [.. h.Unplugged.Select(sr => new SrLink(sr, sr.Replace("sr-", "", StringComparison.Ordinal)))],
         };
     }
 
@@ -311,7 +321,37 @@ internal sealed class FakePool(TimeProvider clock) : IPoolConnection
             h.GuidanceOnReturn = null;
         }
 
+        if (h.UnpluggedOnReturn is { } sr)
+        {
+            h.Unplugged.Add(sr);
+            h.UnpluggedOnReturn = null;
+        }
+
         h.Enabled = h.Guidances.Count == 0;
+    });
+
+    public Task<IReadOnlyList<SrLink>> ReadUnpluggedSharedSrsAsync(string hostUuid, CancellationToken cancellationToken = default)
+    {
+        lock (_lock)
+        {
+            Check();
+            return Task.FromResult<IReadOnlyList<SrLink>>([.. H(hostUuid).Unplugged.Select(sr => new SrLink(sr, sr.Replace("sr-", "", StringComparison.Ordinal)))]);
+        }
+    }
+
+    /// <summary>Every PBD.plug asked, as "sr@host".</summary>
+    public List<string> Plugged { get; } = [];
+
+    public Task PlugSrAsync(string hostUuid, string srUuid, CancellationToken cancellationToken = default) => Mutate(() =>
+    {
+        var h = H(hostUuid);
+        Plugged.Add(srUuid + "@" + hostUuid);
+        if (h.PlugRefusal is { } code)
+        {
+            throw Refused(code, "", "NFS mount error", "");
+        }
+
+        h.Unplugged.Remove(srUuid);
     });
 
     public Task ShutdownHostAsync(string hostUuid, CancellationToken cancellationToken = default) => throw new NotSupportedException("the fake pool does not halt hosts");
@@ -323,6 +363,13 @@ internal sealed class FakePool(TimeProvider clock) : IPoolConnection
         if (!target.Live || !target.Enabled)
         {
             throw Refused("HOST_DISABLED", targetHostUuid);
+        }
+
+        if (target.Unplugged.Count > 0)
+        {
+            // Every fake VM has its disk on sr-shared (xapi_vm_helpers.ml assert_can_see_SRs).
+            Violations.Add($"VM {vm.Name} sent to {target.Name}, which cannot see SR {target.Unplugged[0]}");
+            throw Refused("VM_REQUIRES_SR", vmUuid, target.Unplugged[0]);
         }
 
         if (ToState(target).MemoryFree < vm.Memory)
