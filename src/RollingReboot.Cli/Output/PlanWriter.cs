@@ -339,6 +339,11 @@ public static class PlanWriter
             w.WriteString("to", m.ToName);
             w.WriteString("toUuid", m.ToUuid);
             w.WriteNumber("memoryBytes", m.MemoryBytes);
+            if (m.Rule is { } rule)
+            {
+                w.WriteString("rule", rule);
+            }
+
             w.WriteEndObject();
         }
 
@@ -353,8 +358,11 @@ public static class PlanWriter
             return;
         }
 
-        var rows = new List<string[]> { new[] { "VM", "FROM", "TO", "MEMORY" } };
-        rows.AddRange(migrations.Select(m => new[] { m.VmName, m.FromName, m.ToName, Units.Memory(m.MemoryBytes) }));
+        bool rules = migrations.Any(m => m.Rule is not null);
+        var rows = new List<string[]> { rules ? ["VM", "FROM", "TO", "MEMORY", "RULE"] : ["VM", "FROM", "TO", "MEMORY"] };
+        rows.AddRange(migrations.Select(m => rules
+            ? new[] { m.VmName, m.FromName, m.ToName, Units.Memory(m.MemoryBytes), m.Rule ?? "" }
+            : new[] { m.VmName, m.FromName, m.ToName, Units.Memory(m.MemoryBytes) }));
         Table(sb, rows, "    ");
     }
 
@@ -366,10 +374,11 @@ public static class PlanWriter
             return;
         }
 
-        sb.Append("| VM | From | To | Memory |\n|---|---|---|---|\n");
+        bool rules = migrations.Any(m => m.Rule is not null);
+        sb.Append(rules ? "| VM | From | To | Memory | Rule |\n|---|---|---|---|---|\n" : "| VM | From | To | Memory |\n|---|---|---|---|\n");
         foreach (var m in migrations)
         {
-            sb.Append(s_inv, $"| {Md(m.VmName)} | {Md(m.FromName)} | {Md(m.ToName)} | {Units.Memory(m.MemoryBytes)} |\n");
+            sb.Append(s_inv, $"| {Md(m.VmName)} | {Md(m.FromName)} | {Md(m.ToName)} | {Units.Memory(m.MemoryBytes)} |{(rules ? $" {Md(m.Rule ?? "")} |" : "")}\n");
         }
     }
 

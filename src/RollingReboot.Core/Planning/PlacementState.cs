@@ -21,6 +21,10 @@ internal sealed class PlacementState
     private readonly int[] _groupCount;
     private readonly int _groupTotal;
 
+    // The same for the non-strict (preferred) anti-affinity groups.
+    private readonly int[] _softCount;
+    private readonly int _softTotal;
+
     public PlacementState(PlanIndex index)
     {
         _index = index;
@@ -28,11 +32,18 @@ internal sealed class PlacementState
         _location = [.. index.Home];
         _groupTotal = index.GroupNames.Length;
         _groupCount = new int[index.HostCount * _groupTotal];
+        _softTotal = index.SoftGroupNames.Length;
+        _softCount = new int[index.HostCount * _softTotal];
         for (int v = 0; v < _location.Length; v++)
         {
             foreach (int g in index.Groups[v])
             {
                 _groupCount[(_location[v] * _groupTotal) + g]++;
+            }
+
+            foreach (int g in index.SoftGroups[v])
+            {
+                _softCount[(_location[v] * _softTotal) + g]++;
             }
         }
     }
@@ -45,12 +56,32 @@ internal sealed class PlacementState
 
     public int Checkpoint => _log.Count;
 
-    /// <summary>Whether the host already runs a VM of one of this VM's anti-affinity groups.</summary>
+    /// <summary>Whether the VM may not go to the host: a hard placement rule forbids it, or the host already runs a VM
+    /// of one of its anti-affinity groups.</summary>
     public bool Conflicts(int vm, int host)
     {
+        if (_index.Forbidden(vm, host))
+        {
+            return true;
+        }
+
         foreach (int g in _index.Groups[vm])
         {
             if (_groupCount[(host * _groupTotal) + g] > 0)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>Whether the host already runs a VM of one of this VM's non-strict anti-affinity groups (a preference).</summary>
+    public bool SoftConflicts(int vm, int host)
+    {
+        foreach (int g in _index.SoftGroups[vm])
+        {
+            if (_softCount[(host * _softTotal) + g] > 0)
             {
                 return true;
             }
@@ -186,6 +217,11 @@ internal sealed class PlacementState
             foreach (int g in _index.Groups[vm])
             {
                 _groupCount[(host * _groupTotal) + g] -= sign;
+            }
+
+            foreach (int g in _index.SoftGroups[vm])
+            {
+                _softCount[(host * _softTotal) + g] -= sign;
             }
         }
     }

@@ -10,7 +10,11 @@ public sealed record PlannedMigration(
     string FromName,
     string ToUuid,
     string ToName,
-    long MemoryBytes);
+    long MemoryBytes)
+{
+    /// <summary>The placement rule that shaped where this VM goes (CloudStack affinity, host tags, dedication), or null.</summary>
+    public string? Rule { get; init; }
+}
 
 /// <summary>
 /// One host evacuated and rebooted. <see cref="Index"/> counts from 1 in reboot order; steps of one wave
@@ -99,6 +103,8 @@ public static class PlanCodes
     public const string UnknownMaster = "UNKNOWN_MASTER";
     public const string Capacity = "CAPACITY";
     public const string AntiAffinity = "ANTI_AFFINITY";
+    public const string KeptTogether = "HOST_AFFINITY";
+    public const string PlacementRule = "PLACEMENT_RULE";
 
     public const string HaTimeoutShort = "HA_TIMEOUT_SHORT";
     public const string HaFewHosts = "HA_FEW_HOSTS";

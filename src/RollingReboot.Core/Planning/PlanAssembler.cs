@@ -37,14 +37,28 @@ internal sealed class PlanAssembler
             foreach (int v in pending)
             {
                 int to = home[v], from = sim.Location[v];
-                if (sim.Free[to] < memory[v] || sim.Conflicts(v, to))
+                if (from == to)
+                {
+                    // Gone back already, with its group.
+                    continue;
+                }
+
+                // A group kept together goes back whole or not at all.
+                int[] group = _index.Together[v] >= 0
+                    ? [.. _index.TogetherMembers[_index.Together[v]].Where(m => sim.Location[m] >= 0 && sim.Location[m] != home[m])]
+                    : [v];
+                if (sim.Free[to] < group.Sum(m => memory[m]) || group.Any(m => sim.Conflicts(m, to) || sim.Location[m] != from))
                 {
                     later.Add(v);
                     continue;
                 }
 
-                sim.Move(v, to);
-                returns.Add(_index.Migration(v, from, to));
+                foreach (int m in group)
+                {
+                    sim.Move(m, to);
+                    returns.Add(_index.Migration(m, from, to));
+                }
+
                 progress = true;
             }
 

@@ -127,9 +127,47 @@ internal static class PlanChecks
             yield return NoRoom(index, host, noRoom, targetCount);
         }
 
+        var bundles = new HashSet<int>();
         foreach (var u in unplaced.Where(u => u.Roomiest >= 0 && u.RoomiestFree >= memory[u.Vm]))
         {
             string vm = index.Vms[u.Vm].Name;
+            if (index.Together[u.Vm] is >= 0 and var bundle)
+            {
+                if (bundles.Add(bundle))
+                {
+                    var members = index.TogetherMembers[bundle];
+                    var names = string.Join(", ", members.Select(m => index.Vms[m].Name));
+                    yield return new Blocker(
+                        PlanCodes.KeptTogether,
+                        $"VMs {names} of host affinity group {index.TogetherNames[bundle]} cannot leave {host} together: no host has room for all of them ({Units.Memory(members.Sum(m => memory[m]))}), and the group is kept on one host.",
+                        $"Free memory on one host for the whole group, shut the group down for the run, or leave {host} out with --ignore-hosts {host}.",
+                        vm,
+                        host);
+                }
+
+                continue;
+            }
+
+            if (index.Groups[u.Vm].Length == 0)
+            {
+                var rule = index.Migration(u.Vm, source, source).Rule ?? "its placement rules";
+                var allowed = Enumerable.Range(0, index.HostCount).Where(h => h != source && !index.Forbidden(u.Vm, h)).Select(h => index.Hosts[h].Name).ToList();
+                yield return allowed.Count == 0
+                    ? new Blocker(
+                        PlanCodes.PlacementRule,
+                        $"VM {vm} cannot leave {host}: its placement rules allow no other host of the pool ({rule}).",
+                        $"Shut {vm} down for the run, or leave {host} out with --ignore-hosts {host}.",
+                        vm,
+                        host)
+                    : new Blocker(
+                        PlanCodes.PlacementRule,
+                        $"VM {vm} cannot leave {host}: its placement rules allow only {NameList(allowed)}, and none can take it at that point (a VM is never pushed onto a host that still has to reboot; {rule}).",
+                        $"Leave {allowed[0]} out with --ignore-hosts {allowed[0]} and reboot it in a second run, free memory there, or shut {vm} down for the run.",
+                        vm,
+                        host);
+                continue;
+            }
+
             string groups = string.Join(", ", index.Groups[u.Vm].Select(g => index.GroupNames[g]));
             yield return new Blocker(
                 PlanCodes.AntiAffinity,

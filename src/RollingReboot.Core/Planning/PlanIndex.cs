@@ -35,7 +35,30 @@ internal sealed class PlanIndex
         Memory = [.. Vms.Select(v => Math.Max(0, v.MemoryBytes))];
 
         (Groups, GroupNames) = ResolveGroups(Vms, constraints.AntiAffinityGroups);
+        (SoftGroups, SoftGroupNames) = ResolveGroups(Vms, constraints.PreferApartGroups);
+        (Together, TogetherNames) = Bundles(constraints.TogetherGroups, requireOneHome: true);
+        (PreferTogether, PreferTogetherNames) = Bundles(constraints.PreferTogetherGroups, requireOneHome: false);
+        TogetherMembers = [.. Enumerable.Range(0, TogetherNames.Length).Select(b => Enumerable.Range(0, Vms.Length).Where(v => Together[v] == b).ToImmutableArray())];
+        if (constraints.HostFilter is { } filter)
+        {
+            _forbidden = new string?[Vms.Length * Hosts.Length];
+            for (int v = 0; v < Vms.Length; v++)
+            {
+                for (int h = 0; h < Hosts.Length; h++)
+                {
+                    if (filter(Vms[v].Name, Hosts[h].Name) is { } why)
+                    {
+                        _forbidden[(v * Hosts.Length) + h] = why;
+                        _anyForbidden ??= new bool[Vms.Length];
+                        _anyForbidden[v] = true;
+                    }
+                }
+            }
+        }
     }
+
+    private readonly string?[]? _forbidden;
+    private readonly bool[]? _anyForbidden;
 
     public PoolSnapshot Pool { get; }
 
@@ -64,12 +87,101 @@ internal sealed class PlanIndex
     /// <summary>Every anti-affinity group of a running VM, in ordinal order.</summary>
     public ImmutableArray<string> GroupNames { get; }
 
+    /// <summary>Per VM: its non-strict anti-affinity groups, as indexes into <see cref="SoftGroupNames"/>.</summary>
+    public ImmutableArray<ImmutableArray<int>> SoftGroups { get; }
+
+    public ImmutableArray<string> SoftGroupNames { get; }
+
+    /// <summary>Per VM: its "keep together" bundle (members on one host move to one target), or -1.</summary>
+    public ImmutableArray<int> Together { get; }
+
+    public ImmutableArray<string> TogetherNames { get; }
+
+    /// <summary>Per bundle: its VMs.</summary>
+    public ImmutableArray<ImmutableArray<int>> TogetherMembers { get; }
+
+    /// <summary>Per VM: its "prefer together" group, or -1.</summary>
+    public ImmutableArray<int> PreferTogether { get; }
+
+    public ImmutableArray<string> PreferTogetherNames { get; }
+
+    /// <summary>Whether the VM may not go to the host at all (a hard placement rule).</summary>
+    public bool Forbidden(int vm, int host) => _forbidden is not null && _forbidden[(vm * Hosts.Length) + host] is not null;
+
+    /// <summary>Whether the VM has any rule beyond memory (it is not re-placed to make room for another).</summary>
+    public bool HasRules(int vm) =>
+        Groups[vm].Length > 0 || SoftGroups[vm].Length > 0 || Together[vm] >= 0 || PreferTogether[vm] >= 0 || (_anyForbidden?[vm] ?? false);
+
     public int HostCount => Hosts.Length;
 
     public int VmCount => Vms.Length;
 
     public PlannedMigration Migration(int v, int from, int to) =>
-        new(Vms[v].Uuid, Vms[v].Name, Hosts[from].Uuid, Hosts[from].Name, Hosts[to].Uuid, Hosts[to].Name, Memory[v]);
+        new(Vms[v].Uuid, Vms[v].Name, Hosts[from].Uuid, Hosts[from].Name, Hosts[to].Uuid, Hosts[to].Name, Memory[v]) { Rule = RuleOf(v) };
+
+    /// <summary>The rules that shaped where the VM may go, in words for the plan (null: memory alone decided).</summary>
+    private string? RuleOf(int v)
+    {
+        var rules = new List<string>();
+        if (Together[v] >= 0)
+        {
+            rules.Add($"host affinity {TogetherNames[Together[v]]}: moves with {string.Join(", ", TogetherMembers[Together[v]].Where(m => m != v).Select(m => Vms[m].Name))}");
+        }
+
+        if (_anyForbidden?[v] ?? false)
+        {
+            var off = Enumerable.Range(0, Hosts.Length).Where(h => _forbidden![(v * Hosts.Length) + h] is not null).ToList();
+            rules.Add($"not on {string.Join(", ", off.Select(h => Hosts[h].Name))}: {_forbidden![(v * Hosts.Length) + off[0]]}");
+        }
+
+        if (Groups[v].Length > 0)
+        {
+            rules.Add($"host anti-affinity {string.Join(", ", Groups[v].Select(g => GroupNames[g]))}");
+        }
+
+        if (SoftGroups[v].Length > 0)
+        {
+            rules.Add($"non-strict host anti-affinity {string.Join(", ", SoftGroups[v].Select(g => SoftGroupNames[g]))} (preferred apart)");
+        }
+
+        if (PreferTogether[v] >= 0)
+        {
+            rules.Add($"non-strict host affinity {PreferTogetherNames[PreferTogether[v]]} (preferred together)");
+        }
+
+        return rules.Count == 0 ? null : string.Join("; ", rules);
+    }
+
+    /// <summary>Per VM the index of its group among <paramref name="groups"/> (the first that names it), -1 for none;
+    /// with <paramref name="requireOneHome"/> a group whose running VMs are on more than one host is no bundle.</summary>
+    private (ImmutableArray<int> PerVm, ImmutableArray<string> Names) Bundles(IReadOnlyDictionary<string, IReadOnlyList<string>> groups, bool requireOneHome)
+    {
+        var perVm = Enumerable.Repeat(-1, Vms.Length).ToArray();
+        var names = new List<string>();
+        var byName = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (int v = 0; v < Vms.Length; v++)
+        {
+            byName.TryAdd(Vms[v].Name, v);
+        }
+
+        foreach (var (group, members) in groups.OrderBy(g => g.Key, StringComparer.Ordinal))
+        {
+            var vms = members.Where(byName.ContainsKey).Select(n => byName[n]).Where(v => perVm[v] < 0).Distinct().ToList();
+            if (vms.Count < 2 || (requireOneHome && vms.Select(v => Home[v]).Distinct().Count() > 1))
+            {
+                continue;
+            }
+
+            foreach (int v in vms)
+            {
+                perVm[v] = names.Count;
+            }
+
+            names.Add(group);
+        }
+
+        return ([.. perVm], [.. names]);
+    }
 
     private static (ImmutableArray<ImmutableArray<int>> Groups, ImmutableArray<string> Names) ResolveGroups(
         ImmutableArray<VmState> vms, IReadOnlyDictionary<string, IReadOnlyList<string>> map)

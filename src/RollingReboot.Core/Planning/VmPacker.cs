@@ -65,21 +65,78 @@ internal sealed class VmPacker
         return Place(sim, vms, targets, Fit.Worst);
     }
 
-    /// <summary>Places the VMs in this order; those without room stay where they are and are returned.</summary>
+    /// <summary>
+    /// Places the VMs in this order; those without room stay where they are and are returned. The VMs of a "keep
+    /// together" bundle go where the first of them goes, chosen for all of them; those of a "prefer together" group
+    /// prefer the target the first of them went to.
+    /// </summary>
     public List<UnplacedVm> Place(PlacementState sim, int[] vms, int[] targets, Fit fit)
     {
         int checkpoint = sim.Checkpoint;
         var left = new List<int>();
+        var bundled = new List<int>();
+        Dictionary<int, int>? bundleTarget = null;
+        Dictionary<int, List<(int Vm, int From)>>? bundlePlaced = null;
+        Dictionary<int, int>? preferredTarget = null;
+        HashSet<int>? batch = null;
         foreach (int v in vms)
         {
-            int chosen = Choose(sim, v, targets, fit);
-            if (chosen >= 0)
+            int bundle = _index.Together[v];
+            int soft = _index.PreferTogether[v];
+            int from = sim.Location[v];
+            int chosen;
+            if (bundle >= 0 && (bundleTarget ??= []).TryGetValue(bundle, out int with))
             {
-                sim.Move(v, chosen);
+                // Strict: only where its group went (nowhere, if the group found no room).
+                chosen = with >= 0 && sim.Free[with] >= _index.Memory[v] && !sim.Conflicts(v, with) ? with : -1;
+                if (chosen < 0 && with >= 0)
+                {
+                    // It cannot follow after all: the group stays where it was, whole.
+                    foreach (var (m, f) in bundlePlaced![bundle])
+                    {
+                        sim.Move(m, f);
+                        bundled.Add(m);
+                    }
+
+                    bundlePlaced[bundle].Clear();
+                    bundleTarget[bundle] = -1;
+                }
             }
             else
             {
-                left.Add(v);
+                long need = _index.Memory[v];
+                int[]? members = null;
+                if (bundle >= 0)
+                {
+                    batch ??= [.. vms];
+                    members = [.. _index.TogetherMembers[bundle].Where(batch.Contains)];
+                    need = members.Sum(m => _index.Memory[m]);
+                }
+
+                int preferred = soft >= 0 && (preferredTarget ??= []).TryGetValue(soft, out int p) ? p : -1;
+                chosen = Choose(sim, v, targets, fit, need, preferred, members);
+                if (bundle >= 0)
+                {
+                    bundleTarget![bundle] = chosen;
+                }
+
+                if (soft >= 0 && chosen >= 0)
+                {
+                    preferredTarget!.TryAdd(soft, chosen);
+                }
+            }
+
+            if (chosen >= 0)
+            {
+                sim.Move(v, chosen);
+                if (bundle >= 0)
+                {
+                    ((bundlePlaced ??= []).TryGetValue(bundle, out var placed) ? placed : bundlePlaced[bundle] = []).Add((v, from));
+                }
+            }
+            else
+            {
+                (bundle >= 0 ? bundled : left).Add(v);
             }
         }
 
@@ -98,35 +155,57 @@ internal sealed class VmPacker
             unplaced.Add(new UnplacedVm(v, roomiest, roomiest < 0 ? 0 : sim.Free[roomiest]));
         }
 
+        foreach (int v in bundled)
+        {
+            // A group that must stay together is not split to make room.
+            int roomiest = Roomiest(sim, targets);
+            unplaced.Add(new UnplacedVm(v, roomiest, roomiest < 0 ? 0 : sim.Free[roomiest]));
+        }
+
         return unplaced;
     }
 
-    /// <summary>The target for the VM by this fit (the first one on a tie), or -1 when none has room without conflict.</summary>
-    private int Choose(PlacementState sim, int vm, int[] targets, Fit fit)
+    /// <summary>
+    /// The target for the VM by this fit (the first one on a tie) with <paramref name="need"/> bytes free and no rule
+    /// against it (nor against any VM of <paramref name="together"/>, which go with it), or -1 when none. A target a preference speaks against (non-strict anti-affinity, or not the
+    /// <paramref name="preferred"/> one) is taken only when no other qualifies.
+    /// </summary>
+    private static int Choose(PlacementState sim, int vm, int[] targets, Fit fit, long need, int preferred, int[]? together = null)
     {
-        long need = _index.Memory[vm];
-        int chosen = -1;
+        int chosen = -1, fallback = -1;
         foreach (int t in targets)
         {
-            if (sim.Free[t] < need || sim.Conflicts(vm, t))
+            if (sim.Free[t] < need || sim.Conflicts(vm, t) || (together is not null && Array.Exists(together, m => sim.Conflicts(m, t))))
             {
                 continue;
             }
 
+            bool disfavoured = sim.SoftConflicts(vm, t) || (preferred >= 0 && t != preferred);
+            ref int pick = ref disfavoured ? ref fallback : ref chosen;
             if (fit == Fit.First)
             {
-                return t;
+                if (!disfavoured)
+                {
+                    return t;
+                }
+
+                if (pick < 0)
+                {
+                    pick = t;
+                }
+
+                continue;
             }
 
-            if (chosen < 0
-                || (fit == Fit.Worst && sim.Free[t] > sim.Free[chosen])
-                || (fit == Fit.Best && sim.Free[t] < sim.Free[chosen]))
+            if (pick < 0
+                || (fit == Fit.Worst && sim.Free[t] > sim.Free[pick])
+                || (fit == Fit.Best && sim.Free[t] < sim.Free[pick]))
             {
-                chosen = t;
+                pick = t;
             }
         }
 
-        return chosen;
+        return chosen >= 0 ? chosen : fallback;
     }
 
     private static int Roomiest(PlacementState sim, int[] targets)
@@ -147,7 +226,7 @@ internal sealed class VmPacker
     /// Room for a VM that fits nowhere, by re-placing VMs placed earlier in the same step: move one of them from a
     /// host to another, or swap a larger and a smaller one between two hosts, so that one host has the room. In
     /// one step hosts only receive VMs, so a VM that fits a host once all are placed fitted at its own turn too:
-    /// the re-placed VMs simply go straight to their new host. Only VMs without anti-affinity groups are re-placed.
+    /// the re-placed VMs simply go straight to their new host. Only VMs without placement rules are re-placed.
     /// Bounded by <paramref name="budget"/> candidate checks, so hopeless cases stay cheap.
     /// </summary>
     private bool MakeRoom(PlacementState sim, int vm, int[] targets, int checkpoint, CheckBudget budget)
@@ -175,7 +254,7 @@ internal sealed class VmPacker
         foreach (int v in sim.MovedSince(checkpoint))
         {
             int at = sim.Location[v];
-            if (at >= 0 && movable[at] is not null && _index.Groups[v].Length == 0)
+            if (at >= 0 && movable[at] is not null && !_index.HasRules(v))
             {
                 movable[at].Add(v);
             }

@@ -91,6 +91,9 @@ public sealed record CloudStackPlacement
             : $"{vm} is explicitly dedicated ({string.Join(", ", explicitGroups.Select(g => g.Name))}) and {host} is not dedicated through that group";
     }
 
+    /// <summary>Whether a rule forbids some VM some host (host tags, dedication): what the planner's host filter is for.</summary>
+    public bool HasHostRules => RequiredHostTags.Count > 0 || DedicatedHosts.Count > 0 || ExplicitDedication.Count > 0;
+
     /// <summary>Whether any rule beyond strict anti-affinity is in force (worth a word in the plan).</summary>
     public bool HasRules =>
         NotEnabledHosts.Count > 0 || PreferredAntiAffinity.Count > 0 || HostAffinity.Count > 0 || PreferredHostAffinity.Count > 0
@@ -169,9 +172,10 @@ public sealed record CloudStackPlacement
     }
 
     /// <summary>
-    /// The plan checked against the rules the planner does not apply itself: every migration's target (<see cref="WhyNot"/>)
-    /// and every "host affinity" group kept on one host after each step. Strict rules broken by the plan are blockers; a
-    /// group already split before the run only a warning.
+    /// The plan checked against the rules, independently of the planner that applied them: every migration's target
+    /// (<see cref="WhyNot"/>) and every "host affinity" group kept on one host after each step. What the plan still
+    /// breaks (the planner found no allowed host with room) is a blocker; a group already split before the run only a
+    /// warning.
     /// </summary>
     public (IReadOnlyList<Blocker> Blockers, IReadOnlyList<PlanWarning> Warnings) Check(Plan plan, PoolSnapshot pool)
     {
@@ -204,7 +208,7 @@ public sealed record CloudStackPlacement
                         $"The plan moves {m.VmName} from {m.FromName} to {m.ToName} {when}, where CloudStack would not place it: {why}",
                         allowed.Count == 0
                             ? $"no other host of the pool may hold {m.VmName} in CloudStack: shut it down for the window, or leave {m.FromName} out with --ignore-hosts {m.FromName}"
-                            : $"the planner does not weigh CloudStack's placement rules yet: move {m.VmName} to {string.Join(" or ", allowed)} first (cmk migrate virtualmachine), or leave {m.FromName} out with --ignore-hosts {m.FromName}",
+                            : $"no host CloudStack allows ({string.Join(", ", allowed)}) has room for {m.VmName} at that point: free memory there, or shut it down for the window, or leave {m.FromName} out with --ignore-hosts {m.FromName}",
                         m.VmName, m.FromName));
                 }
 
@@ -218,7 +222,7 @@ public sealed record CloudStackPlacement
                 {
                     blockers.Add(new Blocker("CLOUDSTACK_HOST_AFFINITY",
                         $"The plan splits CloudStack host affinity group {group} {when}: {string.Join(", ", placed.Select(v => $"{v} on {at[v]}"))}; CloudStack keeps its VMs on one host",
-                        "the planner does not keep host affinity groups together yet: move the group's VMs together by hand first, or leave their host out with --ignore-hosts",
+                        "no host has room for the whole group at that point: free memory on a host for all of them, or shut the group down for the window, or leave their host out with --ignore-hosts",
                         placed[0], at[placed[0]]));
                 }
             }
@@ -247,7 +251,7 @@ public sealed record CloudStackPlacement
         if (PreferredAntiAffinity.Count > 0)
         {
             notes.Add(new PlanWarning("CLOUDSTACK_NON_STRICT_ANTI_AFFINITY",
-                $"CloudStack non-strict host anti-affinity groups {string.Join(", ", PreferredAntiAffinity.Values.SelectMany(g => g).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))}: a preference (NonStrictHostAntiAffinityProcessor never refuses a host), not enforced by the plan",
+                $"CloudStack non-strict host anti-affinity groups {string.Join(", ", PreferredAntiAffinity.Values.SelectMany(g => g).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))}: a preference (NonStrictHostAntiAffinityProcessor never refuses a host): the plan keeps their VMs apart where another host has room",
                 "nothing to do; make the group \"host anti-affinity\" in CloudStack if its VMs must never share a host"));
         }
 
@@ -270,8 +274,8 @@ public sealed record CloudStackPlacement
             }
 
             notes.Add(new PlanWarning("CLOUDSTACK_PLACEMENT_RULES",
-                $"CloudStack placement rules checked against every migration of the plan: {string.Join("; ", rules)}",
-                "a migration that breaks one is a blocker (CLOUDSTACK_PLACEMENT, CLOUDSTACK_HOST_AFFINITY)"));
+                $"CloudStack placement rules the plan follows (each migration they shaped names its rule) and checks again: {string.Join("; ", rules)}",
+                "a migration that still breaks one (no allowed host had room) is a blocker (CLOUDSTACK_PLACEMENT, CLOUDSTACK_HOST_AFFINITY)"));
         }
 
         foreach (var unread in Unread)

@@ -191,6 +191,11 @@ public static class Preflight
             AntiAffinityGroups = antiAffinity,
             ExtraVmBlockers = vmIssues,
             AlreadyRebootedHosts = alreadyRebooted,
+            // CloudStack's rules shape the placements; placement.Check below verifies the plan against them independently.
+            HostFilter = placement.HasHostRules ? placement.WhyNot : null,
+            TogetherGroups = placement.HostAffinity,
+            PreferApartGroups = placement.PreferredAntiAffinity,
+            PreferTogetherGroups = placement.PreferredHostAffinity,
         };
         // Hosts CloudStack places nothing on take no VMs: the planner sees them as disabled (and so leaves them alone).
         var planned = placement.NotEnabledHosts.Count == 0

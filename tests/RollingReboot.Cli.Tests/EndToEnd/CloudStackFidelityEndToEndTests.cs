@@ -181,19 +181,24 @@ public sealed class CloudStackFidelityEndToEndTests
     }
 
     [Fact]
-    public async Task PlacementRules_APlanOntoADedicatedHost_IsRefusedBeforeAnythingChanges()
+    public async Task PlacementRules_ADedicatedHostTakesNoneOfTheOthersVms_ThePlanNamesTheRule_TheRunCompletes()
     {
-        // c4 dedicated to account ops, and no VM of the pool is explicitly dedicated: CloudStack would place none of them there.
+        // c4 dedicated to account ops, and no VM of the pool is explicitly dedicated: CloudStack would place none of them
+        // there (DeploymentPlanningManagerImpl.checkForNonDedicatedResources), so neither does the plan.
         await using var lab = await LabHarness.StartAsync(Small(""", "hosts": [ { "name": "c4", "dedicatedTo": "ops" } ]"""), timeScale: 300);
 
-        var (code, stdout, stderr) = await lab.RunCliAsync("--clustername", "CCS", "--exec", "--format", "json");
+        var (planCode, plan, planErr) = await lab.RunCliAsync("--clustername", "CCS", "--format", "json");
+        var (code, stdout, stderr) = await lab.RunCliAsync("--clustername", "CCS", "--exec");
 
-        Assert.True(code == 3, $"exit {code}\n{stdout}\n{stderr}");
-        Assert.Contains("to c4", stdout + stderr, StringComparison.Ordinal);
-        Assert.Contains("c4 is dedicated (through dedication group ", stdout + stderr, StringComparison.Ordinal);
-        Assert.Contains("has no ExplicitDedication group", stdout + stderr, StringComparison.Ordinal);
-        Assert.Empty(Events(lab.Audit(), "ha.disable"));
-        Assert.Empty(Events(lab.Audit(), "cloudstack.managedState"));
+        Assert.True(planCode == 0, $"exit {planCode}\n{plan}\n{planErr}");
+        var migrations = JsonNode.Parse(plan)!["steps"]!.AsArray().SelectMany(st => st!["migrations"]!.AsArray()).ToList();
+        Assert.NotEmpty(migrations);
+        Assert.DoesNotContain(migrations, m => m!["to"]!.ToString() == "c4");
+        Assert.All(migrations, m => Assert.Contains("not on c4: c4 is dedicated (through dedication group ", m!["rule"]!.ToString(), StringComparison.Ordinal));
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        var audit = lab.Audit();
+        AssertWhole(audit, 4);
+        Assert.DoesNotContain(Events(audit, "migration.start"), e => e["to"]!.ToString() == "c4");
     }
 
     [Fact]

@@ -23,6 +23,40 @@ public class EvacuationPlannerPropertyTests
     }
 
     [Fact]
+    public void Plan_RandomPoolsWithPlacementRules_NeverBreaksAHardRule()
+    {
+        // Host filters (tags, dedication), groups kept together and preferences, drawn from the pool's own seed.
+        int withRules = 0;
+        s_pools.Sample(spec =>
+        {
+            var (pool, options, constraints, _) = spec.Build();
+            var rng = new Random(spec.Seed);
+            var hosts = pool.Hosts.Select(h => h.Name).ToList();
+            var vms = pool.Vms.Where(v => v.IsRunningGuest).ToList();
+            var forbidden = vms.Where(_ => rng.Next(6) == 0)
+                .ToDictionary(v => v.Name, _ => hosts.Where(_ => rng.Next(3) == 0).ToHashSet(), StringComparer.Ordinal);
+            var together = vms.GroupBy(v => v.ResidentOnUuid).Where(_ => rng.Next(3) == 0)
+                .Select((g, i) => (Name: "t" + i, Vms: (IReadOnlyList<string>)[.. g.Take(2 + rng.Next(2)).Select(v => v.Name)]))
+                .Where(g => g.Vms.Count > 1).ToDictionary(g => g.Name, g => g.Vms, StringComparer.Ordinal);
+            var apart = vms.Where(_ => rng.Next(5) == 0).ToDictionary(v => v.Name, _ => (IReadOnlyList<string>)["soft" + rng.Next(3)], StringComparer.Ordinal);
+            var ruled = constraints with
+            {
+                HostFilter = (vm, host) => forbidden.TryGetValue(vm, out var off) && off.Contains(host) ? "forbidden" : null,
+                TogetherGroups = together,
+                PreferApartGroups = apart,
+            };
+            var plan = EvacuationPlanner.Plan(pool, options, ruled);
+            var problems = PlanVerifier.Violations(pool, plan, options, ruled);
+            Assert.True(problems.Count == 0, string.Join(Environment.NewLine, problems));
+            if (together.Count > 0 && forbidden.Count > 0)
+            {
+                Interlocked.Increment(ref withRules);
+            }
+        }, iter: 300);
+        Assert.True(withRules > 50, $"only {withRules} pools with rules");
+    }
+
+    [Fact]
     public void Plan_RandomPools_ExerciseCompletePlansAndBlockedOnes()
     {
         // Guards the generator: the properties above mean little unless many plans are complete and many blocked.

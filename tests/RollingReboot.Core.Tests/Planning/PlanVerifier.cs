@@ -114,6 +114,7 @@ internal static class PlanVerifier
                 }
             }
 
+            CheckTogether($"wave {wave.Key}");
             done.UnionWith(waveHosts);
             foreach (var h in waveHosts)
             {
@@ -158,6 +159,7 @@ internal static class PlanVerifier
             Apply(m, "return");
         }
 
+        CheckTogether("after the returns");
         return problems;
 
         void Apply(PlannedMigration m, string when)
@@ -176,12 +178,37 @@ internal static class PlanVerifier
                 }
             }
 
+            if (constraints.HostFilter?.Invoke(m.VmName, m.ToName) is { } why)
+            {
+                problems.Add($"{when}: {m.VmName} sent to {m.ToName}, which the host filter forbids ({why})");
+            }
+
             free[m.ToUuid] -= vm.MemoryBytes;
             free[m.FromUuid] += vm.MemoryBytes;
             location[m.VmUuid] = m.ToUuid;
             if (when != "return")
             {
                 moves[m.VmUuid]++;
+            }
+
+            // A group kept together that was on one host before the plan is on one host after every migration of a step.
+        }
+
+        void CheckTogether(string when)
+        {
+            foreach (var (group, names) in constraints.TogetherGroups)
+            {
+                var members = running.Values.Where(v => names.Contains(v.Name)).ToList();
+                if (members.Select(v => v.ResidentOnUuid).Distinct().Count() > 1)
+                {
+                    continue;
+                }
+
+                var now = members.Where(v => location.ContainsKey(v.Uuid)).Select(v => location[v.Uuid]).Distinct().ToList();
+                if (now.Count > 1)
+                {
+                    problems.Add($"{when}: group {group} kept together is split over {now.Count} hosts");
+                }
             }
         }
     }

@@ -84,7 +84,7 @@ public sealed class CloudStackPlacementTests
         var blocker = Assert.Single(blockers);
         Assert.Equal(("CLOUDSTACK_PLACEMENT", "vm-1-1", "xen1"), (blocker.Code, blocker.Vm, blocker.Host));
         Assert.Contains("to xen2 (step 1, evacuating xen1)", blocker.Message, StringComparison.Ordinal);
-        Assert.Contains("move vm-1-1 to xen3 first", blocker.Fix, StringComparison.Ordinal);
+        Assert.Contains("no host CloudStack allows (xen3) has room for vm-1-1", blocker.Fix, StringComparison.Ordinal);
     }
 
     [Fact]

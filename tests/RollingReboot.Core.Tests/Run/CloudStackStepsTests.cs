@@ -181,16 +181,17 @@ public sealed class CloudStackStepsTests
     }
 
     [Fact]
-    public async Task Preflight_PlanOntoADedicatedHost_IsABlockerNamingTheRule()
+    public async Task Preflight_ADedicatedHost_ThePlanSendsNoOtherVmThere_AndNamesTheRule()
     {
         var h = new CrashHarness();
         h.Cloud!.Dedicated.Add(new CloudStackDedicatedHost("h4", "xen4", "d1", "a1", "g-ded"));
         var pre = await PreflightAsync(h);
 
-        var blocker = pre.Plan.Blockers.First(b => b.Code == "CLOUDSTACK_PLACEMENT");
-        Assert.Contains("to xen4", blocker.Message, StringComparison.Ordinal);
-        Assert.Contains("xen4 is dedicated (through dedication group g-ded) and", blocker.Message, StringComparison.Ordinal);
-        Assert.Contains("--ignore-hosts", blocker.Fix, StringComparison.Ordinal);
+        Assert.Empty(pre.Plan.Blockers);
+        var moves = pre.Plan.Steps.SelectMany(s => s.Migrations).ToList();
+        Assert.NotEmpty(moves);
+        Assert.DoesNotContain(moves, m => m.ToName == "xen4");
+        Assert.All(moves, m => Assert.StartsWith("not on xen4: xen4 is dedicated (through dedication group g-ded) and", m.Rule, StringComparison.Ordinal));
         Assert.Contains(pre.Plan.Warnings, w => w.Code == "CLOUDSTACK_PLACEMENT_RULES");
     }
 
