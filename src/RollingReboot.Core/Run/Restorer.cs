@@ -388,8 +388,9 @@ public static class Restorer
     /// <summary>Removes the lock only if it is this run's (a lock that was only intended may never have been written).</summary>
     private static async Task<bool> ReleaseLockAsync(RunContext run, CancellationToken cancellationToken)
     {
-        await run.LockGate.WaitAsync(cancellationToken);
+        // Said before waiting for the gate: no heartbeat starts once the release is under way.
         run.LockReleasing = true;
+        await run.LockGate.WaitAsync(cancellationToken);
         try
         {
             var config = (await run.Executor.ReadAsync(run.Pool.ReadAsync, cancellationToken)).OtherConfig;

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Time.Testing;
 using RollingReboot.Core.Pool;
+using RollingReboot.Core.Ports;
 using RollingReboot.Core.Run;
 using RollingReboot.Core.Run.Engine;
 using RollingReboot.Core.Run.Journal;
@@ -40,10 +41,15 @@ internal sealed class CrashHarness
 
     public CollectingRunLog Log { get; } = new();
 
+    /// <summary>What the engine talks to instead of the fake pool (a fault injector, say).</summary>
+    public Func<IPoolConnection, IPoolConnection> WrapPool { get; set; } = p => p;
+
+    public Func<ICloudStack, ICloudStack> WrapCloud { get; set; } = c => c;
+
     public RunEngine Engine(RunOptions? options = null)
     {
         var pid = ++CurrentPid;
-        var services = new RunServices(Pool, Cloud is null ? null : new ClusterBinding(Cloud, Cloud.Cluster), Log, Clock)
+        var services = new RunServices(WrapPool(Pool), Cloud is null ? null : new ClusterBinding(WrapCloud(Cloud), Cloud.Cluster), Log, Clock)
         {
             ProcessAlive = (machine, p) => KnowsProcesses && machine == "test" ? p == CurrentPid : null,
         };

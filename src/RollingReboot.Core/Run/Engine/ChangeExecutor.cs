@@ -46,7 +46,30 @@ public sealed class ChangeExecutor
 
     /// <summary>A read that rides through the pool being away for a while.</summary>
     public async Task<T> ReadAsync<T>(Func<CancellationToken, Task<T>> read, CancellationToken cancellationToken) =>
-        await _whileAway.ExecuteAsync(async ct => await read(ct), cancellationToken);
+        await _whileAway.ExecuteAsync(async ct => await Answered(read, ct), cancellationToken);
+
+    /// <summary>
+    /// A call that got no answer in time (an adapter's own timeout: TimeoutException, or a cancellation the run did
+    /// not ask for) is the pool not answering, as a lost connection is: never an "unexpected error".
+    /// </summary>
+    public static async Task<T> Answered<T>(Func<CancellationToken, Task<T>> call, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await call(cancellationToken);
+        }
+        catch (Exception e) when (e is TimeoutException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            throw new PoolOperationException("TIMEOUT", [], "no answer in time (" + e.Message + ")", e) { Kind = PoolErrorKind.Unreachable };
+        }
+    }
+
+    private static Task Answered(Func<CancellationToken, Task> call, CancellationToken cancellationToken) =>
+        Answered(async ct =>
+        {
+            await call(ct);
+            return true;
+        }, cancellationToken);
 
     /// <summary>A change safe to repeat: retried while the pool is away.</summary>
     public async Task DoAsync(RunEvent? intent, Func<CancellationToken, Task> call, RunEvent? done, CancellationToken cancellationToken)
@@ -57,7 +80,7 @@ public sealed class ChangeExecutor
             _recorder.Append(intent);
         }
 
-        await _whileAway.ExecuteAsync(async ct => await call(ct), cancellationToken);
+        await _whileAway.ExecuteAsync(async ct => await Answered(call, ct), cancellationToken);
         if (done is not null)
         {
             _recorder.Append(done);
@@ -74,7 +97,7 @@ public sealed class ChangeExecutor
             _recorder.Append(intent);
         }
 
-        var result = await call(cancellationToken);
+        var result = await Answered(call, cancellationToken);
         if (done(result) is { } end)
         {
             _recorder.Append(end);

@@ -62,7 +62,23 @@ public sealed class RunEngine(RunServices services, RunOptions options, string c
         var run = NewContext(store, state, state.RunId, state.Mode == "evacuate" ? options with { EvacuateOnly = true } : options);
         run.FinishedBefore = state.Finished.Count;
         run.OperatorActionsBefore = state.OperatorActions.Count;
-        if (await StillRunningElsewhereAsync(run, abort) is { } elsewhere)
+        string? elsewhere;
+        try
+        {
+            elsewhere = await StillRunningElsewhereAsync(run, abort);
+        }
+        catch (PoolOperationException e)
+        {
+            // The pool could not even be read: nothing was touched; the journal still holds everything to do.
+            run.Started = services.Clock.GetUtcNow();
+            var verb = mode == RunMode.Restore ? "restore" : "resume";
+            var why = $"the pool could not be read ({e.Code}: {e.Message}); nothing was changed";
+            services.Log.Error("Run stopped: {Reason}", why);
+            run.OperatorAction(Unrestored(run, e, verb));
+            return RunReportBuilder.Build(run, RunOutcome.NeedsOperator, why, null);
+        }
+
+        if (elsewhere is not null)
         {
             // Another process is running this very run: neither resume nor restore may touch the pool.
             run.Started = services.Clock.GetUtcNow();
@@ -156,6 +172,13 @@ public sealed class RunEngine(RunServices services, RunOptions options, string c
         {
             ending = new RunEnding(new Stop("stopped: " + e.Message), "stopped: " + e.Message, run.FirstPlan);
         }
+        catch (Exception e) when (e is TimeoutException or OperationCanceledException)
+        {
+            // An adapter's own timeout (an HTTP call to XAPI or CloudStack that got no answer): a stop at a safe point,
+            // never an "unexpected error".
+            var why = $"stopped: XAPI or CloudStack did not answer in time ({e.Message})";
+            ending = new RunEnding(new Stop(why), why, run.FirstPlan);
+        }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             // A bug or something unforeseen: still put back what the run changed, and say what it was.
@@ -196,9 +219,17 @@ public sealed class RunEngine(RunServices services, RunOptions options, string c
         using (var beating = new CancellationTokenSource())
         {
             var heartbeat = HeartbeatAsync(run, beating.Token);
-            restoredAll = await RestoreSafelyAsync(run);
-            await beating.CancelAsync();
-            await heartbeat;
+            try
+            {
+                restoredAll = await RestoreSafelyAsync(run);
+            }
+            finally
+            {
+                // Whatever ends the restore (even a journal that can no longer be written), the heartbeat stops with it:
+                // a beat after the lock's release would leave a heartbeat without its lock.
+                await beating.CancelAsync();
+                await heartbeat;
+            }
         }
 
         var outcome = interrupted ? RunOutcome.Interrupted : Outcome(result);
@@ -230,8 +261,52 @@ public sealed class RunEngine(RunServices services, RunOptions options, string c
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             services.Log.Error("Restore stopped by an error: {Error}", e.ToString());
+            try
+            {
+                run.OperatorAction(Unrestored(run, e));
+            }
+            catch (Exception journal) when (journal is IOException or JournalException or UnauthorizedAccessException)
+            {
+                services.Log.Error("Could not journal the operator action ({Error})", journal.Message);
+            }
+
             return false;
         }
+    }
+
+    /// <summary>What a restore cut short by an error leaves, from the journal's state, and how to finish it.</summary>
+    private string Unrestored(RunContext run, Exception e, string verb = "restore")
+    {
+        var state = run.State;
+        var left = new List<string>();
+        if (state.HaOff != ChangeState.None)
+        {
+            left.Add("HA (still off)");
+        }
+
+        if (state.ClusterUnmanaged != ChangeState.None)
+        {
+            left.Add("the CloudStack cluster's managed state (Managed)");
+        }
+
+        if (state.AutoPowerOnOff != ChangeState.None)
+        {
+            left.Add("pool auto_poweron");
+        }
+
+        var disabled = state.LeftDisabled.Select(h => h.Name ?? h.Uuid).ToList();
+        if (disabled.Count > 0)
+        {
+            left.Add($"host(s) {string.Join(", ", disabled)} disabled");
+        }
+
+        if (state.Lock != ChangeState.None)
+        {
+            left.Add("the pool lock");
+        }
+
+        var what = left.Count == 0 ? "" : $" still to put back: {string.Join("; ", left)};";
+        return $"{verb} stopped by an error ({(e as PoolOperationException)?.Code ?? e.GetType().Name}: {e.Message});{what} run 'rollreboot {verb} --clustername {clusterLabel}' once XAPI and CloudStack answer";
     }
 
     private void Journal(RunContext run, RunEvent e)

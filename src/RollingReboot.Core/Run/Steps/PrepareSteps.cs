@@ -99,8 +99,9 @@ public static class PrepareSteps
         await run.LockGate.WaitAsync(cancellationToken);
         try
         {
-            if (run.LockReleasing)
+            if (run.LockReleasing || run.State.Lock == ChangeState.None)
             {
+                // Released, or being released: a beat now would leave a heartbeat without its lock.
                 return;
             }
 

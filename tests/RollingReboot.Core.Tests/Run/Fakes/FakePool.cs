@@ -267,13 +267,23 @@ internal sealed class FakePool(TimeProvider clock) : IPoolConnection
             if (added)
             {
                 Added.Add(key);
+                if (key == "rollreboot-lock-heartbeat" && !OtherConfig.ContainsKey("rollreboot-lock"))
+                {
+                    // A heartbeat written after its lock was released (issue 17's sweep found one, from a restore whose
+                    // journal could no longer be written).
+                    Violations.Add("lock heartbeat written without its lock: " + Environment.StackTrace);
+                }
             }
 
             return Task.FromResult(added);
         }
     }
 
-    public Task RemovePoolOtherConfigAsync(string key, CancellationToken cancellationToken = default) => Mutate(() => OtherConfig.Remove(key));
+    public Task RemovePoolOtherConfigAsync(string key, CancellationToken cancellationToken = default) => Mutate(() =>
+    {
+        OtherConfig.Remove(key);
+        Added.Add("-" + key);
+    });
 
     public Task DisableHostAsync(string hostUuid, CancellationToken cancellationToken = default) => Mutate(() => H(hostUuid).Enabled = false);
 

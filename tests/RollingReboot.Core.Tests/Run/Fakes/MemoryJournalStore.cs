@@ -19,6 +19,15 @@ internal sealed class MemoryJournalStore(IEnumerable<string>? lines = null) : IJ
     /// <summary>Called at the moment of the crash (the fake pool freezes: a dead process calls nothing).</summary>
     public Action? OnCrash { get; init; }
 
+    /// <summary>The process dies now: nothing more is written.</summary>
+    public void CrashNow()
+    {
+        lock (_lock)
+        {
+            Crashed = true;
+        }
+    }
+
     public void Append(string line)
     {
         lock (_lock)
