@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using RollingReboot.Core.Planning;
+using RollingReboot.Core.Run;
 
 namespace RollingReboot.Cli.Output;
 
@@ -124,6 +125,19 @@ public static class PlanWriter
             w.WriteNumber("lowerBoundSeconds", Seconds(PlanEstimator.LowerBoundSeconds(plan)));
             w.WriteEndObject();
 
+            // How long each wait may take before the run gives up on it, from the work (RunOptions' bounds).
+            var (largest, migrationBound, haBound, reconnectBound) = Bounds(plan);
+            w.WriteStartObject("bounds");
+            if (largest is not null)
+            {
+                w.WriteString("largestMigrationVm", largest.VmName);
+                w.WriteNumber("largestMigrationSeconds", Seconds(migrationBound.TotalSeconds));
+            }
+
+            w.WriteNumber("haTransitionSeconds", Seconds(haBound.TotalSeconds));
+            w.WriteNumber("cloudStackReconnectSeconds", Seconds(reconnectBound.TotalSeconds));
+            w.WriteEndObject();
+
             var o = plan.Options;
             w.WriteStartObject("options");
             w.WriteNumber("threads", o.Threads);
@@ -200,6 +214,8 @@ public static class PlanWriter
         sb.Append(s_inv, $"  Hosts to reboot: {rebooting}; waves: {plan.Steps.Select(s => s.Wave).Distinct().Count()}; migrations: {e.Migrations}; memory moved: {Units.Memory(e.MemoryBytes)} ({e.Bytes / 1e9:0.0} GB on the wire)\n");
         sb.Append(s_inv, $"  Estimated duration: {Units.Duration(e.TotalSeconds)} (h:mm:ss; no faster than {Units.Duration(PlanEstimator.LowerBoundSeconds(plan))})\n");
         sb.Append(s_inv, $"  Assumptions: {plan.Options.Threads} migrations at once, reboot {plan.Options.RebootSeconds:0} s, link {plan.Options.MigrationModel.HostLinkMBps:0} MB/s per host, stream {plan.Options.MigrationModel.StreamMBps:0} MB/s\n");
+        var (largest, migrationBound, haBound, reconnectBound) = Bounds(plan);
+        sb.Append(s_inv, $"  Bounds: a migration may take 3x its modelled time, at least {Units.Duration(new RunOptions().MigrationTimeout.TotalSeconds)}{(largest is null ? "" : $" (the largest, {largest.VmName} {Units.Memory(largest.MemoryBytes)}: {Units.Duration(migrationBound.TotalSeconds)})")}; an HA transition {Units.Duration(haBound.TotalSeconds)}; CloudStack's reconnect {Units.Duration(reconnectBound.TotalSeconds)}\n");
         sb.Append(s_inv, $"  Pool software: {plan.Pool.Software.Describe()}\n");
 
         if (plan.Blockers.Count > 0)
@@ -320,6 +336,14 @@ public static class PlanWriter
         }
 
         return sb.ToString();
+    }
+
+    /// <summary>The run's bounds for this plan: the largest migration's, an HA transition's, CloudStack's reconnect.</summary>
+    private static (PlannedMigration? Largest, TimeSpan Migration, TimeSpan Ha, TimeSpan Reconnect) Bounds(Plan plan)
+    {
+        var run = new RunOptions { Plan = plan.Options };
+        var largest = plan.Steps.SelectMany(st => st.Migrations).Concat(plan.ReturnMigrations).MaxBy(m => m.MemoryBytes);
+        return (largest, largest is null ? TimeSpan.Zero : run.MigrationBound(largest.MemoryBytes), run.HaBound(plan.Pool.Hosts.Count), run.ReconnectBound(plan.Pool.Hosts.Count));
     }
 
     private static string Status(Plan plan) => plan.CanRun

@@ -168,7 +168,27 @@ public static class Restorer
                 var enableHa = snapshot.Ha.Enabled
                     ? (Func<CancellationToken, Task>)(_ => Task.CompletedTask)
                     : ct => run.Pool.EnableHaAsync(ha.HeartbeatSrUuids, ha.Configuration, ct);
-                await run.Executor.DoOnceAsync(new HaEnableIntended(ha.Configuration, ha.HeartbeatSrUuids), enableHa, null, cancellationToken);
+                // Bounded from the work (every host's HA daemon starts); past it the task is cancelled and HA re-read.
+                var haBound = run.Options.HaBound(snapshot.Hosts.Count);
+                using (var timer = new CancellationTokenSource(haBound, run.Clock))
+                using (var transition = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timer.Token))
+                {
+                    try
+                    {
+                        await run.Executor.DoOnceAsync(new HaEnableIntended(ha.Configuration, ha.HeartbeatSrUuids), enableHa, null, transition.Token);
+                    }
+                    catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                    {
+                        if (!(await run.Executor.ReadAsync(run.Pool.ReadAsync, cancellationToken)).Ha.Enabled)
+                        {
+                            run.OperatorAction($"HA could not be re-enabled: pool.enable_ha did not finish within {Planning.Units.Duration(haBound.TotalSeconds)} (its task was cancelled); run: {command}");
+                            return false;
+                        }
+
+                        run.Log.Warn("pool.enable_ha did not answer within {Bound}, but HA is on: going on", Planning.Units.Duration(haBound.TotalSeconds));
+                    }
+                }
+
                 await run.Executor.DoAsync(null, ct => run.Pool.SetHaHostFailuresToTolerateAsync(ha.HostFailuresToTolerate, ct), null, cancellationToken);
                 await run.Executor.DoAsync(null, ct => run.Pool.SetHaAllowOvercommitAsync(ha.AllowOvercommit, ct), new HaEnabled(), cancellationToken);
                 run.Restored.Add($"HA enabled again with its settings ({cfg}, tolerate {ha.HostFailuresToTolerate}, overcommit {ha.AllowOvercommit.ToString().ToLowerInvariant()})");
@@ -212,7 +232,7 @@ public static class Restorer
     /// <summary>
     /// CloudStack Managed again, and its hosts Up. updateCluster managedstate=Managed only writes the state: the hosts come
     /// back when the direct-agent scan (direct.agent.scan.interval, 90 s by default) loads them, Disconnected, Connecting,
-    /// Up, one at a time per pool, typically 1.5 to 4 minutes; the wait is bounded by <see cref="RunOptions.CloudStackTimeout"/>
+    /// Up, one at a time per pool, typically 1.5 to 4 minutes; the wait is bounded by <see cref="RunOptions.ReconnectBound"/> (from the cluster's host count)
     /// and its progress logged. XenServerConnectionPool.connect refuses a host XAPI shows disabled (Alert), and every host of
     /// a pool whose master is disabled: those are said before Managed, not waited for, and left as operator actions. Once
     /// the hosts are Up, CloudStack's VM list is compared with XAPI's once.
@@ -257,7 +277,8 @@ public static class Restorer
             }
 
             bool IsDisabled(CloudStackHost h) => disabled.Any(d => d.Name.Equals(h.Name, StringComparison.OrdinalIgnoreCase) || d.Address == h.IpAddress);
-            var deadline = since + run.Options.CloudStackTimeout;
+            var bound = run.Options.ReconnectBound(Math.Max(run.State.Hosts.Count, run.LastSnapshot?.Hosts.Count ?? 0));
+            var deadline = since + bound;
             var seen = "";
             while (true)
             {
@@ -306,7 +327,7 @@ public static class Restorer
 
                 if (run.Clock.GetUtcNow() >= deadline)
                 {
-                    run.OperatorAction($"CloudStack cluster {cloud.Cluster.Name} is Managed but host(s) {string.Join(", ", waiting.Select(h => h.Name + " " + h.State))} are not Up after {Planning.Units.Duration(run.Options.CloudStackTimeout.TotalSeconds)} (CloudStack loads hosts at its agent scan, every 90 s by default): check them in CloudStack (cmk list hosts clusterid={cloud.Cluster.Id}) and the management server log");
+                    run.OperatorAction($"CloudStack cluster {cloud.Cluster.Name} is Managed but host(s) {string.Join(", ", waiting.Select(h => h.Name + " " + h.State))} are not Up after {Planning.Units.Duration(bound.TotalSeconds)} (CloudStack loads hosts at its agent scan, every 90 s by default): check them in CloudStack (cmk list hosts clusterid={cloud.Cluster.Id}) and the management server log");
                     return false;
                 }
 

@@ -25,7 +25,33 @@ public sealed record RunOptions
         return bound > MigrationTimeout ? bound : MigrationTimeout;
     }
 
+    /// <summary>The least the run waits for CloudStack to reconnect the cluster's hosts (see <see cref="ReconnectBound"/>).</summary>
     public TimeSpan CloudStackTimeout { get; init; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>
+    /// How long CloudStack may take to see every host Up again after Managed, from the work: two agent scans
+    /// (direct.agent.scan.interval, 90 s) and each host's connect one after the other (about 30 s each on real pools,
+    /// ClusteredAgentManagerImpl loads a pool's hosts serially), never less than <see cref="CloudStackTimeout"/>.
+    /// </summary>
+    public TimeSpan ReconnectBound(int hosts)
+    {
+        var bound = TimeSpan.FromSeconds((2 * 90) + (30 * Math.Max(1, hosts)));
+        return bound > CloudStackTimeout ? bound : CloudStackTimeout;
+    }
+
+    /// <summary>The least a pool.disable_ha / enable_ha task is given (see <see cref="HaBound"/>).</summary>
+    public TimeSpan HaTimeout { get; init; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>
+    /// How long an HA transition may take, from the work: xapi starts or stops the HA daemon on every host and waits
+    /// for the statefile and heartbeats (ocaml/xapi/xapi_ha.ml enable_internal / disable_internal), about half a minute
+    /// a host, three times over, never less than <see cref="HaTimeout"/>.
+    /// </summary>
+    public TimeSpan HaBound(int hosts)
+    {
+        var bound = TimeSpan.FromSeconds(3 * 30 * Math.Max(1, hosts));
+        return bound > HaTimeout ? bound : HaTimeout;
+    }
 
     public int MigrationRetries { get; init; } = 2;
 

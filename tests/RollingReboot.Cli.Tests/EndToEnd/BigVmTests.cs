@@ -13,6 +13,11 @@ public sealed class BigVmTests
     {
         var scenario = ScenarioLoader.LoadFile(LabHarness.SharedScenario("big-vm-200g.json"));
         await using var lab = await LabHarness.StartAsync(scenario, timeScale: 400);
+        var (planCode, plan, _) = await lab.RunCliAsync("--clustername", "CLUSTER-BIG", "--format", "json");
+        Assert.Equal(0, planCode);
+        var bounds = System.Text.Json.Nodes.JsonNode.Parse(plan)!["bounds"]!;
+        Assert.Equal("db-200g", bounds["largestMigrationVm"]!.ToString());
+        Assert.True(bounds["largestMigrationSeconds"]!.GetValue<double>() > 3 * 1800, "the plan shows the 200 GiB VM's bound, hours, not the 30-minute floor");
         var (code, stdout, stderr) = await lab.RunCliAsync("--clustername", "CLUSTER-BIG", "--exec");
         Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
         Assert.DoesNotContain("unexpected error", stdout + stderr, StringComparison.Ordinal);

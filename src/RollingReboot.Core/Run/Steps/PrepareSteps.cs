@@ -135,9 +135,13 @@ public static class PrepareSteps
             return Continue;
         }
 
+        // Bounded from the work (xapi stops the HA daemon on every host): past it the task is cancelled and HA re-read.
+        var bound = run.Options.HaBound(pool.Hosts.Count);
+        using var timer = new CancellationTokenSource(bound, run.Clock);
+        using var transition = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timer.Token);
         try
         {
-            await run.Executor.DoOnceAsync(new HaDisableIntended(), run.Pool.DisableHaAsync, new HaDisabled(), cancellationToken);
+            await run.Executor.DoOnceAsync(new HaDisableIntended(), run.Pool.DisableHaAsync, new HaDisabled(), transition.Token);
         }
         catch (Exception e) when (e is Ports.PoolOperationException || e is OperationCanceledException && !cancellationToken.IsCancellationRequested)
         {
@@ -146,7 +150,7 @@ public static class PrepareSteps
             var now = await run.Executor.ReadAsync(run.Pool.ReadAsync, cancellationToken);
             if (now.Ha.Enabled)
             {
-                return new Stop($"HA could not be disabled ({(e as Ports.PoolOperationException)?.Code ?? "no answer"}); nothing else was changed");
+                return new Stop($"HA could not be disabled ({(e as Ports.PoolOperationException)?.Code ?? $"no answer within {Planning.Units.Duration(bound.TotalSeconds)}"}); nothing else was changed");
             }
 
             run.Log.Warn("pool.disable_ha reported {Error}, but HA is off: going on", (e as Ports.PoolOperationException)?.Code ?? e.GetType().Name);

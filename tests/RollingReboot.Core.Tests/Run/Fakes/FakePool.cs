@@ -242,7 +242,21 @@ internal sealed class FakePool(TimeProvider clock) : IPoolConnection
         }
     });
 
-    public Task EnableHaAsync(IReadOnlyList<string> heartbeatSrUuids, IReadOnlyDictionary<string, string> configuration, CancellationToken cancellationToken = default) =>
+    /// <summary>While set, pool.enable_ha's task never finishes (a host's HA daemon that does not start); only a
+    /// cancellation ends the wait, and HA stays off.</summary>
+    public bool EnableHaHangs { get; set; }
+
+    public async Task EnableHaAsync(IReadOnlyList<string> heartbeatSrUuids, IReadOnlyDictionary<string, string> configuration, CancellationToken cancellationToken = default)
+    {
+        if (EnableHaHangs)
+        {
+            await Task.Delay(Timeout.InfiniteTimeSpan, clock, cancellationToken);
+        }
+
+        await EnableHaNowAsync(heartbeatSrUuids, configuration);
+    }
+
+    private Task EnableHaNowAsync(IReadOnlyList<string> heartbeatSrUuids, IReadOnlyDictionary<string, string> configuration) =>
         Mutate(() =>
         {
             if (Ha.Enabled)

@@ -224,7 +224,7 @@ internal static class FaultSweep
     /// back-off, a poll), a pump moves it on a second every millisecond, so no wait depends on the machine's speed and
     /// none hangs.
     /// </summary>
-    private static async Task<T> PumpedAsync<T>(CrashHarness h, Func<Task<T>> invocation)
+    public static async Task<T> PumpedAsync<T>(CrashHarness h, Func<Task<T>> invocation)
     {
         using var stop = new CancellationTokenSource();
         var pump = Task.Run(async () =>

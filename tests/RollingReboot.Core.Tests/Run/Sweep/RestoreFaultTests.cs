@@ -1,5 +1,6 @@
 using RollingReboot.Core.Run;
 using RollingReboot.Core.Run.Engine;
+using RollingReboot.Core.Tests.Run.Fakes;
 
 namespace RollingReboot.Core.Tests.Run.Sweep;
 
@@ -48,6 +49,40 @@ public sealed class RestoreFaultTests
             Assert.True(result.Failure is null, $"{c}: {result.Failure}");
             Assert.Equal(call, result.Struck);
         }
+    }
+
+    [Fact]
+    public async Task HaEnableThatNeverFinishes_IsCancelledAtItsBoundFromTheWork_AnOperatorActionSaysSo_ThenRestoreFinishes()
+    {
+        var h = s_pool.Harness();
+        var before = h.Audit();
+        h.Pool.EnableHaHangs = true;
+        var store = new MemoryJournalStore();
+
+        var report = await FaultSweep.PumpedAsync(h, () => h.StartAsync(store, RunMode.Run));
+
+        Assert.Equal(RunOutcome.NeedsOperator, report!.Outcome);
+        var bound = h.Options.HaBound(h.Pool.Hosts.Count);
+        Assert.Equal(TimeSpan.FromMinutes(10), bound);
+        Assert.Contains(report.OperatorActions, a => a.Contains("pool.enable_ha did not finish within 0:10:00 (its task was cancelled)", StringComparison.Ordinal)
+            && a.Contains("xe pool-ha-enable", StringComparison.Ordinal));
+        Assert.False(h.Pool.Ha.Enabled);
+
+        h.Pool.EnableHaHangs = false;
+        var restored = await FaultSweep.PumpedAsync(h, () => h.ContinueAsync(new MemoryJournalStore(store.Lines), RunMode.Restore));
+        Assert.Equal(RunOutcome.Done, restored!.Outcome);
+        Assert.Equal(before, h.Audit());
+    }
+
+    [Fact]
+    public void Bounds_ComeFromTheWork_WithAFloor()
+    {
+        var o = new RunOptions();
+        Assert.Equal(TimeSpan.FromMinutes(10), o.HaBound(4));
+        Assert.Equal(TimeSpan.FromSeconds(3 * 30 * 64), o.HaBound(64));
+        Assert.Equal(TimeSpan.FromMinutes(10), o.ReconnectBound(8));
+        Assert.Equal(TimeSpan.FromSeconds(180 + (30 * 64)), o.ReconnectBound(64));
+        Assert.True(o.MigrationBound(200L << 30) > TimeSpan.FromHours(1));
     }
 
     [Fact]
