@@ -45,95 +45,156 @@ public static class BootProof
         }
 
         var sawDown = false;
-        var xapiBack = false;
-        while (true)
+        DateTimeOffset? xapiBackAt = null;
+        // The SSH proof runs alongside the XAPI one: sshd answers early in the boot, long before xapi's toolstack is
+        // up, so by the time XAPI shows the host back its new boot id is usually known and the host is acted on at once.
+        using var watching = CancellationTokenSource.CreateLinkedTokenSource(abort);
+        var ssh = run.Services.Probe is { } probe && o.UseSshProof ? new SshWatch(run, probe, host, previousBootId) : null;
+        var sshTask = ssh?.RunAsync(deadline, watching.Token) ?? Task.CompletedTask;
+        try
         {
-            abort.ThrowIfCancellationRequested();
-            var remaining = deadline - run.Clock.GetUtcNow();
-            if (remaining <= TimeSpan.Zero)
-            {
-                return new Stop(
-                    o.Halt
-                        ? $"{host.Name} was not powered on and back by {deadline:u} (--halt)"
-                        : $"{host.Name} did not come back within {o.HostTimeout.TotalMinutes:0} min of its reboot",
-                    NeedsOperator: true,
-                    $"check {host.Name} (console / IPMI{(o.Halt ? "; power it on" : "")}); once it is back run 'rollreboot resume --clustername {run.ClusterLabel}' to finish, or 'rollreboot restore --clustername {run.ClusterLabel}'");
-            }
+            return await WaitAsync();
+        }
+        finally
+        {
+            await watching.CancelAsync();
+            await sshTask;
+        }
 
-            try
+        async Task<StepResult> WaitAsync()
+        {
+            while (true)
             {
-                // Only this host is read while waiting for it: two small calls, not the whole pool.
-                var h = await run.Pool.ReadHostAsync(host.Uuid, abort);
-                sawDown |= !h.Live;
-                var newBoot = h.BootTime is { } b && b > previousBoot && b >= requestedAt.AddSeconds(-1);
-                var agentNew = h.AgentStartTime is { } a && a >= requestedAt.AddSeconds(-1);
-                if (newBoot && agentNew && h.Live)
+                abort.ThrowIfCancellationRequested();
+                var remaining = deadline - run.Clock.GetUtcNow();
+                if (remaining <= TimeSpan.Zero)
                 {
-                    if (!xapiBack)
-                    {
-                        xapiBack = true;
-                        run.Log.Info("{Host} is back in XAPI (boot time {Boot:u})", host.Name, h.BootTime);
-                    }
+                    return new Stop(
+                        o.Halt
+                            ? $"{host.Name} was not powered on and back by {deadline:u} (--halt)"
+                            : $"{host.Name} did not come back within {o.HostTimeout.TotalMinutes:0} min of its reboot",
+                        NeedsOperator: true,
+                        $"check {host.Name} (console / IPMI{(o.Halt ? "; power it on" : "")}); once it is back run 'rollreboot resume --clustername {run.ClusterLabel}' to finish, or 'rollreboot restore --clustername {run.ClusterLabel}'");
+                }
 
-                    var ssh = await SshConfirmsAsync(run, host, previousBootId, abort);
-                    if (ssh is not null)
+                try
+                {
+                    // Only this host is read while waiting for it: two small calls, not the whole pool.
+                    var h = await run.Pool.ReadHostAsync(host.Uuid, abort);
+                    sawDown |= !h.Live;
+                    var newBoot = h.BootTime is { } b && b > previousBoot && b >= requestedAt.AddSeconds(-1);
+                    var agentNew = h.AgentStartTime is { } a && a >= requestedAt.AddSeconds(-1);
+                    if (newBoot && agentNew && h.Live)
                     {
-                        if (ssh.IsContinue)
+                        if (xapiBackAt is null)
                         {
-                            run.Executor.Record(new HostBack(host.Uuid, h.BootTime?.ToUnixTimeMilliseconds()));
+                            xapiBackAt = run.Clock.GetUtcNow();
+                            run.Log.Info("{Host} is back in XAPI (boot time {Boot:u})", host.Name, h.BootTime);
                         }
 
-                        return ssh;
+                        var proof = ssh is null ? Continue : ssh.Verdict(xapiBackAt.Value);
+                        if (proof is not null)
+                        {
+                            if (proof.IsContinue)
+                            {
+                                run.Executor.Record(new HostBack(host.Uuid, h.BootTime?.ToUnixTimeMilliseconds()));
+                            }
+
+                            return proof;
+                        }
+                    }
+
+                    if (xapiBackAt is not null)
+                    {
+                        // XAPI has it back but sshd does not answer yet: nothing in XAPI will change, so poll SSH.
+                        await Task.Delay(Min(remaining, TimeSpan.FromSeconds(1)), run.Clock, abort);
+                    }
+                    else
+                    {
+                        // Wait for the next change (event.from), bounded.
+                        await run.Pool.WaitForChangeAsync(Min(remaining, TimeSpan.FromSeconds(30)), abort);
                     }
                 }
+                catch (PoolOperationException e) when (e.IsTransient)
+                {
+                    // The master is rebooting (or its toolstack is starting): keep asking, bounded.
+                    if (!isMaster && !sawDown)
+                    {
+                        run.Log.Warn("Pool unreachable while waiting for {Host}: {Error}", host.Name, e.Message);
+                    }
 
-                if (xapiBack)
-                {
-                    // XAPI has it back but sshd does not answer yet: nothing in XAPI will change, so poll SSH.
-                    await Task.Delay(Min(remaining, TimeSpan.FromSeconds(1)), run.Clock, abort);
+                    await Task.Delay(Min(remaining, TimeSpan.FromSeconds(2)), run.Clock, abort);
                 }
-                else
-                {
-                    // Wait for the next change (event.from), bounded.
-                    await run.Pool.WaitForChangeAsync(Min(remaining, TimeSpan.FromSeconds(30)), abort);
-                }
-            }
-            catch (PoolOperationException e) when (e.IsTransient)
-            {
-                // The master is rebooting (or its toolstack is starting): keep asking, bounded.
-                if (!isMaster && !sawDown)
-                {
-                    run.Log.Warn("Pool unreachable while waiting for {Host}: {Error}", host.Name, e.Message);
-                }
-
-                await Task.Delay(Min(remaining, TimeSpan.FromSeconds(2)), run.Clock, abort);
             }
         }
     }
 
-    /// <summary>Continue when SSH shows a new boot (or SSH proof is off), Stop when it shows the old one or refuses us,
-    /// null while it does not answer yet.</summary>
-    private static async Task<StepResult?> SshConfirmsAsync(RunContext run, HostState host, string? previousBootId, CancellationToken abort)
+    /// <summary>
+    /// Asks the host's sshd for its boot id every second from the reboot request until it shows a new one or refuses
+    /// us. <see cref="Verdict"/> turns what it saw into the SSH half of the proof once XAPI shows the host back.
+    /// </summary>
+    private sealed class SshWatch(RunContext run, IHostProbe probe, HostState host, string? previousBootId)
     {
-        if (run.Services.Probe is not { } probe || !run.Options.UseSshProof)
+        private readonly Lock _lock = new();
+        private bool _newBoot;
+        private ProbeResult? _refused;
+        private DateTimeOffset? _oldIdAt;
+
+        public async Task RunAsync(DateTimeOffset deadline, CancellationToken cancellationToken)
         {
-            return Continue;
+            try
+            {
+                while (!cancellationToken.IsCancellationRequested && run.Clock.GetUtcNow() < deadline)
+                {
+                    var result = await probe.GetBootIdAsync(host.Name, host.Address, cancellationToken);
+                    lock (_lock)
+                    {
+                        switch (result.Outcome)
+                        {
+                            case ProbeOutcome.Answered when result.BootId is { Length: > 0 } id && id != previousBootId:
+                                _newBoot = true;
+                                run.Log.Info("{Host} answers over SSH with a new boot id", host.Name);
+                                return;
+                            case ProbeOutcome.Answered:
+                                // Still the old system (not down yet), or, once XAPI has it back, one that did not reboot.
+                                _oldIdAt = run.Clock.GetUtcNow();
+                                break;
+                            case ProbeOutcome.AuthFailed or ProbeOutcome.HostKeyRejected:
+                                _refused = result;
+                                return;
+                        }
+                    }
+
+                    await Task.Delay(TimeSpan.FromSeconds(1), run.Clock, cancellationToken);
+                }
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+            }
         }
 
-        var result = await probe.GetBootIdAsync(host.Name, host.Address, abort);
-        switch (result.Outcome)
+        /// <summary>Continue once SSH showed a new boot; Stop when it refused us, or showed the old boot id after XAPI
+        /// had the host back; null while it does not answer yet.</summary>
+        public StepResult? Verdict(DateTimeOffset xapiBackAt)
         {
-            case ProbeOutcome.Answered when result.BootId is { Length: > 0 } id && id != previousBootId:
-                run.Log.Info("{Host} answers over SSH with a new boot id", host.Name);
-                return Continue;
-            case ProbeOutcome.Answered:
-                return new Stop($"{host.Name} answers over SSH with the boot id it had before the reboot: it did not reboot", NeedsOperator: true,
-                    $"check {host.Name}; then 'rollreboot resume --clustername {run.ClusterLabel}'");
-            case ProbeOutcome.AuthFailed or ProbeOutcome.HostKeyRejected:
-                return new Stop($"SSH to {host.Name} after its reboot: {result.Detail}", NeedsOperator: true,
-                    $"fix SSH access to {host.Name} (key or known_hosts), then 'rollreboot resume --clustername {run.ClusterLabel}'");
-            default:
-                return null;
+            lock (_lock)
+            {
+                if (_newBoot)
+                {
+                    return Continue;
+                }
+
+                if (_refused is { } refused)
+                {
+                    return new Stop($"SSH to {host.Name} after its reboot: {refused.Detail}", NeedsOperator: true,
+                        $"fix SSH access to {host.Name} (key or known_hosts), then 'rollreboot resume --clustername {run.ClusterLabel}'");
+                }
+
+                return _oldIdAt >= xapiBackAt
+                    ? new Stop($"{host.Name} answers over SSH with the boot id it had before the reboot: it did not reboot", NeedsOperator: true,
+                        $"check {host.Name}; then 'rollreboot resume --clustername {run.ClusterLabel}'")
+                    : null;
+            }
         }
     }
 
