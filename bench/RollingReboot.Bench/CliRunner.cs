@@ -96,7 +96,7 @@ public sealed class CliRunner(string cliDll, string workDirectory)
                 try
                 {
                     if (JsonNode.Parse(line) is JsonObject o && o["SimTime"]?.GetValue<string>() is { } t &&
-                        DateTimeOffset.TryParse(t, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out var at))
+                        RollingReboot.Core.Time.IsoMoment.TryParse(t, out var at))
                     {
                         lines.Add(new LogLine(at, o["@mt"]?.GetValue<string>() ?? "", o["Host"]?.ToString() ?? ""));
                     }
