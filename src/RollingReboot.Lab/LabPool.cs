@@ -70,6 +70,8 @@ public sealed class LabPool : ISimEnvironment
                 ["memoryMiB"] = h.MemoryTotal / LabMemory.MiB,
                 ["freeMiB"] = Sim.FreeBytes(h) / LabMemory.MiB,
                 ["enabled"] = h.Enabled,
+                // Lab extension: false after host.disable auto_enable=false (xapi 25.31.0+) until host.enable.
+                ["autoEnable"] = h.AutoEnable,
                 ["live"] = h.Live,
                 ["bootCount"] = h.BootCount,
                 ["pendingGuidances"] = new JsonArray(h.PendingGuidances.Select(g => (JsonNode?)g).ToArray()),

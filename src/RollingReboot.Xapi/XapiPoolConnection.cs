@@ -190,6 +190,10 @@ public sealed class XapiPoolConnection : IPoolConnection
     public async Task DisableHostAsync(string hostUuid, CancellationToken cancellationToken = default) =>
         await _client.CallAsync("host.disable", [await RefAsync("host", hostUuid, cancellationToken)], cancellationToken);
 
+    public async Task DisableHostUntilEnabledAsync(string hostUuid, CancellationToken cancellationToken = default) =>
+        // The optional auto_enable is dropped by an xapi before 25.31.0 (MESSAGE_PARAMETER_COUNT_MISMATCH): a plain disable.
+        await _client.CallWithOptionalAsync("host.disable", [await RefAsync("host", hostUuid, cancellationToken)], [false], cancellationToken);
+
     public async Task EnableHostAsync(string hostUuid, CancellationToken cancellationToken = default) =>
         await _client.CallAsync("host.enable", [await RefAsync("host", hostUuid, cancellationToken)], cancellationToken);
 

@@ -151,13 +151,14 @@ internal sealed class FakeAudit(TimeProvider clock) : ILabAudit
 {
     private readonly DateTimeOffset _start = clock.GetUtcNow();
 
-    public ConcurrentQueue<(string Type, IReadOnlyDictionary<string, object?> Fields)> Events { get; } = new();
+    /// <summary>Each event with the simulated second it happened at (the lab's clock, not the client's polling).</summary>
+    public ConcurrentQueue<(string Type, IReadOnlyDictionary<string, object?> Fields, double At)> Events { get; } = new();
 
     public ConcurrentQueue<string> Violations { get; } = new();
 
     public double SimulatedSeconds => (clock.GetUtcNow() - _start).TotalSeconds;
 
-    public void Event(string type, IReadOnlyDictionary<string, object?> fields) => Events.Enqueue((type, fields));
+    public void Event(string type, IReadOnlyDictionary<string, object?> fields) => Events.Enqueue((type, fields, SimulatedSeconds));
 
     public void Violation(string text) => Violations.Enqueue(text);
 

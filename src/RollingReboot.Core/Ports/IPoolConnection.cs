@@ -36,6 +36,10 @@ public interface IPoolConnection : IAsyncDisposable
 
     Task DisableHostAsync(string hostUuid, CancellationToken cancellationToken = default);
 
+    /// <summary>host.disable with auto_enable=false where XAPI has it (xapi 25.31.0+, idl/datamodel_host.ml): the host stays
+    /// disabled across its reboots until host.enable (xapi_host.ml enable resets it); on an older xapi a plain host.disable.</summary>
+    Task DisableHostUntilEnabledAsync(string hostUuid, CancellationToken cancellationToken = default);
+
     Task EnableHostAsync(string hostUuid, CancellationToken cancellationToken = default);
 
     Task RebootHostAsync(string hostUuid, CancellationToken cancellationToken = default);

@@ -34,6 +34,8 @@ public sealed class MaintenanceEndToEndTests
         Assert.Empty(audit["violations"]!.AsArray());
         Assert.Empty(VmsOn(audit, "m3"));
         Assert.False(Host(audit, "m3")["enabled"]!.GetValue<bool>());
+        // xapi 24.19 (the lab's default) has no auto_enable: a plain host.disable.
+        Assert.True(Host(audit, "m3")["autoEnable"]!.GetValue<bool>());
         Assert.All(audit["hosts"]!.AsArray(), h => Assert.Equal(0, h!["bootCount"]!.GetValue<int>()));
         Assert.All(audit["vms"]!.AsArray(), v => Assert.Equal("Running", v!["powerState"]!.ToString()));
         Assert.True(audit["pool"]!["haEnabled"]!.GetValue<bool>());
@@ -64,5 +66,28 @@ public sealed class MaintenanceEndToEndTests
         (code, _, stderr) = await lab.RunCliAsync("return", "--clustername", "MC", "--host", "m3", "--exec");
         Assert.Equal(2, code);
         Assert.Contains("nothing to return", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Evacuate_OnXapi2531_DisablesWithAutoEnableFalse_SoTheHostStaysOutAcrossReboots_ReturnResetsIt()
+    {
+        // host.disable auto_enable=false from xapi 25.31.0 (idl/datamodel_host.ml); host.enable resets it (xapi_host.ml).
+        var scenario = FourHosts.Replace("\"pool\": { \"name\": \"MP\",", "\"pool\": { \"name\": \"MP\", \"xapiVersion\": \"25.31.0\",", StringComparison.Ordinal);
+        Assert.Contains("25.31.0", scenario, StringComparison.Ordinal);
+        await using var lab = await LabHarness.StartAsync(scenario, timeScale: 200);
+
+        var (code, stdout, stderr) = await lab.RunCliAsync("evacuate", "--clustername", "MC", "--host", "m3", "--exec");
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        Assert.Contains("disabled with auto_enable=false", stdout + stderr, StringComparison.Ordinal);
+        var audit = lab.Audit();
+        Assert.False(Host(audit, "m3")["enabled"]!.GetValue<bool>());
+        Assert.False(Host(audit, "m3")["autoEnable"]!.GetValue<bool>());
+
+        (code, stdout, stderr) = await lab.RunCliAsync("return", "--clustername", "MC", "--host", "m3", "--exec");
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        audit = lab.Audit();
+        Assert.True(Host(audit, "m3")["enabled"]!.GetValue<bool>());
+        Assert.True(Host(audit, "m3")["autoEnable"]!.GetValue<bool>());
+        Assert.Empty(audit["violations"]!.AsArray());
     }
 }

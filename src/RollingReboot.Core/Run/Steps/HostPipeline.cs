@@ -79,7 +79,17 @@ public static class HostPipeline
     private static async Task<StepResult> DisableAsync(RunContext run, HostRun h, CancellationToken stop, CancellationToken abort)
     {
         run.Log.HostPhase(h.Host.Name, h.IsMaster ? "evacuating (master)" : "evacuating");
-        await run.Executor.DoAsync(new HostDisableIntended(h.Host.Uuid, h.Host.Name), ct => run.Pool.DisableHostAsync(h.Host.Uuid, ct), new HostDisabled(h.Host.Uuid), abort);
+        // Out for hardware work ('rollreboot evacuate'), a host stays disabled across the reboots that work may need, until
+        // 'rollreboot return' enables it (auto_enable=false, xapi 25.31.0+); a rolling reboot wants xapi to enable it.
+        Func<CancellationToken, Task> disable = run.Options.EvacuateOnly
+            ? ct => run.Pool.DisableHostUntilEnabledAsync(h.Host.Uuid, ct)
+            : ct => run.Pool.DisableHostAsync(h.Host.Uuid, ct);
+        await run.Executor.DoAsync(new HostDisableIntended(h.Host.Uuid, h.Host.Name), disable, new HostDisabled(h.Host.Uuid), abort);
+        if (run.Options.EvacuateOnly && run.LastSnapshot?.Software.HasAutoEnable == true)
+        {
+            run.Log.Info("{Host}: disabled with auto_enable=false: it stays disabled across reboots until 'rollreboot return'", h.Host.Name);
+        }
+
         return Continue;
     }
 

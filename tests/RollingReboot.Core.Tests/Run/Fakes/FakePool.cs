@@ -301,9 +301,19 @@ internal sealed class FakePool(TimeProvider clock) : IPoolConnection
 
     public Task DisableHostAsync(string hostUuid, CancellationToken cancellationToken = default) => Mutate(() => H(hostUuid).Enabled = false);
 
+    /// <summary>Hosts disabled with auto_enable=false (they stay so across reboots until host.enable).</summary>
+    public HashSet<string> StayDisabled { get; } = new(StringComparer.Ordinal);
+
+    public Task DisableHostUntilEnabledAsync(string hostUuid, CancellationToken cancellationToken = default) => Mutate(() =>
+    {
+        H(hostUuid).Enabled = false;
+        StayDisabled.Add(hostUuid);
+    });
+
     public Task EnableHostAsync(string hostUuid, CancellationToken cancellationToken = default) => Mutate(() =>
     {
         var h = H(hostUuid);
+        StayDisabled.Remove(hostUuid);
         if (!h.Live)
         {
             throw Refused("HOST_OFFLINE", hostUuid);

@@ -48,6 +48,9 @@ internal sealed class FaultyPool(IPoolConnection inner, FaultInjector faults) : 
 
     public Task DisableHostAsync(string hostUuid, CancellationToken cancellationToken = default) => Call("host.disable", () => inner.DisableHostAsync(hostUuid, cancellationToken));
 
+    public Task DisableHostUntilEnabledAsync(string hostUuid, CancellationToken cancellationToken = default) =>
+        Call("host.disable(auto_enable=false)", () => inner.DisableHostUntilEnabledAsync(hostUuid, cancellationToken));
+
     public Task EnableHostAsync(string hostUuid, CancellationToken cancellationToken = default) => Call("host.enable", () => inner.EnableHostAsync(hostUuid, cancellationToken));
 
     public Task RebootHostAsync(string hostUuid, CancellationToken cancellationToken = default) => Call("host.reboot", () => inner.RebootHostAsync(hostUuid, cancellationToken));
