@@ -146,6 +146,8 @@ public static class BootProof
             {
                 while (!cancellationToken.IsCancellationRequested && run.Clock.GetUtcNow() < deadline)
                 {
+                    // Stamped when asked, not when answered: a slow answer from the old system must not look newer than XAPI's news.
+                    var asked = run.Clock.GetUtcNow();
                     var result = await probe.GetBootIdAsync(host.Name, host.Address, cancellationToken);
                     lock (_lock)
                     {
@@ -157,7 +159,7 @@ public static class BootProof
                                 return;
                             case ProbeOutcome.Answered:
                                 // Still the old system (not down yet), or, once XAPI has it back, one that did not reboot.
-                                _oldIdAt = run.Clock.GetUtcNow();
+                                _oldIdAt = asked;
                                 break;
                             case ProbeOutcome.AuthFailed or ProbeOutcome.HostKeyRejected:
                                 _refused = result;
