@@ -20,7 +20,8 @@ public sealed class LabXapiTests
         }
         """;
 
-    private static XapiClient ClientFor(LabRuntime lab, string? url = null, bool json = true) => new(new XapiClientOptions
+    /// <summary>The project's client for a lab over its pinned HTTPS, on the lab's clock.</summary>
+    internal static XapiClient ClientFor(LabRuntime lab, string? url = null, bool json = true) => new(new XapiClientOptions
     {
         Url = new Uri(url ?? lab.Environment["ROLLREBOOT_XAPI_URL"]),
         UserName = lab.Environment["ROLLREBOOT_XAPI_USER"],

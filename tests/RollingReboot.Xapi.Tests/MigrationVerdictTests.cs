@@ -1,7 +1,6 @@
 using System.Text.Json.Nodes;
 using RollingReboot.Lab;
 using RollingReboot.Lab.Scenario;
-using RollingReboot.Xapi.Tls;
 
 namespace RollingReboot.Xapi.Tests;
 
@@ -82,14 +81,7 @@ public sealed class MigrationVerdictTests
                        { "name": "nested", "host": "b", "memoryMiB": 1024, "nestedVirt": true } ] }
             """;
         await using var lab = await LabRuntime.StartAsync(ScenarioLoader.Parse(scenario), 50, TextWriter.Null);
-        await using var pool = new XapiPoolConnection(new XapiClient(new XapiClientOptions
-        {
-            Url = new Uri(lab.Environment["ROLLREBOOT_XAPI_URL"]),
-            UserName = lab.Environment["ROLLREBOOT_XAPI_USER"],
-            Password = lab.Environment["ROLLREBOOT_XAPI_PASSWORD"],
-            Certificates = new XapiCertificatePolicy(lab.Environment["ROLLREBOOT_XAPI_CERT_SHA256"].Split(',')),
-            TimeProvider = lab.Clock,
-        }));
+        await using var pool = new XapiPoolConnection(LabXapiTests.ClientFor(lab));
         var snapshot = await pool.ReadAsync();
         var verdicts = snapshot.Vms.Where(v => v.IsRunningGuest).ToDictionary(v => v.Name, v => v.MigrationRefusal);
         Assert.Equal(new Dictionary<string, string?> { ["nvidia"] = null, ["amd"] = "VM_HAS_VGPU", ["pv"] = null, ["legacy"] = "VM_LACKS_FEATURE", ["nested"] = "VM_IS_IMMOBILE" }, verdicts);

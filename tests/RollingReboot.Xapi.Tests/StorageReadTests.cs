@@ -1,6 +1,5 @@
 using RollingReboot.Lab;
 using RollingReboot.Lab.Scenario;
-using RollingReboot.Xapi.Tls;
 
 namespace RollingReboot.Xapi.Tests;
 
@@ -16,14 +15,7 @@ public sealed class StorageReadTests
               "faults": [ { "type": "pbdPlugFails", "host": "b", "sr": "nfs" } ] }
             """;
         await using var lab = await LabRuntime.StartAsync(ScenarioLoader.Parse(scenario), 100, TextWriter.Null);
-        await using var pool = new XapiPoolConnection(new XapiClient(new XapiClientOptions
-        {
-            Url = new Uri(lab.Environment["ROLLREBOOT_XAPI_URL"]),
-            UserName = lab.Environment["ROLLREBOOT_XAPI_USER"],
-            Password = lab.Environment["ROLLREBOOT_XAPI_PASSWORD"],
-            Certificates = new XapiCertificatePolicy(lab.Environment["ROLLREBOOT_XAPI_CERT_SHA256"].Split(',')),
-            TimeProvider = lab.Clock,
-        }));
+        await using var pool = new XapiPoolConnection(LabXapiTests.ClientFor(lab));
         var before = await pool.ReadAsync();
         var b = before.Hosts.Single(h => h.Name == "b");
         Assert.Empty(b.UnpluggedSharedSrs);

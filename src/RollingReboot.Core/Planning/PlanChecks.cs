@@ -150,7 +150,7 @@ internal static class PlanChecks
 
             if (index.Groups[u.Vm].Length == 0)
             {
-                var rule = index.Migration(u.Vm, source, source).Rule ?? "its placement rules";
+                var rule = index.RuleOf(u.Vm) ?? "its placement rules";
                 var allowed = Enumerable.Range(0, index.HostCount).Where(h => h != source && !index.Forbidden(u.Vm, h)).Select(h => index.Hosts[h].Name).ToList();
                 yield return allowed.Count == 0
                     ? new Blocker(

@@ -120,8 +120,13 @@ internal sealed class PlanIndex
         new(Vms[v].Uuid, Vms[v].Name, Hosts[from].Uuid, Hosts[from].Name, Hosts[to].Uuid, Hosts[to].Name, Memory[v]) { Rule = RuleOf(v) };
 
     /// <summary>The rules that shaped where the VM may go, in words for the plan (null: memory alone decided).</summary>
-    private string? RuleOf(int v)
+    public string? RuleOf(int v)
     {
+        if (!HasRules(v))
+        {
+            return null;
+        }
+
         var rules = new List<string>();
         if (Together[v] >= 0)
         {

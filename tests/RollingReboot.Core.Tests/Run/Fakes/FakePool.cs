@@ -62,7 +62,7 @@ internal sealed class FakePool(TimeProvider clock) : IPoolConnection
     public bool Frozen { get; private set; }
     public int Migrations { get; private set; }
 
-    /// <summary>Every key added to pool.other_config, in order.</summary>
+    /// <summary>Every key added to pool.other_config, in order; a removal as "-key".</summary>
     public List<string> Added { get; } = [];
 
     /// <summary>host.enable calls XAPI refused for pending mandatory guidance (uuid each time).</summary>

@@ -201,8 +201,7 @@ internal static class FaultSweep
 
             if (h.Audit() != before)
             {
-                var log = Environment.GetEnvironmentVariable("ROLLREBOOT_SWEEP_CASE") is { Length: > 0 } ? "\n" + string.Join("\n", h.Pool.Violations) + "\n" + string.Join("\n", journal.Lines.Where(l => l.Contains("lock", StringComparison.Ordinal) || l.Contains("run.", StringComparison.Ordinal)).Select(l => l[..Math.Min(120, l.Length)])) : "";
-                return new SweepResult(c, struck, outcome, $"then {then}: the pool is not as it was:\n{before}\n---\n{h.Audit()}{log}");
+                return new SweepResult(c, struck, outcome, $"then {then}: the pool is not as it was:\n{before}\n---\n{h.Audit()}");
             }
 
             if (Lost(h) is { } lost)
