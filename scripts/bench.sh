@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Benchmarks rollreboot against three baselines on the lab scenarios tests/scenarios/{six-hosts-n-plus-1,bench-*}.json:
+# Benchmarks rollreboot against five baselines on the lab scenarios tests/scenarios/{six-hosts-n-plus-1,bench-*}.json:
 # full --exec runs in scaled time, measured from the lab's audit, with the CLI under /usr/bin/time -v.
 # Writes docs/benchmarks/results/*.json, the tables in docs/benchmarks/README.md and docs/benchmarks/chart.svg.
 #
-#   ./scripts/bench.sh                                   # everything (about 70 min at the default time scale 40)
+#   ./scripts/bench.sh                                   # everything (about 110 min at the default time scale 40, estimated)
 #   ./scripts/bench.sh --scenarios six-hosts,hetero-16   # some scenarios (results of the others are kept)
 #   ./scripts/bench.sh --methods rollreboot              # some methods
 #   ./scripts/bench.sh --time-scale 20                   # slower, less tool overhead per simulated second
 #   ./scripts/bench.sh --report-only                     # rewrite README tables and chart from stored results
+#   ./scripts/bench.sh --methods evacuate1 --results-dir /tmp/x   # results elsewhere, README and chart untouched
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1

@@ -37,7 +37,7 @@ public sealed record AuditMetrics
     /// <summary>Per rebooted host: host.up to the tool's next action.</summary>
     public IReadOnlyList<HostGap> UpToNextAction { get; init; } = [];
 
-    /// <summary>Per evacuated host: first migration off it to the last one ending, and what moved.</summary>
+    /// <summary>Per evacuation (a source host in one step): first migration off it to the last one ending, and what moved.</summary>
     public IReadOnlyList<Evacuation> Evacuations { get; init; } = [];
 
     public IReadOnlyList<string> Violations { get; init; } = [];
@@ -67,18 +67,26 @@ public sealed record AuditMetrics
         var first = events.Count > 0 ? events.Min(e => e.T) : 0;
         var last = events.Count > 0 ? events.Max(e => e.T) : 0;
 
-        // Migrations: pair each start with the end of the same VM.
-        var open = new Dictionary<string, (double T, double Bytes, string From)>();
+        // Migrations: pair each start with the end of the same VM. An evacuation is a source host's successful
+        // migrations in one step: those started after its k-th host.reboot (or shutdown) and before the next.
+        var open = new Dictionary<string, (double T, double Bytes, string From, int Step)>();
         var migrationIntervals = new List<(double A, double B)>();
-        var evac = new Dictionary<string, (double Start, double End, double Bytes, int Count)>();
+        var evac = new Dictionary<(string From, int Step), (double Start, double End, double Bytes, int Count)>();
+        var rebootsOf = new Dictionary<string, int>();
         int ok = 0, failed = 0;
         double wire = 0;
         foreach (var (t, type, e) in events)
         {
             var vm = e["vm"]?.GetValue<string>() ?? "";
-            if (type == "migration.start")
+            if (type is "host.reboot" or "host.shutdown")
             {
-                open[vm] = (t, e["bytes"]?.GetValue<double>() ?? 0, e["from"]?.GetValue<string>() ?? "");
+                var h = e["host"]?.GetValue<string>() ?? "";
+                rebootsOf[h] = rebootsOf.GetValueOrDefault(h) + 1;
+            }
+            else if (type == "migration.start")
+            {
+                var from = e["from"]?.GetValue<string>() ?? "";
+                open[vm] = (t, e["bytes"]?.GetValue<double>() ?? 0, from, rebootsOf.GetValueOrDefault(from));
             }
             else if (type == "migration.end" && open.Remove(vm, out var s))
             {
@@ -87,8 +95,8 @@ public sealed record AuditMetrics
                 {
                     ok++;
                     wire += s.Bytes;
-                    var prev = evac.TryGetValue(s.From, out var p) ? p : (Start: s.T, End: t, Bytes: 0.0, Count: 0);
-                    evac[s.From] = (Math.Min(prev.Start, s.T), Math.Max(prev.End, t), prev.Bytes + s.Bytes, prev.Count + 1);
+                    var prev = evac.TryGetValue((s.From, s.Step), out var p) ? p : (Start: s.T, End: t, Bytes: 0.0, Count: 0);
+                    evac[(s.From, s.Step)] = (Math.Min(prev.Start, s.T), Math.Max(prev.End, t), prev.Bytes + s.Bytes, prev.Count + 1);
                 }
                 else
                 {
@@ -147,7 +155,7 @@ public sealed record AuditMetrics
             ToolOnlySeconds = toolOnly,
             BackToNextAction = back,
             UpToNextAction = up,
-            Evacuations = evac.OrderBy(kv => kv.Value.Start).Select(kv => new Evacuation(kv.Key, kv.Value.Start, kv.Value.End, kv.Value.Bytes, kv.Value.Count)).ToList(),
+            Evacuations = evac.OrderBy(kv => kv.Value.Start).Select(kv => new Evacuation(kv.Key.From, kv.Value.Start, kv.Value.End, kv.Value.Bytes, kv.Value.Count)).ToList(),
             Violations = (audit["violations"] as JsonArray ?? []).Select(v => v?.GetValue<string>() ?? "").ToList(),
             HostsRebooted = hosts.Count(h => (h["bootCount"]?.GetValue<int>() ?? 0) > 0),
             VmsRunning = vms.Count(v => v["powerState"]?.GetValue<string>() == "Running"),
@@ -208,4 +216,10 @@ public sealed record HostGap(string Host, double At, double? Seconds);
 public sealed record Evacuation(string Host, double Start, double End, double Bytes, int Migrations)
 {
     public double Seconds => End - Start;
+
+    /// <summary>
+    /// Link utilisation: the bytes moved ÷ what the source host's link could carry from the first migration.start to
+    /// the last migration.end (<paramref name="hostLinkMBps"/> × 10^6 bytes per second); null for a zero-length window.
+    /// </summary>
+    public double? LinkUse(double hostLinkMBps) => Seconds > 0 && hostLinkMBps > 0 ? Bytes / (hostLinkMBps * 1e6 * Seconds) : null;
 }

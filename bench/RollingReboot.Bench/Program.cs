@@ -9,7 +9,7 @@ using RollingReboot.Lab.Scenario;
 using RollingReboot.Xapi;
 using RollingReboot.Xapi.Tls;
 
-// Full --exec runs of rollreboot and three baselines against lab scenarios, measured from the lab's audit.
+// Full --exec runs of rollreboot and the baselines against lab scenarios, measured from the lab's audit.
 // Usage: RollingReboot.Bench --repo DIR [--scenarios a,b] [--methods m,n] [--time-scale 40] [--report-only]
 var options = BenchOptions.Parse(args);
 var resultsDir = options.ResultsDir ?? Path.Combine(options.Repo, "docs", "benchmarks", "results");
@@ -126,6 +126,7 @@ internal static class Runner
             LowerBoundMigrationSeconds = lb.MigrationSeconds,
             LowerBoundMasterAgainSeconds = lb.MasterAgainSeconds,
             LowerBoundRebootSeconds = lb.RebootSeconds,
+            HostLinkMBps = scenario.Migration.HostLinkMBps,
             LoadAverageBefore = LoadAverage(),
         };
         Console.WriteLine($"== {bench.Id} / {method}: lower bound {Units.Duration(lb.TotalSeconds)}; starting the lab");
@@ -139,9 +140,9 @@ internal static class Runner
             common.Add(string.Join(',', bench.Hosts));
         }
 
-        if (Catalog.MaxHostsDown(method) > 1)
+        if (Catalog.MaxHostsDown(method) is { } maxHostsDown)
         {
-            common.AddRange(["--max-hosts-down", Catalog.MaxHostsDown(method).ToString(CultureInfo.InvariantCulture)]);
+            common.AddRange(["--max-hosts-down", maxHostsDown]);
         }
 
         // Generous wall-clock limit: five times the lower bound, in wall seconds, plus ten minutes.

@@ -33,6 +33,9 @@ public sealed class RunResult
 
     public double LowerBoundRebootSeconds { get; set; }
 
+    /// <summary>The scenario's migration.hostLinkMBps (MB = 10^6 bytes) at the time of the run; 0 in results stored before it was kept.</summary>
+    public double HostLinkMBps { get; set; }
+
     public double MakespanSeconds { get; set; }
 
     public double HostsPhaseSeconds { get; set; }
