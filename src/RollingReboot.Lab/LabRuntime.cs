@@ -393,7 +393,9 @@ public sealed class LabRuntime : IAsyncDisposable
 
     private static WebApplication BuildApp(Action<WebApplicationBuilder> configure)
     {
-        var builder = WebApplication.CreateSlimBuilder();
+        // No appsettings.json watcher per server: with reload on change each app holds an inotify instance, and a 64-host
+        // lab would use half of Linux's default 128 per user (fs.inotify.max_user_instances).
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = ["--hostBuilder:reloadConfigOnChange=false"] });
         builder.Logging.ClearProviders();
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(1));
         configure(builder);

@@ -106,7 +106,10 @@ public sealed class XapiPoolConnection : IPoolConnection
             .Where(u => u is not null).Select(u => u!).Distinct().ToList();
         var ha = new HaSettings(pool.HaEnabled, heartbeat, pool.HaConfiguration, pool.HaHostFailuresToTolerate, pool.HaAllowOvercommit);
 
-        return new PoolSnapshot(pool.Uuid, pool.NameLabel, hostUuidByRef.GetValueOrDefault(pool.Master) ?? "", ha, pool.OtherConfig, pool.CurrentOperations, hostStates, vmStates, srInfos);
+        return new PoolSnapshot(pool.Uuid, pool.NameLabel, hostUuidByRef.GetValueOrDefault(pool.Master) ?? "", ha, pool.OtherConfig, pool.CurrentOperations, hostStates, vmStates, srInfos)
+        {
+            MigrationCompression = pool.MigrationCompression,
+        };
     }
 
     public async Task<IReadOnlyDictionary<string, IReadOnlyList<string>>> GetVmsPreventingEvacuationAsync(string hostUuid, CancellationToken cancellationToken = default)
@@ -261,11 +264,56 @@ public sealed class XapiPoolConnection : IPoolConnection
         throw new XapiException("HANDLE_INVALID", ["PBD", $"no PBD of SR {srUuid} on host {hostUuid}"], "PBD.plug");
     }
 
-    public async Task MigrateVmAsync(string vmUuid, string targetHostUuid, IProgress<double>? progress = null, CancellationToken cancellationToken = default)
+    public Task MigrateVmAsync(string vmUuid, string targetHostUuid, IProgress<double>? progress = null, CancellationToken cancellationToken = default) =>
+        MigrateVmAsync(vmUuid, targetHostUuid, MigrationRoute.Default, progress, cancellationToken);
+
+    /// <summary>
+    /// VM.pool_migrate with options live=true, network=REF (the route's network: xapi/xapi_vm_migrate.ml pool_migrate sends
+    /// the stream to the destination's address on it) and compress=true|false when the route says (use_compression:
+    /// otherwise pool.migration_compression decides).
+    /// </summary>
+    public async Task MigrateVmAsync(string vmUuid, string targetHostUuid, MigrationRoute route, IProgress<double>? progress, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(route);
         var vm = await RefAsync("VM", vmUuid, cancellationToken);
         var host = await RefAsync("host", targetHostUuid, cancellationToken);
-        await _client.RunTaskAsync("VM.pool_migrate", [vm, host, new Dictionary<string, string> { ["live"] = "true" }], progress, cancellationToken);
+        var options = new Dictionary<string, string> { ["live"] = "true" };
+        if (route.NetworkUuid is { } network)
+        {
+            options["network"] = await RefAsync("network", network, cancellationToken);
+        }
+
+        if (route.Compress is { } compress)
+        {
+            options["compress"] = compress ? "true" : "false";
+        }
+
+        await _client.RunTaskAsync("VM.pool_migrate", [vm, host, options], progress, cancellationToken);
+    }
+
+    public async Task<IReadOnlyList<NetworkInfo>> ReadNetworksAsync(CancellationToken cancellationToken = default)
+    {
+        var networksTask = _client.AllRecordsAsync("network", XapiNetworkRecord.From, cancellationToken);
+        var pifsTask = _client.AllRecordsAsync("PIF", XapiPifRecord.From, cancellationToken);
+        var metricsTask = _client.AllRecordsAsync("PIF_metrics", XapiPifMetricsRecord.From, cancellationToken);
+        var hostsTask = _client.AllRecordsAsync("host", (r, o) => (Ref: r, Uuid: new Fields(o).Str("uuid")), cancellationToken);
+        await Task.WhenAll(networksTask, pifsTask, metricsTask, hostsTask);
+        var hostUuids = (await hostsTask).ToDictionary(h => h.Ref, h => h.Uuid, StringComparer.Ordinal);
+        var metrics = (await metricsTask).ToDictionary(m => m.Ref, StringComparer.Ordinal);
+        var pifsByNetwork = (await pifsTask).ToLookup(p => p.Network, StringComparer.Ordinal);
+        var result = new List<NetworkInfo>();
+        foreach (var n in await networksTask)
+        {
+            _refs[n.Uuid] = n.Ref;
+            var ports = pifsByNetwork[n.Ref]
+                .Where(p => hostUuids.ContainsKey(p.Host))
+                .Select(p => new NetworkPort(hostUuids[p.Host], p.Device, p.CurrentlyAttached, p.HasPrimaryAddress,
+                    metrics.TryGetValue(p.Metrics, out var m) && m.Speed > 0 ? m.Speed : null))
+                .ToList();
+            result.Add(new NetworkInfo(n.Uuid, n.NameLabel, n.Bridge, ports));
+        }
+
+        return result;
     }
 
     public async Task WaitForChangeAsync(TimeSpan timeout, CancellationToken cancellationToken = default)

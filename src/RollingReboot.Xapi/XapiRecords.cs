@@ -24,6 +24,9 @@ internal readonly struct Fields(JsonElement o)
 
     public string Str(string name) => Get(name) is { } v ? Text(v) : "";
 
+    /// <summary>The field is in the record (fields a xapi release does not have yet are absent).</summary>
+    public bool Has(string name) => Get(name) is not null;
+
     public string Ref(string name) => Str(name) is { Length: > 0 } s ? s : "OpaqueRef:NULL";
 
     public bool Bool(string name) => Get(name) switch
@@ -101,6 +104,9 @@ public sealed record XapiPoolRecord(
     IReadOnlyList<string> HaStatefiles, long HaHostFailuresToTolerate, bool HaAllowOvercommit, IReadOnlyDictionary<string, string> OtherConfig,
     IReadOnlyList<string> CurrentOperations)
 {
+    /// <summary>migration_compression: idl/datamodel_pool.ml, from v22.33.0 (commit 7128e631); null when absent.</summary>
+    public bool? MigrationCompression { get; init; }
+
     public static XapiPoolRecord From(string r, JsonObject o) => Fields.FromNode(r, o, From);
 
     public static XapiPoolRecord From(string r, JsonElement o)
@@ -108,7 +114,10 @@ public sealed record XapiPoolRecord(
         var f = new Fields(o);
         return new(r, f.Str("uuid"), f.Str("name_label"), f.Ref("master"), f.Bool("ha_enabled"), f.Map("ha_configuration"),
             f.List("ha_statefiles"), f.Long("ha_host_failures_to_tolerate"), f.Bool("ha_allow_overcommit"), f.Map("other_config"),
-            f.OperationValues("current_operations"));
+            f.OperationValues("current_operations"))
+        {
+            MigrationCompression = f.Has("migration_compression") ? f.Bool("migration_compression") : null,
+        };
     }
 }
 
@@ -265,6 +274,41 @@ public sealed record XapiPbdRecord(string Ref, string Host, string Sr, bool Curr
     {
         var f = new Fields(o);
         return new(r, f.Ref("host"), f.Ref("SR"), f.Bool("currently_attached"));
+    }
+}
+
+public sealed record XapiNetworkRecord(string Ref, string Uuid, string NameLabel, string Bridge)
+{
+    public static XapiNetworkRecord From(string r, JsonElement o)
+    {
+        var f = new Fields(o);
+        return new(r, f.Str("uuid"), f.Str("name_label"), f.Str("bridge"));
+    }
+}
+
+/// <summary>A PIF: idl/datamodel.ml pif (network, host, currently_attached, IP, IPv6, primary_address_type, metrics).</summary>
+public sealed record XapiPifRecord(string Ref, string Device, string Network, string Host, bool CurrentlyAttached, string Ip, IReadOnlyList<string> Ipv6, string PrimaryAddressType, string Metrics)
+{
+    /// <summary>xapi_pif_helpers.ml get_primary_address: IPv4 when the IP is set; IPv6 when one address is not link-local.</summary>
+    public bool HasPrimaryAddress => PrimaryAddressType.Equals("IPv6", StringComparison.OrdinalIgnoreCase)
+        ? Ipv6.Any(a => a.Length > 0 && !a.StartsWith("fe80", StringComparison.OrdinalIgnoreCase))
+        : Ip.Length > 0;
+
+    public static XapiPifRecord From(string r, JsonElement o)
+    {
+        var f = new Fields(o);
+        return new(r, f.Str("device"), f.Ref("network"), f.Ref("host"), f.Bool("currently_attached"), f.Str("IP"), f.List("IPv6"),
+            f.Str("primary_address_type"), f.Ref("metrics"));
+    }
+}
+
+/// <summary>PIF_metrics: speed in Mbit/s (0 when unknown), carrier.</summary>
+public sealed record XapiPifMetricsRecord(string Ref, long Speed, bool Carrier)
+{
+    public static XapiPifMetricsRecord From(string r, JsonElement o)
+    {
+        var f = new Fields(o);
+        return new(r, f.Long("speed"), f.Bool("carrier"));
     }
 }
 

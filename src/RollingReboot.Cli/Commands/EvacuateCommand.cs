@@ -8,7 +8,7 @@ internal sealed class EvacuateCommand : RunCommandBase
 {
     public EvacuateCommand(CliEnvironment env)
         : base(new Command("evacuate", "Empty one host for maintenance: disable it and live-migrate its VMs to the other hosts (dry run unless --exec). It stays disabled until 'rollreboot return'."), env, static o =>
-            [o.ClusterName, o.Zone, o.Host, o.Exec, o.Format, o.Output, o.Report, o.ReportJson, o.Threads, o.CmkProfile, o.Verbose, o.Notify])
+            [o.ClusterName, o.Zone, o.Host, o.Exec, o.Format, o.Output, o.Report, o.ReportJson, o.Threads, o.CmkProfile, o.Verbose, o.Notify, .. o.Migration])
     {
     }
 

@@ -8,7 +8,7 @@ internal sealed class ReturnCommand : RunCommandBase
 {
     public ReturnCommand(CliEnvironment env)
         : base(new Command("return", "Bring a host emptied by 'rollreboot evacuate' back into service: enable it and migrate its VMs back to it (dry run unless --exec)."), env, static o =>
-            [o.ClusterName, o.Zone, o.Host, o.Exec, o.Report, o.ReportJson, o.Threads, o.CmkProfile, o.Verbose, o.Notify])
+            [o.ClusterName, o.Zone, o.Host, o.Exec, o.Report, o.ReportJson, o.Threads, o.CmkProfile, o.Verbose, o.Notify, .. o.Migration])
     {
     }
 

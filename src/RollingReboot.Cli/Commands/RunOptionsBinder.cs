@@ -59,12 +59,28 @@ internal static class RunOptionsBinder
             ReturnVms = parse.GetValue(o.ReturnVms),
             MigrationModel = model,
             RebootSeconds = reboot,
+            LinkAssumed = parse.GetValue(o.AssumeLinkMbps) is not null,
+            MigrationNetwork = MigrationNetwork(parse, o),
+            Compress = parse.GetValue(o.Compress),
         };
     }
 
+    private static string? MigrationNetwork(ParseResult parse, RunOptionsDefinitions o) => parse.GetValue(o.MigrationNetwork) switch
+    {
+        null => null,
+        { } n when string.IsNullOrWhiteSpace(n) => throw new UserFacingException("--migration-network must name a network (its name label or uuid; xe network-list)"),
+        { } n => n,
+    };
+
     /// <summary>Evacuate and return: the one host of --host, moved with --threads migrations at a time.</summary>
     public static PlanOptions OneHostPlanOptions(ParseResult parse, RunOptionsDefinitions o) =>
-        new() { Threads = ValidThreads(parse.GetValue(o.Threads)), IncludeHosts = [parse.GetValue(o.Host)!] };
+        new()
+        {
+            Threads = ValidThreads(parse.GetValue(o.Threads)),
+            IncludeHosts = [parse.GetValue(o.Host)!],
+            MigrationNetwork = MigrationNetwork(parse, o),
+            Compress = parse.GetValue(o.Compress),
+        };
 
     public static HookOptions BuildHooks(ParseResult parse, RunOptionsDefinitions o) => new()
     {

@@ -31,6 +31,8 @@ internal sealed class RunOptionsDefinitions
     public Option<bool> SshAcceptNew { get; } = new("--ssh-accept-new") { Description = "Accept and record unknown SSH host keys on first contact (changed keys are always refused)" };
     public Option<double?> AssumeRebootSeconds { get; } = new("--assume-reboot-seconds") { Description = "Host reboot time used in the estimate (default 300)" };
     public Option<double?> AssumeLinkMbps { get; } = new("--assume-link-mbps") { Description = "Host link bandwidth for migrations in MB/s used in the estimate (default 250)" };
+    public Option<string?> MigrationNetwork { get; } = new("--migration-network") { Description = "Live-migrate over this network (name label or uuid; VM.pool_migrate's network option, xapi 1.297.0+): every host needs a plugged PIF with an IP on it" };
+    public Option<bool?> Compress { get; } = new("--compress") { Description = "Compress migration streams (VM.pool_migrate's compress option, xapi 22.23.0+); '--compress false' turns it off; without it the pool's migration_compression decides" };
     public Option<bool> Verbose { get; } = new("--verbose") { Description = "More detail in the log" };
     public Option<int?> PauseAfter { get; } = new("--pause-after") { Description = "Canary: stop safely after this many hosts (restored, exit 4); continue with 'rollreboot resume'" };
     public Option<string?> WindowEnd { get; } = new("--window-end") { Description = "End of the maintenance window: a time of day (04:00, its next occurrence), a date and time (2026-11-23T04:00, local unless it has an offset) or a duration from now (90m, 2h); no host is started that would end after it" };
@@ -50,5 +52,7 @@ internal sealed class RunOptionsDefinitions
     public Option<string> Host { get; } = new("--host") { Description = "The host to empty (evacuate) or bring back (return): name or uuid", Required = true };
 
     /// <summary>The hooks, checks, --halt and --notify: the plan/run and resume take all of them.</summary>
+    public Option[] Migration => [MigrationNetwork, Compress];
+
     public Option[] Hooks => [PreHostHook, PostHostHook, PreHostCommand, PostHostCommand, HookTimeout, NeedsRebootCommand, BlockerCommand, BlockerTimeout, Halt, PowerOnTimeout, Notify];
 }

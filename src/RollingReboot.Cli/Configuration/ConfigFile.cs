@@ -41,6 +41,8 @@ public static class ConfigFile
         new("pauseAfter", "--pause-after", ConfigKind.Integer) { Min = 1 },
         new("assumeRebootSeconds", "--assume-reboot-seconds", ConfigKind.Number),
         new("assumeLinkMbps", "--assume-link-mbps", ConfigKind.Number),
+        new("migrationNetwork", "--migration-network", ConfigKind.Text),
+        new("compress", "--compress", ConfigKind.Flag),
         new("verbose", "--verbose", ConfigKind.Flag),
         new("sshAcceptNew", "--ssh-accept-new", ConfigKind.Flag),
         new("cmkProfile", "--cmk-profile", ConfigKind.Text) { Environment = ["ROLLREBOOT_CLOUDSTACK_PROFILE"] },

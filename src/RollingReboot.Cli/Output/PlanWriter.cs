@@ -154,7 +154,36 @@ public static class PlanWriter
             w.WriteNumber("hostLinkMBps", o.MigrationModel.HostLinkMBps);
             w.WriteNumber("setupSeconds", o.MigrationModel.SetupSeconds);
             w.WriteNumber("dirtyRatio", o.MigrationModel.DirtyRatio);
+            w.WriteBoolean("compressed", o.MigrationModel.Compressed);
+            if (o.MigrationModel.Compressed)
+            {
+                w.WriteNumber("compressionRatio", o.MigrationModel.CompressionRatio);
+                w.WriteNumber("compressMBps", o.MigrationModel.CompressMBps);
+            }
+
             w.WriteEndObject();
+            var route = plan.Route;
+            if (route.NetworkUuid is { } networkUuid)
+            {
+                w.WriteStartObject("migrationNetwork");
+                w.WriteString("uuid", networkUuid);
+                w.WriteString("name", plan.Pool.FindNetwork(networkUuid)?.Name);
+                w.WriteEndObject();
+            }
+            else
+            {
+                w.WriteNull("migrationNetwork");
+            }
+
+            if (route.Compress is { } compress)
+            {
+                w.WriteBoolean("compressOption", compress);
+            }
+            else
+            {
+                w.WriteNull("compressOption");
+            }
+
             w.WriteEndObject();
 
             w.WriteEndObject();
@@ -214,6 +243,11 @@ public static class PlanWriter
         sb.Append(s_inv, $"  Hosts to reboot: {rebooting}; waves: {plan.Steps.Select(s => s.Wave).Distinct().Count()}; migrations: {e.Migrations}; memory moved: {Units.Memory(e.MemoryBytes)} ({e.Bytes / 1e9:0.0} GB on the wire)\n");
         sb.Append(s_inv, $"  Estimated duration: {Units.Duration(e.TotalSeconds)} (h:mm:ss; no faster than {Units.Duration(PlanEstimator.LowerBoundSeconds(plan))})\n");
         sb.Append(s_inv, $"  Assumptions: {plan.Options.Threads} migrations at once, reboot {plan.Options.RebootSeconds:0} s, link {plan.Options.MigrationModel.HostLinkMBps:0} MB/s per host, stream {plan.Options.MigrationModel.StreamMBps:0} MB/s\n");
+        if (RouteLine(plan) is { } routeLine)
+        {
+            sb.Append(s_inv, $"  Migrations: {routeLine}\n");
+        }
+
         var (largest, migrationBound, haBound, reconnectBound) = Bounds(plan);
         sb.Append(s_inv, $"  Bounds: a migration may take 3x its modelled time, at least {Units.Duration(new RunOptions().MigrationTimeout.TotalSeconds)}{(largest is null ? "" : $" (the largest, {largest.VmName} {Units.Memory(largest.MemoryBytes)}: {Units.Duration(migrationBound.TotalSeconds)})")}; an HA transition {Units.Duration(haBound.TotalSeconds)}; CloudStack's reconnect {Units.Duration(reconnectBound.TotalSeconds)}\n");
         sb.Append(s_inv, $"  Pool software: {plan.Pool.Software.Describe()}\n");
@@ -445,4 +479,24 @@ public static class PlanWriter
     /// <summary>Text safe as a Mermaid gantt section or task name (no colon, semicolon or hash).</summary>
     private static string Mermaid(string text) =>
         new([.. text.Select(c => c is ':' or ';' or '#' or '\r' or '\n' ? ' ' : c)]);
+    /// <summary>How migrations travel, when the operator chose it or the pool compresses: null for the plain default.</summary>
+    private static string? RouteLine(Plan plan)
+    {
+        var o = plan.Options;
+        var model = o.MigrationModel;
+        if (o.MigrationNetwork is null && o.Compress is null && !model.Compressed)
+        {
+            return null;
+        }
+
+        var network = o.MigrationNetwork is null
+            ? "over the management network"
+            : plan.Pool.FindNetwork(o.MigrationNetwork) is { } n
+                ? string.Create(s_inv, $"over network {n.Name} ({n.Bridge}; link {model.HostLinkMBps:0} MB/s per host{(o.LinkAssumed ? ", assumed" : n.SlowestSpeedMbps is { } mbps ? string.Create(s_inv, $", from its PIFs' {mbps:0} Mbit/s") : ", assumed")})")
+                : $"over network {o.MigrationNetwork} (not found)";
+        var compression = model.Compressed
+            ? string.Create(s_inv, $"stream compressed ({(o.Compress is true ? "--compress" : "the pool's migration_compression")}; assumed {model.CompressionRatio:0.##} of the bytes on the wire, {model.CompressMBps:0} MB/s a stream before compression)")
+            : o.Compress is false ? "not compressed (--compress false)" : "not compressed";
+        return network + "; " + compression;
+    }
 }

@@ -76,6 +76,9 @@ public sealed record Plan(
 {
     public string PoolUuid => Pool.Uuid;
 
+    /// <summary>VM.pool_migrate's options for this plan's migrations (--migration-network, --compress).</summary>
+    public MigrationRoute Route => MigrationRouting.RouteFor(Pool, Options);
+
     public string PoolName => Pool.Name;
 
     public string MasterUuid => Pool.MasterUuid;
@@ -117,4 +120,7 @@ public static class PlanCodes
     public const string WavesReduced = "WAVES_REDUCED";
     public const string ReturnSkipped = "RETURN_SKIPPED";
     public const string NothingToReboot = "NOTHING_TO_REBOOT";
+    public const string MigrationNetworkUnknown = "MIGRATION_NETWORK_UNKNOWN";
+    public const string MigrationNetworkUnsupported = "MIGRATION_NETWORK_UNSUPPORTED";
+    public const string CompressionUnsupported = "COMPRESSION_UNSUPPORTED";
 }

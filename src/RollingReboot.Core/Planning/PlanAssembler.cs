@@ -84,7 +84,7 @@ internal sealed class PlanAssembler
 
         double returnSeconds = returns.Count > 0 ? PlanEstimator.EvacuationSeconds(returns, options) : 0;
         var everything = steps.SelectMany(s => s.Migrations).Concat(returns).ToList();
-        var estimate = new PlanEstimate(end + returnSeconds, everything.Count, everything.Sum(m => options.MigrationModel.BytesMoved(m.MemoryBytes)))
+        var estimate = new PlanEstimate(end + returnSeconds, everything.Count, everything.Sum(m => options.MigrationModel.WireBytes(m.MemoryBytes)))
         {
             MemoryBytes = everything.Sum(m => m.MemoryBytes),
             ReturnSeconds = returnSeconds,

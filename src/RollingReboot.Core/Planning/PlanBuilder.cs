@@ -10,15 +10,17 @@ namespace RollingReboot.Core.Planning;
 internal sealed class PlanBuilder
 {
     private readonly PlanIndex _index;
+    private readonly PlanFindings _findings = new();
 
     public PlanBuilder(PoolSnapshot pool, PlanOptions options, PlanConstraints constraints)
     {
-        _index = new PlanIndex(pool, options, constraints);
+        // The route first: it decides the migration model every estimate of the plan uses.
+        _index = new PlanIndex(pool, MigrationRouting.Apply(pool, options, _findings), constraints);
     }
 
     public Plan Build()
     {
-        var findings = new PlanFindings();
+        var findings = _findings;
         var hosts = HostSelection.Decide(_index, findings);
         PlanChecks.CheckPool(_index, findings);
         PlanChecks.CheckVms(_index, hosts, findings);

@@ -53,7 +53,7 @@ public static class PlanEstimator
         int threads = Math.Max(1, options.Threads);
         int maxSource = Math.Max(1, options.MaxMigrationsPerSource);
         int maxTarget = Math.Max(1, options.MaxMigrationsPerTarget);
-        double streamRate = model.StreamMBps * MigrationModel.BytesPerMB;
+        double streamRate = model.StreamWireMBps * MigrationModel.BytesPerMB;
         double linkRate = model.HostLinkMBps * MigrationModel.BytesPerMB;
 
         // Hosts as small integers, so the simulation never iterates a dictionary.
@@ -120,7 +120,7 @@ public static class PlanEstimator
                     if (inSetup[m] && remaining[m] <= Epsilon)
                     {
                         inSetup[m] = false;
-                        remaining[m] = model.BytesMoved(Math.Max(0, migrations[m].MemoryBytes));
+                        remaining[m] = model.WireBytes(Math.Max(0, migrations[m].MemoryBytes));
                         sourceTransfers[source[m]]++;
                         targetTransfers[target[m]]++;
                         changed = true;
@@ -213,7 +213,7 @@ public static class PlanEstimator
             double slowest = 0;
             foreach (var step in wave)
             {
-                long bytes = step.Migrations.Sum(m => model.BytesMoved(m.MemoryBytes));
+                long bytes = step.Migrations.Sum(m => model.WireBytes(m.MemoryBytes));
                 slowest = Math.Max(slowest, (bytes / link) + HostDowntimeSeconds(options));
             }
 
@@ -224,7 +224,7 @@ public static class PlanEstimator
         {
             total += plan.ReturnMigrations
                 .GroupBy(m => m.FromUuid, StringComparer.Ordinal)
-                .Max(g => g.Sum(m => model.BytesMoved(m.MemoryBytes)) / link);
+                .Max(g => g.Sum(m => model.WireBytes(m.MemoryBytes)) / link);
         }
 
         return total;

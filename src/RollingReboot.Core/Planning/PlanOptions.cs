@@ -13,8 +13,25 @@ public sealed record MigrationModel(
 {
     public const double BytesPerMB = 1_000_000;
 
-    /// <summary>Bytes a live migration of a VM with this much memory puts on the wire (memory plus re-sent dirty pages).</summary>
+    /// <summary>The stream is compressed (VM.pool_migrate compress, or pool.migration_compression): the estimate then
+    /// counts <see cref="CompressionRatio"/> of the bytes on the wire, and a stream no faster than its compressor.</summary>
+    public bool Compressed { get; init; }
+
+    /// <summary>Bytes on the wire per byte of the stream when compressed (an assumption: it depends on the guests' memory).</summary>
+    public double CompressionRatio { get; init; } = 0.5;
+
+    /// <summary>Stream bytes (before compression) one migration's compressor handles per second, in MB/s: a CPU bound.</summary>
+    public double CompressMBps { get; init; } = 300;
+
+    /// <summary>Bytes a live migration of a VM with this much memory streams (memory plus re-sent dirty pages).</summary>
     public long BytesMoved(long memoryBytes) => (long)Math.Round(memoryBytes * (1 + DirtyRatio));
+
+    /// <summary>Bytes that migration puts on the wire: <see cref="BytesMoved"/>, or that compressed.</summary>
+    public long WireBytes(long memoryBytes) =>
+        Compressed ? (long)Math.Round(memoryBytes * (1 + DirtyRatio) * CompressionRatio) : BytesMoved(memoryBytes);
+
+    /// <summary>The fastest one migration puts bytes on the wire, in MB/s: the stream, or its compressor's output.</summary>
+    public double StreamWireMBps => Compressed ? Math.Min(StreamMBps, CompressMBps * CompressionRatio) : StreamMBps;
 }
 
 /// <summary>What the operator asked for, and the timing assumptions behind the estimate.</summary>
@@ -51,6 +68,15 @@ public sealed record PlanOptions
     public bool ReturnVms { get; init; }
 
     public MigrationModel MigrationModel { get; init; } = new();
+
+    /// <summary>--migration-network: the network (name label or uuid) live migrations go over; null: the management network.</summary>
+    public string? MigrationNetwork { get; init; }
+
+    /// <summary>--compress: true or false as VM.pool_migrate's compress option; null leaves it to pool.migration_compression.</summary>
+    public bool? Compress { get; init; }
+
+    /// <summary>--assume-link-mbps was given: the estimate keeps it rather than the migration network's PIF speed.</summary>
+    public bool LinkAssumed { get; init; }
 
     /// <summary>Seconds a host stays down once it goes down (assumption for the estimate).</summary>
     public double RebootSeconds { get; init; } = 300;

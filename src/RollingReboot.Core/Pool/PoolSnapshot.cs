@@ -14,6 +14,16 @@ public sealed record PoolSnapshot(
 {
     public HostState Master => Hosts.First(h => h.Uuid == MasterUuid);
 
+    /// <summary>The pool's networks with their PIFs: read only for --migration-network (empty otherwise).</summary>
+    public IReadOnlyList<NetworkInfo> Networks { get; init; } = [];
+
+    /// <summary>pool.migration_compression (xapi 22.33.0+; null when the pool has no such field): whether a migration
+    /// without a compress option is compressed (xapi/xapi_vm_migrate.ml use_compression).</summary>
+    public bool? MigrationCompression { get; init; }
+
+    public NetworkInfo? FindNetwork(string uuidOrName) =>
+        Networks.FirstOrDefault(n => n.Uuid == uuidOrName) ?? Networks.FirstOrDefault(n => n.Name == uuidOrName);
+
     /// <summary>What the pool's master runs (host.software_version), and so what the run assumes of xapi.</summary>
     public PoolSoftware Software => Hosts.FirstOrDefault(h => h.Uuid == MasterUuid)?.Software ?? PoolSoftware.Unknown;
 

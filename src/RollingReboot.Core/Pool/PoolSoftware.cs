@@ -15,6 +15,7 @@ public sealed record PoolSoftware(string? ProductBrand, string? ProductVersion, 
 
     private static readonly Version s_guidanceKeepsDisabled = new(24, 10, 0);
     private static readonly Version s_autoEnable = new(25, 31, 0);
+    private static readonly Version s_streamCompression = new(22, 23, 0);
 
     /// <summary>
     /// Reads host.software_version. xapi_build (the full xapi version) exists from v22.9.0 (xapi/create_misc.ml
@@ -51,6 +52,18 @@ public sealed record PoolSoftware(string? ProductBrand, string? ProductVersion, 
 
     /// <summary>host.disable takes auto_enable (a disable that survives reboots): idl/datamodel_host.ml, 25.31.0. Not used by the run.</summary>
     public bool HasAutoEnable => !Known || (Xapi is { } v && v >= s_autoEnable);
+
+    /// <summary>
+    /// VM.pool_migrate takes a <c>network</c> option (xapi/xapi_vm_migrate.ml pool_migrate, commit 56d676af "Enable to choose
+    /// a migration network in VM.pool_migrate", first in v1.297.0; host.evacuate's network parameter too). A host without
+    /// xapi_build is older than 22.9.0 and may be older than 1.297.0 (XCP-ng 8.2 runs 1.249): not assumed to have it; older
+    /// xapi ignores options it does not know, so such a migration would silently take the management network.
+    /// </summary>
+    public bool HasMigrationNetwork => !Known || Xapi is not null;
+
+    /// <summary>VM.pool_migrate's <c>compress</c> option (commit f14fb911 "CP-39640/CP-39157 Add stream compression for VM
+    /// migration", v22.23.0) and pool.migration_compression (commit 7128e631, v22.33.0).</summary>
+    public bool HasStreamCompression => !Known || (Xapi is { } v && v >= s_streamCompression);
 
     /// <summary>What the log says the run assumes of this pool.</summary>
     public string Describe()

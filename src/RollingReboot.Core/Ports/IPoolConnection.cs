@@ -47,8 +47,16 @@ public interface IPoolConnection : IAsyncDisposable
     /// <summary>Shuts a disabled, empty host down (host.shutdown); someone powers it on again.</summary>
     Task ShutdownHostAsync(string hostUuid, CancellationToken cancellationToken = default);
 
-    /// <summary>Live-migrates a running VM within the pool and waits for its task; progress 0..1.</summary>
-    Task MigrateVmAsync(string vmUuid, string targetHostUuid, IProgress<double>? progress = null, CancellationToken cancellationToken = default);
+    /// <summary>Live-migrates a running VM within the pool over the management network, the compression left to the pool.</summary>
+    Task MigrateVmAsync(string vmUuid, string targetHostUuid, IProgress<double>? progress = null, CancellationToken cancellationToken = default) =>
+        MigrateVmAsync(vmUuid, targetHostUuid, MigrationRoute.Default, progress, cancellationToken);
+
+    /// <summary>Live-migrates a running VM within the pool (VM.pool_migrate, live, with the route's network and compress
+    /// options) and waits for its task; progress 0..1.</summary>
+    Task MigrateVmAsync(string vmUuid, string targetHostUuid, MigrationRoute route, IProgress<double>? progress, CancellationToken cancellationToken);
+
+    /// <summary>The pool's networks and each one's PIFs (plugged, with an address, link speed): for --migration-network.</summary>
+    Task<IReadOnlyList<NetworkInfo>> ReadNetworksAsync(CancellationToken cancellationToken = default);
 
     /// <summary>The shared SRs this host does not see: its PBD for them is not currently_attached (xapi plugs every PBD at
     /// start, create_storage.ml plug_unplugged_pbds, and a failure leaves it unplugged).</summary>

@@ -41,6 +41,12 @@ public static class Preflight
         IReadOnlyDictionary<string, IReadOnlyList<string>>? knownAntiAffinity = null, PreflightCommands? commands = null, CloudStackPlacement? knownPlacement = null)
     {
         var snapshot = await pool.ReadAsync(cancellationToken);
+        if (options.MigrationNetwork is not null)
+        {
+            // Read again before every wave: a rebooted host must have its PIF on the network back before it takes VMs.
+            snapshot = snapshot with { Networks = await pool.ReadNetworksAsync(cancellationToken) };
+        }
+
         var extra = new List<Blocker>();
         PlanWarning? clustered = null;
         if (snapshot.Srs.FirstOrDefault(s => s.Clustered) is { } gfs2 && options.MaxHostsDown != 1)

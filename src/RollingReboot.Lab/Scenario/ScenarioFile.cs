@@ -26,6 +26,9 @@ public sealed class ScenarioFile
 
     public List<FaultSpec> Faults { get; set; } = [];
 
+    /// <summary>Lab extension: networks beside the management network, each with a PIF per host (for --migration-network).</summary>
+    public List<NetworkSpec> Networks { get; set; } = [];
+
     internal static readonly JsonSerializerOptions JsonOptions = new()
     {
         PropertyNameCaseInsensitive = true,
@@ -46,6 +49,9 @@ public sealed class PoolSpec
     public string? ProductBrand { get; set; }
 
     public HaSpec? Ha { get; set; }
+
+    /// <summary>Lab extension: pool.migration_compression (xapi 22.33.0+): migrations without a compress option are compressed.</summary>
+    public bool MigrationCompression { get; set; }
 
     /// <summary>Lab extension: false makes every host answer JSON-RPC with text/xml, as hosts before JSON-RPC did.</summary>
     public bool JsonRpc { get; set; } = true;
@@ -196,6 +202,38 @@ public sealed class MigrationSpec
     public double SetupSeconds { get; set; } = 6;
 
     public double DirtyRatio { get; set; } = 0.1;
+
+    /// <summary>Lab extension: bytes on the wire per stream byte of a compressed migration (VM.pool_migrate compress).</summary>
+    public double CompressionRatio { get; set; } = 0.5;
+
+    /// <summary>Lab extension: stream MB/s (before compression) one migration's compressor handles: a CPU bound.</summary>
+    public double CompressMBps { get; set; } = 300;
+}
+
+/// <summary>
+/// Lab extension: a network with a PIF on each host (or on <see cref="Hosts"/>), its own link per host, as a dedicated
+/// migration network. <see cref="Unplugged"/> and <see cref="NoIp"/> name hosts whose PIF on it is not currently_attached
+/// or has no IP (XAPI then refuses migrations to them over it: REQUIRED_PIF_IS_UNPLUGGED, INTERFACE_HAS_NO_IP).
+/// </summary>
+public sealed class NetworkSpec
+{
+    public string Name { get; set; } = "";
+
+    /// <summary>Default xenbr1, xenbr2... in order.</summary>
+    public string? Bridge { get; set; }
+
+    /// <summary>The bandwidth of each host's link on this network, MB/s.</summary>
+    public double LinkMBps { get; set; } = 1000;
+
+    /// <summary>PIF_metrics.speed in Mbit/s (default linkMBps x 8; 0: unknown, as XAPI shows a link it cannot read).</summary>
+    public long? SpeedMbps { get; set; }
+
+    /// <summary>Hosts with a PIF on it (default: all).</summary>
+    public List<string>? Hosts { get; set; }
+
+    public List<string> Unplugged { get; set; } = [];
+
+    public List<string> NoIp { get; set; } = [];
 }
 
 public sealed class HostSpec

@@ -484,9 +484,39 @@ public static class ScenarioLoader
             problems.Add("migration: streamMBps and hostLinkMBps must be positive, setupSeconds and dirtyRatio not negative");
         }
 
+        if (m.CompressionRatio is <= 0 or > 1 || m.CompressMBps <= 0)
+        {
+            problems.Add("migration: compressionRatio must be above 0 and at most 1, compressMBps positive");
+        }
+
+        ValidateNetworks(s, hosts, problems);
+
         if (problems.Count > 0)
         {
             throw new ScenarioException($"{source}: " + string.Join("; ", problems));
+        }
+    }
+
+    private static void ValidateNetworks(ScenarioFile s, Dictionary<string, HostSpec> hosts, List<string> problems)
+    {
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (n, i) in s.Networks.Select((n, i) => (n, i)))
+        {
+            var at = $"networks[{i}]";
+            if (string.IsNullOrWhiteSpace(n.Name) || !names.Add(n.Name))
+            {
+                problems.Add($"{at}: name must be set and unique");
+            }
+
+            if (n.LinkMBps <= 0 || n.SpeedMbps < 0)
+            {
+                problems.Add($"{at}: linkMBps must be positive and speedMbps not negative");
+            }
+
+            foreach (var h in (n.Hosts ?? []).Concat(n.Unplugged).Concat(n.NoIp).Where(h => !hosts.ContainsKey(h)))
+            {
+                problems.Add($"{at}: host '{h}' is not a host of the scenario");
+            }
         }
     }
 

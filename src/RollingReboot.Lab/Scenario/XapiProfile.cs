@@ -82,6 +82,16 @@ public sealed class XapiProfile
     /// <summary>host.evacuate's network parameter: idl/datamodel_host.ml "Extended, 1.297.0".</summary>
     public bool EvacuateTakesNetwork => AtLeast(1, 297);
 
+    /// <summary>VM.pool_migrate's network option: xapi/xapi_vm_migrate.ml pool_migrate, commit 56d676af, first in v1.297.0.
+    /// Before, the option is not looked at (an unknown option is ignored).</summary>
+    public bool PoolMigrateTakesNetwork => AtLeast(1, 297);
+
+    /// <summary>VM.pool_migrate's compress option: xapi/xapi_vm_migrate.ml use_compression, commit f14fb911, v22.23.0.</summary>
+    public bool HasStreamCompression => AtLeast(22, 23);
+
+    /// <summary>pool.migration_compression: idl/datamodel_pool.ml, commit 7128e631, v22.33.0.</summary>
+    public bool HasPoolMigrationCompression => AtLeast(22, 33);
+
     /// <summary>
     /// host.evacuate's evacuate_batch_size parameter: the datamodel says 23.27.0, but the parameter (commit 3ad1b3ac
     /// "Choose size of batch VM evacuation") is first in v23.28.0's idl/datamodel_host.ml, and a 23.27.0 host does not

@@ -1147,6 +1147,7 @@ internal sealed partial class SimPool
         // evacuation-batch-size (default 10), from 22.24.0; before, one VM at a time (v1.249.41 xapi/xapi_host.ml).
         Arity(m, a, 1, hasDefaults: Profile.EvacuateTakesNetwork);
         var h = HostArg(a, 0, m);
+        var networkRef = a.Count >= 2 && Profile.EvacuateTakesNetwork ? Str(a, 1, m) : "OpaqueRef:NULL";
         var asked = a.Count >= 3 && Profile.EvacuateTakesBatchSize ? (long)Num(a, 2, m) : 0;
         var batch = !Profile.EvacuatesInParallel ? 1 : asked > 0 ? (int)Math.Min(asked, int.MaxValue) : 10;
         if (HaEnabled && Vms.FirstOrDefault(v => v.ResidentOn == h && v.IsRunning && !v.IsControlDomain && v.HaRestartPriority != "restart") is { } unprotected)
@@ -1162,13 +1163,24 @@ internal sealed partial class SimPool
             throw new XapiError(reason[0], reason[1..]);
         }
 
-        NoteStateChange();
-        Audit.Event("host.evacuate", new Dictionary<string, object?> { ["host"] = h.Name, ["batch"] = batch });
         var queue = new Queue<SimVm>(Vms.Where(v => v.ResidentOn == h && v.IsRunning && !v.IsControlDomain).OrderByDescending(v => v.NeededBytes));
-        return EvacuateAsync(h, queue, batch, task);
+        SimNetwork? network = null;
+        if (networkRef != "OpaqueRef:NULL")
+        {
+            // xapi_host.ml evacuate assert_valid_networks: every destination of the plan, before any VM moves.
+            network = Networks.FirstOrDefault(n => n.Ref == networkRef) ?? throw new XapiError("HANDLE_INVALID", "network", networkRef);
+            foreach (var dest in Hosts.Where(x => x != h && x.Enabled && x.Live && x.Power == HostPower.Up).OrderBy(x => x.Name, StringComparer.Ordinal))
+            {
+                MigrationNetworkOn(networkRef, dest);
+            }
+        }
+
+        NoteStateChange();
+        Audit.Event("host.evacuate", new Dictionary<string, object?> { ["host"] = h.Name, ["batch"] = batch, ["network"] = network?.Name });
+        return EvacuateAsync(h, queue, batch, task, network);
     }
 
-    private async Task<JsonNode?> EvacuateAsync(SimHost h, Queue<SimVm> queue, int batch, SimTask? task)
+    private async Task<JsonNode?> EvacuateAsync(SimHost h, Queue<SimVm> queue, int batch, SimTask? task, SimNetwork? network)
     {
         var total = Math.Max(1, queue.Count);
         var done = 0;
@@ -1183,7 +1195,8 @@ internal sealed partial class SimPool
                     // XAPI's own choice: the live enabled host with the most free memory, rebooted or not.
                     var target = Hosts.Where(x => x != h && x.Enabled && x.Live && x.Power == HostPower.Up && FreeBytes(x) >= vm.NeededBytes && UnseenSr(vm, x) is null)
                         .OrderByDescending(FreeBytes).FirstOrDefault() ?? throw new XapiError("NO_HOSTS_AVAILABLE", vm.Ref);
-                    running.Add(StartMigration(vm, target, null).Done.Task);
+                    // xapi_host.ml evacuate passes live=true (and the network), never compress: the pool's default decides.
+                    running.Add(StartMigration(vm, target, null, null, network, UseCompression(null)).Done.Task);
                 }
 
                 if (running.Count == 0)
@@ -1272,11 +1285,46 @@ internal sealed partial class SimPool
         }
 
         CheckCanRunOn(vm, target);
+        // xapi_vm_migrate.ml pool_migrate: the network option picks the destination's address on it (1.297.0+).
+        var network = Profile.PoolMigrateTakesNetwork && options.TryGetValue("network", out var networkRef) ? MigrationNetworkOn(networkRef, target) : null;
+        var compressed = UseCompression(options);
         NoteStateChange();
-        var migration = StartMigration(vm, target, task, options);
+        var migration = StartMigration(vm, target, task, options, network, compressed);
         return migration.Done.Task.ContinueWith<JsonNode?>(
             t => t.IsCompletedSuccessfully ? JsonValue.Create("") : throw t.Exception!.InnerException!,
             CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
+
+    /// <summary>xapi_network_attach_helpers.ml assert_valid_ip_configuration_on_network_for_host: the host's first PIF on
+    /// the network, plugged, with a primary address; the management network is a network like any other.</summary>
+    private SimNetwork MigrationNetworkOn(string networkRef, SimHost host)
+    {
+        var network = Networks.FirstOrDefault(n => n.Ref == networkRef) ?? throw new XapiError("HANDLE_INVALID", "network", networkRef);
+        var pif = network.Pifs.FirstOrDefault(p => p.Host == host) ?? throw new XapiError("PIF_NOT_PRESENT", host.Ref, network.Ref);
+        if (!pif.Attached)
+        {
+            throw new XapiError("REQUIRED_PIF_IS_UNPLUGGED", pif.Ref);
+        }
+
+        return pif.Ip.Length == 0 ? throw new XapiError("INTERFACE_HAS_NO_IP", pif.Ref) : network;
+    }
+
+    /// <summary>xapi_vm_migrate.ml use_compression (22.23.0+): a compress option read as get_bool_option reads it
+    /// (true/on/1, false/off/0, anything else as absent), else pool.migration_compression (22.33.0+; false before).</summary>
+    private bool UseCompression(IReadOnlyDictionary<string, string>? options)
+    {
+        if (!Profile.HasStreamCompression)
+        {
+            return false;
+        }
+
+        var word = options?.GetValueOrDefault("compress")?.ToLowerInvariant();
+        return word switch
+        {
+            "true" or "on" or "1" => true,
+            "false" or "off" or "0" => false,
+            _ => Profile.HasPoolMigrationCompression && Scenario.Pool.MigrationCompression,
+        };
     }
 
     private Task<JsonNode?> VmAssertCanBootHere(string m, List<JsonNode?> a)

@@ -138,8 +138,40 @@ internal sealed class SimTask
     public string? SessionRef { get; init; }
 }
 
+/// <summary>A network: the management one (no link of its own: the hosts' migration link) or a scenario's.</summary>
+internal sealed class SimNetwork
+{
+    public required string Ref { get; init; }
+    public required string Uuid { get; init; }
+    public required string Name { get; init; }
+    public required string Bridge { get; init; }
+
+    /// <summary>Null: the management network, whose link is migration.hostLinkMBps.</summary>
+    public double? LinkMBps { get; init; }
+    public List<SimPif> Pifs { get; } = [];
+}
+
+/// <summary>A host's PIF on a network: xapi_network_attach_helpers.ml checks currently_attached and the primary address.</summary>
+internal sealed class SimPif
+{
+    public required string Ref { get; init; }
+    public required string Uuid { get; init; }
+    public required string MetricsRef { get; init; }
+    public required string MetricsUuid { get; init; }
+    public required SimHost Host { get; init; }
+    public required SimNetwork Network { get; init; }
+    public required string Device { get; init; }
+    public bool Management { get; init; }
+    public bool Attached { get; set; } = true;
+    public string Ip { get; set; } = "";
+    public long SpeedMbps { get; init; }
+}
+
 internal sealed class SimMigration
 {
+    /// <summary>The network the stream goes over (VM.pool_migrate's network option), null for the management network.</summary>
+    public SimNetwork? Network { get; init; }
+    public bool Compressed { get; init; }
     public required SimVm Vm { get; init; }
     public required SimHost From { get; init; }
     public required SimHost To { get; init; }

@@ -57,6 +57,10 @@ internal sealed partial class SimPool : ILabPoolView
     internal readonly string PoolUuid = Guid.NewGuid().ToString();
     internal readonly string NetworkRef = NewRef();
     internal readonly string NetworkUuid = Guid.NewGuid().ToString();
+
+    /// <summary>The management network (first, <see cref="NetworkRef"/>) and the scenario's networks.</summary>
+    internal readonly List<SimNetwork> Networks = [];
+    internal readonly Dictionary<string, SimPif> Pifs = [];
     internal SimHost Master;
     internal bool HaEnabled;
 
@@ -160,6 +164,49 @@ internal sealed partial class SimPool : ILabPoolView
 
     internal static string NewRef() => "OpaqueRef:" + Guid.NewGuid();
 
+    /// <summary>eth0 on the management network (the host's address, the hosts' migration link) and a PIF per scenario network.</summary>
+    private void BuildNetworks()
+    {
+        var management = new SimNetwork { Ref = NetworkRef, Uuid = NetworkUuid, Name = "Pool-wide network associated with eth0", Bridge = "xenbr0" };
+        Networks.Add(management);
+        foreach (var h in Hosts)
+        {
+            AddPif(management, h, "eth0", h.Address, (long)(Scenario.Migration.HostLinkMBps * 8), management: true);
+        }
+
+        foreach (var (spec, i) in Scenario.Networks.Select((n, i) => (n, i + 1)))
+        {
+            var network = new SimNetwork { Ref = NewRef(), Uuid = Guid.NewGuid().ToString(), Name = spec.Name, Bridge = spec.Bridge ?? "xenbr" + i.ToString(CultureInfo.InvariantCulture), LinkMBps = spec.LinkMBps };
+            Networks.Add(network);
+            foreach (var (h, k) in Hosts.Select((h, k) => (h, k + 1)).Where(x => spec.Hosts is null || spec.Hosts.Contains(x.h.Name)))
+            {
+                var ip = spec.NoIp.Contains(h.Name) ? "" : string.Create(CultureInfo.InvariantCulture, $"10.{i}.{k / 250}.{(k % 250) + 1}");
+                var pif = AddPif(network, h, "eth" + i.ToString(CultureInfo.InvariantCulture), ip, spec.SpeedMbps ?? (long)(spec.LinkMBps * 8), management: false);
+                pif.Attached = !spec.Unplugged.Contains(h.Name);
+            }
+        }
+    }
+
+    private SimPif AddPif(SimNetwork network, SimHost host, string device, string ip, long speedMbps, bool management)
+    {
+        var pif = new SimPif
+        {
+            Ref = NewRef(),
+            Uuid = Guid.NewGuid().ToString(),
+            MetricsRef = NewRef(),
+            MetricsUuid = Guid.NewGuid().ToString(),
+            Host = host,
+            Network = network,
+            Device = device,
+            Management = management,
+            Ip = ip,
+            SpeedMbps = speedMbps,
+        };
+        network.Pifs.Add(pif);
+        Pifs[pif.Ref] = pif;
+        return pif;
+    }
+
     private void Build()
     {
         var s = Scenario;
@@ -209,6 +256,7 @@ internal sealed partial class SimPool : ILabPoolView
             AddVmObject(dom0);
         }
 
+        BuildNetworks();
         foreach (var f in s.Faults)
         {
             var host = Hosts.FirstOrDefault(h => h.Name == f.Host);
@@ -570,21 +618,27 @@ internal sealed partial class SimPool : ILabPoolView
         }
     }
 
+    /// <summary>
+    /// Each host has a link per network: the management one (migration.hostLinkMBps) and each scenario network's own
+    /// (linkMBps); transfers on one link share it, as they leave the source and as they reach the target. A stream moves
+    /// at most streamMBps; a compressed one at most compressMBps before compression, compressionRatio of that on the wire.
+    /// </summary>
     private void RecomputeRates()
     {
-        var link = Scenario.Migration.HostLinkMBps * 1e6;
-        var stream = Scenario.Migration.StreamMBps * 1e6;
-        var outgoing = new Dictionary<SimHost, int>();
-        var incoming = new Dictionary<SimHost, int>();
+        var m0 = Scenario.Migration;
+        var outgoing = new Dictionary<(SimHost, SimNetwork?), int>();
+        var incoming = new Dictionary<(SimHost, SimNetwork?), int>();
         foreach (var m in _migrations.Where(m => m.Transferring))
         {
-            outgoing[m.From] = outgoing.GetValueOrDefault(m.From) + 1;
-            incoming[m.To] = incoming.GetValueOrDefault(m.To) + 1;
+            outgoing[(m.From, m.Network)] = outgoing.GetValueOrDefault((m.From, m.Network)) + 1;
+            incoming[(m.To, m.Network)] = incoming.GetValueOrDefault((m.To, m.Network)) + 1;
         }
 
         foreach (var m in _migrations.Where(m => m.Transferring))
         {
-            m.Rate = Math.Min(stream, Math.Min(link / outgoing[m.From], link / incoming[m.To]));
+            var link = (m.Network?.LinkMBps ?? m0.HostLinkMBps) * 1e6;
+            var stream = (m.Compressed ? Math.Min(m0.StreamMBps, m0.CompressMBps * m0.CompressionRatio) : m0.StreamMBps) * 1e6;
+            m.Rate = Math.Min(stream, Math.Min(link / outgoing[(m.From, m.Network)], link / incoming[(m.To, m.Network)]));
         }
     }
 
@@ -608,7 +662,7 @@ internal sealed partial class SimPool : ILabPoolView
         }
     }
 
-    internal SimMigration StartMigration(SimVm vm, SimHost to, SimTask? task, IReadOnlyDictionary<string, string>? options = null)
+    internal SimMigration StartMigration(SimVm vm, SimHost to, SimTask? task, IReadOnlyDictionary<string, string>? options = null, SimNetwork? network = null, bool compressed = false)
     {
         var from = vm.ResidentOn!;
         var now = Now;
@@ -620,9 +674,12 @@ internal sealed partial class SimPool : ILabPoolView
             break;
         }
 
-        var bytes = vm.MemoryBytes * (1 + Scenario.Migration.DirtyRatio);
+        // A compressed stream puts compressionRatio of its bytes on the wire.
+        var bytes = vm.MemoryBytes * (1 + Scenario.Migration.DirtyRatio) * (compressed ? Scenario.Migration.CompressionRatio : 1);
         var m = new SimMigration
         {
+            Network = network?.LinkMBps is null ? null : network,
+            Compressed = compressed,
             Vm = vm,
             From = from,
             To = to,
@@ -643,6 +700,15 @@ internal sealed partial class SimPool : ILabPoolView
         Touch("vm", vm.Ref, "mod");
         Touch("host_metrics", to.MetricsRef, "mod");
         var started = new Dictionary<string, object?> { ["vm"] = vm.Name, ["from"] = from.Name, ["to"] = to.Name, ["bytes"] = (long)bytes };
+        if (network is not null)
+        {
+            started["network"] = network.Name;
+        }
+
+        if (compressed)
+        {
+            started["compressed"] = true;
+        }
         if (options is not null)
         {
             // VM.pool_migrate's options map as the lab read it off the wire (host.evacuate has none).

@@ -7,7 +7,7 @@ namespace RollingReboot.Lab.Sim;
 internal sealed partial class SimPool
 {
     /// <summary>Class names as API calls spell them, with the lowercase name events use.</summary>
-    internal static readonly string[] ApiClasses = ["pool", "host", "host_metrics", "VM", "VM_metrics", "VM_guest_metrics", "SR", "VDI", "PBD", "VBD", "task", "network", "session"];
+    internal static readonly string[] ApiClasses = ["pool", "host", "host_metrics", "VM", "VM_metrics", "VM_guest_metrics", "SR", "VDI", "PBD", "VBD", "task", "network", "PIF", "PIF_metrics", "session"];
 
     internal static string EventClass(string apiClass) => apiClass.ToLowerInvariant();
 
@@ -35,7 +35,9 @@ internal sealed partial class SimPool
         "PBD" => Pbds.Keys,
         "VBD" => Vbds.Keys,
         "task" => Tasks.Keys,
-        "network" => [NetworkRef],
+        "network" => Networks.Select(n => n.Ref),
+        "PIF" => Pifs.Keys,
+        "PIF_metrics" => Pifs.Values.Select(p => p.MetricsRef),
         "session" => Sessions.Keys,
         _ => [],
     };
@@ -45,7 +47,7 @@ internal sealed partial class SimPool
         switch (apiClass)
         {
             case "pool" when r == PoolRef:
-                return PoolRecord();
+                return PoolRecordOfRelease();
             case "host":
                 return Hosts.FirstOrDefault(h => h.Ref == r) is { } h ? HostRecord(h) : null;
             case "host_metrics":
@@ -66,8 +68,12 @@ internal sealed partial class SimPool
                 return Vbds.TryGetValue(r, out var vbd) ? VbdRecord(vbd) : null;
             case "task":
                 return Tasks.TryGetValue(r, out var t) ? TaskRecord(t) : null;
-            case "network" when r == NetworkRef:
-                return NetworkRecord();
+            case "network":
+                return Networks.FirstOrDefault(n => n.Ref == r) is { } network ? NetworkRecord(network) : null;
+            case "PIF":
+                return Pifs.TryGetValue(r, out var pif) ? PifRecord(pif) : null;
+            case "PIF_metrics":
+                return Pifs.Values.FirstOrDefault(p => p.MetricsRef == r) is { } pm ? PifMetricsRecord(pm) : null;
             case "session":
                 return Sessions.TryGetValue(r, out var s) ? SessionRecord(s) : null;
             default:
@@ -78,7 +84,7 @@ internal sealed partial class SimPool
     /// <summary>The uuid of an object (for get_by_uuid and events).</summary>
     internal string? UuidOf(string apiClass, string r) => Record(apiClass, r)?["uuid"]?.GetValue<string>();
 
-    private JsonObject PoolRecord() => new()
+    private JsonObject PoolRecordAllReleases() => new()
     {
         ["uuid"] = PoolUuid,
         ["name_label"] = Scenario.Pool.Name,
@@ -115,9 +121,20 @@ internal sealed partial class SimPool
         ["live_patching_disabled"] = false,
         ["igmp_snooping_enabled"] = false,
         ["is_psr_pending"] = false,
-        ["migration_compression"] = false,
         ["coordinator_bias"] = true,
     };
+
+    /// <summary>The pool record as the profile's xapi has it (migration_compression from v22.33.0, commit 7128e631).</summary>
+    private JsonObject PoolRecordOfRelease()
+    {
+        var record = PoolRecordAllReleases();
+        if (Profile.HasPoolMigrationCompression)
+        {
+            record["migration_compression"] = Scenario.Pool.MigrationCompression;
+        }
+
+        return record;
+    }
 
     private JsonObject HostRecordAllReleases(SimHost h) => new()
     {
@@ -141,7 +158,7 @@ internal sealed partial class SimPool
         ["supported_bootloaders"] = Arr(["pygrub", "eliloader"]),
         ["resident_VMs"] = Arr(Vms.Where(v => v.ResidentOn == h).Select(v => v.Ref)),
         ["logging"] = new JsonObject(),
-        ["PIFs"] = new JsonArray(),
+        ["PIFs"] = Arr(Pifs.Values.Where(p => p.Host == h).Select(p => p.Ref)),
         ["suspend_image_sr"] = "OpaqueRef:NULL",
         ["crash_dump_sr"] = "OpaqueRef:NULL",
         ["crashdumps"] = new JsonArray(),
@@ -541,24 +558,82 @@ internal sealed partial class SimPool
         ["backtrace"] = "()",
     };
 
-    private JsonObject NetworkRecord() => new()
+    private JsonObject NetworkRecord(SimNetwork n) => new()
     {
-        ["uuid"] = NetworkUuid,
-        ["name_label"] = "Pool-wide network associated with eth0",
+        ["uuid"] = n.Uuid,
+        ["name_label"] = n.Name,
         ["name_description"] = "",
         ["allowed_operations"] = new JsonArray(),
         ["current_operations"] = new JsonObject(),
         ["VIFs"] = new JsonArray(),
-        ["PIFs"] = new JsonArray(),
+        ["PIFs"] = Arr(n.Pifs.Select(p => p.Ref)),
         ["MTU"] = 1500L,
         ["other_config"] = new JsonObject(),
-        ["bridge"] = "xenbr0",
+        ["bridge"] = n.Bridge,
         ["managed"] = true,
         ["blobs"] = new JsonObject(),
         ["tags"] = new JsonArray(),
         ["default_locking_mode"] = "unlocked",
         ["assigned_ips"] = new JsonObject(),
         ["purpose"] = new JsonArray(),
+    };
+
+    // idl/datamodel.ml pif (field list of the PIF class); VLAN -1: a physical PIF.
+    private JsonObject PifRecord(SimPif p) => new()
+    {
+        ["uuid"] = p.Uuid,
+        ["device"] = p.Device,
+        ["network"] = p.Network.Ref,
+        ["host"] = p.Host.Ref,
+        ["MAC"] = $"00:16:3e:{p.Uuid[..2]}:{p.Uuid[2..4]}:{p.Uuid[4..6]}",
+        ["MTU"] = 1500L,
+        ["VLAN"] = -1L,
+        ["metrics"] = p.MetricsRef,
+        ["physical"] = true,
+        ["currently_attached"] = p.Attached,
+        ["ip_configuration_mode"] = p.Ip.Length > 0 ? "Static" : "None",
+        ["IP"] = p.Ip,
+        ["netmask"] = p.Ip.Length > 0 ? "255.255.255.0" : "",
+        ["gateway"] = "",
+        ["DNS"] = "",
+        ["bond_slave_of"] = "OpaqueRef:NULL",
+        ["bond_master_of"] = new JsonArray(),
+        ["VLAN_master_of"] = "OpaqueRef:NULL",
+        ["VLAN_slave_of"] = new JsonArray(),
+        ["management"] = p.Management,
+        ["other_config"] = new JsonObject(),
+        ["disallow_unplug"] = p.Management,
+        ["tunnel_access_PIF_of"] = new JsonArray(),
+        ["tunnel_transport_PIF_of"] = new JsonArray(),
+        ["ipv6_configuration_mode"] = "None",
+        ["IPv6"] = new JsonArray(),
+        ["ipv6_gateway"] = "",
+        ["primary_address_type"] = "IPv4",
+        ["managed"] = true,
+        ["properties"] = new JsonObject(),
+        ["capabilities"] = new JsonArray(),
+        ["igmp_snooping_status"] = "unknown",
+        ["sriov_physical_PIF_of"] = new JsonArray(),
+        ["sriov_logical_PIF_of"] = new JsonArray(),
+        ["PCI"] = "OpaqueRef:NULL",
+    };
+
+    // idl/datamodel.ml pif_metrics: speed in Mbit/s.
+    private JsonObject PifMetricsRecord(SimPif p) => new()
+    {
+        ["uuid"] = p.MetricsUuid,
+        ["io_read_kbs"] = 0.0,
+        ["io_write_kbs"] = 0.0,
+        ["carrier"] = p.Attached,
+        ["vendor_id"] = "8086",
+        ["vendor_name"] = "Intel Corporation",
+        ["device_id"] = "10fb",
+        ["device_name"] = "82599ES 10-Gigabit SFI/SFP+ Network Connection",
+        ["speed"] = p.SpeedMbps,
+        ["duplex"] = true,
+        ["pci_bus_path"] = "0000:01:00." + p.Device.TrimStart('e', 't', 'h'),
+        ["last_updated"] = Date(NowTime),
+        ["other_config"] = new JsonObject(),
     };
 
     private JsonObject SessionRecord(SimSession s) => new()

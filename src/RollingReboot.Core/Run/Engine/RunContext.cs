@@ -82,6 +82,9 @@ public sealed class RunContext(RunServices services, RunOptions options, ChangeE
 
     public Plan? FirstPlan { get; set; }
 
+    /// <summary>How this run's migrations travel: from the latest plan (each wave's preflight re-reads the networks).</summary>
+    public MigrationRoute Route => (CurrentPlan ?? FirstPlan)?.Route ?? MigrationRoute.Default;
+
     public DateTimeOffset Started { get; set; }
 
     /// <summary>What the restore put back, in the operator's words.</summary>

@@ -128,7 +128,7 @@ public static class MigrationBatch
     {
         using var timeout = new CancellationTokenSource(run.Options.MigrationBound(memoryBytes), run.Clock);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(abort, timeout.Token);
-        await run.Executor.DoOnceAsync(intent, ct => run.Pool.MigrateVmAsync(vmUuid, target, null, ct), done, linked.Token);
+        await run.Executor.DoOnceAsync(intent, ct => run.Pool.MigrateVmAsync(vmUuid, target, run.Route, null, ct), done, linked.Token);
     }
 
     /// <summary>A lost reply: the migration may be running after all. Let it finish (bounded), then decide.</summary>

@@ -390,8 +390,21 @@ internal sealed class FakePool(TimeProvider clock) : IPoolConnection
 
     public Task ShutdownHostAsync(string hostUuid, CancellationToken cancellationToken = default) => throw new NotSupportedException("the fake pool does not halt hosts");
 
-    public Task MigrateVmAsync(string vmUuid, string targetHostUuid, IProgress<double>? progress = null, CancellationToken cancellationToken = default) => Mutate(() =>
+    /// <summary>What ReadNetworksAsync returns (the fake has no PIF model of its own).</summary>
+    public List<NetworkInfo> Networks { get; } = [];
+
+    /// <summary>The route of every VM.pool_migrate, in order.</summary>
+    public List<(string Vm, MigrationRoute Route)> Routes { get; } = [];
+
+    public Task<IReadOnlyList<NetworkInfo>> ReadNetworksAsync(CancellationToken cancellationToken = default) =>
+        Task.FromResult<IReadOnlyList<NetworkInfo>>([.. Networks]);
+
+    public Task MigrateVmAsync(string vmUuid, string targetHostUuid, IProgress<double>? progress = null, CancellationToken cancellationToken = default) =>
+        MigrateVmAsync(vmUuid, targetHostUuid, MigrationRoute.Default, progress, cancellationToken);
+
+    public Task MigrateVmAsync(string vmUuid, string targetHostUuid, MigrationRoute route, IProgress<double>? progress, CancellationToken cancellationToken) => Mutate(() =>
     {
+        Routes.Add((Vms.First(v => v.Uuid == vmUuid).Name, route));
         var vm = Vms.First(v => v.Uuid == vmUuid);
         var target = H(targetHostUuid);
         if (!target.Live || !target.Enabled)

@@ -57,8 +57,11 @@ internal sealed class FaultyPool(IPoolConnection inner, FaultInjector faults) : 
 
     public Task ShutdownHostAsync(string hostUuid, CancellationToken cancellationToken = default) => Call("host.shutdown", () => inner.ShutdownHostAsync(hostUuid, cancellationToken));
 
-    public Task MigrateVmAsync(string vmUuid, string targetHostUuid, IProgress<double>? progress = null, CancellationToken cancellationToken = default) =>
-        Call("VM.pool_migrate", () => inner.MigrateVmAsync(vmUuid, targetHostUuid, progress, cancellationToken));
+    public Task MigrateVmAsync(string vmUuid, string targetHostUuid, MigrationRoute route, IProgress<double>? progress, CancellationToken cancellationToken) =>
+        Call("VM.pool_migrate", () => inner.MigrateVmAsync(vmUuid, targetHostUuid, route, progress, cancellationToken));
+
+    public Task<IReadOnlyList<NetworkInfo>> ReadNetworksAsync(CancellationToken cancellationToken = default) =>
+        Call("network.read", () => inner.ReadNetworksAsync(cancellationToken));
 
     public Task<IReadOnlyList<SrLink>> ReadUnpluggedSharedSrsAsync(string hostUuid, CancellationToken cancellationToken = default) =>
         Call("host.PBDs.read", () => inner.ReadUnpluggedSharedSrsAsync(hostUuid, cancellationToken));
