@@ -11,6 +11,7 @@ public sealed class XapiPoolConnection : IPoolConnection
 {
     private readonly XapiClient _client;
     private readonly ConcurrentDictionary<string, string> _refs = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, string> _metricsRefs = new(StringComparer.Ordinal);
     private string? _poolRef;
     private string _eventToken = "";
 
@@ -209,13 +210,26 @@ public sealed class XapiPoolConnection : IPoolConnection
     public async Task<HostState> ReadHostAsync(string hostUuid, CancellationToken cancellationToken = default)
     {
         var hostRef = await RefAsync("host", hostUuid, cancellationToken);
-        var record = await _client.CallAsync("host.get_record", [hostRef], cancellationToken) as JsonObject
+        // A host keeps its host_metrics object across reboots (xapi/dbsync_slave.ml updates it in place): once known, both
+        // records are asked at once, one round trip instead of two.
+        var known = _metricsRefs.GetValueOrDefault(hostRef);
+        var hostTask = _client.CallAsync("host.get_record", [hostRef], cancellationToken);
+        var metricsTask = known is null ? null : _client.CallAsync("host_metrics.get_record", [known], cancellationToken);
+        var record = await hostTask as JsonObject
             ?? throw new XapiException(XapiException.ProtocolError, ["host.get_record returned no record"], "host.get_record");
         var h = XapiHostRecord.From(hostRef, record);
         XapiHostMetricsRecord? m = null;
         if (h.Metrics is { Length: > 0 } metricsRef && metricsRef != "OpaqueRef:NULL")
         {
-            m = await _client.CallAsync("host_metrics.get_record", [metricsRef], cancellationToken) is JsonObject mr ? XapiHostMetricsRecord.From(metricsRef, mr) : null;
+            _metricsRefs[hostRef] = metricsRef;
+            var reply = metricsTask is not null && metricsRef == known ? await metricsTask : await _client.CallAsync("host_metrics.get_record", [metricsRef], cancellationToken);
+            m = reply is JsonObject mr ? XapiHostMetricsRecord.From(metricsRef, mr) : null;
+        }
+
+        if (metricsTask is not null && !metricsTask.IsCompleted)
+        {
+            // Not used (the host's metrics changed): let it end unobserved.
+            _ = metricsTask.ContinueWith(t => t.Exception, TaskScheduler.Default);
         }
 
         return h.ToHostState(m);
@@ -224,28 +238,12 @@ public sealed class XapiPoolConnection : IPoolConnection
     public async Task<IReadOnlyList<SrLink>> ReadUnpluggedSharedSrsAsync(string hostUuid, CancellationToken cancellationToken = default)
     {
         var hostRef = await RefAsync("host", hostUuid, cancellationToken);
-        var result = new List<SrLink>();
-        foreach (var pbdRef in await _client.CallAsync("host.get_PBDs", [hostRef], cancellationToken) is JsonArray a ? a.Select(n => n?.ToString() ?? "") : [])
-        {
-            if (await _client.CallAsync("PBD.get_record", [pbdRef], cancellationToken) is not JsonObject pr)
-            {
-                continue;
-            }
-
-            var pbd = XapiPbdRecord.From(pbdRef, pr);
-            if (pbd.CurrentlyAttached || await _client.CallAsync("SR.get_record", [pbd.Sr], cancellationToken) is not JsonObject sr)
-            {
-                continue;
-            }
-
-            var record = XapiSrRecord.From(pbd.Sr, sr);
-            if (record.Shared)
-            {
-                result.Add(new SrLink(record.Uuid, record.NameLabel));
-            }
-        }
-
-        return [.. result.OrderBy(s => s.Name, StringComparer.Ordinal)];
+        var pbdRefs = await _client.CallAsync("host.get_PBDs", [hostRef], cancellationToken) is JsonArray a ? a.Select(n => n?.ToString() ?? "").ToList() : [];
+        // The host's PBDs at once, then the SRs of those not plugged at once: two round trips whatever their number.
+        var pbds = await Task.WhenAll(pbdRefs.Select(async r => await _client.CallAsync("PBD.get_record", [r], cancellationToken) is JsonObject pr ? XapiPbdRecord.From(r, pr) : null));
+        var srs = await Task.WhenAll(pbds.Where(p => p is { CurrentlyAttached: false }).Select(async p =>
+            await _client.CallAsync("SR.get_record", [p!.Sr], cancellationToken) is JsonObject sr ? XapiSrRecord.From(p.Sr, sr) : null));
+        return [.. srs.Where(s => s is { Shared: true }).Select(s => new SrLink(s!.Uuid, s.NameLabel)).OrderBy(s => s.Name, StringComparer.Ordinal)];
     }
 
     public async Task PlugSrAsync(string hostUuid, string srUuid, CancellationToken cancellationToken = default)

@@ -1,6 +1,7 @@
 using RollingReboot.Core.Planning;
 using RollingReboot.Core.Pool;
 using RollingReboot.Core.Ports;
+using RollingReboot.Core.Run.Engine;
 
 namespace RollingReboot.Core.Run;
 
@@ -40,7 +41,23 @@ public static class Preflight
         IPoolConnection pool, ClusterBinding? cloud, PlanOptions options, IReadOnlySet<string> alreadyRebooted, CancellationToken cancellationToken = default, string? onlyHostUuid = null,
         IReadOnlyDictionary<string, IReadOnlyList<string>>? knownAntiAffinity = null, PreflightCommands? commands = null, CloudStackPlacement? knownPlacement = null)
     {
-        var snapshot = await pool.ReadAsync(cancellationToken);
+        // One host asked about (before each host of a run): XAPI's view of it is asked beside the pool read, not after.
+        var early = onlyHostUuid is null ? null : pool.GetVmsPreventingEvacuationAsync(onlyHostUuid, cancellationToken);
+        PoolSnapshot snapshot;
+        try
+        {
+            snapshot = await pool.ReadAsync(cancellationToken);
+        }
+        catch
+        {
+            if (early is not null)
+            {
+                await early.Settled();
+            }
+
+            throw;
+        }
+
         if (options.MigrationNetwork is not null)
         {
             // Read again before every wave: a rebooted host must have its PIF on the network back before it takes VMs.
@@ -75,9 +92,15 @@ public static class Preflight
 
         // XAPI's own view of what prevents evacuation, host by host.
         // Before each host of a run only that host is asked again; the full check ran before the run.
+        if (early is not null && !snapshot.Hosts.Any(h => h.Live && h.Uuid == onlyHostUuid))
+        {
+            // The host is not live: what XAPI said about it, answer or error, is not used.
+            await early.Settled();
+        }
+
         foreach (var host in snapshot.Hosts.Where(h => h.Live && (onlyHostUuid is null || h.Uuid == onlyHostUuid)).OrderBy(h => h.Name, StringComparer.Ordinal))
         {
-            var preventing = await pool.GetVmsPreventingEvacuationAsync(host.Uuid, cancellationToken);
+            var preventing = early is not null && host.Uuid == onlyHostUuid ? await early : await pool.GetVmsPreventingEvacuationAsync(host.Uuid, cancellationToken);
             foreach (var (vmUuid, reason) in preventing.OrderBy(kv => kv.Key, StringComparer.Ordinal))
             {
                 var code = reason.Count > 0 ? reason[0] : "UNKNOWN";

@@ -19,15 +19,28 @@ public static class HostEnabling
     {
         // A host disabled until its reboot (mandatory reboot guidance, xapi 24.10.0+) is enabled after it, like one enabled before.
         var wasEnabled = run.State.WasEnabled(host.Uuid) || run.State.EnableAfterReboot(host.Uuid);
-        if (wasEnabled && await StorageAsync(run, host, abort) is { } stop)
+        // Both are reads: the host's state is asked while its storage is checked, not after.
+        var first = run.Executor.ReadAsync(ct => run.Pool.ReadHostAsync(host.Uuid, ct), abort);
+        try
         {
-            return stop;
+            if (wasEnabled && await StorageAsync(run, host, abort) is { } stop)
+            {
+                return stop;
+            }
+        }
+        finally
+        {
+            // Observed whatever happens, so a failure of the unused read is not left unobserved.
+            await first.Settled();
         }
 
         var deadline = run.Clock.GetUtcNow() + run.Options.HostTimeout;
+        var firstRound = true;
         while (true)
         {
-            var h = await run.Executor.ReadAsync(ct => run.Pool.ReadHostAsync(host.Uuid, ct), abort);
+            // The read made beside the storage check first (a plug does not change enabled), then fresh ones.
+            var h = firstRound ? await first : await run.Executor.ReadAsync(ct => run.Pool.ReadHostAsync(host.Uuid, ct), abort);
+            firstRound = false;
             if (!wasEnabled)
             {
                 if (h.Enabled)
