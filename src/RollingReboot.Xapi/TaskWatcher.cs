@@ -248,10 +248,47 @@ internal sealed class TaskWatcher
             }
 
             // Outside the lock: a progress callback may cancel its wait, which takes the lock.
+            var finished = false;
             foreach (var (waiter, r, record) in offers)
             {
+                finished |= record is null || record.IsFinished;
                 waiter.Offer(r, record);
             }
+
+            if (!finished && await PauseAsync(cancellationToken))
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>
+    /// After a batch of progress only, with enough tasks in flight: wait <see cref="XapiClientOptions.TaskProgressInterval"/>
+    /// on the client's clock before asking again (a task finishing meanwhile is seen in the next batch, at most that late,
+    /// while the others still fill the link). True when the loop was stopped meanwhile.
+    /// </summary>
+    private async Task<bool> PauseAsync(CancellationToken cancellationToken)
+    {
+        var interval = _client.Options.TaskProgressInterval;
+        int waiting;
+        lock (_gate)
+        {
+            waiting = _waiters.Count;
+        }
+
+        if (interval <= TimeSpan.Zero || waiting < Math.Max(1, _client.Options.TaskCoalesceFrom))
+        {
+            return false;
+        }
+
+        try
+        {
+            await Task.Delay(interval, _client.Clock, cancellationToken);
+            return false;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return true;
         }
     }
 
@@ -272,7 +309,7 @@ internal sealed class TaskWatcher
             }
 
             progress?.Report(task.Progress);
-            if (task.Status is "success" or "failure" or "cancelled")
+            if (task.IsFinished)
             {
                 Done.TrySetResult(task);
             }

@@ -45,6 +45,9 @@ public sealed class XapiClient : IAsyncDisposable
 
     /// <summary>The client's clock (the run's, under the lab its scaled one).</summary>
     internal TimeProvider Clock => _options.TimeProvider;
+
+    internal XapiClientOptions Options => _options;
+
     private readonly HttpClient _http;
     private readonly SemaphoreSlim _loginGate = new(1, 1);
     private readonly HashSet<string> _xmlRpcHosts = new(StringComparer.OrdinalIgnoreCase);

@@ -27,5 +27,14 @@ public sealed class XapiClientOptions
     /// <summary>The clock for backoff delays (the lab's scaled clock in rehearsals).</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
+    /// <summary>
+    /// With at least <see cref="TaskCoalesceFrom"/> tasks waited on, the task watch asks for the next batch of events no
+    /// sooner than this after a batch in which none of them finished: progress of many migrations arrives in fewer calls.
+    /// Fewer tasks in flight are watched without a pause, so the end of an evacuation is seen at once. Zero: never pause.
+    /// </summary>
+    public TimeSpan TaskProgressInterval { get; init; } = TimeSpan.FromSeconds(5);
+
+    public int TaskCoalesceFrom { get; init; } = 3;
+
     public override string ToString() => $"{UserName}@{Url}";
 }

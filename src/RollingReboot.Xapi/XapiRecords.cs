@@ -314,6 +314,9 @@ public sealed record XapiPifMetricsRecord(string Ref, long Speed, bool Carrier)
 
 public sealed record XapiTaskRecord(string Ref, string Uuid, string Status, double Progress, string Result, IReadOnlyList<string> ErrorInfo)
 {
+    /// <summary>success, failure or cancelled: the task will not change again.</summary>
+    public bool IsFinished => Status is "success" or "failure" or "cancelled";
+
     public static XapiTaskRecord From(string r, JsonObject o) => Fields.FromNode(r, o, From);
 
     public static XapiTaskRecord From(string r, JsonElement o)

@@ -157,6 +157,44 @@ public sealed class LabXapiTests
     }
 
     [Fact]
+    public async Task MigrateVm_ManyAtOnce_ProgressIsCoalesced_FewerWatchCalls_EveryMigrationStillSeenEnding()
+    {
+        const string many = """
+            { "migration": { "streamMBps": 50, "hostLinkMBps": 1000, "setupSeconds": 1 },
+              "hosts": [ { "name": "a", "master": true, "memoryMiB": 65536 }, { "name": "b", "memoryMiB": 65536 } ],
+              "vms": [ { "name": "v1", "host": "a", "memoryMiB": 2048 }, { "name": "v2", "host": "a", "memoryMiB": 2048 },
+                       { "name": "v3", "host": "a", "memoryMiB": 2048 }, { "name": "v4", "host": "a", "memoryMiB": 2048 } ] }
+            """;
+
+        async Task<int> CallsAsync(TimeSpan interval)
+        {
+            await using var lab = await LabRuntime.StartAsync(ScenarioLoader.Parse(many), 100, TextWriter.Null);
+            var counter = new EventFromCounter();
+            var basic = Options(lab);
+            var options = new XapiClientOptions
+            {
+                Url = basic.Url,
+                UserName = basic.UserName,
+                Password = basic.Password,
+                Certificates = basic.Certificates,
+                TimeProvider = lab.Clock,
+                TaskProgressInterval = interval,
+            };
+            await using var pool = new XapiPoolConnection(new XapiClient(options, new CountingHandler(counter) { InnerHandler = XapiClient.CreateHandler(options) }));
+            var snapshot = await pool.ReadAsync();
+            var b = snapshot.Hosts.Single(h => h.Name == "b").Uuid;
+            await Task.WhenAll(snapshot.Vms.Where(v => v.IsRunningGuest).Select(v => pool.MigrateVmAsync(v.Uuid, b)));
+            Assert.All((await pool.ReadAsync()).Vms.Where(v => v.IsRunningGuest), v => Assert.Equal(b, v.ResidentOnUuid));
+            return counter.Total;
+        }
+
+        // Four 2 GiB migrations at 50 MB/s take about 46 s: the lab publishes progress every simulated second.
+        var every = await CallsAsync(TimeSpan.Zero);
+        var coalesced = await CallsAsync(TimeSpan.FromSeconds(10));
+        Assert.True(coalesced * 3 <= every, $"{coalesced} event.from calls with a 10 s interval against {every} without");
+    }
+
+    [Fact]
     public async Task MigrateVm_OneCancelledAmongSeveral_ItsTaskIsCancelledAndEveryTaskDestroyed()
     {
         await using var lab = await LabRuntime.StartAsync(ScenarioLoader.Parse(Scenario), 50, TextWriter.Null);
