@@ -18,6 +18,9 @@ public sealed class FileJournalStore : IJournalStore
 
     public string Path { get; }
 
+    /// <summary>Called with each line once it is on disk (--metrics-file follows the run this way).</summary>
+    public Action<string>? Appended { get; set; }
+
     public void Append(string line)
     {
         lock (_lock)
@@ -35,6 +38,8 @@ public sealed class FileJournalStore : IJournalStore
             writer.Flush();
             stream.Flush(flushToDisk: true);
         }
+
+        Appended?.Invoke(line);
     }
 
     public IReadOnlyList<string> ReadAll()

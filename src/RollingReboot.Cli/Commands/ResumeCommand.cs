@@ -8,7 +8,7 @@ internal sealed class ResumeCommand : RunCommandBase
     public ResumeCommand(CliEnvironment env)
         : base(new Command("resume", "Continue a run that stopped (crash, kill -9, host timeout) from its journal; hosts already rebooted in it are not rebooted again."), env, static o =>
             [o.ClusterName, o.Zone, o.Report, o.ReportJson, o.Threads, o.MaxHostsDown, o.Hosts, o.IgnoreHosts, o.OnlyNeedingReboot, o.HostTimeout, o.CmkProfile, o.SshAcceptNew,
-             o.Verbose, o.PauseAfter, o.WindowEnd, o.HostDelay, .. o.Migration, .. o.Hooks])
+             o.Verbose, o.PauseAfter, o.WindowEnd, o.HostDelay, o.MetricsFile, .. o.Migration, .. o.Hooks])
     {
     }
 
@@ -32,11 +32,13 @@ internal sealed class ResumeCommand : RunCommandBase
             }
 
             CheckLock(pool, previous);
+            var metrics = MetricsFor(parse, session, pool, plan, store);
             var invoker = RunInvoker.Continue(store, "resume", previous, pool);
             var probe = session.CreateProbe(acceptNew);
             var options = BuildRunOptions(parse, session, new RunInputs(hostTimeout, plan, hooks, UseSshProof: probe is not null, EvacuateOnly: false));
             var parts = session.PrepareRun(previous.RunId, pool, options, probe, runners, notifyUrl);
             var report = await PosixSignalScope.RunWithSignalsAsync((stop, abort) => invoker.ResumeAsync(parts, stop, abort), session.Log, cancellationToken);
+            metrics?.Finish(report);
             return await ReportAsync(parse, session, report);
         }, cancellationToken);
     }

@@ -13,7 +13,7 @@ internal sealed class RunCommand : RunCommandBase
         : base(new RootCommand("rollreboot: reboot every host of a XenServer / XCP-ng pool managed by CloudStack, one after the other, while every VM keeps running."), env, static o =>
             [o.ClusterName, o.Zone, o.AllClusters, o.ParallelClusters, o.Exec, o.Format, o.Output, o.Report, o.ReportJson, o.Threads, o.MaxHostsDown, o.Hosts, o.IgnoreHosts,
              o.OnlyNeedingReboot, o.ReturnVms, o.HostTimeout, o.BreakLock, o.CmkProfile, o.SshAcceptNew, o.AssumeRebootSeconds, o.AssumeLinkMbps, o.Verbose, o.PauseAfter,
-             o.WindowEnd, o.HostDelay, .. o.Migration, .. o.Hooks])
+             o.WindowEnd, o.HostDelay, o.MetricsFile, .. o.Migration, .. o.Hooks])
     {
     }
 
@@ -132,11 +132,14 @@ internal sealed class RunCommand : RunCommandBase
                 return await PlanAsync(parse, session, plan, runners.Preflight, format, cancellationToken);
             }
 
-            var invoker = RunInvoker.Start(JournalLocator.NewJournal(session.StateDir, pool, session.RunId), session.RunId, pool, "run");
+            var store = JournalLocator.NewJournal(session.StateDir, pool, session.RunId);
+            var metrics = MetricsFor(parse, session, pool, plan, store);
+            var invoker = RunInvoker.Start(store, session.RunId, pool, "run");
             var probe = session.CreateProbe(acceptNew);
             var options = BuildRunOptions(parse, session, new RunInputs(hostTimeout, plan, hooks, UseSshProof: probe is not null, EvacuateOnly: false));
             var parts = session.PrepareRun(session.RunId, pool, options, probe, runners, notifyUrl);
             var report = await PosixSignalScope.RunWithSignalsAsync((stop, abort) => invoker.RunAsync(parts, stop, abort), session.Log, cancellationToken);
+            metrics?.Finish(report);
             return await ReportAsync(parse, session, report);
         }, cancellationToken);
     }

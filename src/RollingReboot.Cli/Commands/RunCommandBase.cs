@@ -90,6 +90,23 @@ internal abstract class RunCommandBase
         }
     }
 
+    /// <summary>--metrics-file: checked, loaded with what the journal already has, and fed every line it gets.</summary>
+    protected MetricsFile? MetricsFor(ParseResult parse, RunSession session, PoolSnapshot pool, PlanOptions plan, FileJournalStore store)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        ArgumentNullException.ThrowIfNull(store);
+        if (parse.GetValue(Options.MetricsFile) is not { } file)
+        {
+            return null;
+        }
+
+        MetricsFile.CheckWritable(file.FullName);
+        var metrics = new MetricsFile(file.FullName, session.Cluster, MetricsFile.Guess(pool, plan), session.Clock);
+        metrics.Load(store.ReadAll());
+        store.Appended = metrics.Observe;
+        return metrics;
+    }
+
     /// <summary>The dry run: preflight's plan, printed (or gathered for the fleet); exit 3 when it cannot run.</summary>
     protected async Task<int> PlanAsync(ParseResult parse, RunSession session, PlanOptions plan, PreflightCommands? commands, string format, CancellationToken cancellationToken)
     {

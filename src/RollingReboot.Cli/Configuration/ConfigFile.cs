@@ -43,6 +43,7 @@ public static class ConfigFile
         new("assumeLinkMbps", "--assume-link-mbps", ConfigKind.Number),
         new("migrationNetwork", "--migration-network", ConfigKind.Text),
         new("compress", "--compress", ConfigKind.Flag),
+        new("metricsFile", "--metrics-file", ConfigKind.Text),
         new("verbose", "--verbose", ConfigKind.Flag),
         new("sshAcceptNew", "--ssh-accept-new", ConfigKind.Flag),
         new("cmkProfile", "--cmk-profile", ConfigKind.Text) { Environment = ["ROLLREBOOT_CLOUDSTACK_PROFILE"] },

@@ -89,6 +89,20 @@ public static class RunJournal
         return list;
     }
 
+    /// <summary>One line as a reader following the journal sees it (no check that the journal begins with run.start);
+    /// null for a line that is not an event.</summary>
+    public static RunEvent? TryParseLine(string line)
+    {
+        try
+        {
+            return JsonNode.Parse(line) is JsonObject o ? Parse(o, 1) : null;
+        }
+        catch (Exception e) when (e is JsonException or JournalException)
+        {
+            return null;
+        }
+    }
+
     private static RunEvent Parse(JsonObject o, int n)
     {
         var kind = o["kind"] is JsonValue k && k.TryGetValue<string>(out var s) ? s : throw new JournalException($"journal line {n} has no kind");
