@@ -62,6 +62,7 @@ internal static class RunOptionsBinder
             LinkAssumed = parse.GetValue(o.AssumeLinkMbps) is not null,
             MigrationNetwork = MigrationNetwork(parse, o),
             Compress = parse.GetValue(o.Compress),
+            IgnoreRunningTasks = parse.GetValue(o.IgnoreRunningTasks),
         };
     }
 

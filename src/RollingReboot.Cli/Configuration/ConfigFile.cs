@@ -44,6 +44,7 @@ public static class ConfigFile
         new("migrationNetwork", "--migration-network", ConfigKind.Text),
         new("compress", "--compress", ConfigKind.Flag),
         new("metricsFile", "--metrics-file", ConfigKind.Text),
+        new("ignoreRunningTasks", "--ignore-running-tasks", ConfigKind.Flag),
         new("verbose", "--verbose", ConfigKind.Flag),
         new("sshAcceptNew", "--ssh-accept-new", ConfigKind.Flag),
         new("cmkProfile", "--cmk-profile", ConfigKind.Text) { Environment = ["ROLLREBOOT_CLOUDSTACK_PROFILE"] },

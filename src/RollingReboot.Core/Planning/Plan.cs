@@ -113,6 +113,7 @@ public static class PlanCodes
     public const string HaFewHosts = "HA_FEW_HOSTS";
     public const string VmHaProtected = "VM_HA_PROTECTED";
     public const string VmBusy = "VM_OPERATION_IN_PROGRESS";
+    public const string PoolBackupRunning = "POOL_BACKUP_IN_PROGRESS";
     public const string HostDisabledPending = "HOST_DISABLED_WITH_PENDING_REBOOT";
     public const string HostDisabledGuidance = "HOST_DISABLED_UNTIL_GUIDANCE_APPLIED";
     public const string HostNotLiveIgnored = "HOST_NOT_LIVE_IGNORED";

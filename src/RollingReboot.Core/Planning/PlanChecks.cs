@@ -25,6 +25,11 @@ internal static class PlanChecks
             CheckHa(index, pool.Ha, findings);
         }
 
+        if (!index.Options.IgnoreRunningTasks)
+        {
+            CheckBackups(pool, findings);
+        }
+
         var protectedVms = index.Vms.Where(v => !string.IsNullOrEmpty(v.HaRestartPriority)).Select(v => v.Name).ToList();
         if (protectedVms.Count > 0)
         {
@@ -72,6 +77,34 @@ internal static class PlanChecks
                     $"VM {vm.Name} on {host} has an operation in progress ({string.Join(", ", vm.CurrentOperations.Order(StringComparer.Ordinal))}).",
                     "Let it finish before the run; its migration waits for it otherwise."));
             }
+        }
+    }
+
+    /// <summary>
+    /// VM operations of backups and copies (idl/datamodel_vm.ml vm_operations; what backup tools run: Xen Orchestra's
+    /// snapshots and exports, XenCenter's export, storage copies). XAPI allows them while hosts reboot, but a reboot
+    /// meanwhile competes for the same storage and links and may break them: the run waits for them (Xen Orchestra's
+    /// rolling pool update has the same backup guard, xo-server pool.mjs bypassBackupCheck).
+    /// </summary>
+    internal static readonly HashSet<string> BackupOperations = new(StringComparer.Ordinal)
+    {
+        "snapshot", "snapshot_with_quiesce", "checkpoint", "clone", "copy", "export", "revert", "migrate_send",
+    };
+
+    private static void CheckBackups(PoolSnapshot pool, PlanFindings findings)
+    {
+        var busy = pool.Vms
+            .Select(v => (v.Name, Operations: v.CurrentOperations.Where(BackupOperations.Contains).Distinct().Order(StringComparer.Ordinal).ToList()))
+            .Where(v => v.Operations.Count > 0)
+            .OrderBy(v => v.Name, StringComparer.Ordinal)
+            .Select(v => $"{v.Name} ({string.Join(", ", v.Operations)})")
+            .ToList();
+        if (busy.Count > 0)
+        {
+            findings.Block(new Blocker(
+                PlanCodes.PoolBackupRunning,
+                Invariant($"{busy.Count} VM(s) of pool {pool.Name} are being backed up or copied: {NameList(busy)}."),
+                "Let the backup finish (xe task-list), or give --ignore-running-tasks to start anyway; between hosts the run waits for such work, bounded."));
         }
     }
 

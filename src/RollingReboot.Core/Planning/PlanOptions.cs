@@ -61,6 +61,9 @@ public sealed record PlanOptions
     /// <summary>Hosts (names or uuids) left alone.</summary>
     public IReadOnlyList<string> IgnoreHosts { get; init; } = [];
 
+    /// <summary>--ignore-running-tasks: start (and go on between hosts) while VMs of the pool are being backed up or copied.</summary>
+    public bool IgnoreRunningTasks { get; init; }
+
     /// <summary>Skip hosts with no pending reboot guidance and no update that needs a reboot.</summary>
     public bool OnlyNeedingReboot { get; init; }
 

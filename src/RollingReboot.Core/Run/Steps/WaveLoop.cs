@@ -104,7 +104,10 @@ public static class WaveLoop
             var operation = run.Options.Halt ? "shutdown" : "reboot";
             busy.AddRange(pre.Pool.Hosts.Where(h => hosts.Contains(h.Uuid) && h.AllowedOperations is { } ops && !ops.Contains(operation))
                 .Select(h => $"XAPI does not allow {operation} on {h.Name} yet (a clustered SR degraded or recovering)"));
-            if (busy.Count == 0 || pre.Plan.Blockers.Count > 0)
+            // Backups in the pool are waited for between hosts, like a busy VM, not a reason to stop.
+            var backups = pre.Plan.Blockers.Where(b => b.Code == PlanCodes.PoolBackupRunning).ToList();
+            busy.AddRange(backups.Select(b => b.Message.TrimEnd('.')));
+            if (busy.Count == 0 || pre.Plan.Blockers.Count > backups.Count)
             {
                 return (pre, null);
             }
