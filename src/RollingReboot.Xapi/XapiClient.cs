@@ -171,9 +171,9 @@ public sealed class XapiClient : IAsyncDisposable
         }, cancellationToken, extraTimeout);
 
     /// <summary>
-    /// Calls a method whose result is a map of records (<c>Class.get_all_records</c>) and maps each record as it is
-    /// read (<see cref="JsonRpc.DecodeRecords{T}"/>): the reply is never held as a tree. A result that is not a map
-    /// is a protocol error.
+    /// Calls a method whose result is a map of records (<c>Class.get_all_records</c>) and maps each record as it
+    /// arrives (<see cref="JsonRpc.DecodeRecordsAsync{T}"/>): the reply is neither held as a tree nor as a whole. A
+    /// result that is not a map is a protocol error.
     /// </summary>
     public Task<List<T>> CallRecordsAsync<T>(string method, IReadOnlyList<object?> args, Func<string, JsonElement, T> map, CancellationToken cancellationToken = default) =>
         CallCoreAsync(method, args, (bytes, m) => JsonRpc.DecodeRecords(bytes, m, map), n =>
@@ -193,9 +193,11 @@ public sealed class XapiClient : IAsyncDisposable
             }
 
             return list;
-        }, cancellationToken, null);
+        }, cancellationToken, null, (stream, m, ct) => JsonRpc.DecodeRecordsAsync(stream, m, map, ct));
 
-    private async Task<T> CallCoreAsync<T>(string method, IReadOnlyList<object?> args, Func<ReadOnlyMemory<byte>, string, T>? typed, Func<JsonNode?, T> fromNode, CancellationToken cancellationToken, TimeSpan? extraTimeout)
+    /// <param name="streamed">Decodes a JSON reply as it arrives (instead of <paramref name="typed"/> on the whole of it).</param>
+    private async Task<T> CallCoreAsync<T>(string method, IReadOnlyList<object?> args, Func<ReadOnlyMemory<byte>, string, T>? typed, Func<JsonNode?, T> fromNode, CancellationToken cancellationToken, TimeSpan? extraTimeout,
+        Func<Stream, string, CancellationToken, Task<T>>? streamed = null)
     {
         var safe = IsSafeToRetry(method);
         var sessionRetried = false;
@@ -214,7 +216,7 @@ public sealed class XapiClient : IAsyncDisposable
                     all[i + 1] = args[i];
                 }
 
-                return await SendAsync(master, method, all, cancellationToken, extraTimeout, typed, fromNode);
+                return await SendAsync(master, method, all, cancellationToken, extraTimeout, typed, fromNode, streamed);
             }
             catch (XapiException e) when (e.Code == "SESSION_INVALID" && !sessionRetried)
             {
@@ -550,7 +552,7 @@ public sealed class XapiClient : IAsyncDisposable
         SendAsync<JsonNode?>(host, method, args, cancellationToken, extraTimeout, null, n => n);
 
     private async Task<T> SendAsync<T>(Uri host, string method, IReadOnlyList<object?> args, CancellationToken cancellationToken, TimeSpan? extraTimeout,
-        Func<ReadOnlyMemory<byte>, string, T>? typed, Func<JsonNode?, T> fromNode)
+        Func<ReadOnlyMemory<byte>, string, T>? typed, Func<JsonNode?, T> fromNode, Func<Stream, string, CancellationToken, Task<T>>? streamed = null)
     {
         Interlocked.Increment(ref _callCount);
         bool xml;
@@ -572,6 +574,16 @@ public sealed class XapiClient : IAsyncDisposable
             try
             {
                 response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+                if (streamed is not null && (response.Content.Headers.ContentType?.MediaType ?? "").Contains("json", StringComparison.OrdinalIgnoreCase))
+                {
+                    // Decoded as it arrives; transport failures meanwhile are reported as below.
+                    using (response)
+                    {
+                        await using var stream = await response.Content.ReadAsStreamAsync(timeout.Token);
+                        return await streamed(stream, method, timeout.Token);
+                    }
+                }
+
                 (body, length) = await ReadPooledAsync(response.Content, timeout.Token);
             }
             catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)

@@ -119,9 +119,16 @@ public sealed class XapiPoolConnection : IPoolConnection
         var map = new Dictionary<string, IReadOnlyList<string>>();
         if (result is JsonObject o)
         {
+            // Refs back to uuids once per call, not a scan of every known ref per VM (3,000 VMs: quadratic).
+            var uuidByRef = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var (knownUuid, knownRef) in o.Count > 0 ? _refs : Enumerable.Empty<KeyValuePair<string, string>>())
+            {
+                uuidByRef.TryAdd(knownRef, knownUuid);
+            }
+
             foreach (var (vmRef, reason) in o)
             {
-                var uuid = _refs.FirstOrDefault(kv => kv.Value == vmRef).Key ?? (await _client.CallAsync("VM.get_uuid", [vmRef], cancellationToken))?.ToString() ?? vmRef;
+                var uuid = uuidByRef.GetValueOrDefault(vmRef) ?? (await _client.CallAsync("VM.get_uuid", [vmRef], cancellationToken))?.ToString() ?? vmRef;
                 map[uuid] = reason is JsonArray a ? a.Select(n => n?.ToString() ?? "").ToList() : [reason?.ToString() ?? ""];
             }
         }

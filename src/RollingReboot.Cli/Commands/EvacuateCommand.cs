@@ -34,7 +34,7 @@ internal sealed class EvacuateCommand : RunCommandBase
 
             if (!exec)
             {
-                return await PlanAsync(parse, session, plan, commands: null, format, cancellationToken);
+                return await PlanAsync(parse, session, pool, plan, commands: null, format, cancellationToken);
             }
 
             var invoker = RunInvoker.Start(JournalLocator.NewJournal(session.StateDir, pool, session.RunId), session.RunId, pool, "evacuate");

@@ -129,7 +129,7 @@ internal sealed class RunCommand : RunCommandBase
             var runners = session.CreateHookRunners(hooks, acceptNew);
             if (!exec)
             {
-                return await PlanAsync(parse, session, plan, runners.Preflight, format, cancellationToken);
+                return await PlanAsync(parse, session, pool, plan, runners.Preflight, format, cancellationToken);
             }
 
             var store = JournalLocator.NewJournal(session.StateDir, pool, session.RunId);

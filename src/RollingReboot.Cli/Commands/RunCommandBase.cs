@@ -108,10 +108,11 @@ internal abstract class RunCommandBase
     }
 
     /// <summary>The dry run: preflight's plan, printed (or gathered for the fleet); exit 3 when it cannot run.</summary>
-    protected async Task<int> PlanAsync(ParseResult parse, RunSession session, PlanOptions plan, PreflightCommands? commands, string format, CancellationToken cancellationToken)
+    /// <param name="pool">The pool as the command has just read it: preflight plans on it rather than reading it again.</param>
+    protected async Task<int> PlanAsync(ParseResult parse, RunSession session, PoolSnapshot pool, PlanOptions plan, PreflightCommands? commands, string format, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(session);
-        var pre = await Preflight.RunAsync(session.Pool, session.Cloud, plan, new HashSet<string>(), cancellationToken, commands: commands);
+        var pre = await Preflight.RunAsync(session.Pool, session.Cloud, plan, new HashSet<string>(), cancellationToken, commands: commands, snapshot: pool);
         if (session.Fleet is not null)
         {
             session.Fleet.AddPlan(session.Cluster, pre.Plan);

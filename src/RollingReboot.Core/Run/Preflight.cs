@@ -34,19 +34,45 @@ public sealed record PreflightCommands(HostCommands Commands, string Cluster, st
 /// </summary>
 public static class Preflight
 {
+    /// <summary>XAPI calls preflight has in flight at once (get_vms_which_prevent_evacuation, VM.assert_can_boot_here).</summary>
+    private const int ParallelAsks = 8;
+
     /// <summary>Codes XAPI reports for every unprotected VM while HA is on; HA is off during the run.</summary>
     private static readonly HashSet<string> s_haNoise = ["HOST_EVACUATE_VM_NOT_HA_PROTECTED", "HOST_NOT_ENOUGH_FREE_MEMORY", "NO_HOSTS_AVAILABLE"];
 
     public static async Task<PreflightResult> RunAsync(
         IPoolConnection pool, ClusterBinding? cloud, PlanOptions options, IReadOnlySet<string> alreadyRebooted, CancellationToken cancellationToken = default, string? onlyHostUuid = null,
-        IReadOnlyDictionary<string, IReadOnlyList<string>>? knownAntiAffinity = null, PreflightCommands? commands = null, CloudStackPlacement? knownPlacement = null)
+        IReadOnlyDictionary<string, IReadOnlyList<string>>? knownAntiAffinity = null, PreflightCommands? commands = null, CloudStackPlacement? knownPlacement = null,
+        PoolSnapshot? snapshot = null)
+    {
+        // CloudStack's reads depend on nothing XAPI says: they go on while the pool is read and asked.
+        using var cloudReading = cloud is null ? null : CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var cloudRead = cloud is null ? null : ReadCloudStackAsync(cloud, cloudReading!.Token);
+        try
+        {
+            return await RunWithCloudReadAsync(pool, cloud, cloudRead, options, alreadyRebooted, onlyHostUuid, knownAntiAffinity, commands, knownPlacement, snapshot, cancellationToken);
+        }
+        catch when (cloudRead is not null)
+        {
+            // XAPI failed first, and its failure is the one reported: stop CloudStack's reads and let them end.
+            await cloudReading!.CancelAsync();
+            await Task.WhenAny(cloudRead);
+            _ = cloudRead.Exception;
+            throw;
+        }
+    }
+
+    private static async Task<PreflightResult> RunWithCloudReadAsync(
+        IPoolConnection pool, ClusterBinding? cloud, Task<CloudStackRead>? cloudRead, PlanOptions options, IReadOnlySet<string> alreadyRebooted, string? onlyHostUuid,
+        IReadOnlyDictionary<string, IReadOnlyList<string>>? knownAntiAffinity, PreflightCommands? commands, CloudStackPlacement? knownPlacement, PoolSnapshot? known,
+        CancellationToken cancellationToken)
     {
         // One host asked about (before each host of a run): XAPI's view of it is asked beside the pool read, not after.
-        var early = onlyHostUuid is null ? null : pool.GetVmsPreventingEvacuationAsync(onlyHostUuid, cancellationToken);
+        var early = known is null && onlyHostUuid is not null ? pool.GetVmsPreventingEvacuationAsync(onlyHostUuid, cancellationToken) : null;
         PoolSnapshot snapshot;
         try
         {
-            snapshot = await pool.ReadAsync(cancellationToken);
+            snapshot = known ?? await pool.ReadAsync(cancellationToken);
         }
         catch
         {
@@ -58,7 +84,7 @@ public static class Preflight
             throw;
         }
 
-        if (options.MigrationNetwork is not null)
+        if (options.MigrationNetwork is not null && snapshot.Networks.Count == 0)
         {
             // Read again before every wave: a rebooted host must have its PIF on the network back before it takes VMs.
             snapshot = snapshot with { Networks = await pool.ReadNetworksAsync(cancellationToken) };
@@ -92,16 +118,22 @@ public static class Preflight
 
         // XAPI's own view of what prevents evacuation, host by host.
         // Before each host of a run only that host is asked again; the full check ran before the run.
-        if (early is not null && !snapshot.Hosts.Any(h => h.Live && h.Uuid == onlyHostUuid))
+        // Asked of several hosts at a time, taken in host order as before.
+        var asked = snapshot.Hosts.Where(h => h.Live && (onlyHostUuid is null || h.Uuid == onlyHostUuid)).OrderBy(h => h.Name, StringComparer.Ordinal).ToList();
+        if (early is not null && !asked.Any(h => h.Uuid == onlyHostUuid))
         {
             // The host is not live: what XAPI said about it, answer or error, is not used.
             await early.Settled();
         }
 
-        foreach (var host in snapshot.Hosts.Where(h => h.Live && (onlyHostUuid is null || h.Uuid == onlyHostUuid)).OrderBy(h => h.Name, StringComparer.Ordinal))
+        var answers = early is not null && asked.Count == 1
+            ? [await early]
+            : await BoundedAsync(asked, host => pool.GetVmsPreventingEvacuationAsync(host.Uuid, cancellationToken), cancellationToken);
+        Dictionary<string, VmState>? vmsByUuid = null;
+        for (var i = 0; i < asked.Count; i++)
         {
-            var preventing = early is not null && host.Uuid == onlyHostUuid ? await early : await pool.GetVmsPreventingEvacuationAsync(host.Uuid, cancellationToken);
-            foreach (var (vmUuid, reason) in preventing.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+            var host = asked[i];
+            foreach (var (vmUuid, reason) in answers[i].OrderBy(kv => kv.Key, StringComparer.Ordinal))
             {
                 var code = reason.Count > 0 ? reason[0] : "UNKNOWN";
                 if (snapshot.Ha.Enabled && s_haNoise.Contains(code))
@@ -121,7 +153,8 @@ public static class Preflight
                     continue;
                 }
 
-                var vm = snapshot.Vms.FirstOrDefault(v => v.Uuid == vmUuid);
+                vmsByUuid ??= snapshot.Vms.GroupBy(v => v.Uuid, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
+                var vm = vmsByUuid.GetValueOrDefault(vmUuid);
                 if (code == "OTHER_OPERATION_IN_PROGRESS")
                 {
                     // ["VM"; ref; operations; their refs] (ocaml/idl/datamodel_errors.ml): worth waiting for, not a blocker.
@@ -136,13 +169,14 @@ public static class Preflight
         if (cloud is not null)
         {
             // Read again: the state decides what the run will do with it.
-            var cluster = await cloud.Api.GetClusterAsync(cloud.Cluster.Id, cancellationToken);
+            var read = await cloudRead!;
+            var cluster = read.Cluster;
             if (!cluster.HypervisorType.Equals("XenServer", StringComparison.OrdinalIgnoreCase))
             {
                 extra.Add(new Blocker("NOT_XENSERVER", $"CloudStack cluster {cluster.Name} runs {cluster.HypervisorType}, not XenServer", "name a XenServer cluster", null, null));
             }
 
-            csHosts = await cloud.Api.ListHostsAsync(cluster.Id, cancellationToken);
+            csHosts = read.Hosts;
             var poolNames = snapshot.Hosts.Select(h => h.Name).ToHashSet(StringComparer.OrdinalIgnoreCase);
             var poolAddresses = snapshot.Hosts.Select(h => h.Address).ToHashSet(StringComparer.OrdinalIgnoreCase);
             foreach (var h in csHosts.Where(h => !poolNames.Contains(h.Name) && !poolAddresses.Contains(h.IpAddress)))
@@ -191,20 +225,8 @@ public static class Preflight
                 extra.Add(new Blocker("CLOUDSTACK_HOST_NOT_UP", $"CloudStack shows host {h.Name} {h.State}", fix, null, h.Name));
             }
 
-            var vms = await cloud.Api.ListVirtualMachinesAsync(cluster.Id, cancellationToken);
-            IReadOnlyList<CloudStackDedicatedHost>? dedicated = null;
-            string? unread = null;
-            try
-            {
-                dedicated = await cloud.Api.ListDedicatedHostsAsync(cancellationToken);
-            }
-            catch (CloudStackException e)
-            {
-                // listDedicatedHosts is a plugin's command (dedicated-resources); without it CloudStack has no dedication.
-                unread = $"CloudStack's dedicated hosts could not be read ({e.ErrorText}): dedication is not checked";
-            }
-
-            placement = CloudStackPlacement.From(snapshot, csHosts, vms, dedicated, unread);
+            var vms = read.Vms;
+            placement = CloudStackPlacement.From(snapshot, csHosts, vms, read.Dedicated, read.DedicatedUnread);
             // Only "host anti-affinity" is a rule; "non-strict host anti-affinity" is a preference (NonStrictHostAntiAffinityProcessor.check is always true).
             foreach (var (vm, groups) in placement.StrictAntiAffinity)
             {
@@ -212,7 +234,7 @@ public static class Preflight
             }
 
             warnings.AddRange(placement.Describe());
-            extra.AddRange(await RunningJobsAsync(cloud, csHosts, vms, cancellationToken));
+            extra.AddRange(RunningJobs(cloud, csHosts, vms, read.PendingJobs));
         }
 
         var constraints = new PlanConstraints
@@ -320,19 +342,7 @@ public static class Preflight
 
         var asks = plan.Steps.SelectMany(s => s.Migrations).Where(m => hidden.Contains(m.VmUuid))
             .Select(m => (m.VmUuid, m.VmName, m.ToUuid, m.ToName)).Distinct().ToList();
-        using var gate = new SemaphoreSlim(8);
-        var answers = await Task.WhenAll(asks.Select(async a =>
-        {
-            await gate.WaitAsync(cancellationToken);
-            try
-            {
-                return (a, Error: await pool.CanBootHereAsync(a.VmUuid, a.ToUuid, cancellationToken));
-            }
-            finally
-            {
-                gate.Release();
-            }
-        }));
+        var answers = await BoundedAsync(asks, async a => (a, Error: await pool.CanBootHereAsync(a.VmUuid, a.ToUuid, cancellationToken)), cancellationToken);
         var blockers = new List<Blocker>();
         foreach (var ((vm, name, _, toName), error) in answers.Where(x => x.Error is { Count: > 0 }).OrderBy(x => x.a.VmName, StringComparer.Ordinal))
         {
@@ -403,12 +413,12 @@ public static class Preflight
     /// CloudStack jobs still running on the cluster, one of its hosts or a VM on them (a migration, a host going into
     /// maintenance, a VM being deployed or started there): the run would fight them, so it does not start.
     /// </summary>
-    private static async Task<List<Blocker>> RunningJobsAsync(ClusterBinding cloud, IReadOnlyList<CloudStackHost> hosts, IReadOnlyList<CloudStackVm> vms, CancellationToken cancellationToken)
+    private static List<Blocker> RunningJobs(ClusterBinding cloud, IReadOnlyList<CloudStackHost> hosts, IReadOnlyList<CloudStackVm> vms, IReadOnlyList<CloudStackAsyncJob> pending)
     {
         var hostsById = hosts.ToDictionary(h => h.Id, StringComparer.OrdinalIgnoreCase);
         var vmsById = vms.GroupBy(v => v.Id, StringComparer.OrdinalIgnoreCase).ToDictionary(g => g.Key, g => g.First(), StringComparer.OrdinalIgnoreCase);
         var blockers = new List<Blocker>();
-        foreach (var job in (await cloud.Api.ListPendingAsyncJobsAsync(cancellationToken)).OrderBy(j => j.Created).ThenBy(j => j.JobId, StringComparer.Ordinal))
+        foreach (var job in pending.OrderBy(j => j.Created).ThenBy(j => j.JobId, StringComparer.Ordinal))
         {
             string? hostName = null;
             string? vmName = null;
@@ -449,6 +459,67 @@ public static class Preflight
         }
 
         return blockers;
+    }
+
+    /// <summary>What preflight reads of CloudStack (listDedicatedHosts may be missing: <see cref="DedicatedUnread"/> says why).</summary>
+    private sealed record CloudStackRead(
+        CloudStackCluster Cluster, IReadOnlyList<CloudStackHost> Hosts, IReadOnlyList<CloudStackVm> Vms, IReadOnlyList<CloudStackDedicatedHost>? Dedicated, string? DedicatedUnread,
+        IReadOnlyList<CloudStackAsyncJob> PendingJobs);
+
+    /// <summary>
+    /// The cluster again, its hosts, its VMs, the dedicated hosts and the pending jobs, asked together (none depends on
+    /// another's answer). When several fail, the failure reported is the first in that order, as when they were asked in turn.
+    /// </summary>
+    private static async Task<CloudStackRead> ReadCloudStackAsync(ClusterBinding cloud, CancellationToken cancellationToken)
+    {
+        var id = cloud.Cluster.Id;
+        var cluster = cloud.Api.GetClusterAsync(id, cancellationToken);
+        var hosts = cloud.Api.ListHostsAsync(id, cancellationToken);
+        var vms = cloud.Api.ListVirtualMachinesAsync(id, cancellationToken);
+        var dedicated = DedicatedHostsAsync(cloud.Api, cancellationToken);
+        var jobs = cloud.Api.ListPendingAsyncJobsAsync(cancellationToken);
+        try
+        {
+            await Task.WhenAll(cluster, hosts, vms, dedicated, jobs);
+        }
+        catch (Exception) when (!cancellationToken.IsCancellationRequested)
+        {
+            // Every read has ended; the awaits below raise the first failure in order.
+        }
+
+        var (dedicatedHosts, unread) = await dedicated;
+        return new CloudStackRead(await cluster, await hosts, await vms, dedicatedHosts, unread, await jobs);
+    }
+
+    private static async Task<(IReadOnlyList<CloudStackDedicatedHost>? Hosts, string? Unread)> DedicatedHostsAsync(ICloudStack api, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return (await api.ListDedicatedHostsAsync(cancellationToken), null);
+        }
+        catch (CloudStackException e)
+        {
+            // listDedicatedHosts is a plugin's command (dedicated-resources); without it CloudStack has no dedication.
+            return (null, $"CloudStack's dedicated hosts could not be read ({e.ErrorText}): dedication is not checked");
+        }
+    }
+
+    /// <summary>One call per item, at most <see cref="ParallelAsks"/> at a time; the answers in the items' order.</summary>
+    private static async Task<T[]> BoundedAsync<TItem, T>(IReadOnlyList<TItem> items, Func<TItem, Task<T>> ask, CancellationToken cancellationToken)
+    {
+        using var gate = new SemaphoreSlim(ParallelAsks);
+        return await Task.WhenAll(items.Select(async item =>
+        {
+            await gate.WaitAsync(cancellationToken);
+            try
+            {
+                return await ask(item);
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }));
     }
 
     /// <summary>

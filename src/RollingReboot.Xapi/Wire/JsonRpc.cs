@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
@@ -112,73 +113,238 @@ public static class JsonRpc
     /// </summary>
     public static List<T> DecodeRecords<T>(ReadOnlyMemory<byte> utf8, string method, Func<string, JsonElement, T> map)
     {
-        List<T>? records = null;
-        XapiException? error = null;
-        var sawResult = false;
+        var decoder = new RecordsDecoder<T>(method, map);
+        decoder.Feed(utf8.Span, final: true);
+        return decoder.Result();
+    }
+
+    /// <summary>
+    /// <see cref="DecodeRecords{T}(ReadOnlyMemory{byte}, string, Func{string, JsonElement, T})"/> as the reply arrives:
+    /// each record is mapped once its bytes are in, and only a window of the reply is held (64 KiB, more only for a
+    /// record larger than that), never the whole of it (a pool's VM records are megabytes). The stream is read to its end.
+    /// </summary>
+    public static async Task<List<T>> DecodeRecordsAsync<T>(Stream utf8, string method, Func<string, JsonElement, T> map, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(utf8);
+        var decoder = new RecordsDecoder<T>(method, map);
+        var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
         try
         {
-            var reader = new Utf8JsonReader(utf8.Span);
-            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+            var length = 0;
+            var start = 0;
+            var first = true;
+            var final = false;
+            while (!final)
             {
-                throw new XapiException(XapiException.ProtocolError, ["JSON-RPC response is not an object"], method);
-            }
-
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-            {
-                var name = reader.GetString();
-                reader.Read();
-                if (name == "error" && reader.TokenType != JsonTokenType.Null)
+                if (length == buffer.Length)
                 {
-                    using var e = JsonDocument.ParseValue(ref reader);
-                    error = ErrorToException(JsonNode.Parse(e.RootElement.GetRawText())!, method);
+                    // One record (or the envelope around it) longer than the window: a larger one.
+                    var larger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
+                    buffer.AsSpan(0, length).CopyTo(larger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = larger;
                 }
-                else if (name == "result")
+
+                var read = await utf8.ReadAsync(buffer.AsMemory(length), cancellationToken);
+                final = read == 0;
+                length += read;
+                if (first)
                 {
-                    sawResult = true;
-                    if (reader.TokenType != JsonTokenType.StartObject)
+                    if (length < 3 && !final)
                     {
-                        reader.Skip();
                         continue;
                     }
 
-                    records = [];
-                    while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-                    {
-                        var r = reader.GetString() ?? "";
-                        reader.Read();
-                        if (reader.TokenType == JsonTokenType.StartObject)
-                        {
-                            using var record = JsonDocument.ParseValue(ref reader);
-                            records.Add(map(r, record.RootElement));
-                        }
-                        else
-                        {
-                            reader.Skip();
-                        }
-                    }
+                    first = false;
+                    start = buffer.AsSpan(0, length).StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF]) ? 3 : 0;
                 }
-                else
+
+                if (decoder.Done)
                 {
-                    reader.Skip();
+                    // What follows the reply's object is not read (as from a buffer): drained, so the connection can be reused.
+                    length = 0;
+                    continue;
                 }
+
+                var consumed = decoder.Feed(buffer.AsSpan(start, length - start), final);
+                var rest = length - start - consumed;
+                buffer.AsSpan(start + consumed, rest).CopyTo(buffer);
+                length = rest;
+                start = 0;
+            }
+
+            return decoder.Result();
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>
+    /// The records decoder over pieces of a reply: <see cref="Feed"/> takes what is complete (the envelope's members, each
+    /// record whole) and says how much it took; the rest is given again with the bytes after it.
+    /// </summary>
+    private sealed class RecordsDecoder<T>(string method, Func<string, JsonElement, T> map)
+    {
+        private JsonReaderState _state;
+        private Where _where;
+        private List<T>? _records;
+        private XapiException? _error;
+        private bool _sawResult;
+
+        private enum Where
+        {
+            Start,
+            Envelope,
+            Records,
+            Done,
+        }
+
+        public bool Done => _where == Where.Done;
+
+        /// <summary>Reads what it can; returns the bytes taken. With <paramref name="final"/>, what is incomplete is malformed.</summary>
+        public int Feed(ReadOnlySpan<byte> utf8, bool final)
+        {
+            try
+            {
+                var reader = new Utf8JsonReader(utf8, final, _state);
+                var taken = 0;
+                while (_where != Where.Done && Step(ref reader, final))
+                {
+                    taken = (int)reader.BytesConsumed;
+                    _state = reader.CurrentState;
+                }
+
+                return taken;
+            }
+            catch (JsonException e)
+            {
+                throw new XapiException(XapiException.ProtocolError, ["malformed JSON-RPC response: " + e.Message], method, e);
             }
         }
-        catch (JsonException e)
+
+        public List<T> Result()
         {
-            throw new XapiException(XapiException.ProtocolError, ["malformed JSON-RPC response: " + e.Message], method, e);
+            if (_error is not null)
+            {
+                throw _error;
+            }
+
+            if (!_sawResult)
+            {
+                throw new XapiException(XapiException.ProtocolError, ["JSON-RPC response has neither result nor error"], method);
+            }
+
+            return _records ?? throw new XapiException(XapiException.ProtocolError, [method + " did not return a map"], method);
         }
 
-        if (error is not null)
+        /// <summary>One complete piece (a token, a member, a record); false when the bytes end before it does.</summary>
+        private bool Step(ref Utf8JsonReader reader, bool final)
         {
-            throw error;
+            switch (_where)
+            {
+                case Where.Start:
+                    if (!reader.Read())
+                    {
+                        return final ? throw NotAnObject() : false;
+                    }
+
+                    _where = reader.TokenType == JsonTokenType.StartObject ? Where.Envelope : throw NotAnObject();
+                    return true;
+                case Where.Envelope:
+                    if (!reader.Read())
+                    {
+                        return false;
+                    }
+
+                    if (reader.TokenType != JsonTokenType.PropertyName)
+                    {
+                        _where = Where.Done;
+                        return true;
+                    }
+
+                    var name = reader.GetString();
+                    if (!reader.Read())
+                    {
+                        return false;
+                    }
+
+                    if (name == "error" && reader.TokenType != JsonTokenType.Null)
+                    {
+                        if (!JsonDocument.TryParseValue(ref reader, out var e))
+                        {
+                            return false;
+                        }
+
+                        using (e)
+                        {
+                            _error = ErrorToException(JsonNode.Parse(e.RootElement.GetRawText())!, method);
+                        }
+
+                        return true;
+                    }
+
+                    if (name == "result")
+                    {
+                        if (reader.TokenType == JsonTokenType.StartObject)
+                        {
+                            _sawResult = true;
+                            _records = [];
+                            _where = Where.Records;
+                            return true;
+                        }
+
+                        if (!reader.TrySkip())
+                        {
+                            return false;
+                        }
+
+                        _sawResult = true;
+                        return true;
+                    }
+
+                    return reader.TrySkip();
+                case Where.Records:
+                    if (!reader.Read())
+                    {
+                        return false;
+                    }
+
+                    if (reader.TokenType != JsonTokenType.PropertyName)
+                    {
+                        _where = Where.Envelope;
+                        return true;
+                    }
+
+                    var r = reader.GetString() ?? "";
+                    if (!reader.Read())
+                    {
+                        return false;
+                    }
+
+                    if (reader.TokenType != JsonTokenType.StartObject)
+                    {
+                        return reader.TrySkip();
+                    }
+
+                    if (!JsonDocument.TryParseValue(ref reader, out var record))
+                    {
+                        return false;
+                    }
+
+                    using (record)
+                    {
+                        _records!.Add(map(r, record.RootElement));
+                    }
+
+                    return true;
+                default:
+                    return false;
+            }
         }
 
-        if (!sawResult)
-        {
-            throw new XapiException(XapiException.ProtocolError, ["JSON-RPC response has neither result nor error"], method);
-        }
-
-        return records ?? throw new XapiException(XapiException.ProtocolError, [method + " did not return a map"], method);
+        private XapiException NotAnObject() => new(XapiException.ProtocolError, ["JSON-RPC response is not an object"], method);
     }
 
     private static XapiException ErrorToException(JsonNode error, string method)

@@ -85,6 +85,60 @@ public sealed class CloudStackStepsTests
     }
 
     [Fact]
+    public async Task Preflight_GivenThePoolJustRead_PlansOnIt_AndGivesThePlanOfAFreshRead()
+    {
+        var h = new CrashHarness();
+        var snapshot = await h.Pool.ReadAsync();
+        var fresh = await PreflightAsync(h);
+
+        // The pool changes after the read the caller hands over: the plan is the one of that read, not of a new one.
+        h.Pool.Hosts[1].Enabled = false;
+        var given = await Preflight.RunAsync(h.Pool, new ClusterBinding(h.Cloud!, h.Cloud!.Cluster), PlanOptions.Default, new HashSet<string>(), snapshot: snapshot);
+
+        static string Shape(PreflightResult p) => string.Join("; ", p.Plan.Hosts.Select(x => $"{x.Name} {x.Action}")) + " | " +
+            string.Join("; ", p.Plan.Steps.Select(s => $"{s.HostName}: {s.Migrations.Count}")) + " | " + string.Join("; ", p.Plan.Warnings.Select(w => w.Code));
+        Assert.Same(snapshot, given.Pool);
+        Assert.Equal(Shape(fresh), Shape(given));
+        Assert.Equal(fresh.Plan.Blockers, given.Plan.Blockers);
+        Assert.NotEqual(Shape(fresh), Shape(await PreflightAsync(h)));
+    }
+
+    [Fact]
+    public async Task Preflight_CloudStackFails_WhileXapiIsAsked_ItsFailureIsTheOneReported()
+    {
+        var h = new CrashHarness();
+        var cloud = new ClusterBinding(new FailingCloud(h.Cloud!), h.Cloud!.Cluster);
+
+        var e = await Assert.ThrowsAsync<CloudStackException>(() => Preflight.RunAsync(h.Pool, cloud, PlanOptions.Default, new HashSet<string>()));
+
+        Assert.Contains("listVirtualMachines", e.ErrorText, StringComparison.Ordinal);
+    }
+
+    /// <summary>CloudStack whose listVirtualMachines fails (after a moment, so XAPI is being asked meanwhile).</summary>
+    private sealed class FailingCloud(ICloudStack inner) : ICloudStack
+    {
+        public Task<IReadOnlyList<CloudStackCluster>> FindClustersAsync(string name, string? zone, CancellationToken cancellationToken = default) => inner.FindClustersAsync(name, zone, cancellationToken);
+
+        public Task<CloudStackCluster> GetClusterAsync(string clusterId, CancellationToken cancellationToken = default) => inner.GetClusterAsync(clusterId, cancellationToken);
+
+        public Task<IReadOnlyList<CloudStackCluster>> ListClustersAsync(string zone, CancellationToken cancellationToken = default) => inner.ListClustersAsync(zone, cancellationToken);
+
+        public Task<IReadOnlyList<CloudStackHost>> ListHostsAsync(string clusterId, CancellationToken cancellationToken = default) => inner.ListHostsAsync(clusterId, cancellationToken);
+
+        public Task<string> SetManagedStateAsync(string clusterId, bool managed, CancellationToken cancellationToken = default) => inner.SetManagedStateAsync(clusterId, managed, cancellationToken);
+
+        public async Task<IReadOnlyList<CloudStackVm>> ListVirtualMachinesAsync(string clusterId, CancellationToken cancellationToken = default)
+        {
+            await Task.Yield();
+            throw new CloudStackException(530, 4250, "listVirtualMachines failed");
+        }
+
+        public Task<IReadOnlyList<CloudStackAsyncJob>> ListPendingAsyncJobsAsync(CancellationToken cancellationToken = default) => inner.ListPendingAsyncJobsAsync(cancellationToken);
+
+        public Task<IReadOnlyList<CloudStackDedicatedHost>> ListDedicatedHostsAsync(CancellationToken cancellationToken = default) => inner.ListDedicatedHostsAsync(cancellationToken);
+    }
+
+    [Fact]
     public async Task Preflight_PrepareUnmanagedError_NamesTheStateAndWhatTheRunDoes()
     {
         var h = new CrashHarness();
