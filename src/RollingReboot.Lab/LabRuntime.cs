@@ -231,8 +231,7 @@ public sealed class LabRuntime : IAsyncDisposable
             await _log.WriteLineAsync("rollreboot lab: " + LabSshd.NotAvailableMessage + " The lab runs without SSH endpoints; the CLI then proves reboots through XAPI only (ROLLREBOOT_SSH=off).");
         }
 
-        var servers = await Task.WhenAll(hosts.Select(async ph => (ph.Host.Address, App: await StartXapiAsync(ph.Pool, ph.Host, cancellationToken))));
-        foreach (var (address, app) in servers)
+        foreach (var (address, app) in await StartXapiServersAsync(hosts, addresses, cancellationToken))
         {
             _xapiServers[address] = app;
         }
@@ -429,6 +428,32 @@ public sealed class LabRuntime : IAsyncDisposable
         var now = TimeProvider.System.GetUtcNow();
         using var cert = request.CreateSelfSigned(now.AddDays(-1), now.AddYears(10));
         return X509CertificateLoader.LoadPkcs12(cert.Export(X509ContentType.Pfx), null);
+    }
+
+    /// <summary>
+    /// Every host's XAPI server on the one port. The port was free on every address when chosen, but another process (a
+    /// second lab, whose host comes back up) may take it on one of them before our bind: then the servers started are
+    /// stopped and another port is chosen, a few times.
+    /// </summary>
+    private async Task<(string Address, WebApplication App)[]> StartXapiServersAsync(List<(LabPool Pool, SimHost Host)> hosts, IReadOnlyList<string> addresses, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var starts = hosts.Select(async ph => (ph.Host.Address, App: await StartXapiAsync(ph.Pool, ph.Host, cancellationToken))).ToList();
+            try
+            {
+                return await Task.WhenAll(starts);
+            }
+            catch (IOException e) when (attempt < 5 && e.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
+            {
+                foreach (var started in starts.Where(t => t.IsCompletedSuccessfully))
+                {
+                    await StopAppAsync(started.Result.App);
+                }
+
+                _xapiPort = FindFreePort(addresses);
+            }
+        }
     }
 
     private static int FindFreePort(IReadOnlyList<string> addresses)
