@@ -301,11 +301,26 @@ public sealed class XapiPoolConnection : IPoolConnection
         var networksTask = _client.AllRecordsAsync("network", XapiNetworkRecord.From, cancellationToken);
         var pifsTask = _client.AllRecordsAsync("PIF", XapiPifRecord.From, cancellationToken);
         var metricsTask = _client.AllRecordsAsync("PIF_metrics", XapiPifMetricsRecord.From, cancellationToken);
-        var hostsTask = _client.AllRecordsAsync("host", (r, o) => (Ref: r, Uuid: new Fields(o).Str("uuid")), cancellationToken);
-        await Task.WhenAll(networksTask, pifsTask, metricsTask, hostsTask);
-        var hostUuids = (await hostsTask).ToDictionary(h => h.Ref, h => h.Uuid, StringComparer.Ordinal);
+        await Task.WhenAll(networksTask, pifsTask, metricsTask);
+        var pifs = await pifsTask;
+        // The hosts' refs are known from the pool read that comes first; only a host not seen yet costs a read of them all.
+        var hostUuids = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (uuid, r) in _refs)
+        {
+            hostUuids.TryAdd(r, uuid);
+        }
+
+        if (pifs.Any(p => !hostUuids.ContainsKey(p.Host)))
+        {
+            foreach (var (r, uuid) in await _client.AllRecordsAsync("host", (r, o) => (Ref: r, Uuid: new Fields(o).Str("uuid")), cancellationToken))
+            {
+                _refs[uuid] = r;
+                hostUuids[r] = uuid;
+            }
+        }
+
         var metrics = (await metricsTask).ToDictionary(m => m.Ref, StringComparer.Ordinal);
-        var pifsByNetwork = (await pifsTask).ToLookup(p => p.Network, StringComparer.Ordinal);
+        var pifsByNetwork = pifs.ToLookup(p => p.Network, StringComparer.Ordinal);
         var result = new List<NetworkInfo>();
         foreach (var n in await networksTask)
         {

@@ -220,9 +220,8 @@ internal sealed class MetricsFile
             var temp = Path.Combine(dir, $".{Path.GetFileName(_path)}.{Environment.ProcessId}.tmp");
             using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
             {
-                var bytes = Encoding.UTF8.GetBytes(Render());
-                stream.Write(bytes);
-                stream.Flush(flushToDisk: true);
+                // No fsync: the rename alone keeps a reader from seeing half a file, and this runs after every journal line.
+                stream.Write(Encoding.UTF8.GetBytes(Render()));
             }
 
             File.Move(temp, _path, overwrite: true);

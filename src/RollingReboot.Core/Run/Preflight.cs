@@ -56,8 +56,7 @@ public static class Preflight
         {
             // XAPI failed first, and its failure is the one reported: stop CloudStack's reads and let them end.
             await cloudReading!.CancelAsync();
-            await Task.WhenAny(cloudRead);
-            _ = cloudRead.Exception;
+            await cloudRead.Settled();
             throw;
         }
     }
