@@ -214,6 +214,9 @@ public sealed class XapiPoolConnection : IPoolConnection
     public async Task ShutdownHostAsync(string hostUuid, CancellationToken cancellationToken = default) =>
         await _client.CallAsync("host.shutdown", [await RefAsync("host", hostUuid, cancellationToken)], cancellationToken);
 
+    public async Task PowerOnHostAsync(string hostUuid, CancellationToken cancellationToken = default) =>
+        await _client.CallAsync("host.power_on", [await RefAsync("host", hostUuid, cancellationToken)], cancellationToken);
+
     public async Task<HostState> ReadHostAsync(string hostUuid, CancellationToken cancellationToken = default)
     {
         var hostRef = await RefAsync("host", hostUuid, cancellationToken);

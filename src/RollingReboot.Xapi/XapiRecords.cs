@@ -139,6 +139,9 @@ public sealed record XapiHostRecord(
     /// <summary>What XAPI would allow now (reboot, shutdown...): xapi_host_helpers.ml update_allowed_operations.</summary>
     public IReadOnlyList<string> AllowedOperations { get; init; } = [];
 
+    /// <summary>power_on_mode (idl/datamodel_host.ml): "" when the host cannot be powered on through XAPI.</summary>
+    public string PowerOnMode { get; init; } = "";
+
     /// <summary>other_config.rpm_patch_installation_time: Unix seconds Xen Orchestra writes after patching an XCP-ng host
     /// (xo-server src/xapi/mixins/patching.mjs: String(Date.now() / 1000)).</summary>
     public DateTimeOffset? RpmPatchInstallationTime =>
@@ -154,6 +157,7 @@ public sealed record XapiHostRecord(
             RpmPatchInstallationTime = RpmPatchInstallationTime,
             Software = PoolSoftware.From(SoftwareVersion),
             AllowedOperations = AllowedOperations,
+            PowerOnMode = PowerOnMode,
         };
 
     public static XapiHostRecord From(string r, JsonObject o) => Fields.FromNode(r, o, From);
@@ -166,6 +170,7 @@ public sealed record XapiHostRecord(
             f.List("pending_guidances"), f.OperationValues("current_operations"), f.Long("API_version_major"), f.Long("API_version_minor"))
         {
             AllowedOperations = f.List("allowed_operations"),
+            PowerOnMode = f.Str("power_on_mode"),
             PendingGuidancesRecommended = f.List("pending_guidances_recommended"),
             PendingGuidancesFull = f.List("pending_guidances_full"),
         };

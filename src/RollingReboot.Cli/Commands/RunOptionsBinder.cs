@@ -115,7 +115,21 @@ internal static class RunOptionsBinder
         EvacuateOnly = inputs.EvacuateOnly,
         Halt = parse.GetValue(o.Halt),
         PowerOnTimeout = TimeArguments.ParseDuration(parse.GetValue(o.PowerOnTimeout) ?? "4h", "--power-on-timeout"),
+        PowerOnDelay = ParsePowerOnDelay(parse.GetValue(o.PowerOnDelay) ?? "0s"),
     };
+
+    /// <summary>--power-on-delay: a duration (0 = as soon as XAPI has the host down) or "manual" (never: someone powers it on).</summary>
+    private static TimeSpan? ParsePowerOnDelay(string text)
+    {
+        var t = text.Trim().ToLowerInvariant();
+        return t switch
+        {
+            "manual" => null,
+            "0" or "0s" or "0m" or "0h" => TimeSpan.Zero,
+            _ when t.Length > 0 && (char.IsDigit(t[0]) || t[0] == '.') => TimeArguments.ParseDuration(t, "--power-on-delay"),
+            _ => throw new UserFacingException($"--power-on-delay '{text}' is neither a duration (0s, 90s, 10m, 1h) nor 'manual'"),
+        };
+    }
 
     /// <summary>The plan's options against the pool as read: every named host in it, room for --max-hosts-down.</summary>
     public static void CheckAgainstPool(PlanOptions plan, PoolSnapshot pool)

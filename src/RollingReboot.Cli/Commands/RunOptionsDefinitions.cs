@@ -56,5 +56,6 @@ internal sealed class RunOptionsDefinitions
     /// <summary>The hooks, checks, --halt and --notify: the plan/run and resume take all of them.</summary>
     public Option[] Migration => [MigrationNetwork, Compress];
 
-    public Option[] Hooks => [PreHostHook, PostHostHook, PreHostCommand, PostHostCommand, HookTimeout, NeedsRebootCommand, BlockerCommand, BlockerTimeout, Halt, PowerOnTimeout, Notify];
+    public Option<string> PowerOnDelay { get; } = new("--power-on-delay") { Description = "With --halt: how long a halted host stays off before the pool master powers it on (host.power_on, when its power_on_mode is set); 'manual': never, someone powers it on", DefaultValueFactory = _ => "0s" };
+    public Option[] Hooks => [PreHostHook, PostHostHook, PreHostCommand, PostHostCommand, HookTimeout, NeedsRebootCommand, BlockerCommand, BlockerTimeout, Halt, PowerOnTimeout, PowerOnDelay, Notify];
 }

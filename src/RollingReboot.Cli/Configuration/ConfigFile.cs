@@ -64,6 +64,7 @@ public static class ConfigFile
         new("blockerTimeout", "--blocker-timeout", ConfigKind.Duration),
         new("halt", "--halt", ConfigKind.Flag),
         new("powerOnTimeout", "--power-on-timeout", ConfigKind.Duration),
+        new("powerOnDelay", "--power-on-delay", ConfigKind.Text),
     ];
 
     /// <summary>Options that must be typed each time, never defaulted by a file.</summary>

@@ -81,6 +81,10 @@ public sealed record HostState(
     /// <summary>other_config.rpm_patch_installation_time: when Xen Orchestra last patched this XCP-ng host (Unix seconds).</summary>
     public DateTimeOffset? RpmPatchInstallationTime { get; init; }
 
+    /// <summary>host.power_on_mode ("" = disabled; "wake-on-lan", "iLO", "DRAC" or a custom plugin): with it set the master can
+    /// power the host on (xapi_host_helpers.ml: power_on needs a mode, and the host not live).</summary>
+    public string PowerOnMode { get; init; } = "";
+
     /// <summary>This host's own software_version, read as <see cref="PoolSoftware"/>.</summary>
     public PoolSoftware Software { get; init; } = PoolSoftware.Unknown;
 

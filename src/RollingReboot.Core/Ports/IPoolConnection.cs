@@ -47,6 +47,11 @@ public interface IPoolConnection : IAsyncDisposable
     /// <summary>Shuts a disabled, empty host down (host.shutdown); someone powers it on again.</summary>
     Task ShutdownHostAsync(string hostUuid, CancellationToken cancellationToken = default);
 
+    /// <summary>host.power_on: the master powers a host that is down on through its power_on_mode (xapi_host.ml power_on,
+    /// always run on the master: message_forwarding.ml). Refused while the host is live (HOST_IS_LIVE) or without a mode
+    /// (HOST_POWER_ON_MODE_DISABLED).</summary>
+    Task PowerOnHostAsync(string hostUuid, CancellationToken cancellationToken = default);
+
     /// <summary>Live-migrates a running VM within the pool over the management network, the compression left to the pool.</summary>
     Task MigrateVmAsync(string vmUuid, string targetHostUuid, IProgress<double>? progress = null, CancellationToken cancellationToken = default) =>
         MigrateVmAsync(vmUuid, targetHostUuid, MigrationRoute.Default, progress, cancellationToken);

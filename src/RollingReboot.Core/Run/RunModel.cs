@@ -104,6 +104,10 @@ public sealed record RunOptions
 
     /// <summary>With <see cref="Halt"/>: how long to wait for a host to be powered on and back.</summary>
     public TimeSpan PowerOnTimeout { get; init; } = TimeSpan.FromHours(4);
+
+    /// <summary>With <see cref="Halt"/>: how long a halted member stays off before the run powers it on with host.power_on
+    /// (when its power_on_mode is set); null: never, someone powers it on.</summary>
+    public TimeSpan? PowerOnDelay { get; init; } = TimeSpan.Zero;
 }
 
 /// <summary>

@@ -248,6 +248,13 @@ public sealed class HostSpec
 
     public double RebootSeconds { get; set; } = 300;
 
+    /// <summary>host.power_on_mode: "" (XAPI cannot power it on), "wake-on-lan", "iLO", "DRAC" or a custom plugin's name.</summary>
+    public string PowerOnMode { get; set; } = "";
+
+    /// <summary>Lab extension: the power-on plugin does not answer "True" (a BMC that does not answer), so host.power_on
+    /// fails as xapi_host.ml power_on does.</summary>
+    public bool PowerOnFails { get; set; }
+
     /// <summary>Null: as the profile has it (enabled, except a XenServer host left disabled by host.apply_updates).</summary>
     public bool? Enabled { get; set; }
 

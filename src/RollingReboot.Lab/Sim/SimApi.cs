@@ -871,9 +871,23 @@ internal sealed partial class SimPool
     {
         Arity(m, a, 1);
         var h = HostArg(a, 0, m);
-        if (h.Power != HostPower.Down)
+        // xapi_host_helpers.ml valid_operations, first error wins: the host must be thought down (host_metrics.live),
+        // then it needs a power_on_mode. xapi_host.ml power_on: a plugin answer other than "True" is failwith, which
+        // exnHelper.ml turns into INTERNAL_ERROR [Printexc.to_string e].
+        if (h.Live || h.Power != HostPower.Down)
         {
             throw new XapiError("HOST_IS_LIVE", h.Ref);
+        }
+
+        if (h.PowerOnMode.Length == 0)
+        {
+            throw new XapiError("HOST_POWER_ON_MODE_DISABLED");
+        }
+
+        if (h.PowerOnFails)
+        {
+            Audit.Event("host.powerOn.failed", new Dictionary<string, object?> { ["host"] = h.Name, ["mode"] = h.PowerOnMode });
+            throw new XapiError("INTERNAL_ERROR", "Failure(\"The host failed to power on.\")");
         }
 
         NoteStateChange();

@@ -50,6 +50,8 @@ internal sealed class SimHost
     public int BootCount { get; set; }
     public string? ControlDomainRef { get; set; }
     public bool NeverReturns { get; set; }
+    public string PowerOnMode { get; set; } = "";
+    public bool PowerOnFails { get; set; }
     public string? GuidanceOnReturn { get; set; }
 
     /// <summary>While set, the host's xapi is in emergency mode and answers every non-emergency call with this error

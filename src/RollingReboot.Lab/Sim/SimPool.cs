@@ -225,6 +225,8 @@ internal sealed partial class SimPool : ILabPoolView
                 MemoryTotal = hs.MemoryMiB * LabMemory.MiB,
                 Dom0Memory = hs.Dom0MemoryMiB * LabMemory.MiB,
                 RebootSeconds = hs.RebootSeconds,
+                PowerOnMode = hs.PowerOnMode,
+                PowerOnFails = hs.PowerOnFails,
                 // Resolved by the loader: a host host.apply_updates left with mandatory guidance is disabled (xapi_host.ml apply_updates).
                 Enabled = hs.Enabled ?? !(Profile.GuidanceKeepsHostDisabled && ScenarioLoader.MandatoryGuidances(hs, Profile).Count > 0),
                 BootTime = now - TimeSpan.FromDays(30 + index),

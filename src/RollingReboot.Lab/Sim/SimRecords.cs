@@ -141,7 +141,8 @@ internal sealed partial class SimPool
         ["uuid"] = h.Uuid,
         ["name_label"] = h.Name,
         ["name_description"] = "Default install",
-        ["allowed_operations"] = Arr(h.Power != HostPower.Up ? [] : ClusteredSrDegraded() is null
+        // A host thought down may only be powered on, and only with a power_on_mode (xapi_host_helpers.ml valid_operations).
+        ["allowed_operations"] = Arr(h.Power != HostPower.Up ? (!h.Live && h.PowerOnMode.Length > 0 ? ["power_on"] : []) : ClusteredSrDegraded() is null
             ? ["provision", "evacuate", "reboot", "shutdown", "vm_start", "vm_resume", "vm_migrate"]
             : ["provision", "evacuate", "vm_start", "vm_resume", "vm_migrate"]),
         ["current_operations"] = Map(h.CurrentOperations),
@@ -181,7 +182,7 @@ internal sealed partial class SimPool
         ["edition"] = "xcp-ng",
         ["license_server"] = new JsonObject(),
         ["bios_strings"] = new JsonObject(),
-        ["power_on_mode"] = "",
+        ["power_on_mode"] = h.PowerOnMode,
         ["power_on_config"] = new JsonObject(),
         ["local_cache_sr"] = "OpaqueRef:NULL",
         ["chipset_info"] = new JsonObject(),

@@ -150,7 +150,8 @@ public sealed class HooksEndToEndTests : IDisposable
     [Fact]
     public async Task Halt_ShutsHostsDown_WaitsForPowerOn_ProvesTheBoot_NotifiesAWebhook()
     {
-        await using var lab = await LabHarness.StartAsync(FourHosts, timeScale: 200);
+        // Members that XAPI can power on (wake-on-lan), and --power-on-delay manual: xe host-power-on by a person.
+        await using var lab = await LabHarness.StartAsync(FourHosts.Replace("\"rebootSeconds\": 100 }", "\"rebootSeconds\": 100, \"powerOnMode\": \"wake-on-lan\" }", StringComparison.Ordinal), timeScale: 200);
         using var receiver = new WebhookReceiver();
 
         // Someone in the data centre: powers each host on a while after it went down (xe host-power-on).
@@ -192,7 +193,7 @@ public sealed class HooksEndToEndTests : IDisposable
             }
         });
 
-        var (code, stdout, stderr) = await lab.RunCliAsync("--clustername", "HC", "--exec", "--halt", "--power-on-timeout", "2h", "--notify", receiver.Url);
+        var (code, stdout, stderr) = await lab.RunCliAsync("--clustername", "HC", "--exec", "--halt", "--power-on-delay", "manual", "--power-on-timeout", "2h", "--notify", receiver.Url);
         await stopPowering.CancelAsync();
         await powering;
         Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");

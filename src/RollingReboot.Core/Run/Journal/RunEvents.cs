@@ -212,6 +212,18 @@ public sealed record RebootTaken(string Host) : RunEvent
     public override string Kind => "host.reboot.done";
 }
 
+/// <summary>--halt: the master is about to power a halted host on through its power_on_mode (host.power_on).</summary>
+public sealed record PowerOnIntended(string Host, string? Name, string Mode) : RunEvent
+{
+    public override string Kind => "host.poweron.intent";
+}
+
+/// <summary>host.power_on returned (or answered HOST_IS_LIVE: someone was quicker).</summary>
+public sealed record PowerOnDone(string Host) : RunEvent
+{
+    public override string Kind => "host.poweron.done";
+}
+
 /// <summary>Proven back after its reboot: new boot time, toolstack up, live, new SSH boot id.</summary>
 public sealed record HostBack(string Host, long? BootTime = null) : RunEvent
 {

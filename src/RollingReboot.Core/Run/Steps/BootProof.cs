@@ -46,6 +46,9 @@ public static class BootProof
 
         var sawDown = false;
         DateTimeOffset? xapiBackAt = null;
+        // --halt: a member whose power_on_mode is set is powered on by the master (host.power_on runs on the master only,
+        // message_forwarding.ml; the master itself, once down, has nobody to do it).
+        var powerOn = o.Halt && !isMaster && o.PowerOnDelay is { } delay ? new PowerOnStep(run, host, delay) : null;
         // The SSH proof runs alongside the XAPI one: sshd answers early in the boot, long before xapi's toolstack is
         // up, so by the time XAPI shows the host back its new boot id is usually known and the host is acted on at once.
         using var watching = CancellationTokenSource.CreateLinkedTokenSource(abort);
@@ -82,6 +85,7 @@ public static class BootProof
                     // Only this host is read while waiting for it: two small calls, not the whole pool.
                     var h = await run.Pool.ReadHostAsync(host.Uuid, abort);
                     sawDown |= !h.Live;
+                    var powerOnIn = powerOn is null ? null : await powerOn.TickAsync(h, abort);
                     var newBoot = h.BootTime is { } b && b > previousBoot && b >= requestedAt.AddSeconds(-1);
                     var agentNew = h.AgentStartTime is { } a && a >= requestedAt.AddSeconds(-1);
                     if (newBoot && agentNew && h.Live)
@@ -111,8 +115,9 @@ public static class BootProof
                     }
                     else
                     {
-                        // Wait for the next change (event.from), bounded.
-                        await run.Pool.WaitForChangeAsync(Min(remaining, TimeSpan.FromSeconds(30)), abort);
+                        // Wait for the next change (event.from), bounded (and not past the moment to power the host on).
+                        var wait = Min(remaining, TimeSpan.FromSeconds(30));
+                        await run.Pool.WaitForChangeAsync(powerOnIn is { } p ? Min(wait, p) : wait, abort);
                     }
                 }
                 catch (PoolOperationException e) when (e.IsTransient)
@@ -201,4 +206,59 @@ public static class BootProof
     }
 
     private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
+
+    /// <summary>
+    /// --halt with a power_on_mode: once XAPI has the host down (host.power_on needs host_metrics.live false:
+    /// xapi_host_helpers.ml valid_operations, HOST_IS_LIVE) and --power-on-delay has passed, the master powers it on, once
+    /// (xapi_host.ml power_on: the power-on plugin for wake-on-lan, iLO, DRAC or a custom mode). Without a mode
+    /// (HOST_POWER_ON_MODE_DISABLED) or when the call fails, someone powers it on, as without the option.
+    /// </summary>
+    private sealed class PowerOnStep(RunContext run, HostState host, TimeSpan delay)
+    {
+        private DateTimeOffset? _downAt;
+        private bool _over;
+
+        /// <summary>How long until it acts; null when it has nothing more to do.</summary>
+        public async Task<TimeSpan?> TickAsync(HostState now, CancellationToken abort)
+        {
+            if (_over || now.Live)
+            {
+                return null;
+            }
+
+            if (now.PowerOnMode is not { Length: > 0 } mode)
+            {
+                _over = true;
+                run.Log.Warn("{Host} has no power_on_mode: XAPI cannot power it on (xe host-set-power-on-mode); power it on by hand", host.Name);
+                return null;
+            }
+
+            var t = run.Clock.GetUtcNow();
+            _downAt ??= t;
+            var due = _downAt.Value + delay;
+            if (t < due)
+            {
+                return due - t;
+            }
+
+            _over = true;
+            try
+            {
+                await run.Executor.DoAsync(new PowerOnIntended(host.Uuid, host.Name, mode), ct => run.Pool.PowerOnHostAsync(host.Uuid, ct), new PowerOnDone(host.Uuid), abort);
+                run.Log.Info("{Host} powered on by the pool master (host.power_on, power_on_mode {Mode})", host.Name, mode);
+            }
+            catch (PoolOperationException e) when (e.Code == "HOST_IS_LIVE")
+            {
+                // Someone (or the BMC) was quicker: it is coming up.
+                run.Executor.Record(new PowerOnDone(host.Uuid));
+            }
+            catch (PoolOperationException e)
+            {
+                run.Log.Warn("host.power_on of {Host} failed ({Error}): power it on by hand (IPMI / iLO); still waiting", host.Name, e.Message);
+                run.Notify("host.halted", $"{host.Name} of {run.ClusterLabel} could not be powered on through XAPI ({e.Code}): power it on by hand", host.Name);
+            }
+
+            return null;
+        }
+    }
 }

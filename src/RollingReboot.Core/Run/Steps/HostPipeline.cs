@@ -175,9 +175,18 @@ public static class HostPipeline
         if (halt)
         {
             var powerOnBy = run.ClampToWindow(run.Clock.GetUtcNow() + run.Options.PowerOnTimeout);
-            run.Log.Warn("{Host} is shutting down for hardware work: power it on when done (IPMI / iLO / 'xe host-power-on host={Host}'); waiting until {Deadline:u}",
-                h.Host.Name, h.Host.Name, powerOnBy);
-            run.Notify("host.halted", $"{h.Host.Name} of {run.ClusterLabel} is shut down for hardware work: power it on when done", h.Host.Name);
+            if (!h.IsMaster && run.Options.PowerOnDelay is { } delay && h.Empty!.PowerOnMode is { Length: > 0 } mode)
+            {
+                run.Log.Info("{Host} is shutting down; the pool master powers it on {Delay} after it is down (host.power_on, power_on_mode {Mode}); waiting until {Deadline:u}",
+                    h.Host.Name, delay > TimeSpan.Zero ? Units.Duration(delay.TotalSeconds) : "at once", mode, powerOnBy);
+                run.Notify("host.halted", $"{h.Host.Name} of {run.ClusterLabel} is shut down; rollreboot powers it on through XAPI ({mode})", h.Host.Name);
+            }
+            else
+            {
+                run.Log.Warn("{Host} is shutting down for hardware work: power it on when done (IPMI / iLO / 'xe host-power-on host={Host}'); waiting until {Deadline:u}",
+                    h.Host.Name, h.Host.Name, powerOnBy);
+                run.Notify("host.halted", $"{h.Host.Name} of {run.ClusterLabel} is shut down for hardware work: power it on when done", h.Host.Name);
+            }
         }
 
         return Continue;

@@ -390,6 +390,8 @@ internal sealed class FakePool(TimeProvider clock) : IPoolConnection
 
     public Task ShutdownHostAsync(string hostUuid, CancellationToken cancellationToken = default) => throw new NotSupportedException("the fake pool does not halt hosts");
 
+    public Task PowerOnHostAsync(string hostUuid, CancellationToken cancellationToken = default) => throw new NotSupportedException("the fake pool does not halt hosts");
+
     /// <summary>What ReadNetworksAsync returns (the fake has no PIF model of its own).</summary>
     public List<NetworkInfo> Networks { get; } = [];
 

@@ -57,6 +57,8 @@ internal sealed class FaultyPool(IPoolConnection inner, FaultInjector faults) : 
 
     public Task ShutdownHostAsync(string hostUuid, CancellationToken cancellationToken = default) => Call("host.shutdown", () => inner.ShutdownHostAsync(hostUuid, cancellationToken));
 
+    public Task PowerOnHostAsync(string hostUuid, CancellationToken cancellationToken = default) => Call("host.power_on", () => inner.PowerOnHostAsync(hostUuid, cancellationToken));
+
     public Task MigrateVmAsync(string vmUuid, string targetHostUuid, MigrationRoute route, IProgress<double>? progress, CancellationToken cancellationToken) =>
         Call("VM.pool_migrate", () => inner.MigrateVmAsync(vmUuid, targetHostUuid, route, progress, cancellationToken));
 
