@@ -26,6 +26,14 @@ public static class ReportWriter
         }
 
         sb.Append(s_inv, $"\n  Total {Span(r.TotalSeconds)} (estimated {Span(r.EstimatedSeconds)})\n");
+        if (r.VmReturns.Count > 0)
+        {
+            sb.Append(s_inv, $"  VMs on their original hosts: {r.VmReturns.Count(v => v.IsHome)} of {r.VmReturns.Count}\n");
+            foreach (var v in r.VmReturns.Where(v => !v.IsHome))
+            {
+                sb.Append(s_inv, $"  not home: {v.Vm} (home {v.HomeHost}, now {v.EndedOn}): {v.Why}\n");
+            }
+        }
         foreach (var x in r.Restored)
         {
             sb.Append("  restored: ").Append(x).Append('\n');
@@ -55,6 +63,21 @@ public static class ReportWriter
         }
 
         sb.Append(s_inv, $"\nTotal {Span(r.TotalSeconds)} against an estimate of {Span(r.EstimatedSeconds)}.\n\n");
+        if (r.VmReturns.Count > 0)
+        {
+            sb.Append(s_inv, $"VMs on their original hosts: {r.VmReturns.Count(v => v.IsHome)} of {r.VmReturns.Count}.\n\n");
+            if (r.VmReturns.Any(v => !v.IsHome))
+            {
+                sb.Append("| VM not home | Original host | Now on | Why |\n|---|---|---|---|\n");
+                foreach (var v in r.VmReturns.Where(v => !v.IsHome))
+                {
+                    sb.Append(s_inv, $"| {v.Vm} | {v.HomeHost} | {v.EndedOn} | {v.Why} |\n");
+                }
+
+                sb.Append('\n');
+            }
+        }
+
         if (r.Hosts.Count > 0)
         {
             sb.Append("```mermaid\ngantt\n  dateFormat X\n  axisFormat %H:%M:%S\n");
@@ -110,6 +133,14 @@ public static class ReportWriter
             ["restored"] = new System.Text.Json.Nodes.JsonArray(r.Restored.Select(x => (System.Text.Json.Nodes.JsonNode?)x).ToArray()),
             ["notes"] = new System.Text.Json.Nodes.JsonArray(r.Notes.Select(x => (System.Text.Json.Nodes.JsonNode?)x).ToArray()),
             ["operatorActions"] = new System.Text.Json.Nodes.JsonArray(r.OperatorActions.Select(x => (System.Text.Json.Nodes.JsonNode?)x).ToArray()),
+            ["vmReturns"] = new System.Text.Json.Nodes.JsonArray(r.VmReturns.Select(v => (System.Text.Json.Nodes.JsonNode?)new System.Text.Json.Nodes.JsonObject
+            {
+                ["vm"] = v.Vm,
+                ["homeHost"] = v.HomeHost,
+                ["endedOn"] = v.EndedOn,
+                ["home"] = v.IsHome,
+                ["why"] = v.Why,
+            }).ToArray()),
         };
         return o.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n";
     }

@@ -184,6 +184,18 @@ public sealed record RunReport(
 {
     /// <summary>What the operator should know but need not act on (e.g. where CloudStack's view of the VMs differs from XAPI's).</summary>
     public IReadOnlyList<string> Notes { get; init; } = [];
+
+    /// <summary>--return-vms (and 'rollreboot return'): where each VM ended against its host from before the run.</summary>
+    public IReadOnlyList<VmReturnReport> VmReturns { get; init; } = [];
+}
+
+/// <summary>
+/// Where a VM ended after the VMs went home: <see cref="Why"/> is null when it is on its original host, else why not
+/// (XAPI's code from the last try, its home not live or not enabled, or the VM stopped during the run).
+/// </summary>
+public sealed record VmReturnReport(string Vm, string HomeHost, string EndedOn, string? Why)
+{
+    public bool IsHome => Why is null;
 }
 
 /// <summary>The run's voice: the CLI turns it into log lines and the live view.</summary>

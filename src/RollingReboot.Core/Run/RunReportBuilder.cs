@@ -15,6 +15,7 @@ public static class RunReportBuilder
             (run.Clock.GetUtcNow() - run.Started).TotalSeconds, plan?.Estimate.TotalSeconds ?? 0, plan)
         {
             Notes = run.Notes.ToList(),
+            VmReturns = run.VmReturns,
         };
 
     public static string Describe(HostResult result) => result switch

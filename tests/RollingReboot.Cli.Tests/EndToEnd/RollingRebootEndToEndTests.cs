@@ -109,5 +109,11 @@ public sealed class RollingRebootEndToEndTests
         Assert.Equal("Done", report["outcome"]!.ToString());
         Assert.Equal(3, report["hosts"]!.AsArray().Count);
         Assert.Contains("gantt", File.ReadAllText(reportMd), StringComparison.Ordinal);
+        // Where each VM ended: all twelve on their original hosts, as the audit shows.
+        var returns = report["vmReturns"]!.AsArray();
+        Assert.Equal(before.Count, returns.Count);
+        Assert.All(returns, v => Assert.True(v!["home"]!.GetValue<bool>()));
+        Assert.All(returns, v => Assert.Equal(before[v!["vm"]!.ToString()], v["endedOn"]!.ToString()));
+        Assert.Contains($"VMs on their original hosts: {before.Count} of {before.Count}", stdout, StringComparison.Ordinal);
     }
 }

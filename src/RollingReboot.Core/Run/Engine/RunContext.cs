@@ -78,6 +78,9 @@ public sealed class RunContext(RunServices services, RunOptions options, ChangeE
     /// <summary>What the operator should know but need not act on (CloudStack's view after re-manage...), in the report.</summary>
     public List<string> Notes { get; } = [];
 
+    /// <summary>Where each VM ended when the VMs went home (--return-vms, 'rollreboot return'); empty otherwise.</summary>
+    public IReadOnlyList<VmReturnReport> VmReturns { get; set; } = [];
+
     public Plan? CurrentPlan { get; set; }
 
     public Plan? FirstPlan { get; set; }

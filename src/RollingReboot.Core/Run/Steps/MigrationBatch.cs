@@ -147,60 +147,136 @@ public static class MigrationBatch
         return (live, vm);
     }
 
+    /// <summary>What going home gave: VMs moved back, the names of those not home, and where each VM ended.</summary>
+    public sealed record ReturnOutcome(int Back, IReadOnlyList<string> Failed, IReadOnlyList<VmReturnReport> Vms);
+
     /// <summary>
     /// <c>--return-vms</c> and 'rollreboot return': each VM back to its host from before the run, hosts in the given order,
-    /// two passes (memory frees up as others go home); a VM that cannot go back stays running where it is.
+    /// in passes while a pass brings at least one VM home (memory frees up as others go home); a VM that cannot go back
+    /// stays running where it is. Never throws for a pool that refuses: a run that is done stays done, and the outcome
+    /// says where each VM ended and why it is not home.
     /// </summary>
-    public static async Task<(int Back, List<string> Failed)> ReturnVmsAsync(RunContext run, IReadOnlyDictionary<string, string?> homes, IReadOnlyList<string> order, CancellationToken stop, CancellationToken abort)
+    public static async Task<ReturnOutcome> ReturnVmsAsync(RunContext run, IReadOnlyDictionary<string, string?> homes, IReadOnlyList<string> order, CancellationToken stop, CancellationToken abort)
     {
         var back = 0;
-        var pending = new List<VmState>();
+        var why = new Dictionary<string, string>(StringComparer.Ordinal);
         var rank = order.Select((host, i) => (host, i)).DistinctBy(x => x.host).ToDictionary(x => x.host, x => x.i, StringComparer.Ordinal);
-        for (var pass = 0; pass < 2; pass++)
+        PoolSnapshot? pool = null;
+        // Each pass but the last brings a VM home, so there are at most as many passes as VMs (+1 to see no progress).
+        var maxPasses = homes.Count + 1;
+        try
         {
-            var pool = await run.Executor.ReadAsync(run.Pool.ReadAsync, abort);
-            var wanted = pool.Vms.Where(v => v.IsRunningGuest && homes.TryGetValue(v.Uuid, out var home) && home is not null && home != v.ResidentOnUuid)
-                .OrderBy(v => rank.GetValueOrDefault(homes[v.Uuid]!, int.MaxValue)).ThenBy(v => v.Name, StringComparer.Ordinal).ToList();
-            if (wanted.Count == 0)
+            for (var pass = 0; pass < maxPasses; pass++)
             {
-                pending.Clear();
-                break;
+                pool = await run.Executor.ReadAsync(run.Pool.ReadAsync, abort);
+                var away = pool.Vms.Where(v => v.IsRunningGuest && homes.TryGetValue(v.Uuid, out var home) && home is not null && home != v.ResidentOnUuid).ToList();
+                var wanted = new List<VmState>();
+                foreach (var vm in away)
+                {
+                    var home = pool.Hosts.FirstOrDefault(h => h.Uuid == homes[vm.Uuid]);
+                    if (home is null || !home.Live || !home.Enabled)
+                    {
+                        why[vm.Uuid] = home is null ? "its host is no longer in the pool" : $"{home.Name} is {(home.Live ? "disabled" : "not live")}";
+                    }
+                    else
+                    {
+                        wanted.Add(vm);
+                    }
+                }
+
+                wanted = wanted.OrderBy(v => rank.GetValueOrDefault(homes[v.Uuid]!, int.MaxValue)).ThenBy(v => v.Name, StringComparer.Ordinal).ToList();
+                if (wanted.Count == 0)
+                {
+                    break;
+                }
+
+                run.Log.Info("Returning {Count} VM(s) to their original hosts (pass {Pass})", wanted.Count, pass + 1);
+                var movedThisPass = 0;
+                using var gate = new SemaphoreSlim(Math.Max(1, run.Options.Plan.Threads));
+                await Task.WhenAll(wanted.Select(async vm =>
+                {
+                    stop.ThrowIfCancellationRequested();
+                    await gate.WaitAsync(abort);
+                    try
+                    {
+                        var home = homes[vm.Uuid]!;
+                        await MigrateBoundedAsync(run, new ReturnIntended(vm.Uuid, vm.Name, home), vm.Uuid, home, new ReturnDone(vm.Uuid), vm.MemoryBytes, abort);
+                        Interlocked.Increment(ref back);
+                        Interlocked.Increment(ref movedThisPass);
+                        lock (why)
+                        {
+                            why.Remove(vm.Uuid);
+                        }
+                    }
+                    catch (Exception e) when (e is PoolOperationException || e is OperationCanceledException && !abort.IsCancellationRequested)
+                    {
+                        var error = (e as PoolOperationException)?.Code ?? "timed out after " + Units.Duration(run.Options.MigrationBound(vm.MemoryBytes).TotalSeconds);
+                        lock (why)
+                        {
+                            why[vm.Uuid] = error;
+                        }
+
+                        run.Log.Warn("Could not return {Vm} yet: {Error}", vm.Name, error);
+                    }
+                    finally
+                    {
+                        gate.Release();
+                    }
+                }));
+                if (movedThisPass == 0)
+                {
+                    // No progress: another pass would meet the same refusals.
+                    break;
+                }
             }
 
-            run.Log.Info("Returning {Count} VM(s) to their original hosts (pass {Pass})", wanted.Count, pass + 1);
-            using var gate = new SemaphoreSlim(Math.Max(1, run.Options.Plan.Threads));
-            pending.Clear();
-            await Task.WhenAll(wanted.Select(async vm =>
+            pool = await run.Executor.ReadAsync(run.Pool.ReadAsync, abort);
+        }
+        catch (PoolOperationException e)
+        {
+            // The pool stopped answering while VMs went home: the run's work is done; say what is known.
+            run.Log.Warn("Returning VMs stopped: {Error}; VMs stay where they run", e.Message);
+            foreach (var uuid in homes.Keys.Where(u => !why.ContainsKey(u)))
             {
-                stop.ThrowIfCancellationRequested();
-                await gate.WaitAsync(abort);
-                try
-                {
-                    var home = homes[vm.Uuid]!;
-                    await MigrateBoundedAsync(run, new ReturnIntended(vm.Uuid, vm.Name, home), vm.Uuid, home, new ReturnDone(vm.Uuid), vm.MemoryBytes, abort);
-                    Interlocked.Increment(ref back);
-                }
-                catch (Exception e) when (e is PoolOperationException || e is OperationCanceledException && !abort.IsCancellationRequested)
-                {
-                    lock (pending)
-                    {
-                        pending.Add(vm);
-                    }
-
-                    run.Log.Warn("Could not return {Vm} yet: {Error}", vm.Name, (e as PoolOperationException)?.Code ?? "timed out");
-                }
-                finally
-                {
-                    gate.Release();
-                }
-            }));
-            if (pending.Count == 0)
-            {
-                break;
+                why[uuid] = "not tried: " + e.Code;
             }
         }
 
-        return (back, pending.Select(v => v.Name).Order(StringComparer.Ordinal).ToList());
+        var vms = EndedWhere(pool, homes, why);
+        return new ReturnOutcome(back, vms.Where(v => !v.IsHome && v.EndedOn != NotRunning).Select(v => v.Vm).Order(StringComparer.Ordinal).ToList(), vms);
+    }
+
+    private const string NotRunning = "(not running)";
+
+    /// <summary>Each VM with a home, where the last read of the pool has it.</summary>
+    private static List<VmReturnReport> EndedWhere(PoolSnapshot? pool, IReadOnlyDictionary<string, string?> homes, Dictionary<string, string> why)
+    {
+        var list = new List<VmReturnReport>();
+        if (pool is null)
+        {
+            return list;
+        }
+
+        var byUuid = pool.Vms.ToDictionary(v => v.Uuid, StringComparer.Ordinal);
+        string HostName(string? uuid) => uuid is null ? "?" : pool.Hosts.FirstOrDefault(h => h.Uuid == uuid)?.Name ?? uuid;
+        foreach (var (uuid, home) in homes)
+        {
+            if (home is null)
+            {
+                continue;
+            }
+
+            if (!byUuid.TryGetValue(uuid, out var vm) || !vm.IsRunningGuest)
+            {
+                list.Add(new VmReturnReport(vm?.Name ?? uuid, HostName(home), NotRunning, "stopped or removed during the run"));
+                continue;
+            }
+
+            var isHome = vm.ResidentOnUuid == home;
+            list.Add(new VmReturnReport(vm.Name, HostName(home), HostName(vm.ResidentOnUuid), isHome ? null : why.GetValueOrDefault(uuid) ?? "moved away again meanwhile"));
+        }
+
+        return list.OrderBy(v => v.IsHome).ThenBy(v => v.Vm, StringComparer.Ordinal).ToList();
     }
 
     /// <summary>Progress a person can follow: a line at each quarter of a host's migrations, with the run's ETA.</summary>

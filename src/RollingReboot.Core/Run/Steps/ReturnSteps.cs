@@ -30,7 +30,8 @@ public static class ReturnSteps
         }
 
         var homes = vms.ToDictionary(v => v, _ => (string?)hostUuid, StringComparer.Ordinal);
-        var (back, failed) = await MigrationBatch.ReturnVmsAsync(run, homes, [hostUuid], stop, abort);
+        var (back, failed, ended) = await MigrationBatch.ReturnVmsAsync(run, homes, [hostUuid], stop, abort);
+        run.VmReturns = ended;
         if (marker is not null)
         {
             await run.Executor.DoAsync(new EvacuationMarkClearIntended(hostUuid, key), ct => run.Pool.RemovePoolOtherConfigAsync(key, ct), new EvacuationMarkCleared(hostUuid), abort);

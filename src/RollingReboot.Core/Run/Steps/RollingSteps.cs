@@ -135,7 +135,8 @@ public static class RollingSteps
 
         if (run.Options.Plan.ReturnVms)
         {
-            var (back, failed) = await MigrationBatch.ReturnVmsAsync(run, run.State.Original!.VmHost, plan.Steps.Select(s => s.HostUuid).Reverse().ToList(), stop, abort);
+            var (back, failed, vms) = await MigrationBatch.ReturnVmsAsync(run, run.State.Original!.VmHost, plan.Steps.Select(s => s.HostUuid).Reverse().ToList(), stop, abort);
+            run.VmReturns = vms;
             message += failed.Count == 0
                 ? $"; {back} VM(s) migrated back to their original hosts"
                 : $"; {back} VM(s) migrated back, {failed.Count} left where they are ({string.Join(", ", failed.Take(10))})";

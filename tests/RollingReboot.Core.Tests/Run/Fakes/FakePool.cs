@@ -404,11 +404,19 @@ internal sealed class FakePool(TimeProvider clock) : IPoolConnection
     public Task MigrateVmAsync(string vmUuid, string targetHostUuid, IProgress<double>? progress = null, CancellationToken cancellationToken = default) =>
         MigrateVmAsync(vmUuid, targetHostUuid, MigrationRoute.Default, progress, cancellationToken);
 
+    /// <summary>A test's say on a migration (VM uuid, target uuid): an error code refuses it, null lets it run.</summary>
+    public Func<string, string, string?>? MigrationRefusal { get; set; }
+
     public Task MigrateVmAsync(string vmUuid, string targetHostUuid, MigrationRoute route, IProgress<double>? progress, CancellationToken cancellationToken) => Mutate(() =>
     {
         Routes.Add((Vms.First(v => v.Uuid == vmUuid).Name, route));
         var vm = Vms.First(v => v.Uuid == vmUuid);
         var target = H(targetHostUuid);
+        if (MigrationRefusal?.Invoke(vmUuid, targetHostUuid) is { } refusal)
+        {
+            throw Refused(refusal, vmUuid);
+        }
+
         if (!target.Live || !target.Enabled)
         {
             throw Refused("HOST_DISABLED", targetHostUuid);
