@@ -116,7 +116,13 @@ internal static class RunOptionsBinder
         Halt = parse.GetValue(o.Halt),
         PowerOnTimeout = TimeArguments.ParseDuration(parse.GetValue(o.PowerOnTimeout) ?? "4h", "--power-on-timeout"),
         PowerOnDelay = ParsePowerOnDelay(parse.GetValue(o.PowerOnDelay) ?? "0s"),
+        HostRetries = InRange(parse.GetValue(o.Retries), 0, 10, "--retries"),
+        RetryDelay = TimeArguments.ParseDuration(parse.GetValue(o.RetryDelay) ?? "1m", "--retry-delay"),
+        MaxFailedHosts = InRange(parse.GetValue(o.MaxFailedHosts), 0, 1000, "--max-failed-hosts"),
     };
+
+    private static int InRange(int value, int min, int max, string option) =>
+        value >= min && value <= max ? value : throw new UserFacingException($"{option} {value} is out of range: give a whole number from {min} to {max}");
 
     /// <summary>--power-on-delay: a duration (0 = as soon as XAPI has the host down) or "manual" (never: someone powers it on).</summary>
     private static TimeSpan? ParsePowerOnDelay(string text)

@@ -49,13 +49,19 @@ internal sealed class RunOptionsDefinitions
     public Option<string> BlockerTimeout { get; } = new("--blocker-timeout") { Description = "How long to wait between hosts for --blocker-command to pass before stopping safely (resumable)", DefaultValueFactory = _ => "30m" };
     public Option<bool> Halt { get; } = new("--halt") { Description = "Shut each evacuated host down instead of rebooting it, for hardware work; wait for someone to power it on, then prove the new boot as usual" };
     public Option<string> PowerOnTimeout { get; } = new("--power-on-timeout") { Description = "With --halt: how long to wait for a host to be powered on and back (capped by --window-end)", DefaultValueFactory = _ => "4h" };
+    public Option<string> PowerOnDelay { get; } = new("--power-on-delay") { Description = "With --halt: how long a halted host stays off before the pool master powers it on (host.power_on, when its power_on_mode is set); 'manual': never, someone powers it on", DefaultValueFactory = _ => "0s" };
+    public Option<int> Retries { get; } = new("--retries") { Description = "Try a host's evacuation that left VMs behind this many more times, after --retry-delay (0 to 10)", DefaultValueFactory = _ => 0 };
+    public Option<string> RetryDelay { get; } = new("--retry-delay") { Description = "Wait before each --retries try (e.g. 2m)", DefaultValueFactory = _ => "1m" };
+    public Option<int> MaxFailedHosts { get; } = new("--max-failed-hosts") { Description = "Member hosts that may fail (not evacuated: put back as they were; not back: named for an operator) while the run goes on without them; never the master. The run then ends with exit 5", DefaultValueFactory = _ => 0 };
     public Option<string?> Notify { get; } = new("--notify") { Description = "POST JSON (Slack-compatible 'text') to this URL on start, each host, failure and finish; ROLLREBOOT_NOTIFY_URL keeps a tokened URL off the command line" };
 
     public Option<string> Host { get; } = new("--host") { Description = "The host to empty (evacuate) or bring back (return): name or uuid", Required = true };
 
-    /// <summary>The hooks, checks, --halt and --notify: the plan/run and resume take all of them.</summary>
     public Option[] Migration => [MigrationNetwork, Compress];
 
-    public Option<string> PowerOnDelay { get; } = new("--power-on-delay") { Description = "With --halt: how long a halted host stays off before the pool master powers it on (host.power_on, when its power_on_mode is set); 'manual': never, someone powers it on", DefaultValueFactory = _ => "0s" };
+    /// <summary>--retries, --retry-delay, --max-failed-hosts: the plan/run and resume take them.</summary>
+    public Option[] FailurePolicy => [Retries, RetryDelay, MaxFailedHosts];
+
+    /// <summary>The hooks, checks, --halt and --notify: the plan/run and resume take all of them.</summary>
     public Option[] Hooks => [PreHostHook, PostHostHook, PreHostCommand, PostHostCommand, HookTimeout, NeedsRebootCommand, BlockerCommand, BlockerTimeout, Halt, PowerOnTimeout, PowerOnDelay, Notify];
 }

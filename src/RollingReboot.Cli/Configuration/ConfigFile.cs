@@ -65,6 +65,9 @@ public static class ConfigFile
         new("halt", "--halt", ConfigKind.Flag),
         new("powerOnTimeout", "--power-on-timeout", ConfigKind.Duration),
         new("powerOnDelay", "--power-on-delay", ConfigKind.Text),
+        new("retries", "--retries", ConfigKind.Integer) { Min = 0 },
+        new("retryDelay", "--retry-delay", ConfigKind.Duration),
+        new("maxFailedHosts", "--max-failed-hosts", ConfigKind.Integer) { Min = 0 },
     ];
 
     /// <summary>Options that must be typed each time, never defaulted by a file.</summary>

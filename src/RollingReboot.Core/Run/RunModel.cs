@@ -55,6 +55,16 @@ public sealed record RunOptions
 
     public int MigrationRetries { get; init; } = 2;
 
+    /// <summary>--retries: how many more times a host's evacuation that left VMs behind is tried, after --retry-delay.</summary>
+    public int HostRetries { get; init; }
+
+    /// <summary>--retry-delay: the wait before such a retry (VMs busy, a target briefly short of memory).</summary>
+    public TimeSpan RetryDelay { get; init; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>--max-failed-hosts: member hosts that may fail (not evacuated, or not back) while the run goes on without
+    /// them; 0: the first failure stops the run.</summary>
+    public int MaxFailedHosts { get; init; }
+
     /// <summary>How long the run rides through XAPI not answering (an outage, the master restarting) before it stops.</summary>
     public TimeSpan OutageTolerance { get; init; } = TimeSpan.FromMinutes(10);
 

@@ -10,30 +10,6 @@ namespace RollingReboot.Core.Tests.Run;
 /// <summary>The run's CloudStack steps against the fake management server: unmanage, preflight's reading of it, re-manage.</summary>
 public sealed class CloudStackStepsTests
 {
-    /// <summary>Moves the fake clock on while the run waits (Task.Delay on it), until disposed.</summary>
-    private sealed class Ticker : IAsyncDisposable
-    {
-        private readonly CancellationTokenSource _stop = new();
-        private readonly Task _loop;
-
-        public Ticker(FakeTimeProvider clock, TimeSpan step) => _loop = Task.Run(async () =>
-        {
-            while (!_stop.IsCancellationRequested)
-            {
-                clock.Advance(step);
-                // A real millisecond between steps, so the run under test gets to run.
-                await Task.Delay(TimeSpan.FromMilliseconds(1), TimeProvider.System);
-            }
-        });
-
-        public async ValueTask DisposeAsync()
-        {
-            await _stop.CancelAsync();
-            await _loop;
-            _stop.Dispose();
-        }
-    }
-
     private static async Task<PreflightResult> PreflightAsync(CrashHarness h) =>
         await Preflight.RunAsync(h.Pool, new ClusterBinding(h.Cloud!, h.Cloud!.Cluster), PlanOptions.Default, new HashSet<string>());
 

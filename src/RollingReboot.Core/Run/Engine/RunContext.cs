@@ -116,8 +116,44 @@ public sealed class RunContext(RunServices services, RunOptions options, ChangeE
                 };
             }
 
-            var skipped = state.Skipped;
-            return skipped.Count == 0 ? plan : plan with { IgnoreHosts = [.. plan.IgnoreHosts, .. skipped.Order(StringComparer.Ordinal)] };
+            // Hosts a pre hook skipped, and hosts that failed (--max-failed-hosts), are left out of every later plan.
+            var left = state.Skipped.Concat(state.Failed.Select(f => f.Host)).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+            return left.Count == 0 ? plan : plan with { IgnoreHosts = [.. plan.IgnoreHosts, .. left] };
+        }
+    }
+
+    private readonly Lock _failures = new();
+    private int _failuresClaimed;
+
+    /// <summary>
+    /// --max-failed-hosts: may this host fail and the run go on? Never the master (everything after it depends on it),
+    /// never past the limit (counted over the whole run, resumed invocations too). A yes is a claim on one of the places.
+    /// </summary>
+    public bool TryClaimHostFailure(bool isMaster)
+    {
+        if (isMaster)
+        {
+            return false;
+        }
+
+        lock (_failures)
+        {
+            if (State.Failed.Count + _failuresClaimed >= Options.MaxFailedHosts)
+            {
+                return false;
+            }
+
+            _failuresClaimed++;
+            return true;
+        }
+    }
+
+    /// <summary>The claim is journaled (HostFailed is in the state now).</summary>
+    public void HostFailureRecorded()
+    {
+        lock (_failures)
+        {
+            _failuresClaimed--;
         }
     }
 

@@ -233,6 +233,11 @@ public sealed class RunEngine(RunServices services, RunOptions options, string c
         }
 
         var outcome = interrupted ? RunOutcome.Interrupted : Outcome(result);
+        if (outcome == RunOutcome.Done && run.State.Failed.Count > 0 && !restoreOnly)
+        {
+            // --max-failed-hosts: the others are done, but a failed host is someone's to look at.
+            outcome = RunOutcome.NeedsOperator;
+        }
         if (!restoredAll && outcome is RunOutcome.Done or RunOutcome.StoppedRestored or RunOutcome.Interrupted)
         {
             // Something could not be put back: an operator must act, whatever stopped the run.

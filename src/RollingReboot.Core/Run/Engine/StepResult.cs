@@ -15,7 +15,12 @@ public abstract record StepResult
     public sealed record Pause(string Why) : StepResult;
 
     /// <summary>Stop: restored; <paramref name="OperatorAction"/> is what someone must do, when it needs someone.</summary>
-    public sealed record Stop(string Why, bool NeedsOperator = false, string? OperatorAction = null) : StepResult;
+    public sealed record Stop(string Why, bool NeedsOperator = false, string? OperatorAction = null) : StepResult
+    {
+        /// <summary>A member host failed on its own (could not be evacuated, did not come back): with --max-failed-hosts the
+        /// run may go on without it.</summary>
+        public bool HostOnly { get; init; }
+    }
 
     /// <summary>Stopped before anything changed (preflight blockers, another run's lock).</summary>
     public sealed record Blocked(string Why) : StepResult;

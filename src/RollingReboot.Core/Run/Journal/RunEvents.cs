@@ -235,6 +235,9 @@ public enum HostResult
 {
     Rebooted,
     SkippedByHook,
+
+    /// <summary>--max-failed-hosts: the host failed and the run went on without it.</summary>
+    Failed,
     Evacuated,
     Returned,
 }
@@ -245,6 +248,13 @@ public sealed record HostFinished(
     double EvacuationSeconds = 0, double RebootSeconds = 0, int Retries = 0, HostResult? Result = null) : RunEvent
 {
     public override string Kind => "host.done";
+}
+
+/// <summary>--max-failed-hosts: a member host failed (Down: it did not come back; else it could not be evacuated and was
+/// put back as it was); later plans and resume leave it out.</summary>
+public sealed record HostFailed(string Host, string? Name, string Reason, bool Down) : RunEvent
+{
+    public override string Kind => "host.failed";
 }
 
 /// <summary>A pre hook said skip (exit 70): not rebooted, enabled again, left alone by later plans and by resume.</summary>

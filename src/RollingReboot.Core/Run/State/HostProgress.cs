@@ -29,6 +29,7 @@ public enum HostPhase
 
     /// <summary>A pre hook said skip: enabled again, not rebooted, left alone.</summary>
     Skipped,
+    Failed,
 
     /// <summary>'rollreboot evacuate' left it empty, disabled and marked for maintenance.</summary>
     LeftEvacuated,

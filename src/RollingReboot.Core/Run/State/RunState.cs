@@ -82,6 +82,9 @@ public sealed record RunState
     /// <summary>Hosts rebooted in this run: proven back (host.back) or finished as rebooted (host.done).</summary>
     public ImmutableHashSet<string> Rebooted { get; init; } = ImmutableHashSet.Create<string>(StringComparer.Ordinal);
 
+    /// <summary>Hosts that failed in the run (--max-failed-hosts), with why, in the order they failed.</summary>
+    public IReadOnlyList<HostFailed> Failed { get; init; } = [];
+
     public IReadOnlySet<string> Skipped =>
         Hosts.Values.Where(h => h.Phase == HostPhase.Skipped).Select(h => h.Uuid).ToHashSet(StringComparer.Ordinal);
 
@@ -146,6 +149,7 @@ public sealed record RunState
         HostBack b => Update(b.Host, null, h => h with { Phase = HostPhase.Back }) with { Rebooted = Rebooted.Add(b.Host) },
         HostFinished f => Finish(f),
         HostSkipped s => Update(s.Host, s.Name, h => h with { Phase = HostPhase.Skipped }),
+        HostFailed f => Update(f.Host, f.Name, h => h with { Phase = HostPhase.Failed }) with { Failed = [.. Failed, f] },
         EvacuationMarkIntended m => this with { Markers = Markers.SetItem(m.Host, m.Key) },
         HostLeftEvacuated l => Update(l.Host, l.Name, h => h with { Phase = HostPhase.LeftEvacuated }),
         EvacuationMarkCleared c => this with { Markers = Markers.Remove(c.Host) },
@@ -165,7 +169,7 @@ public sealed record RunState
         var rebooted = (f.Result ?? HostResult.Rebooted) == HostResult.Rebooted;
         var next = Update(f.Host, f.Name, h => h with
         {
-            Phase = h.Phase is HostPhase.LeftEvacuated or HostPhase.Skipped ? h.Phase : HostPhase.Done,
+            Phase = h.Phase is HostPhase.LeftEvacuated or HostPhase.Skipped or HostPhase.Failed ? h.Phase : HostPhase.Done,
         });
         return next with { Finished = Finished.Add(f), Rebooted = rebooted ? Rebooted.Add(f.Host) : Rebooted };
     }

@@ -77,7 +77,10 @@ public static class BootProof
                             ? $"{host.Name} was not powered on and back by {deadline:u} (--halt)"
                             : $"{host.Name} did not come back within {o.HostTimeout.TotalMinutes:0} min of its reboot",
                         NeedsOperator: true,
-                        $"check {host.Name} (console / IPMI{(o.Halt ? "; power it on" : "")}); once it is back run 'rollreboot resume --clustername {run.ClusterLabel}' to finish, or 'rollreboot restore --clustername {run.ClusterLabel}'");
+                        $"check {host.Name} (console / IPMI{(o.Halt ? "; power it on" : "")}); once it is back run 'rollreboot resume --clustername {run.ClusterLabel}' to finish, or 'rollreboot restore --clustername {run.ClusterLabel}'")
+                    {
+                        HostOnly = true,
+                    };
                 }
 
                 try

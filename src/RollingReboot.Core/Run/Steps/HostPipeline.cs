@@ -4,6 +4,7 @@ using RollingReboot.Core.Pool;
 using RollingReboot.Core.Ports;
 using RollingReboot.Core.Run.Engine;
 using RollingReboot.Core.Run.Journal;
+using RollingReboot.Core.Run.State;
 using static RollingReboot.Core.Run.Engine.StepResult;
 
 namespace RollingReboot.Core.Run.Steps;
@@ -61,6 +62,11 @@ public static class HostPipeline
                     return await SkipAsync(run, h, abort);
                 }
 
+                if (result is Stop { HostOnly: true } failed && run.TryClaimHostFailure(h.IsMaster))
+                {
+                    return await FailAsync(run, h, failed, abort);
+                }
+
                 if (!result.IsContinue)
                 {
                     return result;
@@ -95,11 +101,93 @@ public static class HostPipeline
 
     private static async Task<StepResult> EvacuateAsync(RunContext run, HostRun h, CancellationToken stop, CancellationToken abort)
     {
-        h.Evacuation = await MigrationBatch.EvacuateAsync(run, h.Host, h.Step, abort);
-        h.EvacuationSeconds = (run.Clock.GetUtcNow() - h.EvacuationStarted).TotalSeconds;
-        return h.Evacuation.Failures.Count == 0
-            ? Continue
-            : new Stop($"could not evacuate {h.Host.Name}: {string.Join(", ", h.Evacuation.Failures)}; stopped before its reboot");
+        var step = h.Step;
+        var retries = run.Options.HostRetries;
+        for (var attempt = 0; ; attempt++)
+        {
+            var e = await MigrationBatch.EvacuateAsync(run, h.Host, step, abort);
+            var sum = h.Evacuation;
+            h.Evacuation = new EvacuationResult(sum.Moved + e.Moved, sum.Bytes + e.Bytes, sum.Retries + e.Retries, e.Failures);
+            h.EvacuationSeconds = (run.Clock.GetUtcNow() - h.EvacuationStarted).TotalSeconds;
+            if (e.Failures.Count == 0)
+            {
+                return Continue;
+            }
+
+            if (attempt >= retries)
+            {
+                var tries = attempt > 0 ? $" ({attempt + 1} tries)" : "";
+                return new Stop($"could not evacuate {h.Host.Name}{tries}: {string.Join(", ", e.Failures)}; stopped before its reboot") { HostOnly = true };
+            }
+
+            // --retries: what failed may pass in a while (a backup ending, memory freed); the host is still disabled.
+            run.Log.Warn("{Host}: {Count} VM(s) did not move ({Failures}); trying again in {Delay} (--retries: {Attempt} of {Retries})",
+                h.Host.Name, e.Failures.Count, string.Join(", ", e.Failures), Units.Duration(run.Options.RetryDelay.TotalSeconds), attempt + 1, retries);
+            await Task.Delay(run.Options.RetryDelay, run.Clock, stop);
+            var live = await run.Executor.ReadAsync(run.Pool.ReadAsync, abort);
+            run.LastSnapshot = live;
+            step = step with { Migrations = Remaining(run, live, h, step) };
+        }
+    }
+
+    /// <summary>The VMs still on the host, each to its planned target if that still has room, else to another.</summary>
+    private static List<PlannedMigration> Remaining(RunContext run, PoolSnapshot live, HostRun h, PlanStep step)
+    {
+        var planned = step.Migrations.ToDictionary(m => m.VmUuid, StringComparer.Ordinal);
+        var list = new List<PlannedMigration>();
+        foreach (var vm in live.RunningOn(h.Host.Uuid))
+        {
+            var m = planned.GetValueOrDefault(vm.Uuid);
+            var target = m is not null && live.Hosts.FirstOrDefault(x => x.Uuid == m.ToUuid) is { Live: true, Enabled: true } t && t.MemoryFree >= vm.MemoryBytes
+                ? m.ToUuid
+                : MigrationBatch.PickAlternative(run, live, vm, h.Host.Uuid, m?.ToUuid ?? "") ?? m?.ToUuid;
+            if (target is null)
+            {
+                continue;
+            }
+
+            var name = live.FindHost(target)?.Name ?? target;
+            list.Add(m is null
+                ? new PlannedMigration(vm.Uuid, vm.Name, h.Host.Uuid, h.Host.Name, target, name, vm.MemoryBytes)
+                : m with { ToUuid = target, ToName = name });
+        }
+
+        return list;
+    }
+
+    /// <summary>
+    /// --max-failed-hosts: a member that could not be evacuated is put back as it was (its VMs that moved stay where they
+    /// run); one that did not come back is named for an operator. Both are journaled, left out of later plans, and the run
+    /// goes on (a later plan short of capacity still stops it).
+    /// </summary>
+    private static async Task<StepResult> FailAsync(RunContext run, HostRun h, Stop failed, CancellationToken abort)
+    {
+        try
+        {
+            var down = run.State.Host(h.Host.Uuid).Phase is HostPhase.RebootRequested or HostPhase.RebootTaken;
+            string phase;
+            if (down)
+            {
+                run.OperatorAction(failed.OperatorAction ?? $"check {h.Host.Name}");
+                phase = "FAILED: did not come back; the run goes on without it (--max-failed-hosts)";
+            }
+            else
+            {
+                phase = "FAILED: " + await PutBackAsync(run, h, "not evacuated", abort) + "; the run goes on without it (--max-failed-hosts)";
+            }
+
+            var e = h.Evacuation;
+            run.Executor.Record(new HostFailed(h.Host.Uuid, h.Host.Name, failed.Why, down));
+            run.Executor.Record(new HostFinished(h.Host.Uuid, h.Host.Name, h.IsMaster, e.Moved, e.Bytes, h.EvacuationSeconds, 0, e.Retries, HostResult.Failed));
+            run.Log.Error("{Host}: {Why}", h.Host.Name, failed.Why);
+            run.Log.HostPhase(h.Host.Name, phase);
+            run.Notify("host.failed", $"{h.Host.Name} of {run.ClusterLabel} failed: {failed.Why}; the run goes on without it", h.Host.Name);
+            return Continue;
+        }
+        finally
+        {
+            run.HostFailureRecorded();
+        }
     }
 
     /// <summary>Nothing irreversible happens to a host that still runs a VM.</summary>
@@ -111,7 +199,7 @@ public static class HostPipeline
         var left = after.RunningOn(h.Host.Uuid).ToList();
         if (left.Count > 0)
         {
-            return new Stop($"{h.Host.Name} still runs {string.Join(", ", left.Select(v => v.Name))} after evacuation; not rebooting it");
+            return new Stop($"{h.Host.Name} still runs {string.Join(", ", left.Select(v => v.Name))} after evacuation; not rebooting it") { HostOnly = true };
         }
 
         h.Empty = after.Hosts.First(x => x.Uuid == h.Host.Uuid);
@@ -231,41 +319,40 @@ public static class HostPipeline
     /// <summary>A pre hook said skip (exit 70): the host is not rebooted; it is enabled again as it was, its VMs stay where they went.</summary>
     private static async Task<StepResult> SkipAsync(RunContext run, HostRun h, CancellationToken abort)
     {
-        // Its live record decides: XAPI refuses host.enable while mandatory guidance is pending (xapi 24.10.0+).
-        var now = await run.Executor.ReadAsync(ct => run.Pool.ReadHostAsync(h.Host.Uuid, ct), abort);
-        var decision = HostEnabling.Decide(run.State, now);
-        string phase;
-        switch (decision.Action)
-        {
-            case PutBackAction.Enable:
-                await run.Executor.DoAsync(new HostEnableIntended(h.Host.Uuid, h.Host.Name), ct => run.Pool.EnableHostAsync(h.Host.Uuid, ct), new HostEnabled(h.Host.Uuid), abort);
-                phase = "skipped (pre hook exit 70); enabled again";
-                break;
-            case PutBackAction.UntilReboot:
-                run.Executor.Record(new HostEnabled(h.Host.Uuid));
-                run.Log.Warn("{Why}", decision.Why!);
-                phase = "skipped (pre hook exit 70); left disabled until its reboot, as it was";
-                break;
-            case PutBackAction.Refused:
-                run.OperatorAction(decision.Why!);
-                phase = "skipped (pre hook exit 70); stays disabled: XAPI refuses host.enable while its guidance is pending";
-                break;
-            case PutBackAction.Disable:
-                await run.Executor.DoAsync(null, ct => run.Pool.DisableHostAsync(h.Host.Uuid, ct), new HostEnabled(h.Host.Uuid), abort);
-                phase = "skipped (pre hook exit 70); disabled, as it was";
-                break;
-            default:
-                run.Executor.Record(new HostEnabled(h.Host.Uuid));
-                phase = "skipped (pre hook exit 70); left as it was";
-                break;
-        }
-
+        var phase = await PutBackAsync(run, h, "skipped (pre hook exit 70)", abort);
         var e = h.Evacuation;
         run.Executor.Record(new HostSkipped(h.Host.Uuid, h.Host.Name, "pre hook exit 70"));
         run.Executor.Record(new HostFinished(h.Host.Uuid, h.Host.Name, h.IsMaster, e.Moved, e.Bytes, h.EvacuationSeconds, 0, e.Retries, HostResult.SkippedByHook));
         run.Log.HostPhase(h.Host.Name, phase);
         run.Notify("host.skipped", $"{h.Host.Name} of {run.ClusterLabel} skipped: the pre hook exited 70", h.Host.Name);
         return Continue;
+    }
+
+    /// <summary>A host the run disabled and did not reboot, put back as it was; returns the phase to show.</summary>
+    private static async Task<string> PutBackAsync(RunContext run, HostRun h, string what, CancellationToken abort)
+    {
+        // Its live record decides: XAPI refuses host.enable while mandatory guidance is pending (xapi 24.10.0+).
+        var now = await run.Executor.ReadAsync(ct => run.Pool.ReadHostAsync(h.Host.Uuid, ct), abort);
+        var decision = HostEnabling.Decide(run.State, now);
+        switch (decision.Action)
+        {
+            case PutBackAction.Enable:
+                await run.Executor.DoAsync(new HostEnableIntended(h.Host.Uuid, h.Host.Name), ct => run.Pool.EnableHostAsync(h.Host.Uuid, ct), new HostEnabled(h.Host.Uuid), abort);
+                return what + "; enabled again";
+            case PutBackAction.UntilReboot:
+                run.Executor.Record(new HostEnabled(h.Host.Uuid));
+                run.Log.Warn("{Why}", decision.Why!);
+                return what + "; left disabled until its reboot, as it was";
+            case PutBackAction.Refused:
+                run.OperatorAction(decision.Why!);
+                return what + "; stays disabled: XAPI refuses host.enable while its guidance is pending";
+            case PutBackAction.Disable:
+                await run.Executor.DoAsync(null, ct => run.Pool.DisableHostAsync(h.Host.Uuid, ct), new HostEnabled(h.Host.Uuid), abort);
+                return what + "; disabled, as it was";
+            default:
+                run.Executor.Record(new HostEnabled(h.Host.Uuid));
+                return what + "; left as it was";
+        }
     }
 
     /// <summary>

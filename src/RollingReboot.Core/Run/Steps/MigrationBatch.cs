@@ -297,7 +297,7 @@ public static class MigrationBatch
     }
 
     /// <summary>Another rebooted (or never-rebooting) live enabled host with room for the VM.</summary>
-    private static string? PickAlternative(RunContext run, PoolSnapshot live, VmState vm, string sourceUuid, string failedTarget)
+    internal static string? PickAlternative(RunContext run, PoolSnapshot live, VmState vm, string sourceUuid, string failedTarget)
     {
         var allowed = run.State.Rebooted.ToHashSet(StringComparer.Ordinal);
         var nothingRebooted = allowed.Count == 0;

@@ -127,6 +127,13 @@ public static class RollingSteps
         var message = run.Options.EvacuateOnly
             ? $"{string.Join(", ", finished.Select(h => h.Name))} empty and disabled for maintenance; when the work is done: 'rollreboot return --clustername {run.ClusterLabel} --host {string.Join(",", finished.Select(h => h.Name))}'"
             : $"all {run.State.Rebooted.Count} host(s) rebooted";
+        var failedHosts = run.State.Failed;
+        if (failedHosts.Count > 0)
+        {
+            message = run.Options.EvacuateOnly ? message : $"{run.State.Rebooted.Count} host(s) rebooted";
+            message += $"; {failedHosts.Count} host(s) FAILED and left out (--max-failed-hosts): {string.Join("; ", failedHosts.Select(f => $"{f.Name ?? f.Host}: {f.Reason}"))}";
+        }
+
         var skipped = finished.Count(h => h.Result == HostResult.SkippedByHook);
         if (skipped > 0)
         {

@@ -25,6 +25,9 @@ internal sealed class FakePool(TimeProvider clock) : IPoolConnection
         public DateTimeOffset AgentStart { get; set; }
         public int BootCount { get; set; }
 
+        /// <summary>Goes down at its reboot and never comes back.</summary>
+        public bool NeverReturns { get; set; }
+
         /// <summary>host.pending_guidances (mandatory): while any is pending, a disabled host is not enabled (xapi 24.10.0+).</summary>
         public List<string> Guidances { get; } = [];
 
@@ -341,6 +344,12 @@ internal sealed class FakePool(TimeProvider clock) : IPoolConnection
         {
             Violations.Add($"{h.Name} rebooted with VMs on it");
             throw Refused("HOST_IN_USE", hostUuid);
+        }
+
+        if (h.NeverReturns)
+        {
+            h.Live = false;
+            return;
         }
 
         // Down and back at once, with a new boot: the boot clears the reboot guidances and restart_toolstack
