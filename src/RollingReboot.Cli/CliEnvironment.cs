@@ -14,6 +14,7 @@ public static class EnvNames
     public const string CloudStackUrl = "ROLLREBOOT_CLOUDSTACK_URL";
     public const string Ssh = "ROLLREBOOT_SSH";
     public const string NotifyUrl = "ROLLREBOOT_NOTIFY_URL";
+    public const string PrometheusUrl = "ROLLREBOOT_PROMETHEUS_URL";
     public const string TimeScale = "ROLLREBOOT_TIME_SCALE";
     public const string TimeOrigin = "ROLLREBOOT_TIME_ORIGIN";
     public const string StateDir = "ROLLREBOOT_STATE_DIR";

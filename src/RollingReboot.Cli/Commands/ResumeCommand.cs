@@ -8,7 +8,7 @@ internal sealed class ResumeCommand : RunCommandBase
     public ResumeCommand(CliEnvironment env)
         : base(new Command("resume", "Continue a run that stopped (crash, kill -9, host timeout) from its journal; hosts already rebooted in it are not rebooted again."), env, static o =>
             [o.ClusterName, o.Zone, o.Report, o.ReportJson, o.Threads, o.MaxHostsDown, o.Hosts, o.IgnoreHosts, o.OnlyNeedingReboot, o.HostTimeout, o.CmkProfile, o.SshAcceptNew,
-             o.Verbose, o.PauseAfter, o.WindowEnd, o.HostDelay, o.MetricsFile, o.IgnoreRunningTasks, .. o.Migration, .. o.FailurePolicy, .. o.Hooks])
+             o.Verbose, o.PauseAfter, o.WindowEnd, o.HostDelay, o.MetricsFile, o.IgnoreRunningTasks, .. o.Gates, .. o.Migration, .. o.FailurePolicy, .. o.Hooks])
     {
     }
 
@@ -20,11 +20,13 @@ internal sealed class ResumeCommand : RunCommandBase
         var notifyUrl = RunOptionsBinder.NotifyUrl(parse, Options, Env);
         var hostTimeout = RunOptionsBinder.HostTimeout(parse, Options);
         var acceptNew = parse.GetValue(Options.SshAcceptNew);
+        var gates = RunOptionsBinder.BuildGates(parse, Options, Env, Env.CreateClock().LocalTimeZone);
         return await InSessionAsync(parse, Request(parse, Env, cluster, exec: true), async session =>
         {
             var pool = await session.ReadWhenReachableAsync(hostTimeout, cancellationToken);
             RunOptionsBinder.CheckAgainstPool(plan, pool);
-            var runners = session.CreateHookRunners(hooks, acceptNew);
+            var alerts = session.CreateAlertGate(gates.Alerts);
+            var runners = session.CreateHookRunners(hooks, acceptNew, alerts);
             var (store, previous) = JournalLocator.FindOpenJournal(session.StateDir, pool);
             if (previous.Mode != "run")
             {
@@ -35,8 +37,8 @@ internal sealed class ResumeCommand : RunCommandBase
             var metrics = MetricsFor(parse, session, pool, plan, store);
             var invoker = RunInvoker.Continue(store, "resume", previous, pool);
             var probe = session.CreateProbe(acceptNew);
-            var options = BuildRunOptions(parse, session, new RunInputs(hostTimeout, plan, hooks, UseSshProof: probe is not null, EvacuateOnly: false));
-            var parts = session.PrepareRun(previous.RunId, pool, options, probe, runners, notifyUrl);
+            var options = BuildRunOptions(parse, session, new RunInputs(hostTimeout, plan, hooks, UseSshProof: probe is not null, EvacuateOnly: false) { Gates = gates });
+            var parts = session.PrepareRun(previous.RunId, pool, options, probe, runners, notifyUrl, alerts);
             var report = await PosixSignalScope.RunWithSignalsAsync((stop, abort) => invoker.ResumeAsync(parts, stop, abort), session.Log, cancellationToken);
             metrics?.Finish(report);
             return await ReportAsync(parse, session, report);

@@ -13,7 +13,7 @@ internal sealed class RunCommand : RunCommandBase
         : base(new RootCommand("rollreboot: reboot every host of a XenServer / XCP-ng pool managed by CloudStack, one after the other, while every VM keeps running."), env, static o =>
             [o.ClusterName, o.Zone, o.AllClusters, o.ParallelClusters, o.Exec, o.Format, o.Output, o.Report, o.ReportJson, o.Threads, o.MaxHostsDown, o.Hosts, o.IgnoreHosts,
              o.OnlyNeedingReboot, o.ReturnVms, o.HostTimeout, o.BreakLock, o.CmkProfile, o.SshAcceptNew, o.AssumeRebootSeconds, o.AssumeLinkMbps, o.Verbose, o.PauseAfter,
-             o.WindowEnd, o.HostDelay, o.MetricsFile, o.IgnoreRunningTasks, .. o.Migration, .. o.FailurePolicy, .. o.Hooks])
+             o.WindowEnd, o.HostDelay, o.MetricsFile, o.IgnoreRunningTasks, .. o.Gates, .. o.Migration, .. o.FailurePolicy, .. o.Hooks])
     {
     }
 
@@ -122,22 +122,24 @@ internal sealed class RunCommand : RunCommandBase
         var hostTimeout = RunOptionsBinder.HostTimeout(parse, Options);
         var exec = parse.GetValue(Options.Exec);
         var acceptNew = parse.GetValue(Options.SshAcceptNew);
+        var gates = RunOptionsBinder.BuildGates(parse, Options, env, env.CreateClock().LocalTimeZone);
         return await InSessionAsync(parse, Request(parse, env, cluster, exec, fleet, labLabel), async session =>
         {
             var pool = await session.ReadPoolAsync(cancellationToken);
             RunOptionsBinder.CheckAgainstPool(plan, pool);
-            var runners = session.CreateHookRunners(hooks, acceptNew);
+            var alerts = session.CreateAlertGate(gates.Alerts);
+            var runners = session.CreateHookRunners(hooks, acceptNew, alerts);
             if (!exec)
             {
-                return await PlanAsync(parse, session, pool, plan, runners.Preflight, format, cancellationToken);
+                return await PlanAsync(parse, session, pool, plan, runners.Preflight, format, cancellationToken, gates.Window);
             }
 
             var store = JournalLocator.NewJournal(session.StateDir, pool, session.RunId);
             var metrics = MetricsFor(parse, session, pool, plan, store);
             var invoker = RunInvoker.Start(store, session.RunId, pool, "run");
             var probe = session.CreateProbe(acceptNew);
-            var options = BuildRunOptions(parse, session, new RunInputs(hostTimeout, plan, hooks, UseSshProof: probe is not null, EvacuateOnly: false));
-            var parts = session.PrepareRun(session.RunId, pool, options, probe, runners, notifyUrl);
+            var options = BuildRunOptions(parse, session, new RunInputs(hostTimeout, plan, hooks, UseSshProof: probe is not null, EvacuateOnly: false) { Gates = gates });
+            var parts = session.PrepareRun(session.RunId, pool, options, probe, runners, notifyUrl, alerts);
             var report = await PosixSignalScope.RunWithSignalsAsync((stop, abort) => invoker.RunAsync(parts, stop, abort), session.Log, cancellationToken);
             metrics?.Finish(report);
             return await ReportAsync(parse, session, report);

@@ -109,10 +109,18 @@ internal abstract class RunCommandBase
 
     /// <summary>The dry run: preflight's plan, printed (or gathered for the fleet); exit 3 when it cannot run.</summary>
     /// <param name="pool">The pool as the command has just read it: preflight plans on it rather than reading it again.</param>
-    protected async Task<int> PlanAsync(ParseResult parse, RunSession session, PoolSnapshot pool, PlanOptions plan, PreflightCommands? commands, string format, CancellationToken cancellationToken)
+    /// <param name="window">--window: the plan says whether it is open now, until when, or when it opens next.</param>
+    protected async Task<int> PlanAsync(ParseResult parse, RunSession session, PoolSnapshot pool, PlanOptions plan, PreflightCommands? commands, string format, CancellationToken cancellationToken,
+        Core.Time.MaintenanceWindow? window = null)
     {
         ArgumentNullException.ThrowIfNull(session);
         var pre = await Preflight.RunAsync(session.Pool, session.Cloud, plan, new HashSet<string>(), cancellationToken, commands: commands, snapshot: pool);
+        if (window is not null)
+        {
+            var windowEnd = parse.GetValue(Options.WindowEnd) is { } w ? TimeArguments.ParseWindowEnd(w, session.Clock) : (DateTimeOffset?)null;
+            pre = pre with { Plan = pre.Plan with { Window = PlanWindow.For(window, windowEnd, session.Clock.GetUtcNow(), pre.Plan.Estimate.TotalSeconds) } };
+        }
+
         if (session.Fleet is not null)
         {
             session.Fleet.AddPlan(session.Cluster, pre.Plan);

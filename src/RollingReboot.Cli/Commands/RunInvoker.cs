@@ -82,6 +82,7 @@ internal sealed class RunInvoker
             LocalCommands = p.LocalCommands,
             RemoteShell = p.RemoteShell,
             Notifier = p.Notifier,
+            Alerts = p.Alerts,
             ProcessAlive = Adapters.LocalProcesses.IsRollrebootRunning,
         },
         p.Options,
@@ -111,4 +112,6 @@ internal sealed record RunParts(IPoolConnection Pool, ClusterBinding? Cloud, IHo
     public IRemoteShell? RemoteShell { get; init; }
 
     public IRunNotifier? Notifier { get; init; }
+
+    public AlertGate? Alerts { get; init; }
 }

@@ -3,6 +3,7 @@ using System.Globalization;
 using RollingReboot.Core.Planning;
 using RollingReboot.Core.Pool;
 using RollingReboot.Core.Run;
+using RollingReboot.Core.Time;
 
 namespace RollingReboot.Cli.Commands;
 
@@ -112,6 +113,8 @@ internal static class RunOptionsBinder
         WindowEnd = parse.GetValue(o.WindowEnd) is { } w ? TimeArguments.ParseWindowEnd(w, clock) : null,
         HostDelay = parse.GetValue(o.HostDelay) is { } d ? TimeArguments.ParseDuration(d, "--host-delay") : TimeSpan.Zero,
         Hooks = inputs.Hooks,
+        Window = inputs.Gates.Window,
+        WaitForWindow = inputs.Gates.WaitForWindow,
         EvacuateOnly = inputs.EvacuateOnly,
         Halt = parse.GetValue(o.Halt),
         PowerOnTimeout = TimeArguments.ParseDuration(parse.GetValue(o.PowerOnTimeout) ?? "4h", "--power-on-timeout"),
@@ -135,6 +138,77 @@ internal static class RunOptionsBinder
             _ when t.Length > 0 && (char.IsDigit(t[0]) || t[0] == '.') => TimeArguments.ParseDuration(t, "--power-on-delay"),
             _ => throw new UserFacingException($"--power-on-delay '{text}' is neither a duration (0s, 90s, 10m, 1h) nor 'manual'"),
         };
+    }
+
+    /// <summary>--window, --wait-for-window and the alert gate, checked before anything is asked of the pool.</summary>
+    /// <param name="localZone">The run clock's zone: a window that names none is in it.</param>
+    public static RunGates BuildGates(ParseResult parse, RunOptionsDefinitions o, CliEnvironment env, TimeZoneInfo localZone)
+    {
+        MaintenanceWindow? window = null;
+        if (parse.GetValue(o.Window) is { } text)
+        {
+            if (!MaintenanceWindow.TryParse(text, localZone, out window, out var error))
+            {
+                throw new UserFacingException($"--window '{text}': {error}");
+            }
+        }
+
+        TimeSpan? wait = null;
+        if (parse.GetValue(o.WaitForWindow))
+        {
+            wait = window is null
+                ? throw new UserFacingException("--wait-for-window needs --window: the window whose next opening to wait for")
+                : TimeArguments.ParseDuration(parse.GetValue(o.MaxWindowWait) ?? "24h", "--max-window-wait");
+        }
+
+        return new RunGates(window, wait, AlertSettings(parse, o, env));
+    }
+
+    /// <summary>
+    /// --prometheus-url (or ROLLREBOOT_PROMETHEUS_URL) with the filter options. Credentials in the URL only from the
+    /// environment: a command line is seen by every user of the machine (ps) and kept in shell histories.
+    /// </summary>
+    private static AlertSettings? AlertSettings(ParseResult parse, RunOptionsDefinitions o, CliEnvironment env)
+    {
+        var given = parse.GetValue(o.PrometheusUrl);
+        var text = given ?? env.Get(EnvNames.PrometheusUrl);
+        var filterText = parse.GetValue(o.AlertFilter);
+        if (text is null)
+        {
+            return filterText is not null || parse.GetValue(o.AlertFilterMatchOnly) || parse.GetValue(o.AlertFiringOnly)
+                ? throw new UserFacingException($"--alert-filter, --alert-filter-match-only and --alert-firing-only need --prometheus-url (or {EnvNames.PrometheusUrl}): the Prometheus whose alerts to read")
+                : null;
+        }
+
+        var source = given is null ? EnvNames.PrometheusUrl : "--prometheus-url";
+        if (!Uri.TryCreate(text, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https") || url.Host.Length == 0)
+        {
+            throw new UserFacingException($"{source} must be an http(s) URL of a Prometheus server, e.g. http://prometheus:9090");
+        }
+
+        if (given is not null && url.UserInfo.Length > 0)
+        {
+            throw new UserFacingException($"--prometheus-url holds credentials, which never go on the command line: put the URL in {EnvNames.PrometheusUrl} instead");
+        }
+
+        System.Text.RegularExpressions.Regex? filter = null;
+        if (filterText is not null)
+        {
+            try
+            {
+                filter = new System.Text.RegularExpressions.Regex(filterText, System.Text.RegularExpressions.RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
+            }
+            catch (ArgumentException e)
+            {
+                throw new UserFacingException($"--alert-filter '{filterText}' is not a regular expression ({e.Message})");
+            }
+        }
+        else if (parse.GetValue(o.AlertFilterMatchOnly))
+        {
+            throw new UserFacingException("--alert-filter-match-only needs --alert-filter: the alert names that alone count");
+        }
+
+        return new AlertSettings(url, new AlertOptions { Filter = filter, FilterMatchOnly = parse.GetValue(o.AlertFilterMatchOnly), FiringOnly = parse.GetValue(o.AlertFiringOnly) });
     }
 
     /// <summary>The plan's options against the pool as read: every named host in it, room for --max-hosts-down.</summary>
@@ -185,4 +259,16 @@ internal static class RunOptionsBinder
 }
 
 /// <summary>What a command settled before the run's options are read.</summary>
-internal sealed record RunInputs(TimeSpan HostTimeout, PlanOptions Plan, HookOptions Hooks, bool UseSshProof, bool EvacuateOnly);
+internal sealed record RunInputs(TimeSpan HostTimeout, PlanOptions Plan, HookOptions Hooks, bool UseSshProof, bool EvacuateOnly)
+{
+    public RunGates Gates { get; init; } = RunGates.None;
+}
+
+/// <summary>Where the alert gate reads (the URL may hold credentials: never logged) and which alerts count.</summary>
+internal sealed record AlertSettings(Uri Url, AlertOptions Options);
+
+/// <summary>The window and the alert gate of a run.</summary>
+internal sealed record RunGates(MaintenanceWindow? Window, TimeSpan? WaitForWindow, AlertSettings? Alerts)
+{
+    public static RunGates None { get; } = new(null, null, null);
+}

@@ -38,6 +38,13 @@ internal sealed class RunOptionsDefinitions
     public Option<bool> Verbose { get; } = new("--verbose") { Description = "More detail in the log" };
     public Option<int?> PauseAfter { get; } = new("--pause-after") { Description = "Canary: stop safely after this many hosts (restored, exit 4); continue with 'rollreboot resume'" };
     public Option<string?> WindowEnd { get; } = new("--window-end") { Description = "End of the maintenance window: a time of day (04:00, its next occurrence), a date and time (2026-11-23T04:00, local unless it has an offset) or a duration from now (90m, 2h); no host is started that would end after it" };
+    public Option<string?> Window { get; } = new("--window") { Description = "Recurring maintenance window: [DAYS] HH:MM-HH:MM [ZONE], e.g. \"Sat,Sun 01:00-05:00 Europe/Amsterdam\" (days Mon-Fri or Sat,Sun, every day when left out; an IANA zone, the local one when left out; 22:00-02:00 crosses midnight and belongs to the day it starts); started outside it the run does not start (exit 3; resume: exit 4) unless --wait-for-window; inside it no host is started that would end after it" };
+    public Option<bool> WaitForWindow { get; } = new("--wait-for-window") { Description = "Started outside --window: wait for its next opening (up to --max-window-wait) instead of exiting; nothing is changed while waiting" };
+    public Option<string?> MaxWindowWait { get; } = new("--max-window-wait") { Description = "With --wait-for-window: the longest wait for the next opening (default 24h); an opening further away is exit 3 at once" };
+    public Option<string?> PrometheusUrl { get; } = new("--prometheus-url") { Description = "Alert gate, as kured's: Prometheus whose active alerts (/api/v1/alerts) block the start (exit 3) and hold the run between hosts (bounded by --blocker-timeout, then exit 4); an unreachable Prometheus blocks too. ROLLREBOOT_PROMETHEUS_URL keeps a URL with credentials off the command line" };
+    public Option<string?> AlertFilter { get; } = new("--alert-filter", "--alert-filter-regexp") { Description = "Alerts whose name this regular expression finds do not count (kured's --alert-filter-regexp)" };
+    public Option<bool> AlertFilterMatchOnly { get; } = new("--alert-filter-match-only") { Description = "Only alerts whose name --alert-filter finds count (the filter inverted, as in kured)" };
+    public Option<bool> AlertFiringOnly { get; } = new("--alert-firing-only") { Description = "Only firing alerts count, not pending ones" };
     public Option<string?> HostDelay { get; } = new("--host-delay") { Description = "Wait this long between hosts (e.g. 5m)" };
     public Option<string?> PreHostHook { get; } = new("--pre-host-hook") { Description = "Local command run when a host is empty and disabled, before its reboot (env ROLLREBOOT_HOST, _HOST_ADDRESS, _POOL, _PHASE...); exit 70 skips the host, other failures stop the run safely" };
     public Option<string?> PostHostHook { get; } = new("--post-host-hook") { Description = "Local command run when a host is back and enabled; a failure stops the run before the next host" };
@@ -61,6 +68,9 @@ internal sealed class RunOptionsDefinitions
 
     /// <summary>--retries, --retry-delay, --max-failed-hosts: the plan/run and resume take them.</summary>
     public Option[] FailurePolicy => [Retries, RetryDelay, MaxFailedHosts];
+
+    /// <summary>The window and the alert gate: the plan/run and resume take all of them.</summary>
+    public Option[] Gates => [Window, WaitForWindow, MaxWindowWait, PrometheusUrl, AlertFilter, AlertFilterMatchOnly, AlertFiringOnly];
 
     /// <summary>The hooks, checks, --halt and --notify: the plan/run and resume take all of them.</summary>
     public Option[] Hooks => [PreHostHook, PostHostHook, PreHostCommand, PostHostCommand, HookTimeout, NeedsRebootCommand, BlockerCommand, BlockerTimeout, Halt, PowerOnTimeout, PowerOnDelay, Notify];

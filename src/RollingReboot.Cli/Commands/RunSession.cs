@@ -34,6 +34,7 @@ internal sealed class RunSession : IAsyncDisposable
     private CloudStackClient? _cloudClient;
     private XapiPoolConnection? _pool;
     private WebhookNotifier? _notifier;
+    private PrometheusAlerts? _alerts;
 
     private RunSession(SessionRequest request, TimeProvider clock, string runId, string stateDir, Serilog.Core.Logger logger, XapiSettings settings)
     {
@@ -164,8 +165,23 @@ internal sealed class RunSession : IAsyncDisposable
         }
     }
 
+    /// <summary>The alert gate on the Prometheus of --prometheus-url; null without one. Logged without credentials.</summary>
+    public AlertGate? CreateAlertGate(AlertSettings? settings)
+    {
+        if (settings is null)
+        {
+            return null;
+        }
+
+        _alerts = new PrometheusAlerts(settings.Url);
+        Log.Info("Alert gate: {Source}{Filter}", _alerts.Description,
+            (settings.Options.Filter is { } f ? $", alerts whose name matches /{f}/ {(settings.Options.FilterMatchOnly ? "alone count" : "do not count")}" : "")
+            + (settings.Options.FiringOnly ? ", firing alerts only" : ", pending and firing alerts"));
+        return new AlertGate(_alerts, settings.Options);
+    }
+
     /// <summary>What runs the hooks: SSH for remote commands, this machine for local ones, and preflight's share.</summary>
-    public HookRunners CreateHookRunners(HookOptions hooks, bool acceptNewHostKeys)
+    public HookRunners CreateHookRunners(HookOptions hooks, bool acceptNewHostKeys, AlertGate? alerts = null)
     {
         IRemoteShell? remote = null;
         if (hooks.PreHostCommand is not null || hooks.PostHostCommand is not null || hooks.NeedsRebootCommand is not null)
@@ -175,15 +191,15 @@ internal sealed class RunSession : IAsyncDisposable
         }
 
         var local = hooks.PreHostHook is not null || hooks.PostHostHook is not null || hooks.BlockerCommand is not null ? new LocalCommandRunner() : null;
-        var preflight = hooks.BlockerCommand is not null || hooks.NeedsRebootCommand is not null
-            ? new PreflightCommands(new HostCommands(hooks, local, remote, Log), Cluster, RunId)
+        var preflight = hooks.BlockerCommand is not null || hooks.NeedsRebootCommand is not null || alerts is not null
+            ? new PreflightCommands(new HostCommands(hooks, local, remote, Log), Cluster, RunId) { Alerts = alerts }
             : null;
         return new HookRunners(remote, local, preflight);
     }
 
     /// <summary>Says what is about to run, starts the notifier, and gathers what the run is built from.</summary>
     /// <param name="runId">The run's id: this invocation's, or the unfinished run's for resume and restore.</param>
-    public RunParts PrepareRun(string runId, PoolSnapshot pool, RunOptions options, IHostProbe? probe, HookRunners runners, Uri? notifyUrl)
+    public RunParts PrepareRun(string runId, PoolSnapshot pool, RunOptions options, IHostProbe? probe, HookRunners runners, Uri? notifyUrl, AlertGate? alerts = null)
     {
         Log.Info("Run {RunId} on pool {Pool} (cluster {Cluster}); journal and log under {StateDir}", runId, pool.Name, Cluster, StateDir);
         if (_request.LabLabel is not null)
@@ -202,6 +218,7 @@ internal sealed class RunSession : IAsyncDisposable
             LocalCommands = runners.Local,
             RemoteShell = runners.Remote,
             Notifier = _notifier,
+            Alerts = alerts,
         };
     }
 
@@ -226,6 +243,7 @@ internal sealed class RunSession : IAsyncDisposable
         }
         finally
         {
+            _alerts?.Dispose();
             _cloudClient?.Dispose();
             _logger.Dispose();
         }

@@ -38,6 +38,13 @@ public static class ConfigFile
         new("hostTimeout", "--host-timeout", ConfigKind.Duration),
         new("hostDelay", "--host-delay", ConfigKind.Duration),
         new("windowEnd", "--window-end", ConfigKind.WindowEnd),
+        new("window", "--window", ConfigKind.Window),
+        new("waitForWindow", "--wait-for-window", ConfigKind.Flag),
+        new("maxWindowWait", "--max-window-wait", ConfigKind.Duration),
+        new("prometheusUrl", "--prometheus-url", ConfigKind.Url) { Environment = [EnvNames.PrometheusUrl] },
+        new("alertFilter", "--alert-filter", ConfigKind.Regex),
+        new("alertFilterMatchOnly", "--alert-filter-match-only", ConfigKind.Flag),
+        new("alertFiringOnly", "--alert-firing-only", ConfigKind.Flag),
         new("pauseAfter", "--pause-after", ConfigKind.Integer) { Min = 1 },
         new("assumeRebootSeconds", "--assume-reboot-seconds", ConfigKind.Number),
         new("assumeLinkMbps", "--assume-link-mbps", ConfigKind.Number),
@@ -335,6 +342,36 @@ public static class ConfigFile
                 }
 
                 return new ConfigValue([option, end]);
+            case ConfigKind.Window:
+                var window = Text(value, at, path, "a window such as \"Sat,Sun 01:00-05:00 Europe/Amsterdam\"");
+                if (!Core.Time.MaintenanceWindow.TryParse(window, TimeZoneInfo.Utc, out _, out var why))
+                {
+                    throw Problem(path, at, $"\"{window}\" {why}");
+                }
+
+                return new ConfigValue([option, window]);
+            case ConfigKind.Url:
+                var url = Text(value, at, path, "an http(s) URL");
+                if (!Uri.TryCreate(url, UriKind.Absolute, out var parsed) || parsed.Scheme is not ("http" or "https"))
+                {
+                    throw Problem(path, at, "must be an http(s) URL, e.g. \"http://prometheus:9090\"");
+                }
+
+                return parsed.UserInfo.Length > 0
+                    ? throw Problem(path, at, $"holds credentials, and secrets are never read from the config file: put the URL in {EnvNames.PrometheusUrl}")
+                    : new ConfigValue([option, url]);
+            case ConfigKind.Regex:
+                var pattern = Text(value, at, path, "a regular expression");
+                try
+                {
+                    _ = new System.Text.RegularExpressions.Regex(pattern, System.Text.RegularExpressions.RegexOptions.None, TimeSpan.FromSeconds(1));
+                }
+                catch (ArgumentException e)
+                {
+                    throw Problem(path, at, $"\"{pattern}\" is not a regular expression ({e.Message})");
+                }
+
+                return new ConfigValue([option, pattern]);
             case ConfigKind.Choice:
                 var choice = Text(value, at, path, "one of " + string.Join(", ", key.Choices));
                 return key.Choices.Contains(choice, StringComparer.Ordinal)
@@ -421,6 +458,14 @@ public enum ConfigKind
     Flag,
     Duration,
     WindowEnd,
+
+    /// <summary>A recurring window: [DAYS] HH:MM-HH:MM [ZONE].</summary>
+    Window,
+
+    /// <summary>An http(s) URL without credentials.</summary>
+    Url,
+
+    Regex,
 
     /// <summary>Names joined with commas into one value (--hosts a,b).</summary>
     List,

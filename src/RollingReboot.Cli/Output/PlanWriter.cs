@@ -116,6 +116,17 @@ public static class PlanWriter
 
             w.WriteEndArray();
 
+            if (plan.Window is { } window)
+            {
+                w.WriteStartObject("window");
+                w.WriteString("window", window.Window);
+                w.WriteBoolean("openNow", window.OpenNow);
+                w.WriteString("opens", window.Start.ToString("O", s_inv));
+                w.WriteString("ends", window.End.ToString("O", s_inv));
+                w.WriteString("text", window.Text);
+                w.WriteEndObject();
+            }
+
             w.WriteStartObject("estimate");
             w.WriteNumber("totalSeconds", Seconds(plan.Estimate.TotalSeconds));
             w.WriteNumber("migrations", plan.Estimate.Migrations);
@@ -251,6 +262,10 @@ public static class PlanWriter
         var (largest, migrationBound, haBound, reconnectBound) = Bounds(plan);
         sb.Append(s_inv, $"  Bounds: a migration may take 3x its modelled time, at least {Units.Duration(new RunOptions().MigrationTimeout.TotalSeconds)}{(largest is null ? "" : $" (the largest, {largest.VmName} {Units.Memory(largest.MemoryBytes)}: {Units.Duration(migrationBound.TotalSeconds)})")}; an HA transition {Units.Duration(haBound.TotalSeconds)}; CloudStack's reconnect {Units.Duration(reconnectBound.TotalSeconds)}\n");
         sb.Append(s_inv, $"  Pool software: {plan.Pool.Software.Describe()}\n");
+        if (plan.Window is { } window)
+        {
+            sb.Append(s_inv, $"  Window: {window.Window}: {window.Text}\n");
+        }
 
         if (plan.Blockers.Count > 0)
         {
@@ -296,6 +311,11 @@ public static class PlanWriter
         sb.Append(s_inv, $"| Hosts down at once | up to {plan.Options.MaxHostsDown} (master alone) |\n");
         sb.Append(s_inv, $"| Migrations | {e.Migrations} ({Units.Memory(e.MemoryBytes)}) |\n");
         sb.Append(s_inv, $"| Estimated duration | {Units.Duration(e.TotalSeconds)} (no faster than {Units.Duration(PlanEstimator.LowerBoundSeconds(plan))}) |\n");
+        if (plan.Window is { } window)
+        {
+            sb.Append(s_inv, $"| Window | {Md(window.Window)}: {Md(window.Text)} |\n");
+        }
+
         if (plan.ReturnMigrations.Count > 0)
         {
             sb.Append(s_inv, $"| Migrate-back | {Count(plan.ReturnMigrations.Count, "migration")}, ~{Units.Duration(e.ReturnSeconds)} |\n");

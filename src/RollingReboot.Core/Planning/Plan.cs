@@ -76,6 +76,9 @@ public sealed record Plan(
 {
     public string PoolUuid => Pool.Uuid;
 
+    /// <summary>The maintenance window (--window) as it stands when the plan was made; null without one.</summary>
+    public PlanWindow? Window { get; init; }
+
     /// <summary>VM.pool_migrate's options for this plan's migrations (--migration-network, --compress).</summary>
     public MigrationRoute Route => MigrationRouting.RouteFor(Pool, Options);
 
@@ -124,4 +127,29 @@ public static class PlanCodes
     public const string MigrationNetworkUnknown = "MIGRATION_NETWORK_UNKNOWN";
     public const string MigrationNetworkUnsupported = "MIGRATION_NETWORK_UNSUPPORTED";
     public const string CompressionUnsupported = "COMPRESSION_UNSUPPORTED";
+}
+
+/// <summary>
+/// The maintenance window as the plan shows it (--window): open now and until when, or closed and when it opens next;
+/// <see cref="End"/> is the opening's end, or --window-end when that is earlier.
+/// </summary>
+public sealed record PlanWindow(string Window, bool OpenNow, DateTimeOffset Start, DateTimeOffset End, string Text)
+{
+    public static PlanWindow For(Time.MaintenanceWindow window, DateTimeOffset? windowEnd, DateTimeOffset now, double estimateSeconds)
+    {
+        ArgumentNullException.ThrowIfNull(window);
+        var opening = window.CurrentOrNext(now);
+        var open = opening.Contains(now);
+        var end = windowEnd is { } e && e < opening.End ? e : opening.End;
+        var estimate = Units.Duration(estimateSeconds);
+        var text = open
+            ? $"open now, until {window.Local(end)} ({Time.MaintenanceWindow.Span(end - now)} left; the plan is estimated at {estimate})"
+            : $"closed now; next opening {window.Local(opening.Start)} (in {Time.MaintenanceWindow.Span(opening.Start - now)}), until {window.Local(end)}; the run does not start before it (--wait-for-window waits for it)";
+        if (end - (open ? now : opening.Start) < TimeSpan.FromSeconds(estimateSeconds))
+        {
+            text += "; the opening is shorter than the estimate: the run stops safely at its end, and 'rollreboot resume' continues in the next one";
+        }
+
+        return new PlanWindow(window.Describe(), open, opening.Start, end, text);
+    }
 }

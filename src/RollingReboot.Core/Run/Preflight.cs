@@ -25,7 +25,11 @@ public sealed record PreflightResult(PoolSnapshot Pool, Plan Plan, IReadOnlyList
 public sealed record BusyVm(string VmName, string HostUuid, string Operation);
 
 /// <summary>The operator's checks preflight runs: the needs-reboot command on each host, the blocker command.</summary>
-public sealed record PreflightCommands(HostCommands Commands, string Cluster, string RunId);
+public sealed record PreflightCommands(HostCommands Commands, string Cluster, string RunId)
+{
+    /// <summary>The alert gate (--prometheus-url): active alerts, or a source that cannot be asked, block the start.</summary>
+    public AlertGate? Alerts { get; init; }
+}
 
 /// <summary>
 /// Everything that could stop the run, checked before anything is touched. Reads only.
@@ -378,6 +382,13 @@ public static class Preflight
         if (await c.Commands.CheckBlockerAsync(env, cancellationToken) is { } blocked)
         {
             extra.Add(new Blocker("BLOCKER_COMMAND", blocked, "wait until the check passes (e.g. no alert firing), or fix what it reports; then run again", null, null));
+        }
+
+        if (c.Alerts is { } alerts && await alerts.CheckAsync(cancellationToken) is { } alerting)
+        {
+            extra.Add(alerting.Unreadable
+                ? new Blocker("ALERTS_UNREADABLE", alerting.Why, "check --prometheus-url and that Prometheus answers (curl URL/api/v1/alerts); an alert source that cannot be read blocks, as in kured", null, null)
+                : new Blocker("ALERTS_ACTIVE", alerting.Why, "wait until the alerts resolve, or leave known ones out with --alert-filter (or count only firing ones: --alert-firing-only); then run again", null, null));
         }
 
         if (c.Commands.Options.NeedsRebootCommand is null)

@@ -1,5 +1,6 @@
 using RollingReboot.Core.Planning;
 using RollingReboot.Core.Pool;
+using RollingReboot.Core.Time;
 
 namespace RollingReboot.Core.Run;
 
@@ -99,6 +100,16 @@ public sealed record RunOptions
 
     /// <summary>Never start a host whose estimated evacuate + reboot would end after this moment.</summary>
     public DateTimeOffset? WindowEnd { get; init; }
+
+    /// <summary>
+    /// The recurring maintenance window (--window): a run or resume started outside it does not start (or waits, see
+    /// <see cref="WaitForWindow"/>); inside it, no host is started that would end after the opening's end (or
+    /// <see cref="WindowEnd"/>, when that is earlier).
+    /// </summary>
+    public MaintenanceWindow? Window { get; init; }
+
+    /// <summary>Outside the window: wait for its next opening when it starts within this long; null: do not wait.</summary>
+    public TimeSpan? WaitForWindow { get; init; }
 
     /// <summary>Wait this long between hosts (waves).</summary>
     public TimeSpan HostDelay { get; init; } = TimeSpan.Zero;

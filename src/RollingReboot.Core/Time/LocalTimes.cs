@@ -43,6 +43,13 @@ public static class LocalTimes
         return Moments(date, time, clock.LocalTimeZone).First();
     }
 
+    /// <summary>The first moment at which <paramref name="zone"/> reads this date and time (a skipped time: the end of the gap).</summary>
+    public static DateTimeOffset FirstMoment(DateOnly date, TimeOnly time, TimeZoneInfo zone)
+    {
+        ArgumentNullException.ThrowIfNull(zone);
+        return Moments(date, time, zone).First();
+    }
+
     /// <summary>The moments, earliest first, at which <paramref name="zone"/> reads this date and time: one, two
     /// (ambiguous, fall-back) or, for a skipped time, the end of the gap.</summary>
     private static IEnumerable<DateTimeOffset> Moments(DateOnly date, TimeOnly time, TimeZoneInfo zone)

@@ -16,6 +16,9 @@ public sealed record RunServices(IPoolConnection Pool, ClusterBinding? Cloud, IR
     /// <summary>Runs commands on the hosts over SSH (remote hooks, the needs-reboot command).</summary>
     public IRemoteShell? RemoteShell { get; init; }
 
+    /// <summary>The alert gate (--prometheus-url): a blocker at the start, a reason to wait between hosts.</summary>
+    public AlertGate? Alerts { get; init; }
+
     /// <summary>Tells people how the run goes (--notify); never holds the run up.</summary>
     public IRunNotifier? Notifier { get; init; }
 
@@ -65,6 +68,14 @@ public sealed class RunContext(RunServices services, RunOptions options, ChangeE
     public HostCommands Commands => _commands ??= new HostCommands(Options.Hooks, Services.LocalCommands, Services.RemoteShell, Log);
 
     public bool HasCommands => Options.Hooks.BlockerCommand is not null || Options.Hooks.NeedsRebootCommand is not null || Options.Hooks.Any;
+
+    public AlertGate? Alerts => Services.Alerts;
+
+    /// <summary>
+    /// When this invocation's window ends: --window-end, or the end of the --window opening the run started in when
+    /// that is earlier (set by <see cref="Steps.WindowGate"/>); null without either.
+    /// </summary>
+    public DateTimeOffset? WindowEnd { get; set; } = options.WindowEnd;
 
     // ---- informational, this invocation only -------------------------------------------------------
 
@@ -177,5 +188,5 @@ public sealed class RunContext(RunServices services, RunOptions options, ChangeE
 
     /// <summary>The earlier of a deadline and the end of the maintenance window.</summary>
     public DateTimeOffset ClampToWindow(DateTimeOffset deadline) =>
-        Options.WindowEnd is { } end && end < deadline ? end : deadline;
+        WindowEnd is { } end && end < deadline ? end : deadline;
 }

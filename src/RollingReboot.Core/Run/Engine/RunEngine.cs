@@ -93,7 +93,7 @@ public sealed class RunEngine(RunServices services, RunOptions options, string c
             return await FinishAsync(run, new RunEnding(Continue, "", null), restoreOnly: true);
         }
 
-        return await ExecuteAsync(run, ct => RollAsync(run, resumed: true, stop, ct), stop, abort);
+        return await ExecuteAsync(run, ct => RollAsync(run, resumed: true, stop, ct), stop, abort, resumed: true);
     }
 
     /// <summary>The run's lock with a live heartbeat from another process: that run is not dead. A stopped heartbeat is
@@ -151,7 +151,9 @@ public sealed class RunEngine(RunServices services, RunOptions options, string c
         return new RunContext(services, runOptions, executor, runId, clusterLabel);
     }
 
-    private async Task<RunReport> ExecuteAsync(RunContext run, Func<CancellationToken, Task<RunEnding>> steps, CancellationToken stop, CancellationToken abort)
+    /// <param name="resumed">A resume: refused by a blocker (an alert firing, a blocker command, the window), its run
+    /// stays open for the next resume, as after a pause; a fresh run refused has done nothing worth keeping.</param>
+    private async Task<RunReport> ExecuteAsync(RunContext run, Func<CancellationToken, Task<RunEnding>> steps, CancellationToken stop, CancellationToken abort, bool resumed = false)
     {
         run.Started = services.Clock.GetUtcNow();
         RunEnding ending;
@@ -193,10 +195,10 @@ public sealed class RunEngine(RunServices services, RunOptions options, string c
             await heartbeat;
         }
 
-        return await FinishAsync(run, ending, restoreOnly: false, interrupted);
+        return await FinishAsync(run, ending, restoreOnly: false, interrupted, keepOpenWhenBlocked: resumed);
     }
 
-    private async Task<RunReport> FinishAsync(RunContext run, RunEnding ending, bool restoreOnly, bool interrupted = false)
+    private async Task<RunReport> FinishAsync(RunContext run, RunEnding ending, bool restoreOnly, bool interrupted = false, bool keepOpenWhenBlocked = false)
     {
         var result = ending.Result;
         switch (result)
@@ -247,7 +249,7 @@ public sealed class RunEngine(RunServices services, RunOptions options, string c
         var message = restoreOnly
             ? restoredAll ? "restored what the run had changed" : "restore incomplete: see the operator actions"
             : ending.Message;
-        var paused = result is Pause && restoredAll;
+        var paused = (result is Pause || (result is Blocked && keepOpenWhenBlocked)) && restoredAll;
         Journal(run, paused ? new RunPaused(outcome.ToString(), message) : new RunEnded(restoreOnly ? (restoredAll ? "Restored" : "NeedsOperator") : outcome.ToString(), message));
         if (!restoreOnly)
         {
@@ -337,7 +339,7 @@ public sealed class RunEngine(RunServices services, RunOptions options, string c
     private void NotifyEnd(RunContext run, RunOutcome outcome, string message, bool paused)
     {
         var actions = run.State.OperatorActions.Skip(run.OperatorActionsBefore).ToList();
-        if (outcome is RunOutcome.NeedsOperator or RunOutcome.StoppedRestored or RunOutcome.Blocked && !paused)
+        if (outcome is RunOutcome.Blocked || (outcome is RunOutcome.NeedsOperator or RunOutcome.StoppedRestored && !paused))
         {
             run.Notify("failure", $"rollreboot on {clusterLabel} stopped: {message}" + (actions.Count > 0 ? "; operator action needed: " + string.Join("; ", actions) : ""), outcome: outcome.ToString());
         }

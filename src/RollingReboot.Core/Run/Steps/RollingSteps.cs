@@ -26,7 +26,13 @@ public static class RollingSteps
             await ResumeSteps.ReenableHostsLeftDisabledAsync(run, abort);
         }
 
-        var commands = run.HasCommands ? new PreflightCommands(run.Commands, run.ClusterLabel, run.RunId) : null;
+        var window = await WindowGate.EnterAsync(run, resumed, stop);
+        if (!window.IsContinue)
+        {
+            return new RunEnding(window, RunEngine.Why(window), null);
+        }
+
+        var commands = run.HasCommands || run.Alerts is not null ? new PreflightCommands(run.Commands, run.ClusterLabel, run.RunId) { Alerts = run.Alerts } : null;
         var pre = await Preflight.RunAsync(run.Pool, run.Cloud, run.PlanOptions, run.State.Rebooted, abort, commands: commands);
         run.AntiAffinity = pre.AntiAffinity;
         run.Placement = pre.Placement;
