@@ -64,6 +64,11 @@ public static class ConfigFile
         new("blockerTimeout", "--blocker-timeout", ConfigKind.Duration),
         new("halt", "--halt", ConfigKind.Flag),
         new("powerOnTimeout", "--power-on-timeout", ConfigKind.Duration),
+        new("notifyTemplate", "--notify-template", ConfigKind.Text),
+        new("mailTo", "--mail-to", ConfigKind.List),
+        new("mailCommand", "--mail-command", ConfigKind.Text),
+        new("mailFrom", "--mail-from", ConfigKind.Text),
+        new("noLive", "--no-live", ConfigKind.Flag),
     ];
 
     /// <summary>Options that must be typed each time, never defaulted by a file.</summary>
