@@ -31,12 +31,16 @@ public sealed class CliEnvironment
 
     public bool IsTerminal { get; init; }
 
+    /// <summary>stderr is a terminal that takes cursor movement (not redirected; TERM set and not "dumb"): the live view may be shown.</summary>
+    public bool ErrorIsTerminal { get; init; }
+
     public static CliEnvironment FromProcess() => new()
     {
         GetVariable = Environment.GetEnvironmentVariable,
         Out = Console.Out,
         Error = Console.Error,
         IsTerminal = !Console.IsOutputRedirected && !Console.IsErrorRedirected,
+        ErrorIsTerminal = !Console.IsErrorRedirected && Output.LiveView.CapableTerm(Environment.GetEnvironmentVariable("TERM")),
     };
 
     public string? Get(string name) => GetVariable(name) is { Length: > 0 } v ? v : null;

@@ -47,6 +47,7 @@ internal sealed class EmbeddedLab : IAsyncDisposable
             Out = env.Out,
             Error = env.Error,
             IsTerminal = env.IsTerminal,
+            ErrorIsTerminal = env.ErrorIsTerminal,
         };
         return new EmbeddedLab(lab, overlay, $"the embedded lab (scenario {scenario.Name})", stateDir);
     }

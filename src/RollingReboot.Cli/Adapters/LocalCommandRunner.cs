@@ -13,7 +13,11 @@ internal sealed class LocalCommandRunner : ILocalCommandRunner
 {
     private const int KeepOutputChars = 4000;
 
-    public async Task<CommandResult> RunAsync(string command, IReadOnlyDictionary<string, string> environment, TimeSpan timeout, CancellationToken cancellationToken = default)
+    public Task<CommandResult> RunAsync(string command, IReadOnlyDictionary<string, string> environment, TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        RunAsync(command, environment, timeout, null, cancellationToken);
+
+    /// <param name="input">What the command reads on stdin (UTF-8; --mail-command's message); none: stdin is closed at once.</param>
+    public async Task<CommandResult> RunAsync(string command, IReadOnlyDictionary<string, string> environment, TimeSpan timeout, string? input, CancellationToken cancellationToken = default)
     {
         var start = new ProcessStartInfo("/bin/sh")
         {
@@ -21,6 +25,7 @@ internal sealed class LocalCommandRunner : ILocalCommandRunner
             RedirectStandardError = true,
             RedirectStandardInput = true,
             UseShellExecute = false,
+            StandardInputEncoding = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false),
         };
         start.ArgumentList.Add("-c");
         start.ArgumentList.Add(command);
@@ -88,7 +93,7 @@ internal sealed class LocalCommandRunner : ILocalCommandRunner
             exited.TrySetResult();
         }
 
-        process.StandardInput.Close();
+        var feeding = Feed(process.StandardInput, input);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         using var limit = new CancellationTokenSource(timeout, TimeProvider.System);
@@ -123,8 +128,28 @@ internal sealed class LocalCommandRunner : ILocalCommandRunner
             // Some output may be missing from the message; the exit code is what counts.
         }
 
+        await feeding;
         var code = process.ExitCode;
         return new CommandResult(CommandStatus.Exited, code, Text(output), code == 127 ? $"'{command}': command not found (exit 127)" : $"'{command}' exited {code}");
+    }
+
+    /// <summary>Writes the input beside the wait (a command that reads none must not hold us on a full pipe), then closes stdin.</summary>
+    private static async Task Feed(StreamWriter stdin, string? input)
+    {
+        try
+        {
+            if (input is not null)
+            {
+                await stdin.WriteAsync(input);
+                await stdin.FlushAsync();
+            }
+
+            stdin.Close();
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException)
+        {
+            // The command ended (or was killed) without reading it all: its exit code says how it went.
+        }
     }
 
     private static string Text(StringBuilder output)

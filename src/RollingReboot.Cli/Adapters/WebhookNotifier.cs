@@ -9,7 +9,8 @@ namespace RollingReboot.Cli.Adapters;
 /// <summary>
 /// <c>--notify URL</c>: posts each notification as JSON with a Slack-compatible <c>text</c> field, in order,
 /// from a background queue so the run never waits on it. A failed post is logged (without the URL, which may
-/// hold a token) and dropped. Disposing waits a bounded time for what is queued.
+/// hold a token) and dropped. Disposing waits a bounded time for what is queued. With <c>--notify-template</c> the body
+/// is the template filled in (<see cref="NotifyTemplate"/>) instead.
 /// </summary>
 internal sealed class WebhookNotifier : IRunNotifier, IAsyncDisposable
 {
@@ -21,13 +22,15 @@ internal sealed class WebhookNotifier : IRunNotifier, IAsyncDisposable
     private readonly Uri _url;
     private readonly IRunLog _log;
     private readonly TimeProvider _clock;
+    private readonly NotifyTemplate? _template;
     private readonly Task _worker;
     private int _sent;
     private int _failed;
 
-    public WebhookNotifier(Uri url, IRunLog log, TimeProvider clock, HttpMessageHandler? handler = null)
+    public WebhookNotifier(Uri url, IRunLog log, TimeProvider clock, HttpMessageHandler? handler = null, NotifyTemplate? template = null)
     {
         _url = url;
+        _template = template;
         _log = log;
         _clock = clock;
         _http = handler is null ? new HttpClient() : new HttpClient(handler);
@@ -56,8 +59,9 @@ internal sealed class WebhookNotifier : IRunNotifier, IAsyncDisposable
         {
             try
             {
-                var body = new Payload(n.Text, n.Event, n.Cluster, n.Pool, n.RunId, n.Host, n.Outcome, at.ToString("O", System.Globalization.CultureInfo.InvariantCulture));
-                using var response = await _http.PostAsJsonAsync(_url, body, PayloadContext.Default.Payload);
+                using var response = _template is null
+                    ? await _http.PostAsJsonAsync(_url, new Payload(n.Text, n.Event, n.Cluster, n.Pool, n.RunId, n.Host, n.Outcome, at.ToString("O", System.Globalization.CultureInfo.InvariantCulture)), PayloadContext.Default.Payload)
+                    : await PostTemplateAsync(_template, n, at);
                 if (!response.IsSuccessStatusCode)
                 {
                     throw new HttpRequestException($"HTTP {(int)response.StatusCode} {response.ReasonPhrase}");
@@ -71,6 +75,12 @@ internal sealed class WebhookNotifier : IRunNotifier, IAsyncDisposable
                 _log.Warn("Notification '{Event}' to {Url} failed: {Error} (the run goes on)", n.Event, Redact(_url), e.Message);
             }
         }
+    }
+
+    private async Task<HttpResponseMessage> PostTemplateAsync(NotifyTemplate template, RunNotification n, DateTimeOffset at)
+    {
+        using var content = new StringContent(template.Render(n, at), System.Text.Encoding.UTF8, template.MediaType);
+        return await _http.PostAsync(_url, content);
     }
 
     public async ValueTask DisposeAsync()

@@ -8,7 +8,7 @@ internal sealed class EvacuateCommand : RunCommandBase
 {
     public EvacuateCommand(CliEnvironment env)
         : base(new Command("evacuate", "Empty one host for maintenance: disable it and live-migrate its VMs to the other hosts (dry run unless --exec). It stays disabled until 'rollreboot return'."), env, static o =>
-            [o.ClusterName, o.Zone, o.Host, o.Exec, o.Format, o.Output, o.Report, o.ReportJson, o.Threads, o.CmkProfile, o.Verbose, o.Notify, .. o.Migration])
+            [o.ClusterName, o.Zone, o.Host, o.Exec, o.Format, o.Output, o.Report, o.ReportJson, o.Threads, o.CmkProfile, o.Verbose, o.Notify, o.NotifyTemplate, .. o.Migration])
     {
     }
 
@@ -17,7 +17,7 @@ internal sealed class EvacuateCommand : RunCommandBase
         var cluster = SingleCluster(parse);
         var format = RunOptionsBinder.ValidFormat(parse.GetValue(Options.Format));
         var plan = RunOptionsBinder.OneHostPlanOptions(parse, Options);
-        var notifyUrl = RunOptionsBinder.NotifyUrl(parse, Options, Env);
+        var notify = RunOptionsBinder.Notify(parse, Options, Env);
         var hostTimeout = RunOptionsBinder.HostTimeout(parse, Options);
         var exec = parse.GetValue(Options.Exec);
         return await InSessionAsync(parse, Request(parse, Env, cluster, exec), async session =>
@@ -39,7 +39,7 @@ internal sealed class EvacuateCommand : RunCommandBase
 
             var invoker = RunInvoker.Start(JournalLocator.NewJournal(session.StateDir, pool, session.RunId), session.RunId, pool, "evacuate");
             var options = BuildRunOptions(parse, session, new RunInputs(hostTimeout, plan, new HookOptions(), UseSshProof: false, EvacuateOnly: true));
-            var parts = session.PrepareRun(session.RunId, pool, options, probe: null, HookRunners.None, notifyUrl);
+            var parts = session.PrepareRun(session.RunId, pool, options, probe: null, HookRunners.None, notify);
             var report = await PosixSignalScope.RunWithSignalsAsync((stop, abort) => invoker.RunAsync(parts, stop, abort), session.Log, cancellationToken);
             return await ReportAsync(parse, session, report);
         }, cancellationToken);

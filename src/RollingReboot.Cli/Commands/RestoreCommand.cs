@@ -27,7 +27,7 @@ internal sealed class RestoreCommand : RunCommandBase
             var invoker = RunInvoker.Continue(store, "restore", previous, pool);
             // Restore proves nothing over SSH, sends no notifications and ignores Ctrl-C: it must not be cut short.
             var options = BuildRunOptions(parse, session, new RunInputs(hostTimeout, plan, new HookOptions(), UseSshProof: false, EvacuateOnly: false));
-            var parts = session.PrepareRun(previous.RunId, pool, options, probe: null, HookRunners.None, notifyUrl: null);
+            var parts = session.PrepareRun(previous.RunId, pool, options, probe: null, HookRunners.None, notify: null);
             var report = await invoker.RestoreAsync(parts);
             return await ReportAsync(parse, session, report);
         }, cancellationToken);

@@ -8,7 +8,7 @@ internal sealed class ResumeCommand : RunCommandBase
     public ResumeCommand(CliEnvironment env)
         : base(new Command("resume", "Continue a run that stopped (crash, kill -9, host timeout) from its journal; hosts already rebooted in it are not rebooted again."), env, static o =>
             [o.ClusterName, o.Zone, o.Report, o.ReportJson, o.Threads, o.MaxHostsDown, o.Hosts, o.IgnoreHosts, o.OnlyNeedingReboot, o.HostTimeout, o.CmkProfile, o.SshAcceptNew,
-             o.Verbose, o.PauseAfter, o.WindowEnd, o.HostDelay, o.MetricsFile, o.IgnoreRunningTasks, .. o.Gates, .. o.Migration, .. o.FailurePolicy, .. o.Hooks])
+             o.Verbose, o.PauseAfter, o.WindowEnd, o.HostDelay, o.MetricsFile, o.IgnoreRunningTasks, .. o.Gates, .. o.Migration, .. o.FailurePolicy, .. o.Hooks, .. o.Following])
     {
     }
 
@@ -17,7 +17,8 @@ internal sealed class ResumeCommand : RunCommandBase
         var cluster = SingleCluster(parse);
         var plan = RunOptionsBinder.BuildPlanOptions(parse, Options);
         var hooks = RunOptionsBinder.BuildHooks(parse, Options);
-        var notifyUrl = RunOptionsBinder.NotifyUrl(parse, Options, Env);
+        var notify = RunOptionsBinder.Notify(parse, Options, Env);
+        var mail = RunOptionsBinder.Mail(parse, Options, Env);
         var hostTimeout = RunOptionsBinder.HostTimeout(parse, Options);
         var acceptNew = parse.GetValue(Options.SshAcceptNew);
         var gates = RunOptionsBinder.BuildGates(parse, Options, Env, Env.CreateClock().LocalTimeZone);
@@ -38,10 +39,10 @@ internal sealed class ResumeCommand : RunCommandBase
             var invoker = RunInvoker.Continue(store, "resume", previous, pool);
             var probe = session.CreateProbe(acceptNew);
             var options = BuildRunOptions(parse, session, new RunInputs(hostTimeout, plan, hooks, UseSshProof: probe is not null, EvacuateOnly: false) { Gates = gates });
-            var parts = session.PrepareRun(previous.RunId, pool, options, probe, runners, notifyUrl, alerts);
-            var report = await PosixSignalScope.RunWithSignalsAsync((stop, abort) => invoker.ResumeAsync(parts, stop, abort), session.Log, cancellationToken);
+            var parts = session.PrepareRun(previous.RunId, pool, options, probe, runners, notify, alerts);
+            var report = await FollowAsync(parse, session, pool, plan, store, parts, invoker.ResumeAsync, cancellationToken);
             metrics?.Finish(report);
-            return await ReportAsync(parse, session, report);
+            return await ReportAsync(parse, session, report, mail);
         }, cancellationToken);
     }
 }

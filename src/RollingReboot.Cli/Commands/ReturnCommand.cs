@@ -8,7 +8,7 @@ internal sealed class ReturnCommand : RunCommandBase
 {
     public ReturnCommand(CliEnvironment env)
         : base(new Command("return", "Bring a host emptied by 'rollreboot evacuate' back into service: enable it and migrate its VMs back to it (dry run unless --exec)."), env, static o =>
-            [o.ClusterName, o.Zone, o.Host, o.Exec, o.Report, o.ReportJson, o.Threads, o.CmkProfile, o.Verbose, o.Notify, .. o.Migration])
+            [o.ClusterName, o.Zone, o.Host, o.Exec, o.Report, o.ReportJson, o.Threads, o.CmkProfile, o.Verbose, o.Notify, o.NotifyTemplate, .. o.Migration])
     {
     }
 
@@ -16,7 +16,7 @@ internal sealed class ReturnCommand : RunCommandBase
     {
         var cluster = SingleCluster(parse);
         var plan = RunOptionsBinder.OneHostPlanOptions(parse, Options);
-        var notifyUrl = RunOptionsBinder.NotifyUrl(parse, Options, Env);
+        var notify = RunOptionsBinder.Notify(parse, Options, Env);
         var hostTimeout = RunOptionsBinder.HostTimeout(parse, Options);
         var exec = parse.GetValue(Options.Exec);
         return await InSessionAsync(parse, Request(parse, Env, cluster, exec), async session =>
@@ -38,7 +38,7 @@ internal sealed class ReturnCommand : RunCommandBase
 
             var invoker = RunInvoker.Start(JournalLocator.NewJournal(session.StateDir, pool, session.RunId), session.RunId, pool, "return");
             var options = BuildRunOptions(parse, session, new RunInputs(hostTimeout, plan, new HookOptions(), UseSshProof: false, EvacuateOnly: false));
-            var parts = session.PrepareRun(session.RunId, pool, options, probe: null, HookRunners.None, notifyUrl);
+            var parts = session.PrepareRun(session.RunId, pool, options, probe: null, HookRunners.None, notify);
             var report = await PosixSignalScope.RunWithSignalsAsync((stop, abort) => invoker.ReturnAsync(parts, host.Uuid, stop, abort), session.Log, cancellationToken);
             return await ReportAsync(parse, session, report);
         }, cancellationToken);

@@ -13,7 +13,7 @@ internal sealed class RunCommand : RunCommandBase
         : base(new RootCommand("rollreboot: reboot every host of a XenServer / XCP-ng pool managed by CloudStack, one after the other, while every VM keeps running."), env, static o =>
             [o.ClusterName, o.Zone, o.AllClusters, o.ParallelClusters, o.Exec, o.Format, o.Output, o.Report, o.ReportJson, o.Threads, o.MaxHostsDown, o.Hosts, o.IgnoreHosts,
              o.OnlyNeedingReboot, o.ReturnVms, o.HostTimeout, o.BreakLock, o.CmkProfile, o.SshAcceptNew, o.AssumeRebootSeconds, o.AssumeLinkMbps, o.Verbose, o.PauseAfter,
-             o.WindowEnd, o.HostDelay, o.MetricsFile, o.IgnoreRunningTasks, .. o.Gates, .. o.Migration, .. o.FailurePolicy, .. o.Hooks])
+             o.WindowEnd, o.HostDelay, o.MetricsFile, o.IgnoreRunningTasks, .. o.Gates, .. o.Migration, .. o.FailurePolicy, .. o.Hooks, .. o.Following])
     {
     }
 
@@ -118,7 +118,8 @@ internal sealed class RunCommand : RunCommandBase
         var format = RunOptionsBinder.ValidFormat(parse.GetValue(Options.Format));
         var plan = RunOptionsBinder.BuildPlanOptions(parse, Options);
         var hooks = RunOptionsBinder.BuildHooks(parse, Options);
-        var notifyUrl = RunOptionsBinder.NotifyUrl(parse, Options, env);
+        var notify = RunOptionsBinder.Notify(parse, Options, env);
+        var mail = RunOptionsBinder.Mail(parse, Options, env);
         var hostTimeout = RunOptionsBinder.HostTimeout(parse, Options);
         var exec = parse.GetValue(Options.Exec);
         var acceptNew = parse.GetValue(Options.SshAcceptNew);
@@ -139,10 +140,10 @@ internal sealed class RunCommand : RunCommandBase
             var invoker = RunInvoker.Start(store, session.RunId, pool, "run");
             var probe = session.CreateProbe(acceptNew);
             var options = BuildRunOptions(parse, session, new RunInputs(hostTimeout, plan, hooks, UseSshProof: probe is not null, EvacuateOnly: false) { Gates = gates });
-            var parts = session.PrepareRun(session.RunId, pool, options, probe, runners, notifyUrl, alerts);
-            var report = await PosixSignalScope.RunWithSignalsAsync((stop, abort) => invoker.RunAsync(parts, stop, abort), session.Log, cancellationToken);
+            var parts = session.PrepareRun(session.RunId, pool, options, probe, runners, notify, alerts);
+            var report = await FollowAsync(parse, session, pool, plan, store, parts, invoker.RunAsync, cancellationToken);
             metrics?.Finish(report);
-            return await ReportAsync(parse, session, report);
+            return await ReportAsync(parse, session, report, mail);
         }, cancellationToken);
     }
 }

@@ -107,6 +107,52 @@ internal abstract class RunCommandBase
         return metrics;
     }
 
+    /// <summary>
+    /// The run itself under the signals' scope, followed by the live view when stderr is a terminal and --no-live was
+    /// not given (never in a fleet, whose clusters share the terminal): the view is fed by the journal lines, the log's
+    /// phase lines, the pools the run reads and its migrations' task progress, and takes the log's stderr lines over
+    /// while it is shown. Otherwise the run is exactly as without it.
+    /// </summary>
+    protected async Task<RunReport> FollowAsync(ParseResult parse, RunSession session, PoolSnapshot pool, PlanOptions plan, FileJournalStore store, RunParts parts,
+        Func<RunParts, CancellationToken, CancellationToken, Task<RunReport>> run, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        ArgumentNullException.ThrowIfNull(plan);
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentNullException.ThrowIfNull(parts);
+        ArgumentNullException.ThrowIfNull(run);
+        if (session.Fleet is not null || !LiveView.Wanted(session.Env, parse.GetValue(Options.NoLive)))
+        {
+            return await PosixSignalScope.RunWithSignalsAsync((stop, abort) => run(parts, stop, abort), parts.Log, cancellationToken);
+        }
+
+        var model = new LiveModel(session.Cluster, pool, MetricsFile.Guess(pool, plan), session.Clock, plan.RebootSeconds, plan.MigrationModel.HostLinkMBps);
+        model.Load(store.ReadAll());
+        var live = LiveView.Start(session.Env.Error, model);
+        try
+        {
+            store.Appended += line =>
+            {
+                model.Observe(line);
+                live.Changed();
+            };
+            session.ConsoleLog.Divert(live.Log);
+            var watched = parts with
+            {
+                Pool = new Adapters.ObservedPool(parts.Pool, model.PoolRead, model.MigrationProgress),
+                Log = new LiveRunLog(parts.Log, model, live),
+            };
+            var report = await PosixSignalScope.RunWithSignalsAsync((stop, abort) => run(watched, stop, abort), watched.Log, cancellationToken);
+            model.Finish(report);
+            return report;
+        }
+        finally
+        {
+            await live.StopAsync();
+            session.ConsoleLog.Divert(null);
+        }
+    }
+
     /// <summary>The dry run: preflight's plan, printed (or gathered for the fleet); exit 3 when it cannot run.</summary>
     /// <param name="pool">The pool as the command has just read it: preflight plans on it rather than reading it again.</param>
     /// <param name="window">--window: the plan says whether it is open now, until when, or when it opens next.</param>
@@ -134,10 +180,26 @@ internal abstract class RunCommandBase
     }
 
     /// <summary>The run's report on stdout (and in --report, --report-json), or gathered for the fleet; its exit code.</summary>
-    protected async Task<int> ReportAsync(ParseResult parse, RunSession session, RunReport report)
+    /// <param name="mail">--mail-to: the summary is mailed on every outcome, after the report files are written.</param>
+    protected async Task<int> ReportAsync(ParseResult parse, RunSession session, RunReport report, Adapters.MailSettings? mail = null)
     {
         ArgumentNullException.ThrowIfNull(session);
         ArgumentNullException.ThrowIfNull(report);
+        try
+        {
+            return await WriteReportAsync(parse, session, report);
+        }
+        finally
+        {
+            if (mail is not null)
+            {
+                await mail.SendAsync(report, session.Cluster, session.Clock, session.Log);
+            }
+        }
+    }
+
+    private async Task<int> WriteReportAsync(ParseResult parse, RunSession session, RunReport report)
+    {
         if (session.Fleet is not null)
         {
             session.Fleet.AddReport(session.Cluster, report);
@@ -176,5 +238,22 @@ internal abstract class RunCommandBase
         {
             await env.Out.WriteAsync(text.EndsWith('\n') ? text : text + "\n");
         }
+    }
+}
+
+/// <summary>The run's log, with its phase lines also given to the live view.</summary>
+internal sealed class LiveRunLog(IRunLog inner, LiveModel model, LiveView view) : IRunLog
+{
+    public void Info(string template, params object?[] values) => inner.Info(template, values);
+
+    public void Warn(string template, params object?[] values) => inner.Warn(template, values);
+
+    public void Error(string template, params object?[] values) => inner.Error(template, values);
+
+    public void HostPhase(string host, string phase)
+    {
+        model.Phase(host, phase);
+        inner.HostPhase(host, phase);
+        view.Changed();
     }
 }

@@ -25,9 +25,22 @@ internal static class RunOptionsBinder
     public static TimeSpan HostTimeout(ParseResult parse, RunOptionsDefinitions o) =>
         TimeArguments.ParseDuration(parse.GetValue(o.HostTimeout) ?? "20m", "--host-timeout");
 
-    /// <summary>--notify, else ROLLREBOOT_NOTIFY_URL (which keeps a tokened URL off the command line).</summary>
-    public static Uri? NotifyUrl(ParseResult parse, RunOptionsDefinitions o, CliEnvironment env) =>
-        (parse.GetValue(o.Notify) ?? env.Get(EnvNames.NotifyUrl)) is { } text ? Adapters.WebhookNotifier.Parse(text) : null;
+    /// <summary>--notify, else ROLLREBOOT_NOTIFY_URL (which keeps a tokened URL off the command line), and --notify-template.</summary>
+    public static NotifySettings? Notify(ParseResult parse, RunOptionsDefinitions o, CliEnvironment env)
+    {
+        var url = (parse.GetValue(o.Notify) ?? env.Get(EnvNames.NotifyUrl)) is { } text ? Adapters.WebhookNotifier.Parse(text) : null;
+        var templateFile = parse.GetValue(o.NotifyTemplate);
+        if (templateFile is not null && url is null)
+        {
+            throw new UserFacingException($"--notify-template needs --notify URL (or {EnvNames.NotifyUrl}): the template is the body posted there");
+        }
+
+        return url is null ? null : new NotifySettings(url, templateFile is null ? null : Adapters.NotifyTemplate.Load(templateFile.FullName));
+    }
+
+    /// <summary>--mail-to, --mail-command, --mail-from: the end-of-run summary mail, or null.</summary>
+    public static Adapters.MailSettings? Mail(ParseResult parse, RunOptionsDefinitions o, CliEnvironment env) =>
+        Adapters.MailSettings.Bind(Split(parse.GetValue(o.MailTo)), parse.GetValue(o.MailCommand), parse.GetValue(o.MailFrom), env);
 
     public static PlanOptions BuildPlanOptions(ParseResult parse, RunOptionsDefinitions o)
     {
@@ -257,6 +270,9 @@ internal static class RunOptionsBinder
             : throw new UserFacingException($"--max-hosts-down {text} must be a whole number of at least 1, or 'auto'");
     }
 }
+
+/// <summary>Where notifications go (--notify) and, with --notify-template, what their body is.</summary>
+internal sealed record NotifySettings(Uri Url, Adapters.NotifyTemplate? Template);
 
 /// <summary>What a command settled before the run's options are read.</summary>
 internal sealed record RunInputs(TimeSpan HostTimeout, PlanOptions Plan, HookOptions Hooks, bool UseSshProof, bool EvacuateOnly)

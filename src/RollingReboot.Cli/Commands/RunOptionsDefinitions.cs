@@ -62,6 +62,12 @@ internal sealed class RunOptionsDefinitions
     public Option<int> MaxFailedHosts { get; } = new("--max-failed-hosts") { Description = "Member hosts that may fail (not evacuated: put back as they were; not back: named for an operator) while the run goes on without them; never the master. The run then ends with exit 5", DefaultValueFactory = _ => 0 };
     public Option<string?> Notify { get; } = new("--notify") { Description = "POST JSON (Slack-compatible 'text') to this URL on start, each host, failure and finish; ROLLREBOOT_NOTIFY_URL keeps a tokened URL off the command line" };
 
+    public Option<FileInfo?> NotifyTemplate { get; } = new("--notify-template") { Description = "Post this file as each notification's body instead of the default JSON, {{text}} {{event}} {{cluster}} {{pool}} {{runId}} {{host}} {{outcome}} {{time}} filled in (JSON-escaped when the file is JSON); needs --notify" };
+    public Option<string[]> MailTo { get; } = new("--mail-to") { Description = "At the end of the run, whatever its outcome, mail a plain-text summary with the Markdown report attached to these addresses (comma-separated or repeated)", AllowMultipleArgumentsPerToken = true };
+    public Option<string?> MailCommand { get; } = new("--mail-command") { Description = "What sends the --mail-to message: a command reading an RFC 5322 message on stdin (default '/usr/sbin/sendmail -t -oi'); a failure is logged, never the run's exit code" };
+    public Option<string?> MailFrom { get; } = new("--mail-from") { Description = "The From address of the --mail-to message (default rollreboot@ this machine's name)" };
+    public Option<bool> NoLive { get; } = new("--no-live") { Description = "Plain log lines on stderr even on a terminal, instead of the live table of hosts" };
+
     public Option<string> Host { get; } = new("--host") { Description = "The host to empty (evacuate) or bring back (return): name or uuid", Required = true };
 
     public Option[] Migration => [MigrationNetwork, Compress];
@@ -73,5 +79,8 @@ internal sealed class RunOptionsDefinitions
     public Option[] Gates => [Window, WaitForWindow, MaxWindowWait, PrometheusUrl, AlertFilter, AlertFilterMatchOnly, AlertFiringOnly];
 
     /// <summary>The hooks, checks, --halt and --notify: the plan/run and resume take all of them.</summary>
-    public Option[] Hooks => [PreHostHook, PostHostHook, PreHostCommand, PostHostCommand, HookTimeout, NeedsRebootCommand, BlockerCommand, BlockerTimeout, Halt, PowerOnTimeout, PowerOnDelay, Notify];
+    public Option[] Hooks => [PreHostHook, PostHostHook, PreHostCommand, PostHostCommand, HookTimeout, NeedsRebootCommand, BlockerCommand, BlockerTimeout, Halt, PowerOnTimeout, PowerOnDelay, Notify, NotifyTemplate];
+
+    /// <summary>How the run is followed and told at its end: the live view and the summary mail (the plan/run and resume).</summary>
+    public Option[] Following => [NoLive, MailTo, MailCommand, MailFrom];
 }

@@ -36,8 +36,9 @@ internal sealed class RunSession : IAsyncDisposable
     private WebhookNotifier? _notifier;
     private PrometheusAlerts? _alerts;
 
-    private RunSession(SessionRequest request, TimeProvider clock, string runId, string stateDir, Serilog.Core.Logger logger, XapiSettings settings)
+    private RunSession(SessionRequest request, TimeProvider clock, string runId, string stateDir, Serilog.Core.Logger logger, ConsoleLogTarget console, XapiSettings settings)
     {
+        ConsoleLog = console;
         _request = request;
         Clock = clock;
         RunId = runId;
@@ -62,6 +63,9 @@ internal sealed class RunSession : IAsyncDisposable
 
     public IRunLog Log { get; }
 
+    /// <summary>Where the log's stderr lines go: the live view takes them over while it is shown.</summary>
+    public ConsoleLogTarget ConsoleLog { get; }
+
     /// <summary>Where the pool is; in a fleet, the address CloudStack gives for the cluster.</summary>
     public XapiSettings Settings { get; private set; }
 
@@ -76,7 +80,8 @@ internal sealed class RunSession : IAsyncDisposable
         var runId = clock.GetUtcNow().UtcDateTime.ToString("yyyyMMdd'T'HHmmss", CultureInfo.InvariantCulture) + "-" + Guid.NewGuid().ToString("N")[..6];
         var stateDir = request.Env.StateDirectory();
         var logFile = request.Exec ? Path.Combine(stateDir, "logs", $"run-{runId}.clef") : null;
-        var logger = (Serilog.Core.Logger)Logging.Create(request.Env, logFile, clock, request.Verbose, request.Fleet is null ? null : request.Cluster);
+        var console = new ConsoleLogTarget(request.Env.Error);
+        var logger = (Serilog.Core.Logger)Logging.Create(request.Env, logFile, clock, request.Verbose, request.Fleet is null ? null : request.Cluster, console);
         XapiSettings settings;
         try
         {
@@ -88,7 +93,7 @@ internal sealed class RunSession : IAsyncDisposable
             throw;
         }
 
-        var session = new RunSession(request, clock, runId, stateDir, logger, settings);
+        var session = new RunSession(request, clock, runId, stateDir, logger, console, settings);
         try
         {
             await session.ConnectAsync(cancellationToken);
@@ -199,7 +204,7 @@ internal sealed class RunSession : IAsyncDisposable
 
     /// <summary>Says what is about to run, starts the notifier, and gathers what the run is built from.</summary>
     /// <param name="runId">The run's id: this invocation's, or the unfinished run's for resume and restore.</param>
-    public RunParts PrepareRun(string runId, PoolSnapshot pool, RunOptions options, IHostProbe? probe, HookRunners runners, Uri? notifyUrl, AlertGate? alerts = null)
+    public RunParts PrepareRun(string runId, PoolSnapshot pool, RunOptions options, IHostProbe? probe, HookRunners runners, NotifySettings? notify, AlertGate? alerts = null)
     {
         Log.Info("Run {RunId} on pool {Pool} (cluster {Cluster}); journal and log under {StateDir}", runId, pool.Name, Cluster, StateDir);
         if (_request.LabLabel is not null)
@@ -207,10 +212,10 @@ internal sealed class RunSession : IAsyncDisposable
             Log.Warn("This run is against {Lab}: a simulation, no real host is touched", _request.LabLabel);
         }
 
-        _notifier = notifyUrl is null ? null : new WebhookNotifier(notifyUrl, Log, Clock);
-        if (notifyUrl is not null)
+        _notifier = notify is null ? null : new WebhookNotifier(notify.Url, Log, Clock, template: notify.Template);
+        if (notify is not null)
         {
-            Log.Info("Notifications go to {Url}", WebhookNotifier.Redact(notifyUrl));
+            Log.Info("Notifications go to {Url}{Template}", WebhookNotifier.Redact(notify.Url), notify.Template is { } t ? $" as {t.Path} ({t.MediaType})" : "");
         }
 
         return new RunParts(Pool, Cloud, probe, Log, Clock, options, runId, Cluster)

@@ -75,6 +75,11 @@ public static class ConfigFile
         new("retries", "--retries", ConfigKind.Integer) { Min = 0 },
         new("retryDelay", "--retry-delay", ConfigKind.Duration),
         new("maxFailedHosts", "--max-failed-hosts", ConfigKind.Integer) { Min = 0 },
+        new("notifyTemplate", "--notify-template", ConfigKind.Text),
+        new("mailTo", "--mail-to", ConfigKind.List),
+        new("mailCommand", "--mail-command", ConfigKind.Text),
+        new("mailFrom", "--mail-from", ConfigKind.Text),
+        new("noLive", "--no-live", ConfigKind.Flag),
     ];
 
     /// <summary>Options that must be typed each time, never defaulted by a file.</summary>
