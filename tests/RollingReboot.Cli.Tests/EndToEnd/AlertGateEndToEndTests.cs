@@ -11,26 +11,6 @@ public sealed class AlertGateEndToEndTests
 {
     private static readonly string FourHosts = LabHarness.FourHosts("AP", "AC", "a");
 
-    private static int[] BootCounts(JsonObject audit) =>
-        audit["hosts"]!.AsArray().Select(h => h!["bootCount"]!.GetValue<int>()).ToArray();
-
-    private static void AssertRestored(JsonObject audit)
-    {
-        Assert.Empty(audit["violations"]!.AsArray());
-        Assert.True(audit["pool"]!["haEnabled"]!.GetValue<bool>());
-        Assert.Equal("Managed", audit["cloudstack"]!["managedState"]!.ToString());
-        Assert.Empty(audit["pool"]!["otherConfig"]!.AsObject());
-        Assert.All(audit["hosts"]!.AsArray(), h => Assert.True(h!["enabled"]!.GetValue<bool>()));
-        Assert.All(audit["vms"]!.AsArray(), v => Assert.Equal("Running", v!["powerState"]!.ToString()));
-    }
-
-    private static void AssertNothingChanged(JsonObject audit)
-    {
-        Assert.DoesNotContain(audit["events"]!.AsArray(), e => e!["type"]!.GetValue<string>() is "host.disable" or "ha.disable" or "lock.acquire" or "host.reboot" or "vm.migrate");
-        Assert.All(BootCounts(audit), n => Assert.Equal(0, n));
-        AssertRestored(audit);
-    }
-
     [Fact]
     public async Task AlertsAtTheStart_BlockAsKuredCountsThem_NothingChanged()
     {
@@ -44,7 +24,7 @@ public sealed class AlertGateEndToEndTests
         Assert.True(code == 3, $"exit {code}\n{stdout}\n{stderr}");
         Assert.Contains("2 alert(s) active in Prometheus at http://127.0.0.1:", stdout + stderr, StringComparison.Ordinal);
         Assert.Contains("DiskSlowlyFilling, PoolOnFire", stdout + stderr, StringComparison.Ordinal);
-        AssertNothingChanged(lab.Audit());
+        AuditAssert.NothingChanged(lab.Audit());
 
         // The plan shows the blocker; the filter leaves the firing one out, and the pending one still counts...
         (code, stdout, stderr) = await lab.RunCliAsync("--clustername", "AC", "--prometheus-url", url, "--alert-filter", "^PoolOn");
@@ -61,7 +41,7 @@ public sealed class AlertGateEndToEndTests
         Assert.DoesNotContain("DiskSlowlyFilling", stdout, StringComparison.Ordinal);
         (code, stdout, stderr) = await lab.RunCliAsync("--clustername", "AC", "--prometheus-url", url, "--alert-filter", "^Nothing", "--alert-filter-match-only");
         Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
-        AssertNothingChanged(lab.Audit());
+        AuditAssert.NothingChanged(lab.Audit());
     }
 
     [Fact]
@@ -87,13 +67,13 @@ public sealed class AlertGateEndToEndTests
             Assert.DoesNotContain(secret, await File.ReadAllTextAsync(log), StringComparison.Ordinal);
         }
 
-        AssertNothingChanged(lab.Audit());
+        AuditAssert.NothingChanged(lab.Audit());
 
         // On the command line a URL with credentials is refused, in one line, before anything is asked.
         (code, stdout, stderr) = await lab.RunCliAsync("--clustername", "AC", "--exec", "--prometheus-url", withCredentials);
         Assert.True(code == 2, $"exit {code}\n{stdout}\n{stderr}");
         Assert.Equal("rollreboot: --prometheus-url holds credentials, which never go on the command line: put the URL in ROLLREBOOT_PROMETHEUS_URL instead", stderr.Trim());
-        AssertNothingChanged(lab.Audit());
+        AuditAssert.NothingChanged(lab.Audit());
     }
 
     [Fact]
@@ -104,8 +84,8 @@ public sealed class AlertGateEndToEndTests
         await using var lab = await LabHarness.StartAsync(FourHosts, timeScale: 200);
         var (code, stdout, stderr) = await lab.RunCliAsync("--clustername", "AC", "--exec", "--prometheus-url", prometheus.Url.ToString(), "--alert-filter", "^Watchdog$");
         Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
-        Assert.All(BootCounts(lab.Audit()), n => Assert.Equal(1, n));
-        AssertRestored(lab.Audit());
+        Assert.All(AuditAssert.BootCounts(lab.Audit()), n => Assert.Equal(1, n));
+        AuditAssert.Restored(lab.Audit());
         Assert.Contains("Alert gate: Prometheus at http://127.0.0.1:", stderr, StringComparison.Ordinal);
     }
 
@@ -142,21 +122,21 @@ public sealed class AlertGateEndToEndTests
             Assert.Contains("blocked before a2", stdout + stderr, StringComparison.Ordinal);
             Assert.Contains("(firing): PoolOnFire", stdout + stderr, StringComparison.Ordinal);
             Assert.Contains("checking again in", stderr, StringComparison.Ordinal);
-            Assert.Equal(1, BootCounts(lab.Audit()).Sum());
-            AssertRestored(lab.Audit());
+            Assert.Equal(1, AuditAssert.BootCounts(lab.Audit()).Sum());
+            AuditAssert.Restored(lab.Audit());
 
             // Still firing: resume does not start.
             (code, stdout, stderr) = await lab.RunCliAsync("resume", "--clustername", "AC", "--prometheus-url", url);
             Assert.True(code == 3, $"exit {code}\n{stdout}\n{stderr}");
-            Assert.Equal(1, BootCounts(lab.Audit()).Sum());
+            Assert.Equal(1, AuditAssert.BootCounts(lab.Audit()).Sum());
 
             // Gone: resume finishes, every host rebooted once.
             await prometheus.ReloadAsync(PrometheusServer.Quiet("PoolOnFire"));
             await prometheus.WaitForAlertsAsync();
             (code, stdout, stderr) = await lab.RunCliAsync("resume", "--clustername", "AC", "--prometheus-url", url);
             Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
-            Assert.All(BootCounts(lab.Audit()), n => Assert.Equal(1, n));
-            AssertRestored(lab.Audit());
+            Assert.All(AuditAssert.BootCounts(lab.Audit()), n => Assert.Equal(1, n));
+            AuditAssert.Restored(lab.Audit());
         }
         finally
         {

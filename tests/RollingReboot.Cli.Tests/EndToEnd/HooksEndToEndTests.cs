@@ -20,16 +20,6 @@ public sealed class HooksEndToEndTests : IDisposable
     private static Dictionary<string, int> BootCounts(JsonObject audit) =>
         audit["hosts"]!.AsArray().ToDictionary(h => h!["name"]!.ToString(), h => h!["bootCount"]!.GetValue<int>());
 
-    private static void AssertRestored(JsonObject audit)
-    {
-        Assert.Empty(audit["violations"]!.AsArray());
-        Assert.True(audit["pool"]!["haEnabled"]!.GetValue<bool>());
-        Assert.Equal("Managed", audit["cloudstack"]!["managedState"]!.ToString());
-        Assert.Empty(audit["pool"]!["otherConfig"]!.AsObject());
-        Assert.All(audit["hosts"]!.AsArray(), h => Assert.True(h!["enabled"]!.GetValue<bool>()));
-        Assert.All(audit["vms"]!.AsArray(), v => Assert.Equal("Running", v!["powerState"]!.ToString()));
-    }
-
     private string Script(string name, string body)
     {
         var path = Path.Combine(_dir, name);
@@ -73,7 +63,7 @@ public sealed class HooksEndToEndTests : IDisposable
             lines);
         var audit = lab.Audit();
         Assert.Equal(new Dictionary<string, int> { ["h1"] = 1, ["h2"] = 1, ["h3"] = 0, ["h4"] = 1 }, BootCounts(audit));
-        AssertRestored(audit);
+        AuditAssert.Restored(audit);
         Assert.Contains("skipped by pre hook (exit 70)", stdout, StringComparison.Ordinal);
         // The skipped host was evacuated (it was empty when its hook ran) and takes VMs back afterwards as any host.
         var events = audit["events"]!.AsArray();
@@ -90,7 +80,7 @@ public sealed class HooksEndToEndTests : IDisposable
         Assert.Contains("--pre-host-hook on h1 exited 3 (patch failed); stopped before its reboot", stdout + stderr, StringComparison.Ordinal);
         var audit = lab.Audit();
         Assert.All(BootCounts(audit).Values, n => Assert.Equal(0, n));
-        AssertRestored(audit);
+        AuditAssert.Restored(audit);
     }
 
     [Fact]
@@ -115,7 +105,7 @@ public sealed class HooksEndToEndTests : IDisposable
         Assert.Contains("Notification 'start' to http://127.0.0.1:9/... failed", stderr, StringComparison.Ordinal);
         var audit = lab.Audit();
         Assert.Equal(new Dictionary<string, int> { ["h1"] = 0, ["h2"] = 1, ["h3"] = 0, ["h4"] = 1 }, BootCounts(audit));
-        AssertRestored(audit);
+        AuditAssert.Restored(audit);
     }
 
     [Fact]
@@ -138,13 +128,13 @@ public sealed class HooksEndToEndTests : IDisposable
         Assert.True(code == 4, $"exit {code}\n{stdout}\n{stderr}");
         Assert.Contains("Blocked before h2", stderr, StringComparison.Ordinal);
         Assert.Equal(1, BootCounts(lab.Audit()).Values.Sum());
-        AssertRestored(lab.Audit());
+        AuditAssert.Restored(lab.Audit());
 
         File.Delete(flag);
         (code, stdout, stderr) = await lab.RunCliAsync("resume", "--clustername", "HC", "--blocker-command", check);
         Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
         Assert.All(BootCounts(lab.Audit()).Values, n => Assert.Equal(1, n));
-        AssertRestored(lab.Audit());
+        AuditAssert.Restored(lab.Audit());
     }
 
     [Fact]
@@ -152,7 +142,7 @@ public sealed class HooksEndToEndTests : IDisposable
     {
         // Members that XAPI can power on (wake-on-lan), and --power-on-delay manual: xe host-power-on by a person.
         await using var lab = await LabHarness.StartAsync(FourHosts.Replace("\"rebootSeconds\": 100 }", "\"rebootSeconds\": 100, \"powerOnMode\": \"wake-on-lan\" }", StringComparison.Ordinal), timeScale: 200);
-        using var receiver = new WebhookReceiver();
+        using var receiver = new WebhookEndpoint();
 
         // Someone in the data centre: powers each host on a while after it went down (xe host-power-on).
         using var stopPowering = new CancellationTokenSource();
@@ -199,7 +189,7 @@ public sealed class HooksEndToEndTests : IDisposable
         Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
         var audit = lab.Audit();
         Assert.All(BootCounts(audit).Values, n => Assert.Equal(1, n));
-        AssertRestored(audit);
+        AuditAssert.Restored(audit);
         var events = audit["events"]!.AsArray();
         Assert.Equal(4, events.Count(e => e!["type"]!.ToString() == "host.shutdown"));
         Assert.DoesNotContain(events, e => e!["type"]!.ToString() == "host.reboot");
@@ -213,77 +203,5 @@ public sealed class HooksEndToEndTests : IDisposable
         Assert.All(messages, m => Assert.False(string.IsNullOrWhiteSpace(m["text"]!.ToString())));
         Assert.Contains("Done", messages[^1]["text"]!.ToString(), StringComparison.Ordinal);
         Assert.All(messages, m => Assert.Equal("HC", m["cluster"]!.ToString()));
-    }
-
-    /// <summary>A local webhook endpoint (as Slack's would be) that records what it is sent.</summary>
-    private sealed class WebhookReceiver : IDisposable
-    {
-        private readonly HttpListener _listener = new();
-        private readonly List<JsonObject> _messages = [];
-        private readonly Task _loop;
-
-        public WebhookReceiver()
-        {
-            var port = FreePort();
-            Url = $"http://127.0.0.1:{port}/hook/T000/B000/secret-token";
-            _listener.Prefixes.Add($"http://127.0.0.1:{port}/hook/");
-            _listener.Start();
-            _loop = Task.Run(LoopAsync);
-        }
-
-        public string Url { get; }
-
-        public List<JsonObject> Messages
-        {
-            get
-            {
-                lock (_messages)
-                {
-                    return [.. _messages];
-                }
-            }
-        }
-
-        private async Task LoopAsync()
-        {
-            while (_listener.IsListening)
-            {
-                HttpListenerContext context;
-                try
-                {
-                    context = await _listener.GetContextAsync();
-                }
-                catch (Exception e) when (e is HttpListenerException or ObjectDisposedException)
-                {
-                    return;
-                }
-
-                using (var reader = new StreamReader(context.Request.InputStream))
-                {
-                    var body = JsonNode.Parse(await reader.ReadToEndAsync())!.AsObject();
-                    lock (_messages)
-                    {
-                        _messages.Add(body);
-                    }
-                }
-
-                context.Response.StatusCode = 200;
-                context.Response.Close();
-            }
-        }
-
-        private static int FreePort()
-        {
-            using var l = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
-            l.Start();
-            return ((IPEndPoint)l.LocalEndpoint).Port;
-        }
-
-        public void Dispose()
-        {
-            _listener.Stop();
-            _listener.Close();
-            _loop.Wait(TimeSpan.FromSeconds(5));
-        }
     }
 }

@@ -16,18 +16,6 @@ public sealed partial class LiveViewEndToEndTests
     [GeneratedRegex(@"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (INF|WRN|ERR|DBG) ")]
     private static partial Regex TimestampedLine();
 
-    private static void AssertRestored(JsonObject audit)
-    {
-        Assert.Empty(audit["violations"]!.AsArray());
-        Assert.All(audit["vms"]!.AsArray(), v => Assert.Equal("Running", v!["powerState"]!.ToString()));
-        Assert.True(audit["pool"]!["haEnabled"]!.GetValue<bool>());
-        Assert.Equal("Managed", audit["cloudstack"]!["managedState"]!.ToString());
-        Assert.Empty(audit["pool"]!["otherConfig"]!.AsObject());
-        Assert.All(audit["hosts"]!.AsArray(), h => Assert.True(h!["enabled"]!.GetValue<bool>()));
-    }
-
-    private static int[] BootCounts(JsonObject audit) => audit["hosts"]!.AsArray().Select(h => h!["bootCount"]!.GetValue<int>()).ToArray();
-
     private static Regex HostRow(string host, string phase) => new($@"│\s*{host}\*?\s*│\s*{Regex.Escape(phase)}\s*│");
 
     /// <summary>A tmux server of its own (-L), a 160x50 terminal; the CLI's environment is the lab's.</summary>
@@ -57,24 +45,8 @@ public sealed partial class LiveViewEndToEndTests
             start.Environment["ROLLREBOOT_STATE_DIR"] = _lab.StateDir;
             start.Environment["TERM"] = "xterm-256color";
             start.Environment["LC_ALL"] = "C.UTF-8";
-            Process process;
-            try
-            {
-                process = Process.Start(start)!;
-            }
-            catch (System.ComponentModel.Win32Exception e)
-            {
-                Assert.Fail($"tmux is needed to test the live view in a real terminal (.ci/run installs it): {e.Message}");
-                throw;
-            }
-
-            using (process)
-            {
-                var output = await process.StandardOutput.ReadToEndAsync();
-                var error = await process.StandardError.ReadToEndAsync();
-                await process.WaitForExitAsync();
-                return process.ExitCode == 0 ? output : throw new InvalidOperationException($"tmux {string.Join(' ', args)}: exit {process.ExitCode}: {error}");
-            }
+            var (exit, output, error) = await ExternalTool.RunAsync(start, "to test the live view in a real terminal");
+            return exit == 0 ? output : throw new InvalidOperationException($"tmux {string.Join(' ', args)}: exit {exit}: {error}");
         }
 
         /// <summary>The CLI in a new window; the shell stays a while after it so the last picture can be read.</summary>
@@ -144,8 +116,8 @@ public sealed partial class LiveViewEndToEndTests
         var tableAt = lines.FindIndex(l => l.Contains("│ HOST", StringComparison.Ordinal));
         Assert.True(lines.FindIndex(l => l.StartsWith("Locked pool LP", StringComparison.Ordinal)) is var locked && locked >= 0 && locked < tableAt, last);
         Assert.True(lines.FindIndex(l => l.StartsWith("Run ", StringComparison.Ordinal) && l.Contains("on pool LP:", StringComparison.Ordinal)) > tableAt, last);
-        Assert.Equal(2, BootCounts(lab.Audit()).Sum());
-        AssertRestored(lab.Audit());
+        Assert.Equal(2, AuditAssert.BootCounts(lab.Audit()).Sum());
+        AuditAssert.Restored(lab.Audit());
 
         // resume: the view starts from the journal (the two hosts already done) and follows the rest.
         await tmux.StartAsync("resume", "resume --clustername LC");
@@ -160,8 +132,8 @@ public sealed partial class LiveViewEndToEndTests
 
         Assert.True(last.Contains("4/4 hosts done", StringComparison.Ordinal), last);
         Assert.Single(last.Split('\n'), l => l.Contains("│ HOST", StringComparison.Ordinal));
-        Assert.All(BootCounts(lab.Audit()), n => Assert.Equal(1, n));
-        AssertRestored(lab.Audit());
+        Assert.All(AuditAssert.BootCounts(lab.Audit()), n => Assert.Equal(1, n));
+        AuditAssert.Restored(lab.Audit());
     }
 
     [Fact]
@@ -175,7 +147,7 @@ public sealed partial class LiveViewEndToEndTests
         Assert.DoesNotContain("│", last, StringComparison.Ordinal);
         Assert.Contains("l1: evacuating (master)", last, StringComparison.Ordinal);
         Assert.Contains("l1: rebooting", last, StringComparison.Ordinal);
-        AssertRestored(lab.Audit());
+        AuditAssert.Restored(lab.Audit());
     }
 
     [Fact]
@@ -208,6 +180,6 @@ public sealed partial class LiveViewEndToEndTests
         Assert.Contains(lines, l => l.EndsWith("INF l1: evacuating (master)", StringComparison.Ordinal));
         Assert.All(lines.Where(l => !l.StartsWith("rollreboot: ", StringComparison.Ordinal)), l => Assert.Matches(TimestampedLine(), l));
         Assert.StartsWith("Run ", await stdout, StringComparison.Ordinal);
-        AssertRestored(lab.Audit());
+        AuditAssert.Restored(lab.Audit());
     }
 }

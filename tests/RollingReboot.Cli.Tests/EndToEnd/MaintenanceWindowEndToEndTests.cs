@@ -15,25 +15,6 @@ public sealed class MaintenanceWindowEndToEndTests
     private static readonly string FourHosts = LabHarness.FourHosts("WP", "WC", "w");
     private static readonly string[] s_days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
 
-    private static int[] BootCounts(JsonObject audit) =>
-        audit["hosts"]!.AsArray().Select(h => h!["bootCount"]!.GetValue<int>()).ToArray();
-
-    private static void AssertRestored(JsonObject audit)
-    {
-        Assert.Empty(audit["violations"]!.AsArray());
-        Assert.True(audit["pool"]!["haEnabled"]!.GetValue<bool>());
-        Assert.Equal("Managed", audit["cloudstack"]!["managedState"]!.ToString());
-        Assert.Empty(audit["pool"]!["otherConfig"]!.AsObject());
-        Assert.All(audit["hosts"]!.AsArray(), h => Assert.True(h!["enabled"]!.GetValue<bool>()));
-        Assert.All(audit["vms"]!.AsArray(), v => Assert.Equal("Running", v!["powerState"]!.ToString()));
-    }
-
-    private static void AssertNothingChanged(JsonObject audit)
-    {
-        Assert.DoesNotContain(audit["events"]!.AsArray(), e => e!["type"]!.GetValue<string>() is "host.disable" or "ha.disable" or "lock.acquire" or "host.reboot" or "vm.migrate");
-        AssertRestored(audit);
-    }
-
     /// <summary>A 3-hour opening on one day that starts <paramref name="fromNow"/> after the lab's now (negative: already open).</summary>
     private static (string Text, DateTimeOffset Opens) Opening(LabHarness lab, TimeSpan fromNow)
     {
@@ -61,8 +42,8 @@ public sealed class MaintenanceWindowEndToEndTests
         (code, stdout, stderr) = await lab.RunCliAsync("--clustername", "WC", "--exec", "--window", window);
         Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
         Assert.Contains("In the maintenance window", stderr, StringComparison.Ordinal);
-        Assert.All(BootCounts(lab.Audit()), n => Assert.Equal(1, n));
-        AssertRestored(lab.Audit());
+        Assert.All(AuditAssert.BootCounts(lab.Audit()), n => Assert.Equal(1, n));
+        AuditAssert.Restored(lab.Audit());
     }
 
     [Fact]
@@ -82,7 +63,7 @@ public sealed class MaintenanceWindowEndToEndTests
         Assert.True(code == 3, $"exit {code}\n{stdout}\n{stderr}");
         // How far away depends on how long the CLI took to start (minutes of simulated time); about 6 hours.
         Assert.Matches(System.Text.RegularExpressions.Regex.Escape($"outside the maintenance window {window}: next opening {Local(opens)}") + @" \(in [56]h( \d+m)?\); nothing was changed", stdout + stderr);
-        AssertNothingChanged(lab.Audit());
+        AuditAssert.NothingChanged(lab.Audit());
 
         // Waiting is bounded: an opening further away than --max-window-wait is exit 3 at once.
         (code, stdout, stderr) = await lab.RunCliAsync("--clustername", "WC", "--exec", "--window", window, "--wait-for-window", "--max-window-wait", "2h");
@@ -94,7 +75,7 @@ public sealed class MaintenanceWindowEndToEndTests
         (code, stdout, stderr) = await lab.RunCliAsync("--clustername", "WC", "--exec", "--config", config);
         Assert.True(code == 3, $"exit {code}\n{stdout}\n{stderr}");
         Assert.Contains($"outside the maintenance window {window}", stdout + stderr, StringComparison.Ordinal);
-        AssertNothingChanged(lab.Audit());
+        AuditAssert.NothingChanged(lab.Audit());
     }
 
     [Fact]
@@ -107,8 +88,8 @@ public sealed class MaintenanceWindowEndToEndTests
         Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
         Assert.Contains("waiting for its", stderr, StringComparison.Ordinal);
         var audit = lab.Audit();
-        Assert.All(BootCounts(audit), n => Assert.Equal(1, n));
-        AssertRestored(audit);
+        Assert.All(AuditAssert.BootCounts(audit), n => Assert.Equal(1, n));
+        AuditAssert.Restored(audit);
         // Nothing was touched before the opening.
         var opensAt = (opens - lab.Lab.TimeOrigin).TotalSeconds;
         var first = audit["events"]!.AsArray().First(e => e!["type"]!.GetValue<string>() is "lock.acquire" or "ha.disable" or "host.disable");
@@ -126,14 +107,14 @@ public sealed class MaintenanceWindowEndToEndTests
         (code, stdout, stderr) = await lab.RunCliAsync("resume", "--clustername", "WC", "--window", later);
         Assert.True(code == 4, $"exit {code}\n{stdout}\n{stderr}");
         Assert.Contains($"next opening {Local(opens)}", stdout + stderr, StringComparison.Ordinal);
-        Assert.Equal(1, BootCounts(lab.Audit()).Sum());
-        AssertRestored(lab.Audit());
+        Assert.Equal(1, AuditAssert.BootCounts(lab.Audit()).Sum());
+        AuditAssert.Restored(lab.Audit());
 
         var (open, _) = Opening(lab, TimeSpan.FromMinutes(-30));
         (code, stdout, stderr) = await lab.RunCliAsync("resume", "--clustername", "WC", "--window", open);
         Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
-        Assert.All(BootCounts(lab.Audit()), n => Assert.Equal(1, n));
-        AssertRestored(lab.Audit());
+        Assert.All(AuditAssert.BootCounts(lab.Audit()), n => Assert.Equal(1, n));
+        AuditAssert.Restored(lab.Audit());
     }
 
     [Theory]
@@ -146,6 +127,6 @@ public sealed class MaintenanceWindowEndToEndTests
         var (code, stdout, stderr) = await lab.RunCliAsync("--clustername", "WC", "--exec", "--window", window);
         Assert.True(code == 2, $"exit {code}\n{stdout}\n{stderr}");
         Assert.Equal(expected, stderr.Trim());
-        AssertNothingChanged(lab.Audit());
+        AuditAssert.NothingChanged(lab.Audit());
     }
 }

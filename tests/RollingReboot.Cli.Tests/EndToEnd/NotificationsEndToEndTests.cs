@@ -30,18 +30,6 @@ public sealed class NotificationsEndToEndTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private static void AssertRestored(JsonObject audit)
-    {
-        Assert.Empty(audit["violations"]!.AsArray());
-        Assert.All(audit["vms"]!.AsArray(), v => Assert.Equal("Running", v!["powerState"]!.ToString()));
-        Assert.True(audit["pool"]!["haEnabled"]!.GetValue<bool>());
-        Assert.Equal("Managed", audit["cloudstack"]!["managedState"]!.ToString());
-        Assert.Empty(audit["pool"]!["otherConfig"]!.AsObject());
-        Assert.All(audit["hosts"]!.AsArray(), h => Assert.True(h!["enabled"]!.GetValue<bool>()));
-    }
-
-    private static int[] BootCounts(JsonObject audit) => audit["hosts"]!.AsArray().Select(h => h!["bootCount"]!.GetValue<int>()).ToArray();
-
     private string File(string name, string text)
     {
         var path = Path.Combine(_dir, name);
@@ -53,26 +41,9 @@ public sealed class NotificationsEndToEndTests : IDisposable
     private async Task<JsonObject> ParseMailAsync(string path)
     {
         var script = File("parse_mail.py", Parser);
-        ProcessStartInfo start = new("python3", [script, path]) { RedirectStandardOutput = true, RedirectStandardError = true };
-        Process process;
-        try
-        {
-            process = Process.Start(start)!;
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            Assert.Fail($"python3 is needed to parse the mail (.ci/run installs it): {e.Message}");
-            throw;
-        }
-
-        using (process)
-        {
-            var output = await process.StandardOutput.ReadToEndAsync();
-            var error = await process.StandardError.ReadToEndAsync();
-            await process.WaitForExitAsync();
-            Assert.True(process.ExitCode == 0, $"python3 could not parse {path}: {error}\n{System.IO.File.ReadAllText(path)}");
-            return JsonNode.Parse(output)!.AsObject();
-        }
+        var (exit, output, error) = await ExternalTool.RunAsync(new ProcessStartInfo("python3", [script, path]), "to parse the mail");
+        Assert.True(exit == 0, $"python3 could not parse {path}: {error}\n{System.IO.File.ReadAllText(path)}");
+        return JsonNode.Parse(output)!.AsObject();
     }
 
     private static void AssertMail(JsonObject mail, string subject, string outcome, string bodyHas)
@@ -117,8 +88,8 @@ public sealed class NotificationsEndToEndTests : IDisposable
         var (code, stdout, stderr) = await lab.RunCliAsync(["--clustername", "NC", "--exec", "--pause-after", "1", "--notify", endpoint.Url, "--notify-template", json,
             "--mail-command", $"cat > '{stopped}'", .. mailArgs]);
         Assert.True(code == 4, $"exit {code}\n{stdout}\n{stderr}");
-        AssertRestored(lab.Audit());
-        Assert.Equal(1, BootCounts(lab.Audit()).Sum());
+        AuditAssert.Restored(lab.Audit());
+        Assert.Equal(1, AuditAssert.BootCounts(lab.Audit()).Sum());
         var posts = endpoint.Posts;
         Assert.NotEmpty(posts);
         Assert.All(posts, p => Assert.StartsWith("application/json", p.ContentType, StringComparison.Ordinal));
@@ -141,8 +112,8 @@ public sealed class NotificationsEndToEndTests : IDisposable
         (code, stdout, stderr) = await lab.RunCliAsync(["resume", "--clustername", "NC", "--notify", endpoint.Url, "--notify-template", text,
             "--mail-command", $"cat > '{done}'", .. mailArgs]);
         Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
-        AssertRestored(lab.Audit());
-        Assert.All(BootCounts(lab.Audit()), n => Assert.Equal(1, n));
+        AuditAssert.Restored(lab.Audit());
+        Assert.All(AuditAssert.BootCounts(lab.Audit()), n => Assert.Equal(1, n));
         var plain = endpoint.Posts.Skip(before).ToList();
         Assert.All(plain, p => Assert.StartsWith("text/plain", p.ContentType, StringComparison.Ordinal));
         Assert.Contains(plain, p => p.Body.StartsWith("NC finish: rollreboot on NC finished: Done", StringComparison.Ordinal));
@@ -211,7 +182,7 @@ public sealed class NotificationsEndToEndTests : IDisposable
 
         var audit = lab.Audit();
         Assert.DoesNotContain(audit["events"]!.AsArray(), e => e!["type"]!.ToString() is "ha.disable" or "host.disable" or "cloudstack.managedState" or "vm.migrate");
-        Assert.All(BootCounts(audit), n => Assert.Equal(0, n));
-        AssertRestored(audit);
+        Assert.All(AuditAssert.BootCounts(audit), n => Assert.Equal(0, n));
+        AuditAssert.Restored(audit);
     }
 }

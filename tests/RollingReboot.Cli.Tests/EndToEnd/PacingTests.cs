@@ -5,18 +5,6 @@ public sealed class PacingTests
 {
     private static readonly string FourHosts = LabHarness.FourHosts("PP", "PC", "p");
 
-    private static int[] BootCounts(System.Text.Json.Nodes.JsonObject audit) =>
-        audit["hosts"]!.AsArray().Select(h => h!["bootCount"]!.GetValue<int>()).ToArray();
-
-    private static void AssertRestored(System.Text.Json.Nodes.JsonObject audit)
-    {
-        Assert.Empty(audit["violations"]!.AsArray());
-        Assert.True(audit["pool"]!["haEnabled"]!.GetValue<bool>());
-        Assert.Equal("Managed", audit["cloudstack"]!["managedState"]!.ToString());
-        Assert.Empty(audit["pool"]!["otherConfig"]!.AsObject());
-        Assert.All(audit["hosts"]!.AsArray(), h => Assert.True(h!["enabled"]!.GetValue<bool>()));
-    }
-
     [Fact]
     public async Task PauseAfterOne_ThenWindowTooShort_ThenResume_EveryHostOnce()
     {
@@ -25,20 +13,20 @@ public sealed class PacingTests
         var (code, stdout, stderr) = await lab.RunCliAsync("--clustername", "PC", "--exec", "--pause-after", "1");
         Assert.True(code == 4, $"exit {code}\n{stdout}\n{stderr}");
         Assert.Contains("paused after 1 host", stdout + stderr, StringComparison.Ordinal);
-        Assert.Equal(1, BootCounts(lab.Audit()).Sum());
-        AssertRestored(lab.Audit());
+        Assert.Equal(1, AuditAssert.BootCounts(lab.Audit()).Sum());
+        AuditAssert.Restored(lab.Audit(), vmsRunning: false);
 
         // The next window is too short for even one host: nothing is started, all is restored, exit 4.
         (code, stdout, stderr) = await lab.RunCliAsync("resume", "--clustername", "PC", "--window-end", "2m");
         Assert.True(code == 4, $"exit {code}\n{stdout}\n{stderr}");
         Assert.Contains("would end after the window", stdout + stderr, StringComparison.Ordinal);
-        Assert.Equal(1, BootCounts(lab.Audit()).Sum());
-        AssertRestored(lab.Audit());
+        Assert.Equal(1, AuditAssert.BootCounts(lab.Audit()).Sum());
+        AuditAssert.Restored(lab.Audit(), vmsRunning: false);
 
         (code, stdout, stderr) = await lab.RunCliAsync("resume", "--clustername", "PC", "--host-delay", "30s");
         Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
-        Assert.All(BootCounts(lab.Audit()), n => Assert.Equal(1, n));
-        AssertRestored(lab.Audit());
+        Assert.All(AuditAssert.BootCounts(lab.Audit()), n => Assert.Equal(1, n));
+        AuditAssert.Restored(lab.Audit(), vmsRunning: false);
         Assert.Contains("--host-delay", stderr, StringComparison.Ordinal);
     }
 }

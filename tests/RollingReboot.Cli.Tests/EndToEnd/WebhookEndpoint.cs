@@ -26,6 +26,9 @@ internal sealed class WebhookEndpoint : IDisposable
 
     public string Url { get; }
 
+    /// <summary>Each body as JSON (the default notifications).</summary>
+    public List<System.Text.Json.Nodes.JsonObject> Messages => [.. Posts.Select(p => System.Text.Json.Nodes.JsonNode.Parse(p.Body)!.AsObject())];
+
     public List<(string ContentType, string Body)> Posts
     {
         get
