@@ -8,7 +8,7 @@ cd "$root"
 out="$root/artifacts/fault-matrix"
 rm -rf "$out"
 dotnet test tests/RollingReboot.Cli.Tests -c Release -nologo --logger "trx;LogFileName=matrix.trx" --results-directory "$out" \
-  --filter "FullyQualifiedName~FaultEndToEnd|FullyQualifiedName~RecoveryEndToEnd|FullyQualifiedName~BadInput|FullyQualifiedName~Secrets|FullyQualifiedName~RollingRebootEndToEnd|FullyQualifiedName~StrangeScenario|FullyQualifiedName~HooksEndToEnd|FullyQualifiedName~MaintenanceEndToEnd|FullyQualifiedName~FleetRunTests|FullyQualifiedName~CloudStackJobTests|FullyQualifiedName~PacingTests" >/dev/null || true
+  --filter "FullyQualifiedName~FaultEndToEnd|FullyQualifiedName~RecoveryEndToEnd|FullyQualifiedName~BadInput|FullyQualifiedName~Secrets|FullyQualifiedName~RollingRebootEndToEnd|FullyQualifiedName~StrangeScenario|FullyQualifiedName~HooksEndToEnd|FullyQualifiedName~MaintenanceEndToEnd|FullyQualifiedName~FleetRunTests|FullyQualifiedName~CloudStackJobTests|FullyQualifiedName~PacingTests|FullyQualifiedName~FailurePolicyEndToEnd|FullyQualifiedName~HaltPowerOnTests|FullyQualifiedName~AlertGateEndToEnd|FullyQualifiedName~MaintenanceWindowEndToEnd|FullyQualifiedName~BusyVmTests" >/dev/null || true
 python3 - "$out/matrix.trx" "$root/docs/reliability.md" <<'PY'
 import re, sys, datetime, xml.etree.ElementTree as ET
 ns = {"t": "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"}
@@ -32,6 +32,11 @@ what = {
   "FleetRunTests": "fleets: several clusters, one stopping",
   "CloudStackJobTests": "CloudStack job running on the cluster",
   "PacingTests": "canary pause, window too short, resume",
+  "FailurePolicyEndToEndTests": "failure policy: --retries, --max-failed-hosts",
+  "HaltPowerOnTests": "--halt with host.power_on",
+  "AlertGateEndToEndTests": "alert gate against a real Prometheus",
+  "MaintenanceWindowEndToEndTests": "maintenance windows with days and zones",
+  "BusyVmTests": "busy VMs and backups in the pool",
 }
 import os
 sweep = ""
@@ -56,6 +61,10 @@ with open(sys.argv[2], "w") as f:
             "| `migrationFails` once | master's / a member's evacuation | retried onto another valid host; exit 0 | `MigrationFailsTransiently_*` |\n"
             "| `migrationFails` always | a member's evacuation | stop before that host's reboot, restore; exit 4 | `MigrationFailsPermanently_*` |\n"
             "| `hostDoesNotReturn` | a member's reboot | bounded wait, exit 5 with the commands; HA and CloudStack left for the operator (a host is down) | `HostNeverReturns_*` |\n"
+            "| `migrationFails` 4 times, `--retries 2 --retry-delay 3m` | a member's evacuation | tried again after the delay; every host once; exit 0 | `Retries_AMigrationFailingForTwoRounds_*` |\n"
+            "| `migrationFails` always, `--max-failed-hosts 1` | a member's evacuation | that host put back enabled with its VM, the others rebooted, report names it; exit 5 | `MaxFailedHosts_AMemberThatCannotBeEvacuated_*` |\n"
+            "| `hostDoesNotReturn`, `--max-failed-hosts 1` | a member's reboot | named for the operator, the others rebooted, no VM sent to it; exit 5 | `MaxFailedHosts_AMemberThatDoesNotComeBack_*` |\n"
+            "| `--halt` with `powerOnMode` / `powerOnFails` | each halted host | members powered on by the master after the delay; master, no mode, failed BMC wait for someone; exit 0 | `Halt_MembersWithAPowerOnMode*` |\n"
             "| `slowReboot` past `--host-timeout` | a member's reboot | exit 5 | `SlowRebootPastTimeout_*` |\n"
             "| `pendingGuidance` | after a member's reboot | exit 5 naming the guidance; HA and CloudStack restored | `HostReturnsWithMandatoryGuidance_*` |\n"
             "| `unmanageFails` (PrepareUnmanagedError) | before any host | exit 4, HA and lock restored | `UnmanageFails_*` |\n"
