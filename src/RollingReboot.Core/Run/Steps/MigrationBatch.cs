@@ -164,11 +164,14 @@ public static class MigrationBatch
         PoolSnapshot? pool = null;
         // Each pass but the last brings a VM home, so there are at most as many passes as VMs (+1 to see no progress).
         var maxPasses = homes.Count + 1;
+        // Whether VMs were sent since the pool was last read (then where they ended is read once more at the end).
+        var sent = false;
         try
         {
             for (var pass = 0; pass < maxPasses; pass++)
             {
                 pool = await run.Executor.ReadAsync(run.Pool.ReadAsync, abort);
+                sent = false;
                 var away = pool.Vms.Where(v => v.IsRunningGuest && homes.TryGetValue(v.Uuid, out var home) && home is not null && home != v.ResidentOnUuid).ToList();
                 var wanted = new List<VmState>();
                 foreach (var vm in away)
@@ -192,6 +195,7 @@ public static class MigrationBatch
 
                 run.Log.Info("Returning {Count} VM(s) to their original hosts (pass {Pass})", wanted.Count, pass + 1);
                 var movedThisPass = 0;
+                sent = true;
                 using var gate = new SemaphoreSlim(Math.Max(1, run.Options.Plan.Threads));
                 await Task.WhenAll(wanted.Select(async vm =>
                 {
@@ -230,7 +234,10 @@ public static class MigrationBatch
                 }
             }
 
-            pool = await run.Executor.ReadAsync(run.Pool.ReadAsync, abort);
+            if (sent)
+            {
+                pool = await run.Executor.ReadAsync(run.Pool.ReadAsync, abort);
+            }
         }
         catch (PoolOperationException e)
         {

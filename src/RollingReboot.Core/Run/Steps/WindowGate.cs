@@ -36,7 +36,6 @@ public static class WindowGate
 
             run.Log.Info("Outside the maintenance window {Window}: waiting for its {Next} (--wait-for-window); nothing is changed meanwhile", window.Describe(), next);
             await Task.Delay(wait, run.Clock, stop);
-            now = run.Clock.GetUtcNow();
         }
 
         var end = run.Options.WindowEnd is { } windowEnd && windowEnd < opening.End ? windowEnd : opening.End;
