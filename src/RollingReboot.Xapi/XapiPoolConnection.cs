@@ -272,6 +272,22 @@ public sealed class XapiPoolConnection : IPoolConnection
         throw new XapiException("HANDLE_INVALID", ["PBD", $"no PBD of SR {srUuid} on host {hostUuid}"], "PBD.plug");
     }
 
+    /// <summary>Async.VM.clean_shutdown(vm), waiting for its task (cancelled with the token).</summary>
+    public async Task CleanShutdownVmAsync(string vmUuid, CancellationToken cancellationToken = default) =>
+        await _client.RunTaskAsync("VM.clean_shutdown", [await RefAsync("VM", vmUuid, cancellationToken)], null, cancellationToken);
+
+    /// <summary>Async.VM.hard_shutdown(vm), waiting for its task.</summary>
+    public async Task HardShutdownVmAsync(string vmUuid, CancellationToken cancellationToken = default) =>
+        await _client.RunTaskAsync("VM.hard_shutdown", [await RefAsync("VM", vmUuid, cancellationToken)], null, cancellationToken);
+
+    /// <summary>Async.VM.start_on(vm, host, start_paused=false, force=false) (idl/datamodel_vm.ml), waiting for its task.</summary>
+    public async Task StartVmOnAsync(string vmUuid, string hostUuid, CancellationToken cancellationToken = default)
+    {
+        var vm = await RefAsync("VM", vmUuid, cancellationToken);
+        var host = await RefAsync("host", hostUuid, cancellationToken);
+        await _client.RunTaskAsync("VM.start_on", [vm, host, false, false], null, cancellationToken);
+    }
+
     public Task MigrateVmAsync(string vmUuid, string targetHostUuid, IProgress<double>? progress = null, CancellationToken cancellationToken = default) =>
         MigrateVmAsync(vmUuid, targetHostUuid, MigrationRoute.Default, progress, cancellationToken);
 

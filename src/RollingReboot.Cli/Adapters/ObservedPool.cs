@@ -23,6 +23,12 @@ internal sealed class ObservedPool(IPoolConnection inner, Action<PoolSnapshot> p
     public Task MigrateVmAsync(string vmUuid, string targetHostUuid, IProgress<double>? progress = null, CancellationToken cancellationToken = default) =>
         MigrateVmAsync(vmUuid, targetHostUuid, MigrationRoute.Default, progress, cancellationToken);
 
+    public Task CleanShutdownVmAsync(string vmUuid, CancellationToken cancellationToken = default) => inner.CleanShutdownVmAsync(vmUuid, cancellationToken);
+
+    public Task HardShutdownVmAsync(string vmUuid, CancellationToken cancellationToken = default) => inner.HardShutdownVmAsync(vmUuid, cancellationToken);
+
+    public Task StartVmOnAsync(string vmUuid, string hostUuid, CancellationToken cancellationToken = default) => inner.StartVmOnAsync(vmUuid, hostUuid, cancellationToken);
+
     public Task<HostState> ReadHostAsync(string hostUuid, CancellationToken cancellationToken = default) => inner.ReadHostAsync(hostUuid, cancellationToken);
 
     public Task<IReadOnlyDictionary<string, IReadOnlyList<string>>> GetVmsPreventingEvacuationAsync(string hostUuid, CancellationToken cancellationToken = default) =>

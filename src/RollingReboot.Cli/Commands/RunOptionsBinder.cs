@@ -71,6 +71,7 @@ internal static class RunOptionsBinder
             IgnoreHosts = Split(parse.GetValue(o.IgnoreHosts)),
             OnlyNeedingReboot = parse.GetValue(o.OnlyNeedingReboot),
             ReturnVms = parse.GetValue(o.ReturnVms),
+            ShutdownPinnedVms = parse.GetValue(o.ShutdownPinnedVms),
             MigrationModel = model,
             RebootSeconds = reboot,
             LinkAssumed = parse.GetValue(o.AssumeLinkMbps) is not null,
@@ -135,6 +136,7 @@ internal static class RunOptionsBinder
         HostRetries = InRange(parse.GetValue(o.Retries), 0, 10, "--retries"),
         RetryDelay = TimeArguments.ParseDuration(parse.GetValue(o.RetryDelay) ?? "1m", "--retry-delay"),
         MaxFailedHosts = InRange(parse.GetValue(o.MaxFailedHosts), 0, 1000, "--max-failed-hosts"),
+        ShutdownTimeout = TimeArguments.ParseDuration(parse.GetValue(o.ShutdownTimeout) ?? "5m", "--shutdown-timeout"),
     };
 
     private static int InRange(int value, int min, int max, string option) =>

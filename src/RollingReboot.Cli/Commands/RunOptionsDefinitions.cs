@@ -60,6 +60,8 @@ internal sealed class RunOptionsDefinitions
     public Option<int> Retries { get; } = new("--retries") { Description = "Try a host's evacuation that left VMs behind this many more times, after --retry-delay (0 to 10)", DefaultValueFactory = _ => 0 };
     public Option<string> RetryDelay { get; } = new("--retry-delay") { Description = "Wait before each --retries try (e.g. 2m)", DefaultValueFactory = _ => "1m" };
     public Option<int> MaxFailedHosts { get; } = new("--max-failed-hosts") { Description = "Member hosts that may fail (not evacuated: put back as they were; not back: named for an operator) while the run goes on without them; never the master. The run then ends with exit 5", DefaultValueFactory = _ => 0 };
+    public Option<bool> ShutdownPinnedVms { get; } = new("--shutdown-pinned-vms") { Description = "VMs that cannot be live-migrated (PCI, vGPU, USB, local disks or ISOs, no PV drivers) stay on their host: shut down right before its reboot (cleanly, powered off after --shutdown-timeout) and started on it again once it is back; without it they block the run" };
+    public Option<string> ShutdownTimeout { get; } = new("--shutdown-timeout") { Description = "With --shutdown-pinned-vms: how long a VM gets to shut down cleanly before it is powered off (VM.hard_shutdown)", DefaultValueFactory = _ => "5m" };
     public Option<string?> Notify { get; } = new("--notify") { Description = "POST JSON (Slack-compatible 'text') to this URL on start, each host, failure and finish; ROLLREBOOT_NOTIFY_URL keeps a tokened URL off the command line" };
 
     public Option<FileInfo?> NotifyTemplate { get; } = new("--notify-template") { Description = "Post this file as each notification's body instead of the default JSON, {{text}} {{event}} {{cluster}} {{pool}} {{runId}} {{host}} {{outcome}} {{time}} filled in (JSON-escaped when the file is JSON); needs --notify" };
@@ -72,8 +74,8 @@ internal sealed class RunOptionsDefinitions
 
     public Option[] Migration => [MigrationNetwork, Compress];
 
-    /// <summary>--retries, --retry-delay, --max-failed-hosts: the plan/run and resume take them.</summary>
-    public Option[] FailurePolicy => [Retries, RetryDelay, MaxFailedHosts];
+    /// <summary>--retries, --retry-delay, --max-failed-hosts, --shutdown-pinned-vms, --shutdown-timeout: the plan/run and resume take them.</summary>
+    public Option[] FailurePolicy => [Retries, RetryDelay, MaxFailedHosts, ShutdownPinnedVms, ShutdownTimeout];
 
     /// <summary>The window and the alert gate: the plan/run and resume take all of them.</summary>
     public Option[] Gates => [Window, WaitForWindow, MaxWindowWait, PrometheusUrl, AlertFilter, AlertFilterMatchOnly, AlertFiringOnly];

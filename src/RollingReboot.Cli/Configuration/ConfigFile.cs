@@ -75,6 +75,8 @@ public static class ConfigFile
         new("retries", "--retries", ConfigKind.Integer) { Min = 0 },
         new("retryDelay", "--retry-delay", ConfigKind.Duration),
         new("maxFailedHosts", "--max-failed-hosts", ConfigKind.Integer) { Min = 0 },
+        new("shutdownPinnedVms", "--shutdown-pinned-vms", ConfigKind.Flag),
+        new("shutdownTimeout", "--shutdown-timeout", ConfigKind.Duration),
         new("notifyTemplate", "--notify-template", ConfigKind.Text),
         new("mailTo", "--mail-to", ConfigKind.List),
         new("mailCommand", "--mail-command", ConfigKind.Text),

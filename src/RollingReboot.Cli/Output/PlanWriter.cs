@@ -76,6 +76,23 @@ public static class PlanWriter
                 w.WriteNumber("evacuationSeconds", Seconds(s.EvacuationSeconds));
                 w.WriteNumber("estimatedSeconds", Seconds(s.EstimatedSeconds));
                 WriteMigrations(w, "migrations", s.Migrations);
+                if (s.Shutdowns.Count > 0)
+                {
+                    // --shutdown-pinned-vms: shut down before the host's reboot, started on it again after.
+                    w.WriteStartArray("shutdowns");
+                    foreach (var p in s.Shutdowns)
+                    {
+                        w.WriteStartObject();
+                        w.WriteString("vm", p.VmName);
+                        w.WriteString("vmUuid", p.VmUuid);
+                        w.WriteNumber("memoryBytes", p.MemoryBytes);
+                        w.WriteString("reason", p.Reason);
+                        w.WriteEndObject();
+                    }
+
+                    w.WriteEndArray();
+                }
+
                 w.WriteEndObject();
             }
 
@@ -240,6 +257,10 @@ public static class PlanWriter
                 sb.Append(s_inv, $"  Step {s.Index} (wave {s.Wave}): {s.HostName}{(s.IsMaster ? " (master)" : "")}, starts at +{Units.Duration(s.StartSeconds)}: ")
                   .Append(s_inv, $"{Count(s.Migrations.Count, "migration")} ({Units.Memory(memory)}), evacuate ~{Units.Duration(s.EvacuationSeconds)}, back after ~{Units.Duration(s.EstimatedSeconds)}\n");
                 MigrationTable(sb, s.Migrations);
+                if (s.Shutdowns.Count > 0)
+                {
+                    sb.Append(s_inv, $"    shut down for the reboot, started on {s.HostName} again after it: {string.Join(", ", s.Shutdowns.Select(p => $"{p.VmName} ({Units.Memory(p.MemoryBytes)}, {p.Reason})"))}\n");
+                }
             }
         }
 
@@ -380,6 +401,10 @@ public static class PlanWriter
                 sb.Append(s_inv, $"\n### Step {s.Index}: {Md(s.HostName)}{(s.IsMaster ? " (master)" : "")}, wave {s.Wave}\n\n");
                 sb.Append(s_inv, $"Starts at +{Units.Duration(s.StartSeconds)}; evacuation ~{Units.Duration(s.EvacuationSeconds)}; host back after ~{Units.Duration(s.EstimatedSeconds)}.\n\n");
                 MigrationMarkdown(sb, s.Migrations);
+                if (s.Shutdowns.Count > 0)
+                {
+                    sb.Append(s_inv, $"\nShut down for the reboot and started on {Md(s.HostName)} again after it: {string.Join(", ", s.Shutdowns.Select(p => $"{Md(p.VmName)} ({Units.Memory(p.MemoryBytes)}, `{p.Reason}`)"))}.\n");
+                }
             }
         }
 

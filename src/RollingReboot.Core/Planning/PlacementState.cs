@@ -171,13 +171,14 @@ internal sealed class PlacementState
         return false;
     }
 
-    /// <summary>The VMs now on these hosts, largest first (then canonical order).</summary>
+    /// <summary>The VMs now on these hosts that are to move, largest first (then canonical order).</summary>
     public int[] VmsOn(int[] hosts)
     {
         var vms = new List<int>();
         for (int v = 0; v < _location.Length; v++)
         {
-            if (Array.IndexOf(hosts, _location[v]) >= 0)
+            // A pinned VM (--shutdown-pinned-vms) never moves: it stays on its host, shut down through the reboot.
+            if (Array.IndexOf(hosts, _location[v]) >= 0 && !_index.IsPinned(v))
             {
                 vms.Add(v);
             }

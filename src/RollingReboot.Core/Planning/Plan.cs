@@ -33,7 +33,15 @@ public sealed record PlanStep(
 {
     /// <summary>Estimated seconds from the start of the run to the start of this step's wave.</summary>
     public double StartSeconds { get; init; }
+
+    /// <summary>--shutdown-pinned-vms: the VMs of this host that cannot be live-migrated, shut down right before its
+    /// reboot and started on it again once it is back; empty otherwise.</summary>
+    public IReadOnlyList<PinnedVm> Shutdowns { get; init; } = [];
 }
+
+/// <summary>A running VM that stays on its host through the host's reboot, shut down and started again
+/// (--shutdown-pinned-vms); <see cref="Reason"/> is the XAPI code that keeps it from live-migrating.</summary>
+public sealed record PinnedVm(string VmUuid, string VmName, string HostUuid, string HostName, long MemoryBytes, string Reason);
 
 public static class HostAction
 {
@@ -116,6 +124,7 @@ public static class PlanCodes
     public const string HaFewHosts = "HA_FEW_HOSTS";
     public const string VmHaProtected = "VM_HA_PROTECTED";
     public const string VmBusy = "VM_OPERATION_IN_PROGRESS";
+    public const string VmShutdownForReboot = "VM_SHUTDOWN_FOR_REBOOT";
     public const string PoolBackupRunning = "POOL_BACKUP_IN_PROGRESS";
     public const string HostDisabledPending = "HOST_DISABLED_WITH_PENDING_REBOOT";
     public const string HostDisabledGuidance = "HOST_DISABLED_UNTIL_GUIDANCE_APPLIED";

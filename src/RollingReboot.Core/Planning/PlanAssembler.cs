@@ -170,6 +170,8 @@ internal sealed class PlanAssembler
             steps.Add(new PlanStep(steps.Count + 1, draft.Wave, host.Uuid, host.Name, draft.IsMaster, migrations[k], evacuation, estimated)
             {
                 StartSeconds = start,
+                Shutdowns = [.. Enumerable.Range(0, _index.VmCount).Where(v => _index.IsPinned(v) && _index.Home[v] == draft.Host)
+                    .Select(v => new PinnedVm(_index.Vms[v].Uuid, _index.Vms[v].Name, host.Uuid, host.Name, _index.Memory[v], _index.Pinned[v]!))],
             });
         }
 

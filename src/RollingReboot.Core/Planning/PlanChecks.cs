@@ -49,6 +49,7 @@ internal static class PlanChecks
             srs.TryAdd(sr.Uuid, sr);
         }
 
+        var pinned = new List<string>();
         for (int v = 0; v < index.VmCount; v++)
         {
             if (!hosts.InRun(index.Home[v]))
@@ -58,6 +59,12 @@ internal static class PlanChecks
 
             var vm = index.Vms[v];
             string host = index.Hosts[index.Home[v]].Name;
+            if (index.IsPinned(v))
+            {
+                pinned.Add($"{vm.Name} on {host} ({index.Pinned[v]})");
+                continue;
+            }
+
             var codes = new HashSet<string>(StringComparer.Ordinal);
             foreach (var (code, message, fix) in WhyNotMigratable(vm, host, srs))
             {
@@ -78,6 +85,30 @@ internal static class PlanChecks
                     "Let it finish before the run; its migration waits for it otherwise."));
             }
         }
+
+        if (pinned.Count > 0)
+        {
+            findings.Warn(new PlanWarning(
+                PlanCodes.VmShutdownForReboot,
+                Invariant($"{pinned.Count} VM(s) cannot be live-migrated and are shut down right before their host's reboot, then started on it again once it is back (--shutdown-pinned-vms): {NameList(pinned)}."),
+                "Tell their owners of the downtime; a guest that does not shut down cleanly within --shutdown-timeout is powered off (VM.hard_shutdown)."));
+        }
+    }
+
+    /// <summary>
+    /// --shutdown-pinned-vms: per VM of the index, the first reason it cannot be live-migrated (its hardware, disks or
+    /// CDs, XAPI's verdict, or XAPI's own evacuation check), or null when it can move.
+    /// </summary>
+    internal static System.Collections.Immutable.ImmutableArray<string?> PinReasons(PoolSnapshot pool, System.Collections.Immutable.ImmutableArray<VmState> vms, PlanConstraints constraints)
+    {
+        var srs = new Dictionary<string, SrInfo>(StringComparer.Ordinal);
+        foreach (var sr in pool.Srs)
+        {
+            srs.TryAdd(sr.Uuid, sr);
+        }
+
+        return [.. vms.Select(vm => WhyNotMigratable(vm, "", srs).Select(r => r.Code).FirstOrDefault()
+            ?? (constraints.ExtraVmBlockers.TryGetValue(vm.Uuid, out var extra) ? extra.Code : null))];
     }
 
     /// <summary>

@@ -33,6 +33,7 @@ internal sealed class PlanIndex
             .OrderBy(v => v.Name, NaturalNameComparer.Instance).ThenBy(v => v.Uuid, StringComparer.Ordinal)];
         Home = [.. Vms.Select(v => hostIndex[v.ResidentOnUuid!])];
         Memory = [.. Vms.Select(v => Math.Max(0, v.MemoryBytes))];
+        Pinned = options.ShutdownPinnedVms ? PlanChecks.PinReasons(pool, Vms, constraints) : [.. Vms.Select(_ => (string?)null)];
 
         (Groups, GroupNames) = ResolveGroups(Vms, constraints.AntiAffinityGroups);
         (SoftGroups, SoftGroupNames) = ResolveGroups(Vms, constraints.PreferApartGroups);
@@ -77,6 +78,14 @@ internal sealed class PlanIndex
 
     /// <summary>Per VM: the host it runs on in the snapshot.</summary>
     public ImmutableArray<int> Home { get; }
+
+    /// <summary>
+    /// Per VM: with --shutdown-pinned-vms, the XAPI code that keeps it from live-migrating (it stays on its host, shut down
+    /// for the reboot and started there again: never placed elsewhere, its memory reserved there); null otherwise.
+    /// </summary>
+    public ImmutableArray<string?> Pinned { get; }
+
+    public bool IsPinned(int vm) => Pinned[vm] is not null;
 
     /// <summary>Per VM: its memory in bytes (never negative).</summary>
     public ImmutableArray<long> Memory { get; }

@@ -70,6 +70,13 @@ public sealed record PlanOptions
     /// <summary>Plan the migration of every moved VM back to its original host at the end.</summary>
     public bool ReturnVms { get; init; }
 
+    /// <summary>
+    /// --shutdown-pinned-vms: a VM that cannot be live-migrated (PCI, vGPU, USB, local disks or ISOs, no PV drivers,
+    /// immobile, or XAPI says it cannot be evacuated) no longer blocks the run: it stays on its host, is shut down right
+    /// before that host's reboot and started on it again once the host is proven back. Its memory stays reserved there.
+    /// </summary>
+    public bool ShutdownPinnedVms { get; init; }
+
     public MigrationModel MigrationModel { get; init; } = new();
 
     /// <summary>--migration-network: the network (name label or uuid) live migrations go over; null: the management network.</summary>

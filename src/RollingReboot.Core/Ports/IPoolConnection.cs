@@ -60,6 +60,19 @@ public interface IPoolConnection : IAsyncDisposable
     /// options) and waits for its task; progress 0..1.</summary>
     Task MigrateVmAsync(string vmUuid, string targetHostUuid, MigrationRoute route, IProgress<double>? progress, CancellationToken cancellationToken);
 
+    /// <summary>VM.clean_shutdown, waiting for its task: the guest is asked to shut down (xapi_vm.ml clean_shutdown; refused
+    /// with VM_LACKS_FEATURE when the guest cannot be asked, VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT when it does not answer).
+    /// Cancelling the token cancels the task.</summary>
+    Task CleanShutdownVmAsync(string vmUuid, CancellationToken cancellationToken = default);
+
+    /// <summary>VM.hard_shutdown, waiting for its task: the VM is powered off (any clean shutdown in progress is cancelled
+    /// by xapi, message_forwarding.ml hard_shutdown).</summary>
+    Task HardShutdownVmAsync(string vmUuid, CancellationToken cancellationToken = default);
+
+    /// <summary>VM.start_on(vm, host, start_paused=false, force=false), waiting for its task: a halted VM started on this
+    /// host (refused on a disabled or not live host: xapi_vm_helpers.ml assert_can_boot_here).</summary>
+    Task StartVmOnAsync(string vmUuid, string hostUuid, CancellationToken cancellationToken = default);
+
     /// <summary>The pool's networks and each one's PIFs (plugged, with an address, link speed): for --migration-network.</summary>
     Task<IReadOnlyList<NetworkInfo>> ReadNetworksAsync(CancellationToken cancellationToken = default);
 

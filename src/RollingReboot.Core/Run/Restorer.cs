@@ -22,6 +22,10 @@ public static class Restorer
         var ok = true;
         var snapshot = await TryReadAsync(run, cancellationToken);
         ok &= await RestoreHostsAsync(run, snapshot, cancellationToken);
+        if (!run.State.VmsShutDown.IsEmpty)
+        {
+            ok &= await StartShutDownVmsAsync(run, cancellationToken);
+        }
         ok &= await ClearMarkersAsync(run, cancellationToken);
         if (run.State.HaOff != ChangeState.None && run.State.Original is { } original)
         {
@@ -117,6 +121,47 @@ public static class Restorer
             {
                 ok = false;
                 run.OperatorAction($"enable host {h.Name}: 'xe host-enable host={h.Name}' ({e.Code})");
+            }
+        }
+
+        return ok;
+    }
+
+    /// <summary>
+    /// --shutdown-pinned-vms: every VM the run shut down (or was about to) and did not start again is started on its host,
+    /// once hosts are put back and before HA and CloudStack, so CloudStack finds it Running when it manages the cluster
+    /// again. A host not live, or a start XAPI refuses, leaves an operator action naming the VM and the command.
+    /// </summary>
+    private static async Task<bool> StartShutDownVmsAsync(RunContext run, CancellationToken cancellationToken)
+    {
+        var snapshot = await TryReadAsync(run, cancellationToken);
+        var ok = true;
+        foreach (var v in run.State.VmsShutDown.Values.OrderBy(v => v.Name, StringComparer.Ordinal).ToList())
+        {
+            var host = snapshot?.FindHost(v.Host);
+            if (snapshot is null || host is not { Live: true, Enabled: true })
+            {
+                ok = false;
+                run.OperatorAction(Steps.PinnedVms.StartCommand(v, host?.Name) + (host is null ? "" : $" once {host.Name} is back and enabled"));
+                continue;
+            }
+
+            try
+            {
+                if (await Steps.PinnedVms.StartOneAsync(run, snapshot, v, cancellationToken) is { } failed)
+                {
+                    ok = false;
+                    run.OperatorAction(Steps.PinnedVms.StartCommand(v, host.Name) + $" (XAPI refused: {failed})");
+                }
+                else
+                {
+                    run.Restored.Add($"VM {v.Name ?? v.Vm} running again on {host.Name}");
+                }
+            }
+            catch (PoolOperationException e)
+            {
+                ok = false;
+                run.OperatorAction(Steps.PinnedVms.StartCommand(v, host.Name) + $" ({e.Code})");
             }
         }
 

@@ -62,6 +62,10 @@ public sealed record RunOptions
     /// <summary>--retry-delay: the wait before such a retry (VMs busy, a target briefly short of memory).</summary>
     public TimeSpan RetryDelay { get; init; } = TimeSpan.FromMinutes(1);
 
+    /// <summary>--shutdown-timeout: how long a pinned VM (--shutdown-pinned-vms) gets to shut down cleanly before it is
+    /// powered off (VM.hard_shutdown).</summary>
+    public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
     /// <summary>--max-failed-hosts: member hosts that may fail (not evacuated, or not back) while the run goes on without
     /// them; 0: the first failure stops the run.</summary>
     public int MaxFailedHosts { get; init; }

@@ -330,6 +330,18 @@ public sealed class VmSpec
     /// migrates it (check_op_for_feature).</summary>
     public bool FeatureSuspend { get; set; }
 
+    /// <summary>Lab extension: an HVM guest without PV drivers whose agent advertises feature-shutdown=1: XAPI can ask
+    /// it to shut down cleanly (xapi_vm_lifecycle.ml check_op_for_feature); without it (and without PV drivers)
+    /// VM.clean_shutdown is VM_LACKS_FEATURE.</summary>
+    public bool FeatureShutdown { get; set; }
+
+    /// <summary>Lab extension: simulated seconds the guest takes to shut down cleanly (default 20).</summary>
+    public double ShutdownSeconds { get; set; } = 20;
+
+    /// <summary>Lab extension: the guest never acknowledges a clean shutdown request: after xenopsd's
+    /// domain_shutdown_ack_timeout (60 s) VM.clean_shutdown fails with VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT.</summary>
+    public bool IgnoresShutdown { get; set; }
+
     /// <summary>Lab extension: VM_guest_metrics.other data-cant-suspend-reason: XAPI refuses migration with
     /// VM_NON_SUSPENDABLE [vm, reason].</summary>
     public string? CantSuspendReason { get; set; }

@@ -256,6 +256,11 @@ public static class ScenarioLoader
                 problems.Add($"VM {vm.Name}: memoryMiB must be positive");
             }
 
+            if (vm.ShutdownSeconds < 0 || !double.IsFinite(vm.ShutdownSeconds))
+            {
+                problems.Add($"VM {vm.Name}: shutdownSeconds must be zero or more");
+            }
+
             if (vm.Host is not null && !hosts.ContainsKey(vm.Host))
             {
                 problems.Add($"VM {vm.Name}: host {vm.Host} is not in hosts");

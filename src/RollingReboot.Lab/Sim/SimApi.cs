@@ -30,7 +30,7 @@ internal sealed partial class SimPool
         "pool.disable_ha", "pool.enable_ha", "pool.set_ha_host_failures_to_tolerate", "pool.set_ha_allow_overcommit", "pool.add_to_other_config",
         "pool.remove_from_other_config", "host.disable", "host.enable", "host.reboot", "host.shutdown", "host.power_on", "host.evacuate",
         "host.get_vms_which_prevent_evacuation", "host.assert_can_evacuate", "host.compute_free_memory", "host.get_servertime", "host.get_server_localtime",
-        "host.restart_agent", "host.apply_updates", "VM.pool_migrate", "VM.assert_can_boot_here", "PBD.plug", "task.cancel", "task.destroy",
+        "host.restart_agent", "host.apply_updates", "VM.pool_migrate", "VM.assert_can_boot_here", "VM.clean_shutdown", "VM.hard_shutdown", "VM.start_on", "PBD.plug", "task.cancel", "task.destroy",
     ];
 
     /// <summary>Runs one call received by <paramref name="receiver"/>. Long operations complete outside the lock.</summary>
@@ -297,6 +297,9 @@ internal sealed partial class SimPool
             "host.restart_agent" => HostRestartAgent(m, a),
             "VM.pool_migrate" => VmPoolMigrate(m, a, asyncTask),
             "VM.assert_can_boot_here" => VmAssertCanBootHere(m, a),
+            "VM.clean_shutdown" => VmCleanShutdown(m, a, asyncTask),
+            "VM.hard_shutdown" => VmHardShutdown(m, a, asyncTask),
+            "VM.start_on" => VmStartOn(m, a, asyncTask),
             "PBD.plug" => PbdPlug(m, a),
             "task.cancel" => TaskCancel(m, a),
             "task.destroy" => TaskDestroy(m, a),
@@ -1364,6 +1367,10 @@ internal sealed partial class SimPool
         if (task.Migration is { } mig && task.Status == "pending" && ActiveMigrations.Contains(mig))
         {
             CancelMigration(mig);
+        }
+        else if (task.Cancel is { } cancel && task.Status == "pending")
+        {
+            cancel();
         }
 
         return Done("");

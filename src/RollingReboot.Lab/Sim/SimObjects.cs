@@ -85,6 +85,14 @@ internal sealed class SimVm
     public bool Nomigrate { get; init; }
     /// <summary>platform:nested-virt (VM_metrics.nested_virt).</summary>
     public bool NestedVirt { get; init; }
+    /// <summary>Lab extension featureShutdown: the agent advertises feature-shutdown=1 without full PV drivers.</summary>
+    public bool FeatureShutdown { get; init; }
+    /// <summary>Lab extension shutdownSeconds: how long the guest takes to shut down when asked.</summary>
+    public double ShutdownSeconds { get; init; } = 20;
+    /// <summary>Lab extension ignoresShutdown: the guest never acknowledges a clean shutdown request.</summary>
+    public bool IgnoresShutdown { get; init; }
+    /// <summary>VM.start_on in progress: scheduled_to_be_resident_on, its memory reserved there.</summary>
+    public SimHost? StartingOn { get; set; }
     public string HaRestartPriority { get; set; } = "";
     public bool HaAlwaysRun { get; set; }
     public string? AffinityGroup { get; init; }
@@ -137,6 +145,8 @@ internal sealed class SimTask
     public string Result { get; set; } = "";
     public List<string> ErrorInfo { get; set; } = [];
     public SimMigration? Migration { get; set; }
+    /// <summary>What task.cancel does for a cancellable operation other than a migration (a clean shutdown).</summary>
+    public Action? Cancel { get; set; }
     public string? SessionRef { get; init; }
 }
 

@@ -398,6 +398,9 @@ internal sealed partial class SimPool : ILabPoolView
             VgpuSuspendable = vs.VgpuSuspendable,
             DomainType = vs.DomainType,
             FeatureSuspend = vs.FeatureSuspend,
+            FeatureShutdown = vs.FeatureShutdown,
+            ShutdownSeconds = vs.ShutdownSeconds,
+            IgnoresShutdown = vs.IgnoresShutdown,
             CantSuspendReason = vs.CantSuspendReason,
             Nomigrate = vs.Nomigrate,
             NestedVirt = vs.NestedVirt,
@@ -406,7 +409,7 @@ internal sealed partial class SimPool : ILabPoolView
             AffinityGroup = vs.AffinityGroup,
             MetricsRef = NewRef(),
             // A guest agent reports guest metrics: full PV drivers, or an agent that advertises features only.
-            GuestMetricsRef = (vs.PvDrivers || vs.FeatureSuspend || vs.CantSuspendReason is not null) && vs.PowerState is "Running" or "Paused" ? NewRef() : null,
+            GuestMetricsRef = (vs.PvDrivers || vs.FeatureSuspend || vs.FeatureShutdown || vs.CantSuspendReason is not null) && vs.PowerState is "Running" or "Paused" ? NewRef() : null,
         };
         if (host is not null && vs.PowerState is "Halted")
         {
@@ -458,7 +461,7 @@ internal sealed partial class SimPool : ILabPoolView
         long used = 0;
         foreach (var vm in Vms)
         {
-            if (vm.ResidentOn == h && vm.IsRunning)
+            if ((vm.ResidentOn == h && vm.IsRunning) || vm.StartingOn == h)
             {
                 used += vm.NeededBytes;
             }

@@ -266,7 +266,7 @@ internal sealed partial class SimPool
         ["is_default_template"] = false,
         ["suspend_VDI"] = "OpaqueRef:NULL",
         ["resident_on"] = v.ResidentOn?.Ref ?? "OpaqueRef:NULL",
-        ["scheduled_to_be_resident_on"] = "OpaqueRef:NULL",
+        ["scheduled_to_be_resident_on"] = v.StartingOn?.Ref ?? "OpaqueRef:NULL",
         ["affinity"] = v.ResidentOn?.Ref ?? "OpaqueRef:NULL",
         ["memory_overhead"] = v.OverheadBytes,
         ["memory_target"] = v.MemoryBytes,
@@ -392,6 +392,11 @@ internal sealed partial class SimPool
             other["feature-suspend"] = "1";
         }
 
+        if (v.PvDrivers || v.FeatureShutdown)
+        {
+            other["feature-shutdown"] = "1";
+        }
+
         if (v.CantSuspendReason is { } reason)
         {
             other["data-cant-suspend-reason"] = reason;
@@ -415,7 +420,10 @@ internal sealed partial class SimPool
             return ["start", "start_on", "export", "destroy", "snapshot"];
         }
 
-        var ops = new List<string> { "clean_shutdown", "hard_shutdown", "clean_reboot", "hard_reboot", "snapshot" };
+        // check_op_for_feature (strict): a guest that cannot be asked loses clean_shutdown and clean_reboot.
+        var ops = SimPool.CanBeAskedToShutDown(v)
+            ? new List<string> { "clean_shutdown", "hard_shutdown", "clean_reboot", "hard_reboot", "snapshot" }
+            : ["hard_shutdown", "hard_reboot", "snapshot"];
         if (v.CurrentOperations.Count == 0 && SimMigrationRules.Refusal(v) is null)
         {
             ops.InsertRange(0, ["pool_migrate", "migrate_send"]);

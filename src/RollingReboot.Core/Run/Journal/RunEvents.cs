@@ -312,3 +312,24 @@ public sealed record ReturnDone(string Vm) : RunEvent
 {
     public override string Kind => "vm.return.done";
 }
+
+/// <summary>
+/// --shutdown-pinned-vms: a VM that cannot be live-migrated is about to be shut down for its host's reboot. Written before
+/// the shutdown is asked, so a crash, resume or restore always knows to start it again on that host.
+/// </summary>
+public sealed record VmShutdownIntended(string Vm, string? Name, string Host, string? HostName) : RunEvent
+{
+    public override string Kind => "vm.shutdown.intent";
+}
+
+/// <summary>The pinned VM is halted; How: "clean" (VM.clean_shutdown) or "hard" (VM.hard_shutdown).</summary>
+public sealed record VmShutDown(string Vm, string How) : RunEvent
+{
+    public override string Kind => "vm.shutdown.done";
+}
+
+/// <summary>A VM the run shut down runs again (started on its host by the run, or found running).</summary>
+public sealed record VmStarted(string Vm, string? Host) : RunEvent
+{
+    public override string Kind => "vm.start.done";
+}

@@ -56,6 +56,12 @@ public sealed record RunState
     /// <summary>VMs whose migration was asked for and has not ended (done or failed).</summary>
     public ImmutableHashSet<string> MigrationsInFlight { get; init; } = ImmutableHashSet.Create<string>(StringComparer.Ordinal);
 
+    /// <summary>
+    /// --shutdown-pinned-vms: VMs the run shut down (or is about to) for their host's reboot and has not started again,
+    /// by uuid. Counts from the intent: the restore starts each one that is halted.
+    /// </summary>
+    public ImmutableDictionary<string, VmShutdownIntended> VmsShutDown { get; init; } = ImmutableDictionary.Create<string, VmShutdownIntended>(StringComparer.Ordinal);
+
     public PlanDecided? Decisions { get; init; }
 
     public ImmutableList<string> OperatorActions { get; init; } = [];
@@ -106,7 +112,7 @@ public sealed record RunState
 
     /// <summary>Is anything left to put back? (What <see cref="Restorer"/> walks.)</summary>
     public bool HasOutstanding =>
-        Lock != ChangeState.None || HaOff != ChangeState.None || AutoPowerOnOff != ChangeState.None || ClusterUnmanaged != ChangeState.None || LeftDisabled.Any()
+        Lock != ChangeState.None || HaOff != ChangeState.None || AutoPowerOnOff != ChangeState.None || ClusterUnmanaged != ChangeState.None || LeftDisabled.Any() || !VmsShutDown.IsEmpty
         || Markers.Keys.Any(h => Host(h).Phase != HostPhase.LeftEvacuated);
 
     public RunState Apply(RunEvent e) => e switch
@@ -159,6 +165,8 @@ public sealed record RunState
         MigrationFailed m => this with { MigrationsInFlight = MigrationsInFlight.Remove(m.Vm) },
         ReturnIntended m => this with { MigrationsInFlight = MigrationsInFlight.Add(m.Vm) },
         ReturnDone m => this with { MigrationsInFlight = MigrationsInFlight.Remove(m.Vm) },
+        VmShutdownIntended v => this with { VmsShutDown = VmsShutDown.SetItem(v.Vm, v) },
+        VmStarted v => this with { VmsShutDown = VmsShutDown.Remove(v.Vm) },
 
         // Intents whose outcome is read from the pool when it matters (enable, mark clear, HA on, Managed, release).
         _ => this,

@@ -35,15 +35,17 @@ public sealed class HostRun(PoolSnapshot pool, HostState host, PlanStep step)
 }
 
 /// <summary>
-/// A host's steps, in order: disable, evacuate, verify empty, (evacuate mode: mark and stop here), pre hook, reboot,
-/// await the proof of the new boot, enable as it was, post hook. Each returns a <see cref="StepResult"/>; the first that
+/// A host's steps, in order: disable, evacuate, verify empty, (evacuate mode: mark and stop here), shut down the VMs that
+/// cannot move (--shutdown-pinned-vms), pre hook, reboot, await the proof of the new boot, enable as it was, start those VMs
+/// again, post hook. Each returns a <see cref="StepResult"/>; the first that
 /// is not Continue ends the host.
 /// </summary>
 public static class HostPipeline
 {
     private delegate Task<StepResult> HostStep(RunContext run, HostRun host, CancellationToken stop, CancellationToken abort);
 
-    private static readonly HostStep[] s_reboot = [DisableAsync, EvacuateAsync, VerifyEmptyAsync, PreHookAsync, RebootAsync, AwaitBootAsync, EnableAsync, FinishAsync, PostHookAsync];
+    private static readonly HostStep[] s_reboot =
+        [DisableAsync, EvacuateAsync, VerifyEmptyAsync, PinnedVms.ShutdownAsync, PreHookAsync, RebootAsync, AwaitBootAsync, EnableAsync, StartPinnedAsync, FinishAsync, PostHookAsync];
 
     private static readonly HostStep[] s_evacuate = [DisableAsync, EvacuateAsync, VerifyEmptyAsync, MarkEvacuatedAsync];
 
@@ -135,7 +137,8 @@ public static class HostPipeline
     {
         var planned = step.Migrations.ToDictionary(m => m.VmUuid, StringComparer.Ordinal);
         var list = new List<PlannedMigration>();
-        foreach (var vm in live.RunningOn(h.Host.Uuid))
+        var pinned = step.Shutdowns.Select(p => p.VmUuid).ToHashSet(StringComparer.Ordinal);
+        foreach (var vm in live.RunningOn(h.Host.Uuid).Where(v => !pinned.Contains(v.Uuid)))
         {
             var m = planned.GetValueOrDefault(vm.Uuid);
             var target = m is not null && live.Hosts.FirstOrDefault(x => x.Uuid == m.ToUuid) is { Live: true, Enabled: true } t && t.MemoryFree >= vm.MemoryBytes
@@ -196,7 +199,9 @@ public static class HostPipeline
         var after = await run.Executor.ReadAsync(run.Pool.ReadAsync, abort);
         run.LastSnapshot = after;
         h.Pool = after;
-        var left = after.RunningOn(h.Host.Uuid).ToList();
+        // Only the VMs that stay for the reboot (--shutdown-pinned-vms) may be left; they are shut down next.
+        var pinned = h.Step.Shutdowns.Select(p => p.VmUuid).ToHashSet(StringComparer.Ordinal);
+        var left = after.RunningOn(h.Host.Uuid).Where(v => !pinned.Contains(v.Uuid)).ToList();
         if (left.Count > 0)
         {
             return new Stop($"{h.Host.Name} still runs {string.Join(", ", left.Select(v => v.Name))} after evacuation; not rebooting it") { HostOnly = true };
@@ -293,6 +298,9 @@ public static class HostPipeline
     private static Task<StepResult> EnableAsync(RunContext run, HostRun h, CancellationToken stop, CancellationToken abort) =>
         HostEnabling.AfterRebootAsync(run, h.Host, abort);
 
+    private static Task<StepResult> StartPinnedAsync(RunContext run, HostRun h, CancellationToken stop, CancellationToken abort) =>
+        PinnedVms.StartAsync(run, h.Host.Uuid, abort);
+
     private static Task<StepResult> FinishAsync(RunContext run, HostRun h, CancellationToken stop, CancellationToken abort)
     {
         var rebootSeconds = (run.Clock.GetUtcNow() - h.RebootStarted).TotalSeconds;
@@ -320,6 +328,12 @@ public static class HostPipeline
     private static async Task<StepResult> SkipAsync(RunContext run, HostRun h, CancellationToken abort)
     {
         var phase = await PutBackAsync(run, h, "skipped (pre hook exit 70)", abort);
+        // Not rebooted: what was shut down for the reboot runs again on it.
+        if (await PinnedVms.StartAsync(run, h.Host.Uuid, abort) is Stop notStarted)
+        {
+            return notStarted;
+        }
+
         var e = h.Evacuation;
         run.Executor.Record(new HostSkipped(h.Host.Uuid, h.Host.Name, "pre hook exit 70"));
         run.Executor.Record(new HostFinished(h.Host.Uuid, h.Host.Name, h.IsMaster, e.Moved, e.Bytes, h.EvacuationSeconds, 0, e.Retries, HostResult.SkippedByHook));

@@ -41,6 +41,13 @@ public static class ResumeSteps
                 return enabled;
             }
 
+            // --shutdown-pinned-vms: what was shut down for this reboot runs again on it.
+            var started = await PinnedVms.StartAsync(run, h.Uuid, abort);
+            if (!started.IsContinue)
+            {
+                return started;
+            }
+
             run.Executor.Record(new HostFinished(h.Uuid, h.Name, h.Uuid == snapshot.MasterUuid, Result: HostResult.Rebooted));
         }
 
@@ -79,6 +86,20 @@ public static class ResumeSteps
                     // As it was, or disabled as the operator had it: left for the plan (a rebooted host is not rebooted again).
                     run.Executor.Record(new HostEnabled(h.Uuid));
                     break;
+            }
+        }
+
+        // A run that died after shutting pinned VMs down and before the reboot: the host was not rebooted, so they run
+        // again on it (the new plan shuts them down again for its reboot).
+        foreach (var host in run.State.VmsShutDown.Values.Select(v => v.Host).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList())
+        {
+            if (snapshot.Hosts.FirstOrDefault(x => x.Uuid == host) is { Live: true, Enabled: true } && !run.State.Host(host).RebootInFlight)
+            {
+                var started = await PinnedVms.StartAsync(run, host, abort);
+                if (!started.IsContinue)
+                {
+                    return started;
+                }
             }
         }
 

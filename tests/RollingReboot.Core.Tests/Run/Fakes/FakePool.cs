@@ -53,7 +53,19 @@ internal sealed class FakePool(TimeProvider clock) : IPoolConnection
         public required string Host { get; set; }
         public long Memory { get; init; } = 4 * GiB;
         public bool Running { get; set; } = true;
+
+        /// <summary>What XAPI says of its live migration (VM_HAS_PCI_ATTACHED, ...): it cannot move; null: it can.</summary>
+        public string? Pinned { get; init; }
+
+        /// <summary>VM.clean_shutdown fails with this code (VM_LACKS_FEATURE, ...); "hang": the guest never finishes.</summary>
+        public string? CleanShutdownFault { get; set; }
+
+        /// <summary>VM.start_on fails with this code.</summary>
+        public string? StartFault { get; set; }
     }
+
+    /// <summary>Every VM power operation asked, in order: "clean vm", "hard vm", "start vm@host".</summary>
+    public List<string> PowerCalls { get; } = [];
 
     public string Uuid { get; } = "pool-uuid";
     public string Name { get; init; } = "P";
@@ -156,7 +168,7 @@ internal sealed class FakePool(TimeProvider clock) : IPoolConnection
             Check();
             return Task.FromResult(new PoolSnapshot(Uuid, Name, MasterUuid, Ha, new Dictionary<string, string>(OtherConfig), [],
                 Hosts.Select(ToState).ToList(),
-                Vms.Select(v => new VmState(v.Uuid, v.Name, v.Running ? "Running" : "Halted", v.Running ? v.Host : null, v.Memory, null, ["sr-shared"], [], "", [])).ToList(),
+                Vms.Select(v => new VmState(v.Uuid, v.Name, v.Running ? "Running" : "Halted", v.Running ? v.Host : null, v.Memory, v.Running ? v.Pinned : null, ["sr-shared"], [], "", [])).ToList(),
                 [new SrInfo("sr-shared", "shared", true, null), new SrInfo("sr-heartbeat", "heartbeat", true, null)]));
         }
     }
@@ -421,6 +433,12 @@ internal sealed class FakePool(TimeProvider clock) : IPoolConnection
         Routes.Add((Vms.First(v => v.Uuid == vmUuid).Name, route));
         var vm = Vms.First(v => v.Uuid == vmUuid);
         var target = H(targetHostUuid);
+        if (vm.Pinned is { } pinned)
+        {
+            Violations.Add($"VM {vm.Name} ({pinned}) was asked to live-migrate");
+            throw Refused(pinned, vmUuid);
+        }
+
         if (MigrationRefusal?.Invoke(vmUuid, targetHostUuid) is { } refusal)
         {
             throw Refused(refusal, vmUuid);
@@ -445,6 +463,78 @@ internal sealed class FakePool(TimeProvider clock) : IPoolConnection
 
         vm.Host = targetHostUuid;
         Migrations++;
+    });
+
+    public async Task CleanShutdownVmAsync(string vmUuid, CancellationToken cancellationToken = default)
+    {
+        Vm vm;
+        lock (_lock)
+        {
+            Check();
+            vm = Vms.First(v => v.Uuid == vmUuid);
+            PowerCalls.Add("clean " + vm.Name);
+            if (!vm.Running)
+            {
+                throw Refused("VM_BAD_POWER_STATE", vmUuid, "running", "halted");
+            }
+        }
+
+        if (vm.CleanShutdownFault == "hang")
+        {
+            // The guest ignores the request: the caller's bound ends it (cancelling the task).
+            await Task.Delay(Timeout.InfiniteTimeSpan, clock, cancellationToken);
+        }
+
+        await Mutate(() =>
+        {
+            if (vm.CleanShutdownFault is { } code)
+            {
+                throw Refused(code, vmUuid);
+            }
+
+            vm.Running = false;
+        });
+    }
+
+    public Task HardShutdownVmAsync(string vmUuid, CancellationToken cancellationToken = default) => Mutate(() =>
+    {
+        var vm = Vms.First(v => v.Uuid == vmUuid);
+        PowerCalls.Add("hard " + vm.Name);
+        if (!vm.Running)
+        {
+            throw Refused("VM_BAD_POWER_STATE", vmUuid, "paused, suspended, running", "halted");
+        }
+
+        vm.Running = false;
+    });
+
+    public Task StartVmOnAsync(string vmUuid, string hostUuid, CancellationToken cancellationToken = default) => Mutate(() =>
+    {
+        var vm = Vms.First(v => v.Uuid == vmUuid);
+        var h = H(hostUuid);
+        PowerCalls.Add($"start {vm.Name}@{h.Name}");
+        if (vm.Running)
+        {
+            throw Refused("VM_BAD_POWER_STATE", vmUuid, "halted", "running");
+        }
+
+        if (!h.Live)
+        {
+            throw Refused("HOST_NOT_LIVE");
+        }
+
+        if (!h.Enabled)
+        {
+            throw Refused("HOST_DISABLED", hostUuid);
+        }
+
+        if (vm.StartFault is { } code)
+        {
+            throw Refused(code, vmUuid);
+        }
+
+        vm.Host = hostUuid;
+        vm.Running = true;
     });
 
     public Task WaitForChangeAsync(TimeSpan timeout, CancellationToken cancellationToken = default) => Task.CompletedTask;

@@ -62,6 +62,15 @@ internal sealed class FaultyPool(IPoolConnection inner, FaultInjector faults) : 
     public Task MigrateVmAsync(string vmUuid, string targetHostUuid, MigrationRoute route, IProgress<double>? progress, CancellationToken cancellationToken) =>
         Call("VM.pool_migrate", () => inner.MigrateVmAsync(vmUuid, targetHostUuid, route, progress, cancellationToken));
 
+    public Task CleanShutdownVmAsync(string vmUuid, CancellationToken cancellationToken = default) =>
+        Call("VM.clean_shutdown", () => inner.CleanShutdownVmAsync(vmUuid, cancellationToken));
+
+    public Task HardShutdownVmAsync(string vmUuid, CancellationToken cancellationToken = default) =>
+        Call("VM.hard_shutdown", () => inner.HardShutdownVmAsync(vmUuid, cancellationToken));
+
+    public Task StartVmOnAsync(string vmUuid, string hostUuid, CancellationToken cancellationToken = default) =>
+        Call("VM.start_on", () => inner.StartVmOnAsync(vmUuid, hostUuid, cancellationToken));
+
     public Task<IReadOnlyList<NetworkInfo>> ReadNetworksAsync(CancellationToken cancellationToken = default) =>
         Call("network.read", () => inner.ReadNetworksAsync(cancellationToken));
 
