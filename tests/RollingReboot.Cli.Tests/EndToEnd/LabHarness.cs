@@ -98,6 +98,37 @@ internal sealed class LabHarness : IAsyncDisposable
         return (code, stdout.ToString(), stderr.ToString());
     }
 
+    /// <summary>Starts the real CLI as its own process against the lab; returns when stderr shows <paramref name="marker"/>.</summary>
+    public async Task<System.Diagnostics.Process> StartCliUntilAsync(string marker, params string[] args)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "rollreboot.dll"));
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        foreach (var (k, v) in Lab.Environment)
+        {
+            psi.Environment[k] = v;
+        }
+
+        psi.Environment["ROLLREBOOT_STATE_DIR"] = StateDir;
+        var process = System.Diagnostics.Process.Start(psi)!;
+        var seen = new TaskCompletionSource();
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data?.Contains(marker, StringComparison.Ordinal) == true)
+            {
+                seen.TrySetResult();
+            }
+        };
+        process.BeginErrorReadLine();
+        process.BeginOutputReadLine();
+        await seen.Task.WaitAsync(TimeSpan.FromSeconds(90));
+        return process;
+    }
+
     public JsonObject Audit() => Lab.AuditJson();
 
     /// <summary>The audit of the pool named <paramref name="poolName"/> (a fleet's; the first pool's is <see cref="Audit()"/>).</summary>

@@ -41,36 +41,7 @@ public sealed class RecoveryEndToEndTests
         Assert.Equal("Managed", audit["cloudstack"]!["managedState"]!.ToString());
     }
 
-    /// <summary>Starts the real CLI as its own process against the lab; returns when stderr shows <paramref name="marker"/>.</summary>
-    private static async Task<Process> StartCliAsync(LabHarness lab, string marker, params string[] args)
-    {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "rollreboot.dll"));
-        foreach (var a in args)
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        foreach (var (k, v) in lab.Lab.Environment)
-        {
-            psi.Environment[k] = v;
-        }
-
-        psi.Environment["ROLLREBOOT_STATE_DIR"] = lab.StateDir;
-        var process = Process.Start(psi)!;
-        var seen = new TaskCompletionSource();
-        process.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data?.Contains(marker, StringComparison.Ordinal) == true)
-            {
-                seen.TrySetResult();
-            }
-        };
-        process.BeginErrorReadLine();
-        process.BeginOutputReadLine();
-        await seen.Task.WaitAsync(TimeSpan.FromSeconds(90));
-        return process;
-    }
+    private static Task<Process> StartCliAsync(LabHarness lab, string marker, params string[] args) => lab.StartCliUntilAsync(marker, args);
 
     [Theory]
     [InlineData("h1: evacuating")]
