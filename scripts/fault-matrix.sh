@@ -8,7 +8,7 @@ cd "$root"
 out="$root/artifacts/fault-matrix"
 rm -rf "$out"
 dotnet test tests/RollingReboot.Cli.Tests -c Release -nologo --logger "trx;LogFileName=matrix.trx" --results-directory "$out" \
-  --filter "FullyQualifiedName~FaultEndToEnd|FullyQualifiedName~RecoveryEndToEnd|FullyQualifiedName~BadInput|FullyQualifiedName~Secrets|FullyQualifiedName~RollingRebootEndToEnd|FullyQualifiedName~StrangeScenario|FullyQualifiedName~HooksEndToEnd|FullyQualifiedName~MaintenanceEndToEnd|FullyQualifiedName~FleetRunTests|FullyQualifiedName~CloudStackJobTests|FullyQualifiedName~PacingTests|FullyQualifiedName~FailurePolicyEndToEnd|FullyQualifiedName~HaltPowerOnTests|FullyQualifiedName~AlertGateEndToEnd|FullyQualifiedName~MaintenanceWindowEndToEnd|FullyQualifiedName~BusyVmTests" >/dev/null || true
+  --filter "FullyQualifiedName~FaultEndToEnd|FullyQualifiedName~RecoveryEndToEnd|FullyQualifiedName~BadInput|FullyQualifiedName~Secrets|FullyQualifiedName~RollingRebootEndToEnd|FullyQualifiedName~StrangeScenario|FullyQualifiedName~HooksEndToEnd|FullyQualifiedName~MaintenanceEndToEnd|FullyQualifiedName~FleetRunTests|FullyQualifiedName~CloudStackJobTests|FullyQualifiedName~PacingTests|FullyQualifiedName~FailurePolicyEndToEnd|FullyQualifiedName~HaltPowerOnTests|FullyQualifiedName~AlertGateEndToEnd|FullyQualifiedName~MaintenanceWindowEndToEnd|FullyQualifiedName~BusyVmTests|FullyQualifiedName~PinnedVmsEndToEnd" >/dev/null || true
 python3 - "$out/matrix.trx" "$root/docs/reliability.md" <<'PY'
 import re, sys, datetime, xml.etree.ElementTree as ET
 ns = {"t": "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"}
@@ -37,6 +37,7 @@ what = {
   "AlertGateEndToEndTests": "alert gate against a real Prometheus",
   "MaintenanceWindowEndToEndTests": "maintenance windows with days and zones",
   "BusyVmTests": "busy VMs and backups in the pool",
+  "PinnedVmsEndToEndTests": "VMs that cannot move: --shutdown-pinned-vms",
 }
 import os
 sweep = ""
@@ -65,6 +66,8 @@ with open(sys.argv[2], "w") as f:
             "| `migrationFails` always, `--max-failed-hosts 1` | a member's evacuation | that host put back enabled with its VM, the others rebooted, report names it; exit 5 | `MaxFailedHosts_AMemberThatCannotBeEvacuated_*` |\n"
             "| `hostDoesNotReturn`, `--max-failed-hosts 1` | a member's reboot | named for the operator, the others rebooted, no VM sent to it; exit 5 | `MaxFailedHosts_AMemberThatDoesNotComeBack_*` |\n"
             "| `--halt` with `powerOnMode` / `powerOnFails` | each halted host | members powered on by the master after the delay; master, no mode, failed BMC wait for someone; exit 0 | `Halt_MembersWithAPowerOnMode*` |\n"
+            "| guests that refuse (`VM_LACKS_FEATURE`) or ignore (`ignoresShutdown`) a clean shutdown, `--shutdown-pinned-vms` | before each pinned VM's host reboots | powered off (VM.hard_shutdown), started on the same host after it is back, before CloudStack is Managed; exit 0 | `Exec_ShutsEachDownBeforeItsHostGoesDown_*` |\n"
+            "| kill -9 after a pinned VM was shut down, then `restore` | a member before its reboot | the VM started on its host again, everything put back; exit 0 | `KillDashNine_AfterAShutdown_*` |\n"
             "| `slowReboot` past `--host-timeout` | a member's reboot | exit 5 | `SlowRebootPastTimeout_*` |\n"
             "| `pendingGuidance` | after a member's reboot | exit 5 naming the guidance; HA and CloudStack restored | `HostReturnsWithMandatoryGuidance_*` |\n"
             "| `unmanageFails` (PrepareUnmanagedError) | before any host | exit 4, HA and lock restored | `UnmanageFails_*` |\n"
