@@ -101,6 +101,7 @@ public sealed class PinnedVmsEndToEndTests
         Assert.Equal("hard", Events(audit, "vm.shutdown", "i-2-13-VM").Single()["how"]!.ToString());
         Assert.Equal("VM_FAILED_SHUTDOWN_ACKNOWLEDGMENT", Events(audit, "vm.shutdown.failed", "i-2-13-VM").Single()["error"]!.ToString());
         Assert.Contains("VM_LACKS_FEATURE", stderr, StringComparison.Ordinal);
+        Assert.Contains("p3: i-2-11-VM shut down for its reboot (they cannot be live-migrated) and running on it again", stdout, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -70,6 +70,7 @@ public sealed class PinnedVmsTests
         Assert.All(h.Pool.Hosts, x => Assert.Equal(1, x.BootCount));
         Assert.Equal(["clean vm-dongle", "start vm-dongle@xen1", "clean vm-gpu", "start vm-gpu@xen3"], h.Pool.PowerCalls);
         Assert.Equal("h3", h.Pool.Vms.Single(v => v.Uuid == "gpu").Host);
+        Assert.Contains("xen3: vm-gpu shut down for its reboot (they cannot be live-migrated) and running on it again", report.Notes);
 
         // The journal: intent, shutdown, reboot, back, enabled, started, in that order, for each host.
         var events = RunJournal.Read(store).ToList();

@@ -133,6 +133,15 @@ public static class PinnedVms
         run.Log.HostPhase(hostName, $"starting {string.Join(", ", shut.Select(v => v.Name ?? v.Vm))} on it again");
         var failures = await Task.WhenAll(shut.Select(v => StartOneAsync(run, live, v, abort)));
         var failed = failures.Where(f => f is not null).ToList();
+        var back = shut.Where((_, i) => failures[i] is null).Select(v => v.Name ?? v.Vm).ToList();
+        if (back.Count > 0)
+        {
+            lock (run.Notes)
+            {
+                run.Notes.Add($"{hostName}: {string.Join(", ", back)} shut down for its reboot (they cannot be live-migrated) and running on it again");
+            }
+        }
+
         return failed.Count == 0
             ? Continue
             : new Stop($"could not start {string.Join("; ", failed)} on {hostName} again", NeedsOperator: true,
