@@ -1270,11 +1270,7 @@ internal sealed partial class SimPool
         var vm = VmArg(a, 0, m);
         var target = HostArg(a, 1, m);
         var options = a[2] is JsonObject o ? o.ToDictionary(kv => kv.Key, kv => kv.Value?.ToString() ?? "") : throw new XapiError("FIELD_TYPE_ERROR", "options");
-        if (vm.IsControlDomain)
-        {
-            // xapi_vm_lifecycle.ml check_operation_error.
-            throw new XapiError("OPERATION_NOT_ALLOWED", "This operation is not allowed on a control domain");
-        }
+        RefuseControlDomain(vm);
 
         if (vm.PowerState != "Running")
         {

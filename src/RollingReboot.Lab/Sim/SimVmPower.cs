@@ -38,6 +38,15 @@ internal sealed partial class SimPool
         new("VM_BAD_POWER_STATE", vm.Ref, expected, vm.PowerState.ToLowerInvariant());
 
 
+    /// <summary>xapi_vm_lifecycle.ml check_operation_error: no power operation on a control domain.</summary>
+    internal static void RefuseControlDomain(SimVm vm)
+    {
+        if (vm.IsControlDomain)
+        {
+            throw new XapiError("OPERATION_NOT_ALLOWED", "This operation is not allowed on a control domain");
+        }
+    }
+
     /// <summary>check_op_for_feature: PV-booted guests and full PV drivers offer every feature implicitly.</summary>
     internal static bool CanBeAskedToShutDown(SimVm vm) =>
         vm.DomainType is "pv" or "pvh" or "pv_in_pvh" || vm.PvDrivers || vm.FeatureShutdown;
@@ -46,10 +55,7 @@ internal sealed partial class SimPool
     {
         Arity(m, a, 1);
         var vm = VmArg(a, 0, m);
-        if (vm.IsControlDomain)
-        {
-            throw new XapiError("OPERATION_NOT_ALLOWED", "This operation is not allowed on a control domain");
-        }
+        RefuseControlDomain(vm);
 
         if (vm.PowerState != "Running")
         {
@@ -109,10 +115,7 @@ internal sealed partial class SimPool
     {
         Arity(m, a, 1);
         var vm = VmArg(a, 0, m);
-        if (vm.IsControlDomain)
-        {
-            throw new XapiError("OPERATION_NOT_ALLOWED", "This operation is not allowed on a control domain");
-        }
+        RefuseControlDomain(vm);
 
         if (vm.PowerState is not ("Running" or "Paused" or "Suspended"))
         {
@@ -178,10 +181,7 @@ internal sealed partial class SimPool
             throw new XapiError("HOST_EVACUATE_IN_PROGRESS", host.Ref);
         }
 
-        if (vm.IsControlDomain)
-        {
-            throw new XapiError("OPERATION_NOT_ALLOWED", "This operation is not allowed on a control domain");
-        }
+        RefuseControlDomain(vm);
 
         if (vm.PowerState != "Halted")
         {

@@ -145,7 +145,7 @@ public static class PinnedVms
         return failed.Count == 0
             ? Continue
             : new Stop($"could not start {string.Join("; ", failed)} on {hostName} again", NeedsOperator: true,
-                OperatorAction: string.Join("; ", shut.Where(v => failed.Any(f => f!.StartsWith(v.Name ?? v.Vm, StringComparison.Ordinal))).Select(v => StartCommand(v, hostName))));
+                OperatorAction: string.Join("; ", shut.Where((_, i) => failures[i] is not null).Select(v => StartCommand(v, hostName))));
     }
 
     /// <summary>Null when the VM runs (started now or found running), else "name (code)".</summary>
