@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Security;
@@ -264,7 +265,12 @@ public sealed class XapiClient : IAsyncDisposable
     /// task's result (a ref or empty). The task is cancelled when <paramref name="cancellationToken"/> fires and
     /// always destroyed.
     /// </summary>
-    public async Task<string> RunTaskAsync(string method, IReadOnlyList<object?> args, IProgress<double>? progress = null, CancellationToken cancellationToken = default)
+    public async Task<string> RunTaskAsync(string method, IReadOnlyList<object?> args, IProgress<double>? progress = null, CancellationToken cancellationToken = default) =>
+        StripValue(await RunTaskRawAsync(method, args, progress, cancellationToken));
+
+    /// <summary>As <see cref="RunTaskAsync"/>, the task's result as xapi keeps it: an XML-RPC value
+    /// (<c>&lt;value&gt;...&lt;/value&gt;</c>, xapi/taskHelper.ml), to decode with <see cref="XmlRpc.DecodeValue"/> when it is not a string.</summary>
+    public async Task<string> RunTaskRawAsync(string method, IReadOnlyList<object?> args, IProgress<double>? progress = null, CancellationToken cancellationToken = default)
     {
         var taskRef = (await CallAsync("Async." + method, args, cancellationToken))?.ToString()
             ?? throw new XapiException(XapiException.ProtocolError, ["Async call returned no task"], "Async." + method);
@@ -283,7 +289,7 @@ public sealed class XapiClient : IAsyncDisposable
 
             if (task.Status == "success")
             {
-                return StripValue(task.Result);
+                return task.Result;
             }
 
             var info = task.ErrorInfo;
@@ -292,6 +298,62 @@ public sealed class XapiClient : IAsyncDisposable
         finally
         {
             await DestroyTaskQuietlyAsync(taskRef);
+        }
+    }
+
+    /// <summary>
+    /// GET of one of xapi's HTTP handlers on the master (e.g. /updates: xapi_pool.ml get_updates_handler), authenticated
+    /// as xapi_http.ml with_context reads it, by the session_id query parameter; the JSON body parsed. A non-200 answer
+    /// is an <see cref="XapiException"/> with code HTTP_&lt;status&gt;; a session xapi no longer knows is logged in again once.
+    /// </summary>
+    public async Task<JsonDocument> GetJsonAsync(string path, IReadOnlyList<KeyValuePair<string, string>> query, CancellationToken cancellationToken = default)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            var session = await EnsureSessionAsync(null, cancellationToken);
+            var q = string.Join("&", new[] { new KeyValuePair<string, string>("session_id", session) }.Concat(query)
+                .Select(kv => Uri.EscapeDataString(kv.Key) + "=" + Uri.EscapeDataString(kv.Value)));
+            var uri = new UriBuilder(MasterUrl) { Path = path, Query = q }.Uri;
+            Interlocked.Increment(ref _callCount);
+            using var timeout = new CancellationTokenSource(_options.CallTimeout, _options.TimeProvider);
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
+            HttpResponseMessage response;
+            try
+            {
+                response = await _http.GetAsync(uri, HttpCompletionOption.ResponseHeadersRead, linked.Token);
+            }
+            catch (HttpRequestException e)
+            {
+                throw new XapiException(XapiException.TransportError, [e.Message], "GET " + path, e);
+            }
+            catch (OperationCanceledException e) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+            {
+                throw new XapiException(XapiException.TransportError, ["no answer within " + _options.CallTimeout], "GET " + path, e);
+            }
+
+            using (response)
+            {
+                if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden && attempt == 0)
+                {
+                    InvalidateSession(session);
+                    continue;
+                }
+
+                if (response.StatusCode != HttpStatusCode.OK)
+                {
+                    throw new XapiException("HTTP_" + ((int)response.StatusCode).ToString(CultureInfo.InvariantCulture), [response.ReasonPhrase ?? ""], "GET " + path);
+                }
+
+                await using var body = await response.Content.ReadAsStreamAsync(linked.Token);
+                try
+                {
+                    return await JsonDocument.ParseAsync(body, default, linked.Token);
+                }
+                catch (JsonException e)
+                {
+                    throw new XapiException(XapiException.ProtocolError, ["GET " + path + " did not answer JSON: " + e.Message], "GET " + path, e);
+                }
+            }
         }
     }
 

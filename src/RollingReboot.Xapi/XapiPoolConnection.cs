@@ -100,7 +100,10 @@ public sealed class XapiPoolConnection : IPoolConnection
 
             var refusal = XapiMigrationVerdict.Refusal(v, guest.GetValueOrDefault(v.GuestMetrics));
             vmStates.Add(new VmState(v.Uuid, v.NameLabel, v.PowerState, hostUuidByRef.GetValueOrDefault(v.ResidentOn), v.MemoryStaticMax + v.MemoryOverhead,
-                refusal, disks.Distinct().ToList(), cds.Distinct().ToList(), v.HaRestartPriority, v.CurrentOperations));
+                refusal, disks.Distinct().ToList(), cds.Distinct().ToList(), v.HaRestartPriority, v.CurrentOperations)
+            {
+                PendingGuidances = v.PendingGuidances,
+            });
         }
 
         var heartbeat = pool.HaStatefiles.Select(vdiRef => vdis.TryGetValue(vdiRef, out var vdi) && srs.TryGetValue(vdi.Sr, out var sr) ? sr.Uuid : null)
@@ -371,9 +374,17 @@ public sealed class XapiPoolConnection : IPoolConnection
         }
     }
 
+    private XapiPoolUpdates? _updates;
+
+    /// <summary>--apply-updates over XenAPI: XenServer's repository or XCP-ng's updater plugin (<see cref="XapiPoolUpdates"/>).</summary>
+    public IPoolUpdates Updates => _updates ??= new XapiPoolUpdates(_client, this);
+
+    /// <summary>The ref of a host or VM by uuid (read once, then cached).</summary>
+    internal Task<string> RefOfAsync(string cls, string uuid, CancellationToken cancellationToken) => RefAsync(cls, uuid, cancellationToken);
+
     public ValueTask DisposeAsync() => _client.DisposeAsync();
 
-    private async Task<string> PoolRefAsync(CancellationToken cancellationToken)
+    internal async Task<string> PoolRefAsync(CancellationToken cancellationToken)
     {
         if (_poolRef is null)
         {

@@ -202,6 +202,9 @@ public sealed record XapiVmRecord(
     /// <summary>VM.domain_type: hvm, pv, pv_in_pvh, pvh or unspecified.</summary>
     public string DomainType { get; init; } = "";
 
+    /// <summary>VM.pending_guidances (1.303.0) and pending_guidances_recommended (24.10.0): restart_device_model, restart_vm.</summary>
+    public IReadOnlyList<string> PendingGuidances { get; init; } = [];
+
     public static XapiVmRecord From(string r, JsonObject o) => Fields.FromNode(r, o, From);
 
     public static XapiVmRecord From(string r, JsonElement o)
@@ -214,6 +217,7 @@ public sealed record XapiVmRecord(
         {
             Platform = f.Map("platform"),
             DomainType = f.Str("domain_type"),
+            PendingGuidances = [.. f.List("pending_guidances").Concat(f.List("pending_guidances_recommended")).Distinct(StringComparer.Ordinal)],
         };
     }
 }

@@ -8,7 +8,7 @@ internal sealed class ResumeCommand : RunCommandBase
     public ResumeCommand(CliEnvironment env)
         : base(new Command("resume", "Continue a run that stopped (crash, kill -9, host timeout) from its journal; hosts already rebooted in it are not rebooted again."), env, static o =>
             [o.ClusterName, o.Zone, o.Report, o.ReportJson, o.Threads, o.MaxHostsDown, o.Hosts, o.IgnoreHosts, o.OnlyNeedingReboot, o.HostTimeout, o.CmkProfile, o.SshAcceptNew,
-             o.Verbose, o.PauseAfter, o.WindowEnd, o.HostDelay, o.MetricsFile, o.IgnoreRunningTasks, .. o.Gates, .. o.Migration, .. o.FailurePolicy, .. o.Hooks, .. o.Following])
+             o.Verbose, o.PauseAfter, o.WindowEnd, o.HostDelay, o.MetricsFile, o.IgnoreRunningTasks, .. o.Gates, .. o.Migration, .. o.Updates, .. o.FailurePolicy, .. o.Hooks, .. o.Following])
     {
     }
 

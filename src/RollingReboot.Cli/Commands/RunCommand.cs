@@ -13,7 +13,7 @@ internal sealed class RunCommand : RunCommandBase
         : base(new RootCommand("rollreboot: reboot every host of a XenServer / XCP-ng pool managed by CloudStack, one after the other, while every VM keeps running."), env, static o =>
             [o.ClusterName, o.Zone, o.AllClusters, o.ParallelClusters, o.Exec, o.Format, o.Output, o.Report, o.ReportJson, o.Threads, o.MaxHostsDown, o.Hosts, o.IgnoreHosts,
              o.OnlyNeedingReboot, o.ReturnVms, o.HostTimeout, o.BreakLock, o.CmkProfile, o.SshAcceptNew, o.AssumeRebootSeconds, o.AssumeLinkMbps, o.Verbose, o.PauseAfter,
-             o.WindowEnd, o.HostDelay, o.MetricsFile, o.IgnoreRunningTasks, .. o.Gates, .. o.Migration, .. o.FailurePolicy, .. o.Hooks, .. o.Following])
+             o.WindowEnd, o.HostDelay, o.MetricsFile, o.IgnoreRunningTasks, .. o.Gates, .. o.Migration, .. o.Updates, .. o.FailurePolicy, .. o.Hooks, .. o.Following])
     {
     }
 

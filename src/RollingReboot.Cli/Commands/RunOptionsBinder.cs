@@ -72,6 +72,8 @@ internal static class RunOptionsBinder
             OnlyNeedingReboot = parse.GetValue(o.OnlyNeedingReboot),
             ReturnVms = parse.GetValue(o.ReturnVms),
             ShutdownPinnedVms = parse.GetValue(o.ShutdownPinnedVms),
+            ApplyUpdates = parse.GetValue(o.ApplyUpdates),
+            ApplyVmGuidances = ApplyVmGuidances(parse, o),
             MigrationModel = model,
             RebootSeconds = reboot,
             LinkAssumed = parse.GetValue(o.AssumeLinkMbps) is not null,
@@ -80,6 +82,11 @@ internal static class RunOptionsBinder
             IgnoreRunningTasks = parse.GetValue(o.IgnoreRunningTasks),
         };
     }
+
+    private static bool ApplyVmGuidances(ParseResult parse, RunOptionsDefinitions o) =>
+        parse.GetValue(o.ApplyVmGuidances) && !parse.GetValue(o.ApplyUpdates)
+            ? throw new UserFacingException("--apply-vm-guidances needs --apply-updates (the guidances it applies are what the updates leave)")
+            : parse.GetValue(o.ApplyVmGuidances);
 
     private static string? MigrationNetwork(ParseResult parse, RunOptionsDefinitions o) => parse.GetValue(o.MigrationNetwork) switch
     {
@@ -137,6 +144,7 @@ internal static class RunOptionsBinder
         RetryDelay = TimeArguments.ParseDuration(parse.GetValue(o.RetryDelay) ?? "1m", "--retry-delay"),
         MaxFailedHosts = InRange(parse.GetValue(o.MaxFailedHosts), 0, 1000, "--max-failed-hosts"),
         ShutdownTimeout = TimeArguments.ParseDuration(parse.GetValue(o.ShutdownTimeout) ?? "5m", "--shutdown-timeout"),
+        UpdateTimeout = TimeArguments.ParseDuration(parse.GetValue(o.UpdateTimeout) ?? "60m", "--update-timeout"),
     };
 
     private static int InRange(int value, int min, int max, string option) =>

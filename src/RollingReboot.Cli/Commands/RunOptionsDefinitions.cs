@@ -62,6 +62,9 @@ internal sealed class RunOptionsDefinitions
     public Option<int> MaxFailedHosts { get; } = new("--max-failed-hosts") { Description = "Member hosts that may fail (not evacuated: put back as they were; not back: named for an operator) while the run goes on without them; never the master. The run then ends with exit 5", DefaultValueFactory = _ => 0 };
     public Option<bool> ShutdownPinnedVms { get; } = new("--shutdown-pinned-vms") { Description = "VMs that cannot be live-migrated (PCI, vGPU, USB, local disks or ISOs, no PV drivers) stay on their host: shut down right before its reboot (cleanly, powered off after --shutdown-timeout) and started on it again once it is back; without it they block the run" };
     public Option<string> ShutdownTimeout { get; } = new("--shutdown-timeout") { Description = "With --shutdown-pinned-vms: how long a VM gets to shut down cleanly before it is powered off (VM.hard_shutdown)", DefaultValueFactory = _ => "5m" };
+    public Option<bool> ApplyUpdates { get; } = new("--apply-updates") { Description = "Install the pool's updates host by host, master first, and do only what they ask for: a reboot (the host evacuated first), a toolstack restart in place, or nothing (livepatched); hosts with nothing to install are left alone. XenServer 8: its update repository (pool.sync_updates, host.apply_updates); XCP-ng: the updater.py plugin (yum). The dry run shows each host's updates and what follows" };
+    public Option<bool> ApplyVmGuidances { get; } = new("--apply-vm-guidances") { Description = "With --apply-updates: at the end, reboot the VMs whose updates ask for restart_vm (VM.clean_reboot) and restart the device models of those asking for restart_device_model; without it they are only listed in the report" };
+    public Option<string> UpdateTimeout { get; } = new("--update-timeout") { Description = "With --apply-updates: how long one host's installation may take before the run stops safely (resume waits for it)", DefaultValueFactory = _ => "60m" };
     public Option<string?> Notify { get; } = new("--notify") { Description = "POST JSON (Slack-compatible 'text') to this URL on start, each host, failure and finish; ROLLREBOOT_NOTIFY_URL keeps a tokened URL off the command line" };
 
     public Option<FileInfo?> NotifyTemplate { get; } = new("--notify-template") { Description = "Post this file as each notification's body instead of the default JSON, {{text}} {{event}} {{cluster}} {{pool}} {{runId}} {{host}} {{outcome}} {{time}} filled in (JSON-escaped when the file is JSON); needs --notify" };
@@ -73,6 +76,9 @@ internal sealed class RunOptionsDefinitions
     public Option<string> Host { get; } = new("--host") { Description = "The host to empty (evacuate) or bring back (return): name or uuid", Required = true };
 
     public Option[] Migration => [MigrationNetwork, Compress];
+
+    /// <summary>--apply-updates and its companions: the plan/run and resume take them.</summary>
+    public Option[] Updates => [ApplyUpdates, ApplyVmGuidances, UpdateTimeout];
 
     /// <summary>--retries, --retry-delay, --max-failed-hosts, --shutdown-pinned-vms, --shutdown-timeout: the plan/run and resume take them.</summary>
     public Option[] FailurePolicy => [Retries, RetryDelay, MaxFailedHosts, ShutdownPinnedVms, ShutdownTimeout];

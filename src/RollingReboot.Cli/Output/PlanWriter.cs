@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using RollingReboot.Core.Planning;
+using RollingReboot.Core.Pool;
 using RollingReboot.Core.Run;
 
 namespace RollingReboot.Cli.Output;
@@ -97,6 +98,7 @@ public static class PlanWriter
             }
 
             w.WriteEndArray();
+            WriteUpdates(w, plan);
             WriteMigrations(w, "returnMigrations", plan.ReturnMigrations);
 
             w.WriteStartArray("blockers");
@@ -173,6 +175,8 @@ public static class PlanWriter
             w.WriteNumber("maxMigrationsPerTarget", o.MaxMigrationsPerTarget);
             w.WriteNumber("maxHostsDown", o.MaxHostsDown);
             w.WriteBoolean("onlyNeedingReboot", o.OnlyNeedingReboot);
+            w.WriteBoolean("applyUpdates", o.ApplyUpdates);
+            w.WriteBoolean("applyVmGuidances", o.ApplyVmGuidances);
             w.WriteBoolean("returnVms", o.ReturnVms);
             w.WriteNumber("rebootSeconds", o.RebootSeconds);
             w.WriteNumber("hostReadySeconds", o.HostReadySeconds);
@@ -247,6 +251,7 @@ public static class PlanWriter
         }
 
         Table(sb, rows, "  ");
+        UpdatesText(sb, plan);
 
         if (plan.Steps.Count > 0)
         {
@@ -342,6 +347,8 @@ public static class PlanWriter
             sb.Append(s_inv, $"| Migrate-back | {Count(plan.ReturnMigrations.Count, "migration")}, ~{Units.Duration(e.ReturnSeconds)} |\n");
         }
 
+        UpdatesMarkdown(sb, plan);
+
         if (plan.Blockers.Count > 0)
         {
             sb.Append("\n## Blockers\n\n| # | Code | Host | VM | Problem | Fix |\n|---|---|---|---|---|---|\n");
@@ -428,6 +435,124 @@ public static class PlanWriter
     private static string Status(Plan plan) => plan.CanRun
         ? "READY: nothing blocks this plan; it can run."
         : string.Create(s_inv, $"BLOCKED: {Count(plan.Blockers.Count, "blocker")} must be fixed before this plan can run (see BLOCKERS below).");
+
+    /// <summary>--apply-updates: each host's updates and what follows them, master first.</summary>
+    private static void WriteUpdates(Utf8JsonWriter w, Plan plan)
+    {
+        if (!plan.Options.ApplyUpdates || plan.Pool.Updates is not { } updates)
+        {
+            return;
+        }
+
+        w.WriteStartObject("updates");
+        w.WriteString("source", updates.IsXcpNg ? "updater.py" : "repository");
+        w.WriteString("hash", updates.Hash);
+        w.WriteStartArray("hosts");
+        foreach (var u in plan.UpdatePlan)
+        {
+            w.WriteStartObject();
+            w.WriteString("name", u.HostName);
+            w.WriteString("uuid", u.HostUuid);
+            w.WriteBoolean("isMaster", u.IsMaster);
+            w.WriteString("action", Action(u.Action));
+            w.WriteString("why", u.Why);
+            Strings(w, "updates", u.Updates.Updates);
+            Strings(w, "packages", u.Updates.Packages);
+            w.WriteNumber("livepatches", u.Updates.Livepatches);
+            w.WriteStartObject("guidance");
+            Strings(w, "mandatory", u.Updates.Guidance.Mandatory);
+            Strings(w, "recommended", u.Updates.Guidance.Recommended);
+            Strings(w, "full", u.Updates.Guidance.Full);
+            Strings(w, "livepatch", u.Updates.Guidance.Livepatch);
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }
+
+        w.WriteEndArray();
+        w.WriteEndObject();
+    }
+
+    private static void Strings(Utf8JsonWriter w, string name, IReadOnlyList<string> values)
+    {
+        w.WriteStartArray(name);
+        foreach (var v in values)
+        {
+            w.WriteStringValue(v);
+        }
+
+        w.WriteEndArray();
+    }
+
+    /// <summary>The update action's name in the plan: reboot, restart-toolstack, in-place, none.</summary>
+    public static string Action(UpdateAction action) => action switch
+    {
+        UpdateAction.Reboot => "reboot",
+        UpdateAction.RestartToolstack => "restart-toolstack",
+        UpdateAction.InPlace => "in-place",
+        _ => "none",
+    };
+
+    private static string What(HostUpdatePlan u)
+    {
+        var x = u.Updates;
+        var list = x.Updates.Count > 0 ? x.Updates : x.Packages;
+        return list.Count == 0 ? "-" : string.Join(", ", list.Take(6)) + (list.Count > 6 ? string.Create(s_inv, $" (+{list.Count - 6})") : "");
+    }
+
+    private static string Guidance(HostUpdatePlan u)
+    {
+        var g = u.Updates.Guidance;
+        var parts = new List<string>();
+        if (g.Mandatory.Count > 0)
+        {
+            parts.Add("mandatory " + string.Join(",", g.Mandatory));
+        }
+
+        if (g.Recommended.Count > 0)
+        {
+            parts.Add("recommended " + string.Join(",", g.Recommended));
+        }
+
+        if (g.Livepatch.Count > 0 || u.Updates.Livepatches > 0)
+        {
+            parts.Add(string.Create(s_inv, $"{u.Updates.Livepatches} livepatch(es)"));
+        }
+
+        return parts.Count == 0 ? "-" : string.Join("; ", parts);
+    }
+
+    private static void UpdatesText(StringBuilder sb, Plan plan)
+    {
+        if (!plan.Options.ApplyUpdates || plan.Pool.Updates is not { } updates)
+        {
+            return;
+        }
+
+        var list = plan.UpdatePlan;
+        sb.Append(s_inv, $"\nUPDATES ({(updates.IsXcpNg ? "XCP-ng updater.py plugin" : "XenServer update repository, as last synced; --exec syncs it first")}; master first)\n");
+        var rows = new List<string[]> { new[] { "HOST", "INSTALL", "GUIDANCE", "THEN" } };
+        foreach (var u in list)
+        {
+            rows.Add([u.HostName + (u.IsMaster ? " (master)" : ""), What(u), Guidance(u), UpdatePlanning.Describe(u.Action)]);
+        }
+
+        Table(sb, rows, "  ");
+        sb.Append(s_inv, $"  {list.Count(u => u.Action == UpdateAction.Reboot)} rebooted, {list.Count(u => u.Action == UpdateAction.RestartToolstack)} toolstack restart only, {list.Count(u => u.Action == UpdateAction.InPlace)} in place, {list.Count(u => u.Action == UpdateAction.None)} left alone\n");
+    }
+
+    private static void UpdatesMarkdown(StringBuilder sb, Plan plan)
+    {
+        if (!plan.Options.ApplyUpdates || plan.Pool.Updates is null)
+        {
+            return;
+        }
+
+        sb.Append("\n## Updates (master first)\n\n| Host | Install | Guidance | Then | Why |\n|---|---|---|---|---|\n");
+        foreach (var u in plan.UpdatePlan)
+        {
+            sb.Append(s_inv, $"| {Md(u.HostName)}{(u.IsMaster ? " (master)" : "")} | {Md(What(u))} | {Md(Guidance(u))} | {Md(UpdatePlanning.Describe(u.Action))} | {Md(u.Why)} |\n");
+        }
+    }
 
     private static void WriteMigrations(Utf8JsonWriter w, string name, IReadOnlyList<PlannedMigration> migrations)
     {

@@ -60,7 +60,7 @@ internal sealed class HostSelection
                 : notIncluded ? "not in the hosts to include"
                 : !host.Enabled && !disabledUntilReboot ? DisabledReason(host)
                 : options.OnlyNeedingReboot && !host.NeedsReboot ? "no reboot needed"
-                : null;
+                : UpdateSkip(index, h);
 
             inRun[h] = skip is null;
             reason[h] = skip is null ? RebootReason(index, h) : skip + PendingSuffix(host);
@@ -71,6 +71,20 @@ internal sealed class HostSelection
         }
 
         return new HostSelection(index, inRun, reason, alwaysTarget);
+    }
+
+    /// <summary>--apply-updates: a host whose updates need no reboot is not in the reboot order (it is updated in place).</summary>
+    private static string? UpdateSkip(PlanIndex index, int h)
+    {
+        var pool = index.Pool;
+        if (!index.Options.ApplyUpdates || pool.Updates is not { } updates)
+        {
+            return null;
+        }
+
+        var host = index.Hosts[h];
+        var plan = UpdatePlanning.For(host, updates.For(host.Uuid), updates.IsXcpNg, host.Uuid == pool.MasterUuid);
+        return plan.Action == UpdateAction.Reboot ? null : $"--apply-updates: {UpdatePlanning.Describe(plan.Action)} ({plan.Why})";
     }
 
     public bool InRun(int h) => _inRun[h];

@@ -96,6 +96,9 @@ public sealed record Plan(
 
     public string MasterName => Pool.Hosts.FirstOrDefault(h => h.Uuid == Pool.MasterUuid)?.Name ?? Pool.MasterUuid;
 
+    /// <summary>--apply-updates: each host's updates and what follows them, master first (empty otherwise).</summary>
+    public IReadOnlyList<HostUpdatePlan> UpdatePlan => Options.ApplyUpdates ? UpdatePlanning.Decide(Pool) : [];
+
     /// <summary>True when nothing blocks the run.</summary>
     public bool CanRun => Blockers.Count == 0;
 }

@@ -67,6 +67,16 @@ public sealed record PlanOptions
     /// <summary>Skip hosts with no pending reboot guidance and no update that needs a reboot.</summary>
     public bool OnlyNeedingReboot { get; init; }
 
+    /// <summary>
+    /// --apply-updates: install the pool's updates host by host, master first, and let the guidance they leave decide:
+    /// a reboot (evacuated first), a toolstack restart in place, or nothing. Hosts with nothing to install are left alone.
+    /// </summary>
+    public bool ApplyUpdates { get; init; }
+
+    /// <summary>--apply-vm-guidances: after the hosts, restart_vm (VM.clean_reboot) and restart_device_model
+    /// (VM.restart_device_models) applied to the VMs that have them; without it they are only listed.</summary>
+    public bool ApplyVmGuidances { get; init; }
+
     /// <summary>Plan the migration of every moved VM back to its original host at the end.</summary>
     public bool ReturnVms { get; init; }
 

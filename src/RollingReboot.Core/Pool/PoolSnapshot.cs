@@ -21,6 +21,9 @@ public sealed record PoolSnapshot(
     /// without a compress option is compressed (xapi/xapi_vm_migrate.ml use_compression).</summary>
     public bool? MigrationCompression { get; init; }
 
+    /// <summary>--apply-updates: what each host would install (read only then; null otherwise).</summary>
+    public PoolUpdates? Updates { get; init; }
+
     public NetworkInfo? FindNetwork(string uuidOrName) =>
         Networks.FirstOrDefault(n => n.Uuid == uuidOrName) ?? Networks.FirstOrDefault(n => n.Name == uuidOrName);
 
@@ -174,6 +177,10 @@ public sealed record VmState(
 
     /// <summary>A running guest: what a host must be emptied of before it reboots.</summary>
     public bool IsRunningGuest => PowerState is "Running" or "Paused";
+
+    /// <summary>VM.pending_guidances and pending_guidances_recommended (xapi 1.303.0 / 24.10.0+): restart_device_model,
+    /// restart_vm, set by host.apply_updates (xen-api ocaml/xapi/repository_helpers.ml set_pending_guidances).</summary>
+    public IReadOnlyList<string> PendingGuidances { get; init; } = [];
 }
 
 /// <summary>An SR as a host links to it (by its PBD).</summary>

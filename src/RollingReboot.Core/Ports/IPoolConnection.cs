@@ -83,6 +83,9 @@ public interface IPoolConnection : IAsyncDisposable
     /// <summary>PBD.plug of this host's PBD for the SR (what XenCenter's "Repair storage" does).</summary>
     Task PlugSrAsync(string hostUuid, string srUuid, CancellationToken cancellationToken = default);
 
+    /// <summary>Installing updates (--apply-updates); null where the adapter has no way to.</summary>
+    IPoolUpdates? Updates => null;
+
     /// <summary>Waits until something in the pool changes (hosts, metrics, VMs) or the timeout passes.</summary>
     Task WaitForChangeAsync(TimeSpan timeout, CancellationToken cancellationToken = default);
 }

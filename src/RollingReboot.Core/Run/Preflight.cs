@@ -65,6 +65,28 @@ public static class Preflight
         }
     }
 
+    /// <summary>--apply-updates: what each host would install, read beside the pool (XenServer's /updates, XCP-ng's updater plugin).</summary>
+    private static async Task<PoolSnapshot> ReadUpdatesAsync(IPoolConnection pool, PoolSnapshot snapshot, List<Blocker> blockers, CancellationToken cancellationToken)
+    {
+        const string code = "UPDATES_UNAVAILABLE";
+        if (pool.Updates is not { } source)
+        {
+            blockers.Add(new Blocker(code, "This pool connection cannot install updates.", "Run without --apply-updates."));
+            return snapshot;
+        }
+
+        try
+        {
+            return snapshot with { Updates = await source.ReadAsync(null, cancellationToken) };
+        }
+        catch (PoolOperationException e) when (!e.IsTransient)
+        {
+            blockers.Add(new Blocker(code, $"The pool's updates could not be read: {e.Message}.",
+                "XenServer: configure and enable an update repository (xe repository-list, xe pool-configure-repository) and sync it; XCP-ng: check the hosts' yum repositories; or run without --apply-updates."));
+            return snapshot;
+        }
+    }
+
     private static async Task<PreflightResult> RunWithCloudReadAsync(
         IPoolConnection pool, ClusterBinding? cloud, Task<CloudStackRead>? cloudRead, PlanOptions options, IReadOnlySet<string> alreadyRebooted, string? onlyHostUuid,
         IReadOnlyDictionary<string, IReadOnlyList<string>>? knownAntiAffinity, PreflightCommands? commands, CloudStackPlacement? knownPlacement, PoolSnapshot? known,
@@ -94,6 +116,11 @@ public static class Preflight
         }
 
         var extra = new List<Blocker>();
+        if (options.ApplyUpdates && snapshot.Updates is null)
+        {
+            snapshot = await ReadUpdatesAsync(pool, snapshot, extra, cancellationToken);
+        }
+
         PlanWarning? clustered = null;
         if (snapshot.Srs.FirstOrDefault(s => s.Clustered) is { } gfs2 && options.MaxHostsDown != 1)
         {

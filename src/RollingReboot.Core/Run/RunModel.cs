@@ -9,6 +9,9 @@ public sealed record RunOptions
 {
     public TimeSpan HostTimeout { get; init; } = TimeSpan.FromMinutes(20);
 
+    /// <summary>--apply-updates: how long one host's installation may take (host.apply_updates, updater.py update).</summary>
+    public TimeSpan UpdateTimeout { get; init; } = TimeSpan.FromMinutes(60);
+
     /// <summary>The least a migration is given (its bound is <see cref="MigrationBound"/>: from its size).</summary>
     public TimeSpan MigrationTimeout { get; init; } = TimeSpan.FromMinutes(30);
 

@@ -179,6 +179,24 @@ public static class XmlRpc
         throw new XapiException(parts.Count > 0 ? parts[0] : "INTERNAL_ERROR", parts.Skip(1).ToList(), method);
     }
 
+    /// <summary>Decodes one XML-RPC value (<c>&lt;value&gt;...&lt;/value&gt;</c>), as a task's result holds it.</summary>
+    public static JsonNode? DecodeValue(string valueXml, string method)
+    {
+        XmlDocument doc;
+        try
+        {
+            doc = Load(valueXml);
+        }
+        catch (XmlException e)
+        {
+            throw new XapiException(XapiException.ProtocolError, ["malformed XML-RPC value: " + e.Message], method, e);
+        }
+
+        return doc.DocumentElement is { Name: "value" } value
+            ? Decode(value, method)
+            : throw new XapiException(XapiException.ProtocolError, ["not an XML-RPC value"], method);
+    }
+
     private static XmlDocument Load(string xml)
     {
         var doc = new XmlDocument { XmlResolver = null };

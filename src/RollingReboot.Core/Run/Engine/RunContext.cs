@@ -101,6 +101,12 @@ public sealed class RunContext(RunServices services, RunOptions options, ChangeE
 
     public DateTimeOffset Started { get; set; }
 
+    /// <summary>--apply-updates given, or decided by the run this one resumes (its journal says so).</summary>
+    public bool ApplyUpdates => Options.Plan.ApplyUpdates || State.Decisions?.Updates is not null;
+
+    /// <summary>--apply-updates: the pool's updates as last read (the hash host.apply_updates is given comes from here).</summary>
+    public PoolUpdates? Updates { get; set; }
+
     /// <summary>What the restore put back, in the operator's words.</summary>
     public List<string> Restored { get; } = [];
 
@@ -125,6 +131,16 @@ public sealed class RunContext(RunServices services, RunOptions options, ChangeE
                     MaxHostsDown = d.MaxHostsDown ?? plan.MaxHostsDown,
                     IgnoreHosts = [.. plan.IgnoreHosts, .. d.NotNeedingReboot],
                 };
+                if (d.Updates is { } updates)
+                {
+                    // --apply-updates decided: the hosts updated in place are out of the reboot order for good, and later
+                    // plans need not read the update list again.
+                    plan = plan with
+                    {
+                        ApplyUpdates = false,
+                        IgnoreHosts = [.. plan.IgnoreHosts, .. updates.Where(u => u.Value != nameof(UpdateAction.Reboot)).Select(u => u.Key).Order(StringComparer.Ordinal)],
+                    };
+                }
             }
 
             // Hosts a pre hook skipped, and hosts that failed (--max-failed-hosts), are left out of every later plan.

@@ -58,6 +58,10 @@ public sealed record HaRecord(bool Enabled, IReadOnlyList<string> HeartbeatSrs, 
 public sealed record PlanDecided(int? MaxHostsDown, IReadOnlyList<string> NotNeedingReboot) : RunEvent
 {
     public override string Kind => "plan.decided";
+
+    /// <summary>--apply-updates: host uuid to what its updates ask for (<see cref="Pool.UpdateAction"/> names), decided
+    /// once from the update list read before anything changed; absent otherwise and in older journals.</summary>
+    public IReadOnlyDictionary<string, string>? Updates { get; init; }
 }
 
 /// <summary>Something the run could not put back or finish: an operator must act. Also in the report.</summary>
@@ -240,6 +244,9 @@ public enum HostResult
     Failed,
     Evacuated,
     Returned,
+
+    /// <summary>--apply-updates: installed in place (a toolstack restart at most), not rebooted.</summary>
+    Updated,
 }
 
 /// <summary>A host is finished in this run; the timings feed the report.</summary>
@@ -332,4 +339,56 @@ public sealed record VmShutDown(string Vm, string How) : RunEvent
 public sealed record VmStarted(string Vm, string? Host) : RunEvent
 {
     public override string Kind => "vm.start.done";
+}
+
+// ---- updates (--apply-updates) -----------------------------------------------------------------
+
+/// <summary>pool.sync_updates returned: the repository's metadata as of now, and the hash host.apply_updates needs.</summary>
+public sealed record UpdatesSynced(string Hash) : RunEvent
+{
+    public override string Kind => "updates.synced";
+}
+
+/// <summary>
+/// The host's updates are about to be installed (host.apply_updates, or updater.py update on XCP-ng). From here they may
+/// be installed: a resumed run waits for any installation still running, reads the host's updates again, and installs
+/// only what is still missing, so nothing is installed twice or skipped.
+/// </summary>
+public sealed record UpdateIntended(string Host, string? Name, string Hash, IReadOnlyList<string> Updates) : RunEvent
+{
+    public override string Kind => "host.update.intent";
+}
+
+/// <summary>The host's updates are installed; Guidances: what xapi left pending on it (mandatory and recommended).</summary>
+public sealed record UpdateApplied(string Host, IReadOnlyList<string> Guidances, IReadOnlyList<string>? FailedLivepatches = null) : RunEvent
+{
+    public override string Kind => "host.update.done";
+}
+
+/// <summary>Installing the host's updates failed (xapi's error): the run stops, the host is put back as it was.</summary>
+public sealed record UpdateFailed(string Host, string Error) : RunEvent
+{
+    public override string Kind => "host.update.failed";
+}
+
+/// <summary>host.restart_agent is about to be asked; AgentStartTime (Unix ms) before it proves the restart.</summary>
+public sealed record ToolstackRestartIntended(string Host, string? Name, long? AgentStartTime) : RunEvent
+{
+    public override string Kind => "host.toolstack.intent";
+}
+
+public sealed record ToolstackRestarted(string Host) : RunEvent
+{
+    public override string Kind => "host.toolstack.done";
+}
+
+/// <summary>--apply-vm-guidances: a VM guidance (restart_vm, restart_device_model) is about to be applied.</summary>
+public sealed record VmGuidanceIntended(string Vm, string? Name, string Guidance) : RunEvent
+{
+    public override string Kind => "vm.guidance.intent";
+}
+
+public sealed record VmGuidanceApplied(string Vm, string Guidance) : RunEvent
+{
+    public override string Kind => "vm.guidance.done";
 }

@@ -64,6 +64,19 @@ public sealed record RunState
 
     public PlanDecided? Decisions { get; init; }
 
+    /// <summary>--apply-updates: hosts whose installation was asked for and has not been seen to end (may be running).</summary>
+    public ImmutableDictionary<string, UpdateIntended> UpdatesInFlight { get; init; } = ImmutableDictionary.Create<string, UpdateIntended>(StringComparer.Ordinal);
+
+    /// <summary>--apply-updates: hosts whose updates are installed in this run.</summary>
+    public ImmutableHashSet<string> UpdatesApplied { get; init; } = ImmutableHashSet.Create<string>(StringComparer.Ordinal);
+
+    /// <summary>--apply-updates: hosts whose toolstack restart was asked for and not proven; host to agent_start_time before (Unix ms).</summary>
+    public ImmutableDictionary<string, long?> ToolstackRestarts { get; init; } = ImmutableDictionary.Create<string, long?>(StringComparer.Ordinal);
+
+    /// <summary>--apply-updates: what the run decided for each host (host uuid to action), from <see cref="Decisions"/>.</summary>
+    public UpdateAction? UpdateActionOf(string hostUuid) =>
+        Decisions?.Updates?.GetValueOrDefault(hostUuid) is { } a && Enum.TryParse<UpdateAction>(a, out var action) ? action : null;
+
     public ImmutableList<string> OperatorActions { get; init; } = [];
 
     /// <summary>Hosts finished in this run, with their timings, in order.</summary>
@@ -167,6 +180,12 @@ public sealed record RunState
         ReturnDone m => this with { MigrationsInFlight = MigrationsInFlight.Remove(m.Vm) },
         VmShutdownIntended v => this with { VmsShutDown = VmsShutDown.SetItem(v.Vm, v) },
         VmStarted v => this with { VmsShutDown = VmsShutDown.Remove(v.Vm) },
+
+        UpdateIntended u => this with { UpdatesInFlight = UpdatesInFlight.SetItem(u.Host, u) },
+        UpdateApplied u => this with { UpdatesInFlight = UpdatesInFlight.Remove(u.Host), UpdatesApplied = UpdatesApplied.Add(u.Host) },
+        UpdateFailed u => this with { UpdatesInFlight = UpdatesInFlight.Remove(u.Host) },
+        ToolstackRestartIntended t => this with { ToolstackRestarts = ToolstackRestarts.SetItem(t.Host, t.AgentStartTime) },
+        ToolstackRestarted t => this with { ToolstackRestarts = ToolstackRestarts.Remove(t.Host) },
 
         // Intents whose outcome is read from the pool when it matters (enable, mark clear, HA on, Managed, release).
         _ => this,

@@ -45,7 +45,7 @@ public static class HostPipeline
     private delegate Task<StepResult> HostStep(RunContext run, HostRun host, CancellationToken stop, CancellationToken abort);
 
     private static readonly HostStep[] s_reboot =
-        [DisableAsync, EvacuateAsync, VerifyEmptyAsync, PinnedVms.ShutdownAsync, PreHookAsync, RebootAsync, AwaitBootAsync, EnableAsync, StartPinnedAsync, FinishAsync, PostHookAsync];
+        [DisableAsync, EvacuateAsync, VerifyEmptyAsync, PinnedVms.ShutdownAsync, UpdateSteps.ApplyWhileEmptyAsync, PreHookAsync, RebootAsync, AwaitBootAsync, EnableAsync, StartPinnedAsync, FinishAsync, PostHookAsync];
 
     private static readonly HostStep[] s_evacuate = [DisableAsync, EvacuateAsync, VerifyEmptyAsync, MarkEvacuatedAsync];
 
@@ -343,28 +343,31 @@ public static class HostPipeline
     }
 
     /// <summary>A host the run disabled and did not reboot, put back as it was; returns the phase to show.</summary>
-    private static async Task<string> PutBackAsync(RunContext run, HostRun h, string what, CancellationToken abort)
+    private static Task<string> PutBackAsync(RunContext run, HostRun h, string what, CancellationToken abort) => PutBackAsync(run, h.Host, what, abort);
+
+    /// <summary>A host the run disabled and did not reboot, put back as it was; returns the phase to show.</summary>
+    internal static async Task<string> PutBackAsync(RunContext run, HostState host, string what, CancellationToken abort)
     {
         // Its live record decides: XAPI refuses host.enable while mandatory guidance is pending (xapi 24.10.0+).
-        var now = await run.Executor.ReadAsync(ct => run.Pool.ReadHostAsync(h.Host.Uuid, ct), abort);
+        var now = await run.Executor.ReadAsync(ct => run.Pool.ReadHostAsync(host.Uuid, ct), abort);
         var decision = HostEnabling.Decide(run.State, now);
         switch (decision.Action)
         {
             case PutBackAction.Enable:
-                await run.Executor.DoAsync(new HostEnableIntended(h.Host.Uuid, h.Host.Name), ct => run.Pool.EnableHostAsync(h.Host.Uuid, ct), new HostEnabled(h.Host.Uuid), abort);
+                await run.Executor.DoAsync(new HostEnableIntended(host.Uuid, host.Name), ct => run.Pool.EnableHostAsync(host.Uuid, ct), new HostEnabled(host.Uuid), abort);
                 return what + "; enabled again";
             case PutBackAction.UntilReboot:
-                run.Executor.Record(new HostEnabled(h.Host.Uuid));
+                run.Executor.Record(new HostEnabled(host.Uuid));
                 run.Log.Warn("{Why}", decision.Why!);
                 return what + "; left disabled until its reboot, as it was";
             case PutBackAction.Refused:
                 run.OperatorAction(decision.Why!);
                 return what + "; stays disabled: XAPI refuses host.enable while its guidance is pending";
             case PutBackAction.Disable:
-                await run.Executor.DoAsync(null, ct => run.Pool.DisableHostAsync(h.Host.Uuid, ct), new HostEnabled(h.Host.Uuid), abort);
+                await run.Executor.DoAsync(null, ct => run.Pool.DisableHostAsync(host.Uuid, ct), new HostEnabled(host.Uuid), abort);
                 return what + "; disabled, as it was";
             default:
-                run.Executor.Record(new HostEnabled(h.Host.Uuid));
+                run.Executor.Record(new HostEnabled(host.Uuid));
                 return what + "; left as it was";
         }
     }

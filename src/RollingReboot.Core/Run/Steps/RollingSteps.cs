@@ -23,7 +23,20 @@ public static class RollingSteps
                 return new RunEnding(finished, RunEngine.Why(finished), null);
             }
 
+            if (run.ApplyUpdates)
+            {
+                var settled = await UpdateSteps.FinishInFlightAsync(run, abort);
+                if (!settled.IsContinue)
+                {
+                    return new RunEnding(settled, RunEngine.Why(settled), null);
+                }
+            }
+
             await ResumeSteps.ReenableHostsLeftDisabledAsync(run, abort);
+        }
+        else if (run.ApplyUpdates)
+        {
+            await UpdateSteps.SyncAsync(run, abort);
         }
 
         var window = await WindowGate.EnterAsync(run, resumed, stop);
@@ -39,6 +52,12 @@ public static class RollingSteps
         run.LastSnapshot = pre.Pool;
         run.FirstPlan = pre.Plan;
         var plan = pre.Plan;
+        if (run.ApplyUpdates)
+        {
+            // Resumed: the decisions are kept and the plan does not read the list; it is read here for the hash and what is left.
+            run.Updates = pre.Pool.Updates ?? await run.Executor.ReadAsync(ct => run.Pool.Updates!.ReadAsync(null, ct), abort);
+        }
+
         LogSoftware(run, pre.Pool);
         Decide(run, pre);
         if (plan.Blockers.Count > 0)
@@ -68,6 +87,12 @@ public static class RollingSteps
         if (!waves.IsContinue)
         {
             return new RunEnding(waves, RunEngine.Why(waves), plan);
+        }
+
+        var guidances = await UpdateSteps.VmGuidancesAsync(run, stop, abort);
+        if (!guidances.IsContinue)
+        {
+            return new RunEnding(guidances, RunEngine.Why(guidances), plan);
         }
 
         return new RunEnding(Continue, await DoneMessageAsync(run, plan, stop, abort), plan);
@@ -102,9 +127,10 @@ public static class RollingSteps
                 string.Join(", ", pre.NotNeedingReboot.Keys.Select(run.HostName)));
         }
 
-        if (k != previous?.MaxHostsDown || notNeeding.Count != (previous?.NotNeedingReboot.Count ?? 0))
+        var updates = UpdateSteps.Decide(run, pre.Pool);
+        if (k != previous?.MaxHostsDown || notNeeding.Count != (previous?.NotNeedingReboot.Count ?? 0) || (updates?.Count ?? 0) != (previous?.Updates?.Count ?? 0))
         {
-            run.Executor.Record(new PlanDecided(k, notNeeding));
+            run.Executor.Record(new PlanDecided(k, notNeeding) { Updates = updates });
         }
     }
 

@@ -14,9 +14,29 @@ public static class WaveLoop
     {
         var remaining = plan.Steps.Select(s => s.HostUuid).ToList();
         var doneThisRun = 0;
-        while (remaining.Count > 0)
+        var inPlaceDone = !run.ApplyUpdates;
+        while (true)
         {
             stop.ThrowIfCancellationRequested();
+            if (!inPlaceDone && !remaining.Contains(plan.MasterUuid))
+            {
+                // --apply-updates: the master first (rebooted in the first wave when its updates ask for it), then the
+                // hosts updated in place, then the other reboots. A host that turns out to need a reboot joins them.
+                inPlaceDone = true;
+                var (inPlace, toReboot) = await UpdateSteps.InPlaceAsync(run, stop, abort);
+                if (!inPlace.IsContinue)
+                {
+                    return inPlace;
+                }
+
+                remaining.InsertRange(0, toReboot.Where(h => !remaining.Contains(h)));
+            }
+
+            if (remaining.Count == 0)
+            {
+                break;
+            }
+
             var gate = await PacingGate.BeforeNextAsync(run, doneThisRun, remaining, stop);
             if (!gate.IsContinue)
             {
@@ -46,7 +66,8 @@ public static class WaveLoop
             var steps = pre.Plan.Steps.Where(s => remaining.Contains(s.HostUuid)).ToList();
             if (steps.Count == 0)
             {
-                break;
+                remaining.Clear();
+                continue;
             }
 
             // The live plan's next wave: hosts rebooted together (always one, the master alone, with --max-hosts-down 1).
