@@ -9,7 +9,7 @@ namespace RollingReboot.Core.Tests.Run.Fakes;
 /// rebooted host comes back live and enabled with a new boot time). A reboot completes at once, so the run never waits.
 /// <see cref="Freeze"/> is the moment the run's process dies: every later call fails, nothing more changes.
 /// </summary>
-internal sealed class FakePool(TimeProvider clock) : IPoolConnection
+internal sealed partial class FakePool(TimeProvider clock) : IPoolConnection
 {
     public const long GiB = 1L << 30;
     private readonly Lock _lock = new();
