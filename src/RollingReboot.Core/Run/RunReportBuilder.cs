@@ -24,6 +24,7 @@ public static class RunReportBuilder
         HostResult.Evacuated => "evacuated; left disabled for maintenance",
         HostResult.Returned => "returned",
         HostResult.Failed => "FAILED",
+        HostResult.Updated => "updated in place, not rebooted",
         _ => "rebooted",
     };
 

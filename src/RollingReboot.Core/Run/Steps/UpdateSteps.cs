@@ -225,6 +225,11 @@ public static class UpdateSteps
         }
 
         await AppliedAsync(run, host, run.Updates.IsXcpNg, result, abort);
+        lock (run.Notes)
+        {
+            run.Notes.Add($"{host.Name}: installed {string.Join(", ", ids)}{(result.FailedLivepatches.Count > 0 ? string.Create(CultureInfo.InvariantCulture, $" ({result.FailedLivepatches.Count} livepatch(es) failed: rebooted instead)") : "")}");
+        }
+
         return Continue;
     }
 
