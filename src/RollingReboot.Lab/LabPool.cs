@@ -76,6 +76,10 @@ public sealed class LabPool : ISimEnvironment
                 ["bootCount"] = h.BootCount,
                 ["pendingGuidances"] = new JsonArray(h.PendingGuidances.Select(g => (JsonNode?)g).ToArray()),
                 ["pendingGuidancesRecommended"] = new JsonArray(h.PendingGuidancesRecommended.Select(g => (JsonNode?)g).ToArray()),
+                // Lab extension: the scenario's pool.updates still pending and those the lab installed, in order.
+                ["updatesPending"] = new JsonArray(h.PendingUpdates.Select(u => (JsonNode?)u).ToArray()),
+                ["updatesInstalled"] = new JsonArray(h.InstalledUpdates.Select(u => (JsonNode?)u).ToArray()),
+                ["liveVersions"] = new JsonObject(h.LiveVersions.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
             }).ToArray());
             vms = new JsonArray(Sim.Vms.Where(v => !v.IsControlDomain).Select(v => (JsonNode?)new JsonObject
             {
@@ -85,6 +89,8 @@ public sealed class LabPool : ISimEnvironment
                 ["powerState"] = v.PowerState,
                 ["residentOn"] = v.ResidentOn?.Name,
                 ["migrations"] = v.Migrations,
+                ["pendingGuidances"] = new JsonArray(v.PendingGuidances.Select(g => (JsonNode?)g).ToArray()),
+                ["pendingGuidancesRecommended"] = new JsonArray(v.PendingGuidancesRecommended.Select(g => (JsonNode?)g).ToArray()),
             }).ToArray());
         }
 

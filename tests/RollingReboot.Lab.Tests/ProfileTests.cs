@@ -147,20 +147,28 @@ public class ProfileTests
         }
     }
 
+    private const string K1Repository =
+        """ "updates": { "hash": "hash-1", "list": [ { "id": "K1", "rpms": ["kernel-4.19.19-8.0.38.xs8.x86_64"], "guidance": { "mandatory": ["RebootHost"] } } ] } """;
+
     [Fact]
     public async Task XenServer8_ApplyUpdates_RefusesWithHa_DisablesTheHost_LeavesRebootHost_WhichOnlyAReboot_Clears()
     {
         // xapi/xapi_host.ml apply_updates, xapi/repository.ml apply_updates, xapi/repository_helpers.ml (v24.10.0 on).
-        await using var lab = await Labs.StartAsync(Pool("xenserver-8", vms: """{ "name": "v1", "host": "b", "memoryMiB": 1024 }""",
-            pool: """, "ha": { "enabled": true, "heartbeatSr": "nfs-primary" }"""));
+        // The repository has K1 (RebootHost), pending on b; its hash is "hash-1" (pool.updates.hash).
+        var scenario = Pool("xenserver-8", vms: """{ "name": "v1", "host": "b", "memoryMiB": 1024 }""",
+            pool: """, "ha": { "enabled": true, "heartbeatSr": "nfs-primary" }""" + ", " + K1Repository)
+            .Replace("""{ "name": "b", "memoryMiB": 65536, "rebootSeconds": 20, "pendingReboot": false }""",
+                """{ "name": "b", "memoryMiB": 65536, "rebootSeconds": 20, "pendingReboot": false, "updates": ["K1"] }""", StringComparison.Ordinal);
+        await using var lab = await Labs.StartAsync(scenario);
         await using var client = Labs.Client(lab);
         var a = await HostRefAsync(client, "a");
         var b = await HostRefAsync(client, "b");
-
+        var pool = (await client.CallAsync("pool.get_all", []))!.AsArray()[0]!.GetValue<string>();
         var e = await Assert.ThrowsAsync<XapiException>(() => client.CallAsync("host.apply_updates", [b, "hash-1"]));
         Assert.Equal("HA_IS_ENABLED", e.Code);
         Assert.True((await RecordAsync(client, b))["enabled"]!.GetValue<bool>());
         await client.CallAsync("pool.disable_ha", []);
+        Assert.Equal("hash-1", (await client.CallAsync("pool.sync_updates", [pool, false]))!.GetValue<string>());
 
         // A host still running a VM is refused, but disabled first: the refusal leaves it so.
         e = await Assert.ThrowsAsync<XapiException>(() => client.CallAsync("host.apply_updates", [b, "hash-1"]));

@@ -264,6 +264,54 @@ public sealed class ScenarioLoaderTests
     }
 
     [Fact]
+    public void LoadFile_EveryScenarioOfTestsScenarios_Loads()
+    {
+        var files = Directory.GetFiles(ScenariosDirectory(), "*.json");
+        Assert.Contains(files, f => f.EndsWith("xs8-rolling-update.json", StringComparison.Ordinal));
+        Assert.Contains(files, f => f.EndsWith("xcp-ng-83-rolling-update.json", StringComparison.Ordinal));
+        Assert.All(files, f => Assert.NotEmpty(ScenarioLoader.LoadFile(f).Hosts));
+    }
+
+    [Fact]
+    public void LoadFile_RollingUpdateScenarios_HaveTheirUpdatesPerHost()
+    {
+        var xs8 = ScenarioLoader.LoadFile(Path.Combine(ScenariosDirectory(), "xs8-rolling-update.json"));
+        Assert.Equal(["xs1", "xs2", "xs3", "xs4", "xs5"], xs8.Hosts.Select(h => h.Name));
+        Assert.Equal([2, 2, 1, 0, 1], xs8.Hosts.Select(h => h.Updates.Count));
+        Assert.True(xs8.Hosts.All(h => h.Enabled == true));
+        var xcp = ScenarioLoader.LoadFile(Path.Combine(ScenariosDirectory(), "xcp-ng-83-rolling-update.json"));
+        Assert.Equal([3, 2, 1, 0], xcp.Hosts.Select(h => h.Updates.Count));
+    }
+
+    [Theory]
+    [InlineData("""{ "id": "U1", "guidance": { "mandatory": ["RebootTheWorld"] } }""", "", "pool.updates.list[0] (U1): guidance.mandatory: RebootTheWorld is not a guidance of updateinfo (RebootHost, RestartToolstack, EvacuateHost, RestartDeviceModel, RestartVM)")]
+    [InlineData("""{ "id": "U1", "rpms": ["kernel"] }""", "", "pool.updates.list[0] (U1): rpm 'kernel' is not name-version-release.arch")]
+    [InlineData("""{ "rpms": [] }""", "", "pool.updates.list[0]: id is required")]
+    [InlineData("""{ "id": "U1", "livepatches": [ { "component": "qemu", "baseBuildId": "b", "baseVersion": "1", "baseRelease": "1", "toVersion": "1", "toRelease": "2" } ] }""", "", "pool.updates.list[0] (U1): livepatches[0]: component 'qemu' is not kernel or xen")]
+    [InlineData("""{ "id": "U1", "livepatches": [ { "component": "xen" } ] }""", "", "pool.updates.list[0] (U1): livepatches[0]: baseBuildId, baseVersion, baseRelease, toVersion and toRelease are all required")]
+    [InlineData("""{ "id": "U1" }""", "\"U2\"", "host a: update U2 is not in pool.updates.list")]
+    [InlineData("""{ "id": "U1" }, { "id": "U1" }""", "", "pool.updates.list[1] (U1): two updates have the id U1")]
+    public void Parse_BadUpdates_OneClearLineEach(string list, string hostUpdates, string expected)
+    {
+        var e = Refused($$"""
+            { "pool": { "xapiVersion": "xenserver-8", "updates": { "list": [ {{list}} ] } },
+              "hosts": [ { "name": "a", "pendingReboot": false, "updates": [ {{hostUpdates}} ] } ] }
+            """);
+        Assert.Equal("test.json: " + expected, e.Message);
+    }
+
+    [Theory]
+    [InlineData("xcp-ng-8.3", """{ "type": "updateFails", "host": "zz" }""", "faults[0] (updateFails): host zz is not in hosts")]
+    [InlineData("xenserver-8", """{ "type": "updaterBusy", "host": "a", "times": 2 }""", "faults[0] (updaterBusy): the updater.py plugin is XCP-ng's; this pool runs xenserver-8 (XenServer 8.4.0, xapi 26.1.4)")]
+    [InlineData("xcp-ng-8.3", """{ "type": "livepatchFails", "host": "a" }""", "faults[0] (livepatchFails): livepatches come with host.apply_updates (XenServer); this pool runs xcp-ng-8.3 (XCP-ng 8.3.0, xapi 24.19.2)")]
+    [InlineData("xcp-ng-8.3", """{ "type": "updaterBusy", "host": "a", "times": 0 }""", "faults[0] (updaterBusy): times must be at least 1")]
+    public void Parse_BadUpdateFaults_OneClearLineEach(string profile, string fault, string expected)
+    {
+        var e = Refused($$"""{ "pool": { "xapiVersion": "{{profile}}" }, "hosts": [ { "name": "a", "pendingReboot": false } ], "faults": [ {{fault}} ] }""");
+        Assert.Equal("test.json: " + expected, e.Message);
+    }
+
+    [Fact]
     public void LoadFile_Missing_SaysItCannotRead()
     {
         var e = Assert.Throws<ScenarioException>(() => ScenarioLoader.LoadFile("/nonexistent/scenario.json"));

@@ -64,6 +64,67 @@ public sealed class PoolSpec
 
     /// <summary>Lab extension: the pool's other_config at the start (e.g. {"auto_poweron": "true"}).</summary>
     public Dictionary<string, string>? OtherConfig { get; set; }
+
+    /// <summary>Lab extension: the update repository (XenServer 8: what pool.sync_updates brings; XCP-ng: what yum lists).</summary>
+    public UpdatesSpec? Updates { get; set; }
+}
+
+/// <summary>Lab extension <c>pool.updates</c>: the updates the repository holds and how long installing them takes.</summary>
+public sealed class UpdatesSpec
+{
+    public List<UpdateSpec> List { get; set; } = [];
+
+    /// <summary>Simulated seconds host.apply_updates (or updater.py update) takes on one host.</summary>
+    public double ApplySeconds { get; set; } = 90;
+
+    /// <summary>The updateinfo checksum pool.sync_updates returns (default: a SHA-256 of the canonical list).</summary>
+    public string? Hash { get; set; }
+}
+
+/// <summary>One update of the repository: an updateinfo entry (ocaml/xapi/updateinfo.ml UpdateInfo) and its RPMs.</summary>
+public sealed class UpdateSpec
+{
+    public string Id { get; set; } = "";
+
+    public string Summary { get; set; } = "";
+
+    public string Description { get; set; } = "";
+
+    /// <summary>Full names, "name-version-release.arch".</summary>
+    public List<string> Rpms { get; set; } = [];
+
+    public UpdateGuidanceSpec Guidance { get; set; } = new();
+
+    public List<LivepatchSpec> Livepatches { get; set; } = [];
+}
+
+/// <summary>An update's guidance per kind, in xapi's UpdateInfo names (RebootHost, RestartToolstack, EvacuateHost,
+/// RestartDeviceModel, RestartVM).</summary>
+public sealed class UpdateGuidanceSpec
+{
+    public List<string> Mandatory { get; set; } = [];
+
+    public List<string> Recommended { get; set; } = [];
+
+    public List<string> Full { get; set; } = [];
+
+    public List<string> Livepatch { get; set; } = [];
+}
+
+/// <summary>A livepatch an update carries (ocaml/xapi/updateinfo.ml LivePatch).</summary>
+public sealed class LivepatchSpec
+{
+    public string Component { get; set; } = "";
+
+    public string BaseBuildId { get; set; } = "";
+
+    public string BaseVersion { get; set; } = "";
+
+    public string BaseRelease { get; set; } = "";
+
+    public string ToVersion { get; set; } = "";
+
+    public string ToRelease { get; set; } = "";
 }
 
 public sealed class HaSpec
@@ -267,6 +328,9 @@ public sealed class HostSpec
 
     /// <summary>Lab extension: the host's pending guidances, set as they are (instead of what pendingReboot implies).</summary>
     public GuidanceSpec? Guidances { get; set; }
+
+    /// <summary>Lab extension: ids of pool.updates.list entries pending on this host.</summary>
+    public List<string> Updates { get; set; } = [];
 }
 
 /// <summary>Lab extension, <c>hosts[].guidances</c>: host.pending_guidances (mandatory), _recommended and _full.</summary>

@@ -17,6 +17,7 @@ public static class ScenarioLoader
     [
         "migrationFails", "hostDoesNotReturn", "slowReboot", "pendingGuidance", "xapiOutage", "cloudstackError", "unmanageFails", "cloudstackStaleVm", "vmStarts",
         "sessionInvalid", "connectionReset", "sshAuthFails", "sshHostKeyChanged", "vmBusy", "memberEmergency", "pbdPlugFails",
+        "updateFails", "livepatchFails", "updaterBusy",
     ];
 
     public static ScenarioFile LoadFile(string path)
@@ -336,6 +337,12 @@ public static class ScenarioLoader
                 continue;
             }
 
+            if (f.Type is "updateFails" or "livepatchFails" or "updaterBusy")
+            {
+                ValidateUpdateFault(f, at, hosts, profile, problems);
+                continue;
+            }
+
             if (f.Type == "migrationFails" && (f.Vm is null || !vms.Contains(f.Vm)))
             {
                 problems.Add($"{at}: vm {f.Vm ?? "(missing)"} is not in vms");
@@ -481,6 +488,7 @@ public static class ScenarioLoader
             }
         }
 
+        ValidateUpdates(s, hosts, profile, problems);
         ValidateCloudStack(s, hosts, vms, problems);
 
         var m = s.Migration;
@@ -602,6 +610,113 @@ public static class ScenarioLoader
             {
                 problems.Add($"cloudstack.affinityGroups: group {g.Name}: VM {vm} is not in vms");
             }
+        }
+    }
+
+    /// <summary>The guidance names of ocaml/xapi/updateinfo.ml Guidance.of_string (what updateinfo.xml may say).</summary>
+    private static readonly string[] s_updateGuidances = ["RebootHost", "RestartToolstack", "EvacuateHost", "RestartDeviceModel", "RestartVM"];
+
+    /// <summary>"name-version-release.arch", as yum names a package (GET /updates shows it as ocaml/xapi/rpm.ml Pkg.to_fullname, plus ".rpm").</summary>
+    private static readonly System.Text.RegularExpressions.Regex s_rpmFullName = new(@"^[^\s]+-[^-\s]+-[^-\s]+\.[A-Za-z0-9_]+$");
+
+    /// <summary>pool.updates and hosts[].updates: one line per bad entry.</summary>
+    private static void ValidateUpdates(ScenarioFile s, Dictionary<string, HostSpec> hosts, XapiProfile? profile, List<string> problems)
+    {
+        var spec = s.Pool.Updates;
+        var ids = new HashSet<string>(StringComparer.Ordinal);
+        if (spec is not null)
+        {
+            if (spec.ApplySeconds < 0 || double.IsNaN(spec.ApplySeconds))
+            {
+                problems.Add($"pool.updates.applySeconds must be zero or more, not {spec.ApplySeconds}");
+            }
+
+            if (spec.Hash is { Length: 0 })
+            {
+                problems.Add("pool.updates.hash must not be empty (leave it out for the default)");
+            }
+
+            for (var i = 0; i < spec.List.Count; i++)
+            {
+                var u = spec.List[i];
+                var at = $"pool.updates.list[{i}]" + (u.Id.Length > 0 ? $" ({u.Id})" : "");
+                if (u.Id.Length == 0)
+                {
+                    problems.Add($"{at}: id is required");
+                }
+                else if (!ids.Add(u.Id))
+                {
+                    problems.Add($"{at}: two updates have the id {u.Id}");
+                }
+
+                foreach (var rpm in u.Rpms.Where(r => !s_rpmFullName.IsMatch(r)))
+                {
+                    problems.Add($"{at}: rpm '{rpm}' is not name-version-release.arch");
+                }
+
+                foreach (var (kind, names) in new[] { ("mandatory", u.Guidance.Mandatory), ("recommended", u.Guidance.Recommended), ("full", u.Guidance.Full), ("livepatch", u.Guidance.Livepatch) })
+                {
+                    foreach (var name in names.Where(n => !s_updateGuidances.Contains(n)))
+                    {
+                        problems.Add($"{at}: guidance.{kind}: {name} is not a guidance of updateinfo ({string.Join(", ", s_updateGuidances)})");
+                    }
+                }
+
+                for (var j = 0; j < u.Livepatches.Count; j++)
+                {
+                    var lp = u.Livepatches[j];
+                    if (lp.Component is not ("kernel" or "xen"))
+                    {
+                        problems.Add($"{at}: livepatches[{j}]: component '{lp.Component}' is not kernel or xen");
+                    }
+
+                    if (new[] { lp.BaseBuildId, lp.BaseVersion, lp.BaseRelease, lp.ToVersion, lp.ToRelease }.Any(x => x.Length == 0))
+                    {
+                        problems.Add($"{at}: livepatches[{j}]: baseBuildId, baseVersion, baseRelease, toVersion and toRelease are all required");
+                    }
+                }
+            }
+        }
+
+        foreach (var h in s.Hosts)
+        {
+            foreach (var id in h.Updates.Where(id => !ids.Contains(id)))
+            {
+                problems.Add($"host {h.Name}: update {id} is not in pool.updates.list");
+            }
+
+            foreach (var d in h.Updates.GroupBy(x => x).Where(g => g.Count() > 1))
+            {
+                problems.Add($"host {h.Name}: update {d.Key} is listed twice");
+            }
+
+            if (h.Updates.Count > 0 && profile is { IsXcpNg: false, HasApplyUpdates: false })
+            {
+                problems.Add($"host {h.Name}: updates: host.apply_updates exists from xapi 1.301.0; this pool runs {profile}");
+            }
+        }
+    }
+
+    private static void ValidateUpdateFault(FaultSpec f, string at, Dictionary<string, HostSpec> hosts, XapiProfile? profile, List<string> problems)
+    {
+        if (f.Host is null || !hosts.ContainsKey(f.Host))
+        {
+            problems.Add($"{at}: host {f.Host ?? "(missing)"} is not in hosts");
+        }
+
+        if (f.Type == "updaterBusy" && profile is { IsXcpNg: false })
+        {
+            problems.Add($"{at}: the updater.py plugin is XCP-ng's; this pool runs {profile}");
+        }
+
+        if (f.Type == "livepatchFails" && profile is { IsXcpNg: true })
+        {
+            problems.Add($"{at}: livepatches come with host.apply_updates (XenServer); this pool runs {profile}");
+        }
+
+        if (f.Type == "updaterBusy" && f.Times < 1)
+        {
+            problems.Add($"{at}: times must be at least 1");
         }
     }
 

@@ -76,6 +76,22 @@ public sealed class XapiProfile
     /// <summary>host.apply_updates: idl/datamodel_host.ml, published 1.301.0.</summary>
     public bool HasApplyUpdates => AtLeast(1, 301);
 
+    /// <summary>pool.sync_updates: idl/datamodel_pool.ml, published 1.329.0 (username/password 25.7.0).</summary>
+    public bool HasSyncUpdates => AtLeast(1, 329);
+
+    /// <summary>host.latest_synced_updates_applied: commit ce29c36e "CP-40204", v23.18.0 (idl/datamodel_host.ml).</summary>
+    public bool HasLatestSyncedUpdatesApplied => AtLeast(23, 18);
+
+    /// <summary>host.last_update_hash: commit 9829c901 "CP-43875", v24.10.0 (idl/datamodel_host.ml).</summary>
+    public bool HasLastUpdateHash => AtLeast(24, 10);
+
+    /// <summary>VM.restart_device_models: commit c34eb6a7 "CP-45571", v23.30.0 (idl/datamodel_vm.ml).</summary>
+    public bool HasRestartDeviceModels => AtLeast(23, 30);
+
+    /// <summary>host.apply_updates on the coordinator sets restart_vm on every running VM when a host's updates ask
+    /// RestartVM (xapi/repository.ml maybe_set_restart_for_all_vms): commit 538da2c8 "CP-45567", v24.10.0.</summary>
+    public bool SetsRestartVmForAllVms => AtLeast(24, 10);
+
     /// <summary>host.disable's auto_enable parameter and the persistent host_auto_enable: idl/datamodel_host.ml "Changed, 25.31.0" (absent from v25.30.0).</summary>
     public bool HasAutoEnable => AtLeast(25, 31);
 

@@ -30,7 +30,8 @@ internal sealed partial class SimPool
         "pool.disable_ha", "pool.enable_ha", "pool.set_ha_host_failures_to_tolerate", "pool.set_ha_allow_overcommit", "pool.add_to_other_config",
         "pool.remove_from_other_config", "host.disable", "host.enable", "host.reboot", "host.shutdown", "host.power_on", "host.evacuate",
         "host.get_vms_which_prevent_evacuation", "host.assert_can_evacuate", "host.compute_free_memory", "host.get_servertime", "host.get_server_localtime",
-        "host.restart_agent", "host.apply_updates", "VM.pool_migrate", "VM.assert_can_boot_here", "VM.clean_shutdown", "VM.hard_shutdown", "VM.start_on", "PBD.plug", "task.cancel", "task.destroy",
+        "host.restart_agent", "host.apply_updates", "pool.sync_updates", "host.call_plugin", "host.add_to_other_config",
+        "host.remove_from_other_config", "host.set_other_config", "VM.restart_device_models", "VM.clean_reboot", "VM.pool_migrate", "VM.assert_can_boot_here", "VM.clean_shutdown", "VM.hard_shutdown", "VM.start_on", "PBD.plug", "task.cancel", "task.destroy",
     ];
 
     /// <summary>Runs one call received by <paramref name="receiver"/>. Long operations complete outside the lock.</summary>
@@ -160,8 +161,10 @@ internal sealed partial class SimPool
             var result = await work;
             lock (_gate)
             {
-                var value = result?.ToString() ?? "";
-                var text = value.Length == 0 ? "" : "<value>" + System.Net.WebUtility.HtmlEncode(value) + "</value>";
+                // task.result is the XML-RPC encoding of the result (a set of sets for host.apply_updates).
+                var value = result is JsonArray ? "" : result?.ToString() ?? "";
+                var text = result is JsonArray array ? Xapi.XmlRpcServer.ValueXml(array)
+                    : value.Length == 0 ? "" : "<value>" + System.Net.WebUtility.HtmlEncode(value) + "</value>";
                 CompleteTask(task, "success", text, []);
             }
         }
@@ -293,7 +296,14 @@ internal sealed partial class SimPool
             "host.assert_can_evacuate" => HostAssertCanEvacuate(m, a),
             "host.compute_free_memory" => HostFreeMemory(m, a),
             "host.get_servertime" or "host.get_server_localtime" => HostServerTime(m, a),
-            "host.apply_updates" when Profile.HasApplyUpdates => HostApplyUpdates(m, a),
+            "host.apply_updates" when Profile.HasApplyUpdates => HostApplyUpdates(m, a, asyncTask),
+            "pool.sync_updates" when Profile.HasSyncUpdates => PoolSyncUpdates(m, a),
+            "host.call_plugin" => HostCallPlugin(m, a),
+            "host.add_to_other_config" => HostAddOtherConfig(m, a),
+            "host.remove_from_other_config" => HostRemoveOtherConfig(m, a),
+            "host.set_other_config" => HostSetOtherConfig(m, a),
+            "VM.restart_device_models" when Profile.HasRestartDeviceModels => VmRestartDeviceModels(m, a, asyncTask),
+            "VM.clean_reboot" => VmCleanReboot(m, a, asyncTask),
             "host.restart_agent" => HostRestartAgent(m, a),
             "VM.pool_migrate" => VmPoolMigrate(m, a, asyncTask),
             "VM.assert_can_boot_here" => VmAssertCanBootHere(m, a),
@@ -321,8 +331,15 @@ internal sealed partial class SimPool
             }
         }
 
-        // host.apply_updates exists from 1.301.0 (idl/datamodel_host.ml).
-        var actions = s_actions.Where(x => x != "host.apply_updates" || Profile.HasApplyUpdates).ToList();
+        // host.apply_updates exists from 1.301.0, pool.sync_updates from 1.329.0, VM.restart_device_models from 23.30.0
+        // (idl/datamodel_host.ml, datamodel_pool.ml, datamodel_vm.ml).
+        var actions = s_actions.Where(x => x switch
+        {
+            "host.apply_updates" => Profile.HasApplyUpdates,
+            "pool.sync_updates" => Profile.HasSyncUpdates,
+            "VM.restart_device_models" => Profile.HasRestartDeviceModels,
+            _ => true,
+        }).ToList();
         methods.AddRange(actions);
         methods.AddRange(actions.Where(x => !x.StartsWith("task.", StringComparison.Ordinal)).Select(x => "Async." + x));
         return methods.Distinct();
@@ -620,6 +637,7 @@ internal sealed partial class SimPool
 
     private void RefuseDuringHaTransition()
     {
+        RefuseDuringPoolOperation();
         if (HaTransition is { } op)
         {
             throw new XapiError(op == "ha_disable" ? "HA_DISABLE_IN_PROGRESS" : "HA_ENABLE_IN_PROGRESS");
@@ -911,69 +929,6 @@ internal sealed partial class SimPool
             1 => ["OTHER_OPERATION_IN_PROGRESS", "VM", vm.Ref, ops[0].Value, ops[0].Key],
             _ => ["OTHER_OPERATION_IN_PROGRESS", "VM", vm.Ref, "{" + string.Join(",", ops.Select(o => o.Value)) + "}", "{" + string.Join(",", ops.Select(o => o.Key)) + "}"],
         };
-    }
-
-    /// <summary>
-    /// host.apply_updates(self, hash) (idl/datamodel_host.ml, 1.301.0), in xapi's order (xapi/xapi_host.ml apply_updates,
-    /// then xapi/repository.ml apply_updates and apply_updates'): HA on refuses with HA_IS_ENABLED []; from 24.10.0 the
-    /// host is disabled first (if enabled), so even a refusal below leaves it disabled; a busy host is refused; from 24.10.0
-    /// pending mandatory guidance refuses (HOST_PENDING_MANDATORY_GUIDANCE_NOT_EMPTY [host]); then the update repository:
-    /// the lab has none on XCP-ng (its updates go through yum, NO_REPOSITORY_ENABLED []) and on XenServer accepts any
-    /// non-empty hash (an empty one is UPDATEINFO_HASH_MISMATCH []); from 24.10.0 an update that needs a reboot refuses a
-    /// host still running VMs (HOST_EVACUATION_IS_REQUIRED [host], repository_helpers.ml assert_host_evacuation_if_required).
-    /// The lab's update always needs a reboot: mandatory guidance reboot_host (from 1.303.0, when the field exists).
-    /// </summary>
-    private Task<JsonNode?> HostApplyUpdates(string m, List<JsonNode?> a)
-    {
-        Arity(m, a, 2);
-        var h = HostArg(a, 0, m);
-        var hash = Str(a, 1, m);
-        if (HaEnabled)
-        {
-            throw new XapiError("HA_IS_ENABLED");
-        }
-
-        NoteStateChange();
-        if (Profile.GuidanceKeepsHostDisabled && h.Enabled)
-        {
-            h.Enabled = false;
-            Touch("host", h.Ref, "mod");
-            Audit.Event("host.disable", new Dictionary<string, object?> { ["host"] = h.Name, ["by"] = "host.apply_updates" });
-        }
-
-        if (h.Power != HostPower.Up || h.CurrentOperations.Count > 0)
-        {
-            throw new XapiError("OTHER_OPERATION_IN_PROGRESS", "host", h.Ref);
-        }
-
-        if (Profile.GuidanceKeepsHostDisabled && h.PendingGuidances.Count > 0)
-        {
-            throw new XapiError("HOST_PENDING_MANDATORY_GUIDANCE_NOT_EMPTY", h.Ref);
-        }
-
-        if (Profile.IsXcpNg)
-        {
-            throw new XapiError("NO_REPOSITORY_ENABLED");
-        }
-
-        if (hash.Length == 0)
-        {
-            throw new XapiError("UPDATEINFO_HASH_MISMATCH");
-        }
-
-        if (Profile.GuidanceKeepsHostDisabled && Vms.Any(v => v.ResidentOn == h && !v.IsControlDomain))
-        {
-            throw new XapiError("HOST_EVACUATION_IS_REQUIRED", h.Ref);
-        }
-
-        if (Profile.HasPendingGuidances && !h.PendingGuidances.Contains("reboot_host"))
-        {
-            h.PendingGuidances.Add("reboot_host");
-        }
-
-        Touch("host", h.Ref, "mod");
-        Audit.Event("host.applyUpdates", new Dictionary<string, object?> { ["host"] = h.Name, ["pendingGuidances"] = h.PendingGuidances.ToList(), ["enabled"] = h.Enabled });
-        return Done(new JsonArray());
     }
 
     /// <summary>host.restart_agent(host) (idl/datamodel_host.ml, rio): the toolstack restarts after 10 s.</summary>

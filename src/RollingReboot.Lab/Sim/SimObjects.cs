@@ -58,6 +58,30 @@ internal sealed class SimHost
     /// (code, then parameters) before dispatch (api_server.ml callback1, Xapi_globs.emergency_mode_error).</summary>
     public string[]? EmergencyError { get; set; }
     public DateTimeOffset MetricsUpdated { get; set; }
+
+    /// <summary>Ids of the scenario's pool.updates pending on the host, in the scenario's order.</summary>
+    public List<string> PendingUpdates { get; } = [];
+
+    /// <summary>Ids installed on the host by the lab (host.apply_updates or updater.py update), in the order installed.</summary>
+    public List<string> InstalledUpdates { get; } = [];
+
+    /// <summary>host.last_software_update (null: a day before the boot the lab starts with).</summary>
+    public DateTimeOffset? LastSoftwareUpdate { get; set; }
+
+    /// <summary>host.latest_synced_updates_applied (23.18.0+): unknown, yes or no.</summary>
+    public string LatestSyncedUpdatesApplied { get; set; } = "unknown";
+
+    /// <summary>host.last_update_hash (24.10.0+).</summary>
+    public string LastUpdateHash { get; set; } = "";
+
+    /// <summary>Per livepatched component (kernel, xen): the version-release running after the livepatch.</summary>
+    public Dictionary<string, string> LiveVersions { get; } = [];
+
+    /// <summary>The updater.py operation holding the plugin's lock on this host (XCP-ng), or null.</summary>
+    public string? UpdaterOperation { get; set; }
+
+    /// <summary>other_config keys a client wrote (host.add_to_other_config / set_other_config).</summary>
+    public Dictionary<string, string> OtherConfig { get; } = [];
 }
 
 internal sealed class SimVm
@@ -102,6 +126,11 @@ internal sealed class SimVm
     public int Migrations { get; set; }
     public Dictionary<string, string> CurrentOperations { get; } = [];
     public Dictionary<string, string> OtherConfig { get; } = [];
+
+    /// <summary>VM.pending_guidances (restart_device_model, restart_vm), _recommended and _full.</summary>
+    public List<string> PendingGuidances { get; } = [];
+    public List<string> PendingGuidancesRecommended { get; } = [];
+    public List<string> PendingGuidancesFull { get; } = [];
     public long MemoryBytes => MemoryMiB * Scenario.LabMemory.MiB;
     public long OverheadBytes => IsControlDomain ? 0 : Scenario.LabMemory.OverheadMiB(MemoryMiB) * Scenario.LabMemory.MiB;
     public long NeededBytes => MemoryBytes + OverheadBytes;

@@ -339,6 +339,7 @@ internal sealed partial class SimPool : ILabPoolView
         }
 
         h.PendingGuidances.AddRange(ScenarioLoader.MandatoryGuidances(hs, Profile));
+        h.PendingUpdates.AddRange(hs.Updates);
         if (hs.Guidances is { } g)
         {
             h.PendingGuidancesRecommended.AddRange(g.Recommended);
@@ -738,6 +739,8 @@ internal sealed partial class SimPool : ILabPoolView
         {
             m.Vm.ResidentOn = m.To;
             m.Vm.Migrations++;
+            // xapi_vm_migrate.ml pool_migrate_complete: the VM runs on a new device model.
+            RemoveVmGuidances(m.Vm, "restart_device_model");
             Touch("vm", m.Vm.Ref, "mod");
             Touch("host", m.From.Ref, "mod");
             Touch("host", m.To.Ref, "mod");
@@ -990,6 +993,7 @@ internal sealed partial class SimPool : ILabPoolView
         {
             vm.PowerState = "Halted";
             vm.ResidentOn = null;
+            RemoveVmGuidances(vm, "restart_device_model", "restart_vm");
             Touch("vm", vm.Ref, "mod");
             Audit.Event("vm.halted", new Dictionary<string, object?> { ["vm"] = vm.Name, ["reason"] = $"host {h.Name} went down" });
         }

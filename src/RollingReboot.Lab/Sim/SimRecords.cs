@@ -53,7 +53,7 @@ internal sealed partial class SimPool
             case "host_metrics":
                 return Hosts.FirstOrDefault(h => h.MetricsRef == r) is { } hm ? HostMetricsRecord(hm) : null;
             case "VM":
-                return VmsByRef.TryGetValue(r, out var v) ? VmRecord(v) : null;
+                return VmsByRef.TryGetValue(r, out var v) ? VmRecordOfRelease(v) : null;
             case "VM_metrics":
                 return VmsByMetricsRef.TryGetValue(r, out var vmm) ? VmMetricsRecord(vmm) : null;
             case "VM_guest_metrics":
@@ -115,7 +115,7 @@ internal sealed partial class SimPool
         ["restrictions"] = new JsonObject(),
         ["metadata_VDIs"] = new JsonArray(),
         ["allowed_operations"] = Arr(HaTransition is not null ? [] : HaEnabled ? ["ha_disable"] : ["ha_enable"]),
-        ["current_operations"] = HaTransition is null ? new JsonObject() : new JsonObject { ["OpaqueRef:ha-transition"] = HaTransition },
+        ["current_operations"] = PoolCurrentOperations(),
         ["cpu_info"] = new JsonObject(),
         ["policy_no_vendor_device"] = false,
         ["live_patching_disabled"] = false,
@@ -202,7 +202,7 @@ internal sealed partial class SimPool
         ["certificates"] = new JsonArray(),
         ["editions"] = Arr(["xcp-ng"]),
         ["tls_verification_enabled"] = true,
-        ["last_software_update"] = Date(h.BootTime - TimeSpan.FromDays(1)),
+        ["last_software_update"] = Date(h.LastSoftwareUpdate ?? h.BootTime - TimeSpan.FromDays(1)),
         ["https_only"] = false,
         ["memory_overhead"] = 0L,
     };
@@ -223,6 +223,16 @@ internal sealed partial class SimPool
             record["pending_guidances_full"] = Arr(h.PendingGuidancesFull);
         }
 
+        if (Profile.HasLatestSyncedUpdatesApplied)
+        {
+            record["latest_synced_updates_applied"] = h.LatestSyncedUpdatesApplied;
+        }
+
+        if (Profile.HasLastUpdateHash)
+        {
+            record["last_update_hash"] = h.LastUpdateHash;
+        }
+
         return record;
     }
 
@@ -240,6 +250,12 @@ internal sealed partial class SimPool
             config["rpm_patch_installation_time"] = Unix(rpm);
         }
 
+        // What clients wrote (host.add_to_other_config, set_other_config) as they wrote it.
+        foreach (var (key, value) in h.OtherConfig)
+        {
+            config[key] = value;
+        }
+
         return config;
     }
 
@@ -252,6 +268,20 @@ internal sealed partial class SimPool
         ["last_updated"] = Date(h.MetricsUpdated),
         ["other_config"] = new JsonObject(),
     };
+
+    /// <summary>The VM record as the profile's xapi has it: pending_guidances_recommended and _full from v24.10.0 (commit
+    /// ead6edc1, idl/datamodel_vm.ml).</summary>
+    private JsonObject VmRecordOfRelease(SimVm v)
+    {
+        var record = VmRecord(v);
+        if (Profile.HasGuidanceLists)
+        {
+            record["pending_guidances_recommended"] = Arr(v.PendingGuidancesRecommended);
+            record["pending_guidances_full"] = Arr(v.PendingGuidancesFull);
+        }
+
+        return record;
+    }
 
     private JsonObject VmRecord(SimVm v) => new()
     {
@@ -341,7 +371,7 @@ internal sealed partial class SimPool
         ["reference_label"] = "",
         ["domain_type"] = v.IsControlDomain ? "pv" : v.DomainType,
         ["NVRAM"] = new JsonObject(),
-        ["pending_guidances"] = new JsonArray(),
+        ["pending_guidances"] = Arr(v.PendingGuidances),
     };
 
     private JsonObject VmMetricsRecord(SimVm v) => new()

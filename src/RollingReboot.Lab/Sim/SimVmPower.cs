@@ -158,6 +158,8 @@ internal sealed partial class SimPool
     {
         vm.PowerState = "Halted";
         vm.ResidentOn = null;
+        // xapi_vm_lifecycle.ml force_state_reset_keep_current_operations: Halted removes restart_device_model and restart_vm.
+        RemoveVmGuidances(vm, "restart_device_model", "restart_vm");
         if (host is not null)
         {
             vm.OtherConfig["last_host"] = host.Uuid;
@@ -214,6 +216,8 @@ internal sealed partial class SimPool
 
             vm.PowerState = paused ? "Paused" : "Running";
             vm.ResidentOn = host;
+            // xapi_xenops.ml (a new start_time on a VM start or reboot): restart_device_model and restart_vm go.
+            RemoveVmGuidances(vm, "restart_device_model", "restart_vm");
             if (vm.HaRestartPriority == "restart")
             {
                 vm.HaAlwaysRun = true;

@@ -48,6 +48,12 @@ internal sealed class XapiHttpHandler(SimPool pool, string address)
         var path = request.Path.HasValue ? request.Path.Value! : "/";
         if (HttpMethods.IsGet(request.Method))
         {
+            if (path == "/updates")
+            {
+                await GetUpdatesAsync(context);
+                return;
+            }
+
             await GetAsync(context, path);
             return;
         }
@@ -111,6 +117,58 @@ internal sealed class XapiHttpHandler(SimPool pool, string address)
         }
 
         return best.Kind;
+    }
+
+    /// <summary>
+    /// GET /updates (ocaml/xapi/xapi_pool.ml get_updates_handler, under xapi_http.ml with_context): authenticated by a
+    /// session_id query parameter or Basic auth (401 "Unauthorised" with a Basic realm otherwise), host_refs optional;
+    /// 200 application/json, 400 for bad host_refs, 404 without an update repository, 500 on a failure.
+    /// </summary>
+    private async Task GetUpdatesAsync(HttpContext context)
+    {
+        var query = context.Request.Query;
+        string? session = query.TryGetValue("session_id", out var sid) ? sid.ToString() : null;
+        string? hostRefs = query.TryGetValue("host_refs", out var refs) ? refs.ToString() : null;
+        (string, string)? basic = null;
+        var auth = context.Request.Headers.Authorization.ToString();
+        if (session is null && auth.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase))
+        {
+            try
+            {
+                var text = Encoding.UTF8.GetString(Convert.FromBase64String(auth[6..].Trim()));
+                var colon = text.IndexOf(':', StringComparison.Ordinal);
+                basic = colon < 0 ? (text, "") : (text[..colon], text[(colon + 1)..]);
+            }
+            catch (FormatException)
+            {
+                basic = null;
+            }
+        }
+
+        var (status, body) = pool.HttpGetUpdates(session, basic, hostRefs);
+        if (status != 200)
+        {
+            context.Response.Headers.CacheControl = "no-cache, no-store";
+        }
+        switch (status)
+        {
+            case 200:
+                await WriteAsync(context, 200, "application/json", body!);
+                break;
+            case 401:
+                // http_svr.ml response_unauthorised.
+                context.Response.Headers.WWWAuthenticate = "Basic realm=\"Getting available updates\"";
+                await WriteAsync(context, 401, "text/html", "<html><body><h1>HTTP 401 unauthorised</h1>Please check your credentials and retry.</body></html>");
+                break;
+            case 400 or 404:
+                // Http.http_400_badrequest / http_404_missing: the status line and these headers, no body.
+                context.Response.StatusCode = status;
+                context.Response.ContentLength = 0;
+                break;
+            default:
+                await WriteAsync(context, 500, "text/html", InternalErrorPage);
+                break;
+        }
     }
 
     private static async Task GetAsync(HttpContext context, string path)

@@ -149,6 +149,9 @@ internal static class XmlRpcServer
     private static XElement Struct(params (string Name, XElement Value)[] members) =>
         new("value", new XElement("struct", members.Select(m => new XElement("member", new XElement("name", Clean(m.Name)), m.Value))));
 
+    /// <summary>One value as XML-RPC text, as xapi stores an Async task's result.</summary>
+    internal static string ValueXml(JsonNode? value) => EncodeValue(value).ToString(SaveOptions.DisableFormatting);
+
     private static XElement EncodeValue(JsonNode? node) => node switch
     {
         null => new XElement("value", new XElement("nil")),
