@@ -111,6 +111,11 @@ public sealed partial class XapiPoolUpdates : IPoolUpdates
             // get_updates_handler: NO_REPOSITORY_ENABLED, INVALID_REPOMD_XML or INVALID_UPDATEINFO_XML answer 404.
             throw new XapiException("NO_REPOSITORY_ENABLED", ["GET /updates answered 404: no enabled update repository, or its metadata is invalid"], "GET /updates", e);
         }
+        catch (XapiException e) when (e.Code == "HTTP_500")
+        {
+            // GET_UPDATES_FAILED: the repository's metadata is not there (never synced) or could not be read.
+            throw new XapiException("GET_UPDATES_FAILED", ["GET /updates answered 500: the update repository has not been synced yet (xe pool-sync-updates; --exec syncs it first), or xapi could not read it"], "GET /updates", e);
+        }
 
         using (doc)
         {

@@ -79,6 +79,10 @@ public sealed class UpdatesSpec
 
     /// <summary>The updateinfo checksum pool.sync_updates returns (default: a SHA-256 of the canonical list).</summary>
     public string? Hash { get; set; }
+
+    /// <summary>XenServer: the repository was already synced when the lab starts (GET /updates answers at once);
+    /// default false: nothing synced yet, GET /updates answers 500 until pool.sync_updates.</summary>
+    public bool SyncedAtStart { get; set; }
 }
 
 /// <summary>One update of the repository: an updateinfo entry (ocaml/xapi/updateinfo.ml UpdateInfo) and its RPMs.</summary>

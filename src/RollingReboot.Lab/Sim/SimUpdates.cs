@@ -42,7 +42,14 @@ internal sealed partial class SimPool
     private const string UpdaterRepos = "xcp-ng-base,xcp-ng-updates";
 
     /// <summary>Db.Repository.hash: "" until pool.sync_updates (xapi/repository.ml set_available_updates_no_lock sets it).</summary>
-    internal string SyncedHash { get; private set; } = "";
+    /// With pool.updates.syncedAtStart the repository was synced before the lab started (pool.last_update_sync in the past).
+    internal string SyncedHash
+    {
+        get => _syncedHash ??= Scenario.Pool.Updates?.SyncedAtStart == true && !Profile.IsXcpNg ? RepositoryHash : "";
+        private set => _syncedHash = value;
+    }
+
+    private string? _syncedHash;
 
     /// <summary>A blocking pool operation under way (xapi/xapi_pool_helpers.ml with_pool_operation): ("apply_updates", task).</summary>
     internal (string Operation, string Ref)? PoolOperation { get; private set; }

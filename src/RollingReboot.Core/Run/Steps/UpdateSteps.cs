@@ -98,8 +98,7 @@ public static class UpdateSteps
         {
             if (run.Clock.GetUtcNow() >= deadline)
             {
-                return new Stop($"{host.Name} is still installing updates after {Units.Duration(run.Options.UpdateTimeout.TotalSeconds)}; nothing more was done to it",
-                    NeedsOperator: true, OperatorAction: $"look at {host.Name}'s update (xe task-list), then 'rollreboot resume --clustername {run.ClusterLabel}'");
+                return new Pause($"{host.Name} is still installing updates after {Units.Duration(run.Options.UpdateTimeout.TotalSeconds)}; nothing more was done to it: look at its update (xe task-list), then 'rollreboot resume --clustername {run.ClusterLabel}'");
             }
 
             await Task.Delay(TimeSpan.FromSeconds(10), run.Clock, abort);
@@ -147,11 +146,11 @@ public static class UpdateSteps
             result = new Stop($"xapi says {h.Host.Name} must be evacuated before its updates ({EvacuationRequired}), though it was emptied; not updated, not rebooted");
         }
 
-        if (result is Stop failed)
+        if (result is Stop or Pause)
         {
             var phase = await HostPipeline.PutBackAsync(run, h.Host, "not updated, not rebooted", abort);
             run.Log.HostPhase(h.Host.Name, phase);
-            return failed;
+            return result;
         }
 
         return result;
@@ -190,8 +189,7 @@ public static class UpdateSteps
             }
             catch (OperationCanceledException) when (bound.IsCancellationRequested && !abort.IsCancellationRequested)
             {
-                return new Stop($"{host.Name} did not finish installing its updates within {Units.Duration(run.Options.UpdateTimeout.TotalSeconds)}; it was not rebooted",
-                    NeedsOperator: true, OperatorAction: $"look at {host.Name}'s update (xe task-list), then 'rollreboot resume --clustername {run.ClusterLabel}': it waits for the installation and never installs twice");
+                return new Pause($"{host.Name} did not finish installing its updates within {Units.Duration(run.Options.UpdateTimeout.TotalSeconds)}; it was not rebooted: look at its update (xe task-list), then 'rollreboot resume --clustername {run.ClusterLabel}', which waits for the installation and never installs twice");
             }
         }
         catch (PoolOperationException e) when (e.IsTransient)
@@ -203,7 +201,7 @@ public static class UpdateSteps
                 return settled;
             }
 
-            return new Stop($"installing the updates of {host.Name} got no answer and they are not installed", NeedsOperator: false);
+            return new Pause($"installing the updates of {host.Name} got no answer and they are not installed; 'rollreboot resume --clustername {run.ClusterLabel}' installs them");
         }
         catch (PoolOperationException e) when (e.Code == EvacuationRequired)
         {
@@ -219,9 +217,8 @@ public static class UpdateSteps
                 : $"XAPI answered {e.Code}{detail}";
             run.Log.Error("{Host}: installing its updates failed: {What}", host.Name, what);
             run.Notify("host.update.failed", $"{host.Name} of {run.ClusterLabel}: installing its updates failed ({e.Code}); the run stops", host.Name);
-            return new Stop($"installing the updates of {host.Name} failed: {what}; {host.Name} was not rebooted, the run stopped there",
-                NeedsOperator: true,
-                OperatorAction: $"look at why {host.Name}'s updates failed ({e.Code}; /var/log/xensource.log, yum.log on the host), fix it, then 'rollreboot resume --clustername {run.ClusterLabel}' installs them again");
+            // A safe point: the host is put back, the run restored and resumable once the cause is fixed.
+            return new Pause($"installing the updates of {host.Name} failed: {what}; {host.Name} was not rebooted, the run stopped there: look at why ({e.Code}; /var/log/xensource.log, /var/log/yum.log on the host), fix it, then 'rollreboot resume --clustername {run.ClusterLabel}' installs them again");
         }
 
         await AppliedAsync(run, host, run.Updates.IsXcpNg, result, abort);
