@@ -17,9 +17,15 @@ public class UpdatesTests
     private const string XcpNgFile = "xcp-ng-83-rolling-update.json";
 
     /// <summary>A scenario file of tests/scenarios, HA off (host.apply_updates refuses while it is on) and the faults given.</summary>
-    private static string FromFile(string file, string faults = "", bool ha = false)
+    private static string FromFile(string file, string faults = "", bool ha = false, bool syncedAtStart = false)
     {
         var root = JsonNode.Parse(File.ReadAllText(Path.Combine(ScenarioLoaderTests.ScenariosDirectory(), file)))!.AsObject();
+        if (root["pool"]!["updates"] is JsonObject updates)
+        {
+            // The tests start from a repository never synced, unless they ask for one synced before the lab started.
+            updates["syncedAtStart"] = syncedAtStart;
+        }
+
         if (!ha)
         {
             root["pool"]!.AsObject().Remove("ha");
@@ -85,6 +91,19 @@ public class UpdatesTests
         // The sync says which host has nothing to apply (repository.ml set_available_updates_no_lock).
         Assert.Equal("yes", (await RecordAsync(client, "host", xs4))["latest_synced_updates_applied"]!.GetValue<string>());
         Assert.Equal("no", (await RecordAsync(client, "host", await RefAsync(client, "host", "xs1")))["latest_synced_updates_applied"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task SyncedAtStart_GetUpdatesAnswersAtOnce_AndApplyTakesThatHash()
+    {
+        await using var lab = await Labs.StartAsync(FromFile(Xs8File, syncedAtStart: true));
+        using var raw = new RawXapi(lab);
+        var session = await raw.LoginAsync(Labs.Address(lab, "xs1"));
+
+        var (status, _, _, body) = await GetUpdatesAsync(lab, "?session_id=" + session);
+
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.False(string.IsNullOrEmpty(JsonNode.Parse(body)!["hash"]!.GetValue<string>()));
     }
 
     [Fact]
