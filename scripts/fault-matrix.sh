@@ -8,7 +8,7 @@ cd "$root"
 out="$root/artifacts/fault-matrix"
 rm -rf "$out"
 dotnet test tests/RollingReboot.Cli.Tests -c Release -nologo --logger "trx;LogFileName=matrix.trx" --results-directory "$out" \
-  --filter "FullyQualifiedName~FaultEndToEnd|FullyQualifiedName~RecoveryEndToEnd|FullyQualifiedName~BadInput|FullyQualifiedName~Secrets|FullyQualifiedName~RollingRebootEndToEnd|FullyQualifiedName~StrangeScenario|FullyQualifiedName~HooksEndToEnd|FullyQualifiedName~MaintenanceEndToEnd|FullyQualifiedName~FleetRunTests|FullyQualifiedName~CloudStackJobTests|FullyQualifiedName~PacingTests|FullyQualifiedName~FailurePolicyEndToEnd|FullyQualifiedName~HaltPowerOnTests|FullyQualifiedName~AlertGateEndToEnd|FullyQualifiedName~MaintenanceWindowEndToEnd|FullyQualifiedName~BusyVmTests|FullyQualifiedName~PinnedVmsEndToEnd" >/dev/null || true
+  --filter "FullyQualifiedName~FaultEndToEnd|FullyQualifiedName~RecoveryEndToEnd|FullyQualifiedName~BadInput|FullyQualifiedName~Secrets|FullyQualifiedName~RollingRebootEndToEnd|FullyQualifiedName~StrangeScenario|FullyQualifiedName~HooksEndToEnd|FullyQualifiedName~MaintenanceEndToEnd|FullyQualifiedName~FleetRunTests|FullyQualifiedName~CloudStackJobTests|FullyQualifiedName~PacingTests|FullyQualifiedName~FailurePolicyEndToEnd|FullyQualifiedName~HaltPowerOnTests|FullyQualifiedName~AlertGateEndToEnd|FullyQualifiedName~MaintenanceWindowEndToEnd|FullyQualifiedName~BusyVmTests|FullyQualifiedName~PinnedVmsEndToEnd|FullyQualifiedName~RollingUpdateEndToEnd" >/dev/null || true
 python3 - "$out/matrix.trx" "$root/docs/reliability.md" <<'PY'
 import re, sys, datetime, xml.etree.ElementTree as ET
 ns = {"t": "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"}
@@ -38,6 +38,7 @@ what = {
   "MaintenanceWindowEndToEndTests": "maintenance windows with days and zones",
   "BusyVmTests": "busy VMs and backups in the pool",
   "PinnedVmsEndToEndTests": "VMs that cannot move: --shutdown-pinned-vms",
+  "RollingUpdateEndToEndTests": "Rolling pool update: --apply-updates",
 }
 import os
 sweep = ""
