@@ -852,21 +852,7 @@ internal sealed partial class SimPool
     {
         Arity(m, a, 1);
         var vm = VmArg(a, 0, m);
-        RefuseControlDomain(vm);
-        if (vm.PowerState != "Running")
-        {
-            throw BadPowerState(vm, "running");
-        }
-
-        if (vm.CurrentOperations.Values.Any(op => op != "migrate_send") && BusyError(vm) is { } busy)
-        {
-            throw new XapiError(busy[0], busy[1..]);
-        }
-
-        if (!CanBeAskedToShutDown(vm))
-        {
-            throw new XapiError("VM_LACKS_FEATURE", vm.Ref);
-        }
+        AssertCanBeAskedToShutDown(vm);
 
         var op = task?.Ref ?? NewRef();
         vm.CurrentOperations[op] = "clean_reboot";

@@ -51,12 +51,14 @@ internal sealed partial class SimPool
     internal static bool CanBeAskedToShutDown(SimVm vm) =>
         vm.DomainType is "pv" or "pvh" or "pv_in_pvh" || vm.PvDrivers || vm.FeatureShutdown;
 
-    private Task<JsonNode?> VmCleanShutdown(string m, List<JsonNode?> a, SimTask? task)
+    /// <summary>
+    /// What VM.clean_shutdown and VM.clean_reboot both require: not the control domain, Running
+    /// (xapi_vm_lifecycle.ml allowed_power_states), no other operation but a migrate_send, and a guest that can be asked
+    /// (check_op_for_feature: VM_LACKS_FEATURE [vm]).
+    /// </summary>
+    private void AssertCanBeAskedToShutDown(SimVm vm)
     {
-        Arity(m, a, 1);
-        var vm = VmArg(a, 0, m);
         RefuseControlDomain(vm);
-
         if (vm.PowerState != "Running")
         {
             throw BadPowerState(vm, "running");
@@ -71,6 +73,13 @@ internal sealed partial class SimPool
         {
             throw new XapiError("VM_LACKS_FEATURE", vm.Ref);
         }
+    }
+
+    private Task<JsonNode?> VmCleanShutdown(string m, List<JsonNode?> a, SimTask? task)
+    {
+        Arity(m, a, 1);
+        var vm = VmArg(a, 0, m);
+        AssertCanBeAskedToShutDown(vm);
 
         var op = task?.Ref ?? NewRef();
         var done = new TaskCompletionSource<JsonNode?>(TaskCreationOptions.RunContinuationsAsynchronously);
