@@ -212,6 +212,8 @@ public sealed partial class XapiPoolUpdates : IPoolUpdates
         var hostRef = await _pool.RefOfAsync("host", hostUuid, cancellationToken);
         if (await IsXcpNgAsync(cancellationToken))
         {
+            // Asked again only while the plugin answers busy: its lock refused the call before yum ran (updater.py
+            // OperationLocker); a second update while one runs is "Update already in progress", never retried.
             var output = await _whileBusy.ExecuteAsync(async ct => await _client.RunTaskAsync("host.call_plugin", [hostRef, Plugin, "update", new Dictionary<string, string>()], null, ct), cancellationToken);
             // XCP-ng before 8.2.1 answered failures in the result ("exit" not 0); later ones raise (patching.mjs _xcpUpdate).
             if (TryParse(output) is JsonObject r && r["exit"] is JsonValue exit && exit.ToString() != "0")

@@ -484,7 +484,7 @@ public static class PlanWriter
     }
 
     /// <summary>The update action's name in the plan: reboot, restart-toolstack, in-place, none.</summary>
-    public static string Action(UpdateAction action) => action switch
+    private static string Action(UpdateAction action) => action switch
     {
         UpdateAction.Reboot => "reboot",
         UpdateAction.RestartToolstack => "restart-toolstack",

@@ -94,6 +94,22 @@ public sealed class ApplyUpdatesRunTests
     }
 
     [Fact]
+    public async Task ASyncThatNeverAnswers_IsBoundedByTheUpdateTimeout_AndNothingIsChanged()
+    {
+        var h = Pool();
+        h.Pool.SyncHangs = true;
+        var before = h.Audit();
+
+        var report = await h.StartAsync(new MemoryJournalStore(), RunMode.Run);
+
+        Assert.NotNull(report);
+        Assert.NotEqual(RunOutcome.Done, report.Outcome);
+        Assert.Equal(before, h.Audit());
+        Assert.Empty(h.Pool.Applied);
+        Assert.All(h.Pool.Hosts, x => Assert.Equal(0, x.BootCount));
+    }
+
+    [Fact]
     public async Task KilledAtAnyAppend_ResumeInstallsEveryUpdateOnce_AndRebootsOnlyWhatMustReboot()
     {
         var clean = Pool();

@@ -35,7 +35,8 @@ public static class UpdateSteps
     public static async Task SyncAsync(RunContext run, CancellationToken abort)
     {
         run.Log.Info("Syncing the pool's update repository (pool.sync_updates)");
-        var hash = await run.Executor.ReadAsync(ct => Source(run).SyncAsync(ct), abort);
+        // Bounded like an installation, and asked once: a sync that does not answer in time ends the run before anything changed.
+        var hash = await run.Executor.DoOnceAsync<string>(null, ct => WithinAsync(run, run.Options.UpdateTimeout, Source(run).SyncAsync, ct), _ => null, abort);
         run.Executor.Record(new UpdatesSynced(hash));
     }
 
@@ -117,6 +118,21 @@ public static class UpdateSteps
         run.Log.Info("{Host}: the interrupted installation completed; not installed again", host.Name);
         return Continue;
     }
+
+    /// <summary>The call cancelled after <paramref name="bound"/> on the run's clock; the executor reports that as TIMEOUT.</summary>
+    private static async Task<T> WithinAsync<T>(RunContext run, TimeSpan bound, Func<CancellationToken, Task<T>> call, CancellationToken cancellationToken)
+    {
+        using var timeout = new CancellationTokenSource(bound, run.Clock);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
+        return await call(linked.Token);
+    }
+
+    private static async Task WithinAsync(RunContext run, TimeSpan bound, Func<CancellationToken, Task> call, CancellationToken cancellationToken) =>
+        await WithinAsync<bool>(run, bound, async ct =>
+        {
+            await call(ct);
+            return true;
+        }, cancellationToken);
 
     private static void Merge(RunContext run, PoolUpdates now)
     {
@@ -461,9 +477,10 @@ public static class UpdateSteps
             {
                 stop.ThrowIfCancellationRequested();
                 var g = Wanted(v);
+                // Each bounded by --host-timeout: a VM that does not come back in time is named, not waited for.
                 Func<CancellationToken, Task> call = g == "restart_vm"
-                    ? ct => Source(run).RestartVmAsync(v.Uuid, ct)
-                    : ct => Source(run).RestartDeviceModelsAsync(v.Uuid, ct);
+                    ? ct => WithinAsync(run, run.Options.HostTimeout, c => Source(run).RestartVmAsync(v.Uuid, c), ct)
+                    : ct => WithinAsync(run, run.Options.HostTimeout, c => Source(run).RestartDeviceModelsAsync(v.Uuid, c), ct);
                 await run.Executor.DoOnceAsync(new VmGuidanceIntended(v.Uuid, v.Name, g), call, new VmGuidanceApplied(v.Uuid, g), abort);
                 run.Log.Info("{Vm}: {Guidance} applied", v.Name, g);
             }

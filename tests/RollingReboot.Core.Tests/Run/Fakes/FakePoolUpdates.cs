@@ -25,11 +25,25 @@ internal sealed partial class FakePool
 
     public bool HasUpdates { get; set; }
 
+    /// <summary>pool.sync_updates never returns (a repository that does not answer).</summary>
+    public bool SyncHangs { get; set; }
+
     public IPoolUpdates? Updates => HasUpdates ? new FakeUpdates(this) : null;
 
     private sealed class FakeUpdates(FakePool pool) : IPoolUpdates
     {
-        public Task<string> SyncAsync(CancellationToken cancellationToken = default) => pool.Locked(() => "hash-1");
+        public async Task<string> SyncAsync(CancellationToken cancellationToken = default)
+        {
+            if (pool.SyncHangs)
+            {
+                // The repository never answers: time passes (the fake clock moves only when asked) and the caller's bound fires.
+                var fake = (Microsoft.Extensions.Time.Testing.FakeTimeProvider)pool.Clock;
+                fake.Advance(TimeSpan.FromHours(3));
+                await Task.Delay(Timeout.InfiniteTimeSpan, fake, cancellationToken);
+            }
+
+            return await pool.Locked(() => "hash-1");
+        }
 
         public Task<PoolUpdates> ReadAsync(IReadOnlyList<string>? hostUuids = null, CancellationToken cancellationToken = default) => pool.Locked(() =>
         {
@@ -107,6 +121,8 @@ internal sealed partial class FakePool
     }
 
     private DateTimeOffset Now() => clock.GetUtcNow();
+
+    private TimeProvider Clock => clock;
 
     private Task<T> Locked<T>(Func<T> f)
     {
