@@ -7,6 +7,9 @@ namespace RollingReboot.Bench;
 /// <summary>The rollreboot CLI as a child process under <c>/usr/bin/time -v</c>, with the lab's environment.</summary>
 public sealed class CliRunner(string cliDll, string workDirectory)
 {
+    /// <summary>Where the run's files go (logs, state, the lab's audit).</summary>
+    public string WorkDirectory => workDirectory;
+
     public async Task<CliOutcome> RunAsync(IReadOnlyDictionary<string, string> labEnv, IReadOnlyList<string> args, string tag, TimeSpan wallLimit, CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(workDirectory);

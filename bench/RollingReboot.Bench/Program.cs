@@ -186,7 +186,10 @@ internal static class Runner
 
         result.XapiCalls = lab.XapiRequests;
         result.CloudStackCalls = lab.CloudStackRequests;
-        var m = AuditMetrics.From(lab.Audit());
+        var audit = lab.Audit();
+        // The whole audit beside the run's logs, to look into a run afterwards (not part of the results).
+        await File.WriteAllTextAsync(Path.Combine(cli.WorkDirectory, $"{bench.Id}--{method}.audit.json"), audit.ToJsonString());
+        var m = AuditMetrics.From(audit);
         result.MakespanSeconds = m.MakespanSeconds;
         result.HostsPhaseSeconds = m.HostsPhaseSeconds;
         result.Migrations = m.Migrations;
@@ -259,20 +262,36 @@ internal static class Runner
         return summary;
     }
 
-    /// <summary>From the CLI's log: each host's "back in XAPI" to "answers over SSH", in simulated seconds.</summary>
+    /// <summary>From the CLI's log: each host's "back in XAPI" to "answers over SSH", in simulated seconds; 0 when SSH had
+    /// answered with the new boot id first (the proof already in hand when XAPI shows the host back).</summary>
     private static List<HostGap> SshProof(IReadOnlyList<LogLine> log, DateTimeOffset origin)
     {
         var gaps = new List<HostGap>();
         var back = new Dictionary<string, DateTimeOffset>();
+        var ssh = new Dictionary<string, DateTimeOffset>();
         foreach (var line in log.OrderBy(l => l.At))
         {
             if (line.Template.Contains("is back in XAPI", StringComparison.Ordinal))
             {
-                back[line.Host] = line.At;
+                if (ssh.Remove(line.Host))
+                {
+                    gaps.Add(new HostGap(line.Host, (line.At - origin).TotalSeconds, 0));
+                }
+                else
+                {
+                    back[line.Host] = line.At;
+                }
             }
-            else if (line.Template.Contains("answers over SSH with a new boot id", StringComparison.Ordinal) && back.Remove(line.Host, out var b))
+            else if (line.Template.Contains("answers over SSH with a new boot id", StringComparison.Ordinal))
             {
-                gaps.Add(new HostGap(line.Host, (b - origin).TotalSeconds, (line.At - b).TotalSeconds));
+                if (back.Remove(line.Host, out var b))
+                {
+                    gaps.Add(new HostGap(line.Host, (b - origin).TotalSeconds, (line.At - b).TotalSeconds));
+                }
+                else
+                {
+                    ssh[line.Host] = line.At;
+                }
             }
         }
 

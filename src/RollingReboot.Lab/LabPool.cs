@@ -113,4 +113,6 @@ public sealed class LabPool : ISimEnvironment
     void ISimEnvironment.XapiServing(SimHost host, bool serving) => _runtime.XapiServing(this, host, serving);
 
     void ISimEnvironment.HostPowered(SimHost host, bool up) => _runtime.HostPowered(this, host, up);
+
+    void ISimEnvironment.SshAnswering(SimHost host, string bootId) => _runtime.SshAnswering(this, host, bootId);
 }

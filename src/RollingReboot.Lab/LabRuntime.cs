@@ -325,21 +325,38 @@ public sealed class LabRuntime : IAsyncDisposable
             if (_sshd is not null)
             {
                 var sshName = SshName(pool, host);
-                if (up)
-                {
-                    ApplySshFaults(pool, host.Name, sshName);
-                    _sshd.SetBootId(sshName, bootId);
-                    await _sshd.StartHostAsync(sshName, host.Address, bootId, _stop.Token);
-                }
-                else
+                if (!up)
                 {
                     await _sshd.StopHostAsync(sshName);
+                }
+                else if (!_sshd.IsRunning(sshName))
+                {
+                    // Not answering since earlier in this boot (SshAnswering): a host brought up without a boot (a test's
+                    // power-on of a host that never went through one) starts it now.
+                    await StartSshAsync(pool, host, sshName, bootId);
                 }
             }
 
             // The host's own cluster reacts (a host of another pool is none of its business).
             pool.CloudStack?.OnPoolChanged();
         });
+    }
+
+    /// <summary>A booting host's sshd answers before its xapi starts (<c>pool.sshBeforeXapiSeconds</c>), with the new boot id.</summary>
+    internal void SshAnswering(LabPool pool, SimHost host, string bootId) =>
+        _effects.Writer.TryWrite(async () =>
+        {
+            if (_sshd is not null)
+            {
+                await StartSshAsync(pool, host, SshName(pool, host), bootId);
+            }
+        });
+
+    private async Task StartSshAsync(LabPool pool, SimHost host, string sshName, string bootId)
+    {
+        ApplySshFaults(pool, host.Name, sshName);
+        _sshd!.SetBootId(sshName, bootId);
+        await _sshd.StartHostAsync(sshName, host.Address, bootId, _stop.Token);
     }
 
     /// <summary>SSH faults strike at the host's next boot: a new host key, or the CLI's key refused.</summary>

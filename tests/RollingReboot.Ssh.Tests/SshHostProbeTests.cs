@@ -133,6 +133,60 @@ public sealed class SshHostProbeTests(LabSshdFixture fixture) : IDisposable
     }
 
     [Fact]
+    public async Task LabHost_Down_RefusesAndResetsOpenSessions_UpAgain_AnswersTheNewBoot()
+    {
+        var firstBoot = NewBootId();
+        var secondBoot = NewBootId();
+        var probe = new SshHostProbe(fixture.Options());
+        await Sshd.StartHostAsync("xen-gate", Address(13), firstBoot);
+        try
+        {
+            // A session open when the host loses power: the banner came through the gate.
+            using var tcp = new TcpClient(AddressFamily.InterNetwork);
+            await tcp.ConnectAsync(IPAddress.Parse(Address(13)), Sshd.Port);
+            var stream = tcp.GetStream();
+            var buffer = new byte[256];
+            var read = await stream.ReadAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.StartsWith("SSH-", Encoding.ASCII.GetString(buffer, 0, read), StringComparison.Ordinal);
+
+            await Sshd.StopHostAsync("xen-gate");
+
+            Assert.False(Sshd.IsRunning("xen-gate"));
+            Assert.True(await EndsAsync(stream).WaitAsync(TimeSpan.FromSeconds(10)), "the open session outlived the host");
+            Assert.Equal(ProbeOutcome.HostDown, (await probe.GetBootIdAsync("xen-gate", Address(13))).Outcome);
+
+            await Sshd.StartHostAsync("xen-gate", Address(13), secondBoot);
+
+            Assert.True(Sshd.IsRunning("xen-gate"));
+            var after = await probe.GetBootIdAsync("xen-gate", Address(13));
+            Assert.True(after.Outcome == ProbeOutcome.Answered, after.Detail);
+            Assert.Equal(secondBoot, after.BootId);
+        }
+        finally
+        {
+            await Sshd.StopHostAsync("xen-gate");
+        }
+
+        static async Task<bool> EndsAsync(NetworkStream stream)
+        {
+            var rest = new byte[4096];
+            try
+            {
+                // Whatever sshd still sent may arrive first; then the end (EOF or a reset), never a hang.
+                while (await stream.ReadAsync(rest) > 0)
+                {
+                }
+
+                return true;
+            }
+            catch (IOException)
+            {
+                return true;
+            }
+        }
+    }
+
+    [Fact]
     public async Task WaitForNewBoot_SshdRestartedInSameBoot_IsNotANewBoot()
     {
         var bootId = NewBootId();

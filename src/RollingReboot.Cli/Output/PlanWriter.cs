@@ -171,8 +171,9 @@ public static class PlanWriter
             var o = plan.Options;
             w.WriteStartObject("options");
             w.WriteNumber("threads", o.Threads);
-            w.WriteNumber("maxMigrationsPerSource", o.MaxMigrationsPerSource);
-            w.WriteNumber("maxMigrationsPerTarget", o.MaxMigrationsPerTarget);
+            w.WriteNumber("maxMigrationsPerSource", o.EffectiveMaxMigrationsPerSource);
+            w.WriteNumber("maxMigrationsPerTarget", o.EffectiveMaxMigrationsPerTarget);
+            w.WriteNumber("staggerSeconds", PlanEstimator.StaggerSeconds(o));
             w.WriteNumber("maxHostsDown", o.MaxHostsDown);
             w.WriteBoolean("onlyNeedingReboot", o.OnlyNeedingReboot);
             w.WriteBoolean("applyUpdates", o.ApplyUpdates);

@@ -21,8 +21,8 @@ public static class EvacuationPlanner
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(constraints);
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Threads, 1, nameof(options));
-        ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxMigrationsPerSource, 1, nameof(options));
-        ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxMigrationsPerTarget, 1, nameof(options));
+        ArgumentOutOfRangeException.ThrowIfNegative(options.MaxMigrationsPerSource, nameof(options));
+        ArgumentOutOfRangeException.ThrowIfNegative(options.MaxMigrationsPerTarget, nameof(options));
         ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxHostsDown, 1, nameof(options));
         if (options.MigrationModel.StreamMBps <= 0 || options.MigrationModel.HostLinkMBps <= 0)
         {

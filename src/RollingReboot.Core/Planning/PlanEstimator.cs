@@ -51,8 +51,8 @@ public static class PlanEstimator
 
         var model = options.MigrationModel;
         int threads = Math.Max(1, options.Threads);
-        int maxSource = Math.Max(1, options.MaxMigrationsPerSource);
-        int maxTarget = Math.Max(1, options.MaxMigrationsPerTarget);
+        int maxSource = options.EffectiveMaxMigrationsPerSource;
+        int maxTarget = options.EffectiveMaxMigrationsPerTarget;
         double streamRate = model.StreamWireMBps * MigrationModel.BytesPerMB;
         double linkRate = model.HostLinkMBps * MigrationModel.BytesPerMB;
 
@@ -85,11 +85,20 @@ public static class PlanEstimator
         var finished = new bool[n];
         int completed = 0;
         double now = 0;
+        // The slots open one after another, SetupSeconds / threads apart (as the run staggers them), so that migrations
+        // of equal size do not set up, move and end in lockstep with the link idle while all of them set up again.
+        double stagger = StaggerSeconds(options);
+        int slotsOpened = 0;
 
         while (completed < n)
         {
             for (int p = firstPending; p < n && active.Count < threads; p++)
             {
+                if (slotsOpened < threads && now + Epsilon < slotsOpened * stagger)
+                {
+                    break;
+                }
+
                 int m = order[p];
                 if (started[m] || sourceActive[source[m]] >= maxSource || targetActive[target[m]] >= maxTarget)
                 {
@@ -97,6 +106,7 @@ public static class PlanEstimator
                 }
 
                 started[m] = true;
+                slotsOpened++;
                 sourceActive[source[m]]++;
                 targetActive[target[m]]++;
                 inSetup[m] = true;
@@ -134,12 +144,19 @@ public static class PlanEstimator
                 }
             }
 
+            // The next slot to open, while some are still closed and migrations wait.
+            double opens = slotsOpened < threads && firstPending < n ? (slotsOpened * stagger) - now : double.PositiveInfinity;
             if (active.Count == 0)
             {
+                if (!double.IsPositiveInfinity(opens))
+                {
+                    now += Math.Max(0, opens);
+                }
+
                 continue;
             }
 
-            double step = double.PositiveInfinity;
+            double step = opens > Epsilon ? opens : double.PositiveInfinity;
             foreach (int m in active)
             {
                 if (inSetup[m])
@@ -195,6 +212,15 @@ public static class PlanEstimator
             sourceTransfers[source[m]]--;
             targetTransfers[target[m]]--;
         }
+    }
+
+    /// <summary>How far apart the first migrations of a batch start (<see cref="PlanOptions.StaggerStarts"/>): the model's
+    /// setup time shared out over the slots; 0 without it.</summary>
+    public static double StaggerSeconds(PlanOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        int threads = Math.Max(1, options.Threads);
+        return options.StaggerStarts && threads > 1 ? Math.Max(0, options.MigrationModel.SetupSeconds) / threads : 0;
     }
 
     /// <summary>

@@ -42,9 +42,21 @@ public sealed record PlanOptions
     /// <summary>Live migrations running at once within one step (or wave).</summary>
     public int Threads { get; init; } = 5;
 
-    public int MaxMigrationsPerSource { get; init; } = 3;
+    /// <summary>Migrations out of one host at once; 0 (the default): as many as <see cref="Threads"/>. Several streams fill
+    /// a link (one stream is capped below it and spends its setup moving nothing); XAPI's own host.evacuate runs up to 10
+    /// from one host (xapi_host.ml evacuate, evacuate_batch_size).</summary>
+    public int MaxMigrationsPerSource { get; init; }
 
-    public int MaxMigrationsPerTarget { get; init; } = 3;
+    /// <summary>Migrations into one host at once; 0 (the default): as many as <see cref="Threads"/>.</summary>
+    public int MaxMigrationsPerTarget { get; init; }
+
+    /// <summary>Whether the first migrations of a batch start <see cref="PlanEstimator.StaggerSeconds"/> apart: equal VMs
+    /// started together set up, move and end together, and the link idles while all of them set up again.</summary>
+    public bool StaggerStarts { get; init; } = true;
+
+    public int EffectiveMaxMigrationsPerSource => MaxMigrationsPerSource > 0 ? MaxMigrationsPerSource : Math.Max(1, Threads);
+
+    public int EffectiveMaxMigrationsPerTarget => MaxMigrationsPerTarget > 0 ? MaxMigrationsPerTarget : Math.Max(1, Threads);
 
     /// <summary>
     /// Non-master hosts evacuated and rebooted together (a wave). The master always goes alone.

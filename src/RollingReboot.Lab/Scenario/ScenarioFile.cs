@@ -62,6 +62,11 @@ public sealed class PoolSpec
     /// <summary>Lab extension: seconds a restarted toolstack answers HOST_STILL_BOOTING before it serves.</summary>
     public double ToolstackStartSeconds { get; set; } = 5;
 
+    /// <summary>Lab extension: how long before xapi starts on a booting host its sshd answers (at most the reboot time).
+    /// sshd.service needs only the network; xapi.service (xen-api scripts/xapi.service) waits for xcp-networkd, xenopsd-xc,
+    /// xcp-rrdd, time-sync.target and more.</summary>
+    public double SshBeforeXapiSeconds { get; set; } = 10;
+
     /// <summary>Lab extension: the pool's other_config at the start (e.g. {"auto_poweron": "true"}).</summary>
     public Dictionary<string, string>? OtherConfig { get; set; }
 

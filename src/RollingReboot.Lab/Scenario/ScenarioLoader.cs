@@ -239,6 +239,11 @@ public static class ScenarioLoader
             problems.Add($"pool.ha.heartbeatSr {hb} must name a shared SR in srs");
         }
 
+        if (s.Pool.ToolstackStartSeconds < 0 || s.Pool.SshBeforeXapiSeconds < 0)
+        {
+            problems.Add("pool.toolstackStartSeconds and pool.sshBeforeXapiSeconds must not be negative");
+        }
+
         var used = new Dictionary<string, long>();
         foreach (var vm in s.Vms)
         {

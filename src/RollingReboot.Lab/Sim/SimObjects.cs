@@ -36,6 +36,9 @@ internal sealed class SimHost
     public DateTimeOffset BootTime { get; set; }
     public DateTimeOffset AgentStartTime { get; set; }
     public string BootId { get; set; } = Guid.NewGuid().ToString();
+
+    /// <summary>The boot id of the boot under way while the host is down and coming back (its sshd answers it early).</summary>
+    public string? NextBootId { get; set; }
     public List<string> PendingGuidances { get; } = [];
     public List<string> PendingGuidancesRecommended { get; } = [];
     public List<string> PendingGuidancesFull { get; } = [];

@@ -10,6 +10,9 @@ internal interface ISimEnvironment
     void XapiServing(SimHost host, bool serving);
 
     void HostPowered(SimHost host, bool up);
+
+    /// <summary>A booting host's sshd answers, with the boot id of the boot under way (before xapi starts).</summary>
+    void SshAnswering(SimHost host, string bootId);
 }
 
 /// <summary>
@@ -1026,7 +1029,7 @@ internal sealed partial class SimPool : ILabPoolView
         _environment?.HostPowered(h, false);
         if (!h.NeverReturns && !powerOff)
         {
-            Schedule(Now + h.RebootSeconds, () => ComeUp(h));
+            ScheduleBoot(h);
         }
     }
 
@@ -1034,8 +1037,28 @@ internal sealed partial class SimPool : ILabPoolView
     {
         if (h.Power == HostPower.Down && !h.NeverReturns)
         {
-            Schedule(Now + h.RebootSeconds, () => ComeUp(h));
+            ScheduleBoot(h);
         }
+    }
+
+    /// <summary>
+    /// The boot of a host that is down: its sshd answers <c>pool.sshBeforeXapiSeconds</c> before xapi starts (sshd.service
+    /// needs only the network; scripts/xapi.service starts after xcp-networkd, xenopsd-xc, xcp-rrdd, time-sync.target
+    /// and more), then <see cref="ComeUp"/>: xapi starts, boot_time and agent_start_time are set, the host is live.
+    /// </summary>
+    private void ScheduleBoot(SimHost h)
+    {
+        var bootId = Guid.NewGuid().ToString();
+        h.NextBootId = bootId;
+        var sshLead = Math.Clamp(Scenario.Pool.SshBeforeXapiSeconds, 0, h.RebootSeconds);
+        Schedule(Now + h.RebootSeconds - sshLead, () =>
+        {
+            if (h.Power == HostPower.Down && h.NextBootId == bootId)
+            {
+                _environment?.SshAnswering(h, bootId);
+            }
+        });
+        Schedule(Now + h.RebootSeconds, () => ComeUp(h));
     }
 
     private void ComeUp(SimHost h)
@@ -1045,7 +1068,8 @@ internal sealed partial class SimPool : ILabPoolView
         h.Live = true;
         h.BootTime = now;
         h.AgentStartTime = now;
-        h.BootId = Guid.NewGuid().ToString();
+        h.BootId = h.NextBootId ?? Guid.NewGuid().ToString();
+        h.NextBootId = null;
         h.BootCount++;
         // Pool.hello marks a member disabled until its toolstack is ready (xapi/xapi_pool.ml hello).
         h.Enabled = false;

@@ -7,8 +7,9 @@ using System.Text;
 namespace RollingReboot.Lab.Ssh;
 
 /// <summary>
-/// One real OpenSSH <c>sshd</c> per simulated host, each listening on the host's own loopback address and the
-/// same port. The client key pair and a known_hosts file holding every host key are generated here, so the CLI
+/// One real OpenSSH <c>sshd</c> per simulated host, each reached at the host's own loopback address and the
+/// same port, through the host's <see cref="SshGate"/> (open while the host is up; the sshd itself runs on a private
+/// port of that address from the host's first start to the lab's end). The client key pair and a known_hosts file holding every host key are generated here, so the CLI
 /// verifies host keys exactly as on a real pool, with no trust on first use. Whatever command the CLI runs,
 /// the host answers the simulated boot id (a forced command in authorized_keys), which changes at each
 /// simulated boot.
@@ -182,13 +183,22 @@ public sealed class LabSshd : IAsyncDisposable, IDisposable
                 throw new InvalidOperationException($"Host {hostName} has address {host.Address}, not {address}.");
             }
 
-            if (host.Process is { HasExited: false })
+            if (host.Gate.IsOpen)
             {
                 throw new InvalidOperationException($"sshd of host {hostName} is already running.");
             }
         }
 
         WriteBootId(host, bootId);
+        if (host.Process is { HasExited: false } && !host.RestartNeeded)
+        {
+            // Its sshd kept running while the host was down: the host answers as soon as the gate opens.
+            host.Gate.Open();
+            return;
+        }
+
+        await StopProcessAsync(host);
+        host.RestartNeeded = false;
         if (Environment.IsPrivilegedProcess && !OperatingSystem.IsWindows())
         {
             // sshd running as root insists on its privilege separation directory, root's and not group/world writable.
@@ -224,26 +234,39 @@ public sealed class LabSshd : IAsyncDisposable, IDisposable
         try
         {
             await WaitUntilListeningAsync(host, process, stderr, cancellationToken);
+            host.Gate.Open();
         }
         catch
         {
-            await StopHostAsync(hostName);
+            await StopProcessAsync(host);
             throw;
         }
     }
 
-    /// <summary>Kills the host's sshd and every session it forked: the host is down, connections are refused.</summary>
-    public async Task StopHostAsync(string hostName)
+    /// <summary>The host is down: its gate closes (connections are refused) and every session through it is reset.</summary>
+    public Task StopHostAsync(string hostName)
     {
         ArgumentException.ThrowIfNullOrEmpty(hostName);
+        HostState? host;
+        lock (_lock)
+        {
+            if (!_hosts.TryGetValue(hostName, out host))
+            {
+                return Task.CompletedTask;
+            }
+        }
+
+        host.Gate.Close();
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Kills the host's sshd and every session it forked (a restart for a new host key, or the lab's end).</summary>
+    private async Task StopProcessAsync(HostState host)
+    {
+        var hostName = host.Name;
         Process? process;
         lock (_lock)
         {
-            if (!_hosts.TryGetValue(hostName, out var host))
-            {
-                return;
-            }
-
             process = host.Process;
             host.Process = null;
         }
@@ -295,12 +318,12 @@ public sealed class LabSshd : IAsyncDisposable, IDisposable
         WriteBootId(host, bootId);
     }
 
-    /// <summary>Whether the host's sshd is running.</summary>
+    /// <summary>Whether the host answers SSH (its gate open and its sshd running).</summary>
     public bool IsRunning(string hostName)
     {
         lock (_lock)
         {
-            return _hosts.TryGetValue(hostName, out var host) && host.Process is { HasExited: false };
+            return _hosts.TryGetValue(hostName, out var host) && host.Gate.IsOpen && host.Process is { HasExited: false };
         }
     }
 
@@ -321,18 +344,19 @@ public sealed class LabSshd : IAsyncDisposable, IDisposable
         }
 
         _disposed = true;
-        List<string> names;
+        List<HostState> hosts;
         lock (_lock)
         {
-            names = [.. _hosts.Keys];
+            hosts = [.. _hosts.Values];
         }
 
         List<Exception> errors = [];
-        foreach (var name in names)
+        foreach (var host in hosts)
         {
+            host.Gate.Close();
             try
             {
-                await StopHostAsync(name);
+                await StopProcessAsync(host);
             }
             catch (InvalidOperationException ex)
             {
@@ -358,6 +382,7 @@ public sealed class LabSshd : IAsyncDisposable, IDisposable
         {
             foreach (var host in _hosts.Values)
             {
+                host.Gate.Close();
                 if (host.Process is { } process)
                 {
                     try
@@ -387,6 +412,12 @@ public sealed class LabSshd : IAsyncDisposable, IDisposable
         File.Delete(keyPath);
         File.Delete(keyPath + ".pub");
         GenerateKey(keyPath, $"rollreboot-lab-{hostName}-replaced");
+        // sshd reads its host key when it starts: the next start of the host restarts it (authorized_keys, by contrast,
+        // is read at each connection).
+        lock (_lock)
+        {
+            _hosts[hostName].RestartNeeded = true;
+        }
     }
 
     /// <summary>Fault: the host no longer accepts the CLI's key (authorized_keys emptied). Call while its sshd is stopped.</summary>
@@ -415,6 +446,7 @@ public sealed class LabSshd : IAsyncDisposable, IDisposable
         var bootIdPath = Path.Combine(directory, "boot_id");
         var authorizedKeysPath = Path.Combine(directory, "authorized_keys");
         var configPath = Path.Combine(directory, "sshd_config");
+        var privatePort = FreePortOn(address);
 
         // A simulated host's shell: the boot id command answers the host's current simulated boot id; any other
         // command (an operator's hook, a needs-reboot check) runs in the host's own lab directory.
@@ -434,7 +466,7 @@ public sealed class LabSshd : IAsyncDisposable, IDisposable
             $"command=\"{ShellQuote(shellPath).Replace("\"", "\\\"", StringComparison.Ordinal)}\",no-pty,no-port-forwarding,no-agent-forwarding,no-X11-forwarding {_clientPublicKey}\n");
 
         var config = new StringBuilder()
-            .Append(CultureInfo.InvariantCulture, $"ListenAddress {address}:{Port}\n")
+            .Append(CultureInfo.InvariantCulture, $"ListenAddress {address}:{privatePort}\n")
             .Append(CultureInfo.InvariantCulture, $"HostKey {hostKeyPath}\n")
             .Append(CultureInfo.InvariantCulture, $"PidFile {Path.Combine(directory, "sshd.pid")}\n")
             .Append(CultureInfo.InvariantCulture, $"AuthorizedKeysFile {authorizedKeysPath}\n")
@@ -456,7 +488,9 @@ public sealed class LabSshd : IAsyncDisposable, IDisposable
             .ToString();
         File.WriteAllText(configPath, config);
 
-        return new HostState(hostName, address, configPath, bootIdPath, publicKey);
+        var ip = IPAddress.Parse(address);
+        return new HostState(hostName, address, configPath, bootIdPath, publicKey, privatePort,
+            new SshGate(new IPEndPoint(ip, Port), new IPEndPoint(ip, privatePort)));
     }
 
     private void WriteKnownHosts()
@@ -496,10 +530,10 @@ public sealed class LabSshd : IAsyncDisposable, IDisposable
             {
                 await process.WaitForExitAsync(cancellationToken);
                 throw new InvalidOperationException(
-                    $"sshd of host {host.Name} on {host.Address}:{Port} exited with code {process.ExitCode}: {stderr}");
+                    $"sshd of host {host.Name} on {host.Address}:{host.PrivatePort} exited with code {process.ExitCode}: {stderr}");
             }
 
-            if (await AnswersSshBannerAsync(host.Address, Port, cancellationToken))
+            if (await AnswersSshBannerAsync(host.Address, host.PrivatePort, cancellationToken))
             {
                 return;
             }
@@ -507,7 +541,7 @@ public sealed class LabSshd : IAsyncDisposable, IDisposable
             if (_timeProvider.GetElapsedTime(start) > s_startTimeout)
             {
                 throw new InvalidOperationException(
-                    $"sshd of host {host.Name} did not accept connections on {host.Address}:{Port} within {s_startTimeout}: {stderr}");
+                    $"sshd of host {host.Name} did not accept connections on {host.Address}:{host.PrivatePort} within {s_startTimeout}: {stderr}");
             }
 
             await Task.Delay(s_pollInterval, _timeProvider, cancellationToken);
@@ -591,6 +625,22 @@ public sealed class LabSshd : IAsyncDisposable, IDisposable
         return $"{fields[0]} {fields[1]}";
     }
 
+    /// <summary>A port free on this address now, other than the hosts' SSH port: a host's private sshd port.</summary>
+    private int FreePortOn(string address)
+    {
+        while (true)
+        {
+            var probe = new TcpListener(IPAddress.Parse(address), 0);
+            probe.Start();
+            var port = ((IPEndPoint)probe.LocalEndpoint).Port;
+            probe.Stop();
+            if (port != Port)
+            {
+                return port;
+            }
+        }
+    }
+
     private static string? FindKeygen()
     {
         foreach (var candidate in s_keygenCandidates)
@@ -620,8 +670,17 @@ public sealed class LabSshd : IAsyncDisposable, IDisposable
 
     private static string ShellQuote(string text) => "'" + text.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 
-    private sealed class HostState(string name, string address, string configPath, string bootIdPath, string publicKey)
+    private sealed class HostState(string name, string address, string configPath, string bootIdPath, string publicKey, int privatePort, SshGate gate)
     {
+        /// <summary>Where the host's sshd listens, behind its gate.</summary>
+        public int PrivatePort { get; } = privatePort;
+
+        /// <summary>The host's SSH port as clients see it.</summary>
+        public SshGate Gate { get; } = gate;
+
+        /// <summary>Its host key changed: the next start restarts sshd.</summary>
+        public bool RestartNeeded { get; set; }
+
         public string Name { get; } = name;
 
         public string Address { get; } = address;

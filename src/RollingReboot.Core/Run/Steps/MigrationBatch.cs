@@ -12,7 +12,12 @@ public sealed record EvacuationResult(int Moved, long Bytes, int Retries, IReadO
 }
 
 /// <summary>
-/// Live migrations in parallel: --threads at a time, at most --max-migrations-per-target into one host, largest first.
+/// Live migrations in parallel, scheduled to keep the source's link full: at most --threads at a time, at most
+/// <see cref="PlanOptions.MaxMigrationsPerTarget"/> into one host, largest first, and each slot refilled as soon as a
+/// migration ends with the largest one left whose target has room (a migration waiting for a full target never holds a
+/// slot another could use). XAPI's own host.evacuate runs up to 10 at once from one host (xapi_host.ml evacuate,
+/// evacuate_batch_size): several streams are needed to fill a link, since one stream is capped well below it and
+/// spends its first seconds in setup moving nothing.
 /// A migration is never repeated blindly: after a failure the VM is re-read (a lost reply may hide a migration that
 /// ran) and only a VM still on its source is tried again, elsewhere if another host fits.
 /// </summary>
@@ -21,21 +26,91 @@ public static class MigrationBatch
     public static async Task<EvacuationResult> EvacuateAsync(RunContext run, HostState host, PlanStep step, CancellationToken abort)
     {
         var threads = Math.Max(1, run.Options.Plan.Threads);
-        var perTarget = Math.Max(1, run.Options.Plan.MaxMigrationsPerTarget);
-        using var gate = new SemaphoreSlim(threads);
-        var targetGates = step.Migrations.Select(m => m.ToUuid).Distinct().ToDictionary(t => t, _ => new SemaphoreSlim(perTarget));
+        var perTarget = Math.Max(1, run.Options.Plan.EffectiveMaxMigrationsPerTarget);
+        var targetGates = new Dictionary<string, SemaphoreSlim>(StringComparer.Ordinal);
+        foreach (var t in step.Migrations.Select(m => m.ToUuid).Distinct())
+        {
+            targetGates[t] = new SemaphoreSlim(perTarget);
+        }
+
+        var pending = new LinkedList<PlannedMigration>(step.Migrations.OrderByDescending(m => m.MemoryBytes));
+        // Completed (and replaced) whenever a migration ends: what a slot waiting for room awaits.
+        var ended = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        // Completed once every migration is taken: a slot not open yet has nothing left to wait for.
+        var allTaken = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var moved = 0;
         long bytes = 0;
         var retries = 0;
         var failures = new List<string>();
+        // Cancelled when a slot fails (the run aborted, the process dying): no slot takes another migration, none waits on;
+        // migrations in flight end as they would.
+        using var stopTaking = CancellationTokenSource.CreateLinkedTokenSource(abort);
         try
         {
-            await Task.WhenAll(step.Migrations.OrderByDescending(m => m.MemoryBytes).Select(async m =>
+            // The slots open SetupSeconds / threads apart: migrations of equal size started together would set up, move and
+            // end together, and the link would idle while all of them set up again (the estimate staggers them the same way).
+            var stagger = TimeSpan.FromSeconds(PlanEstimator.StaggerSeconds(run.Options.Plan));
+            await Task.WhenAll(Enumerable.Range(0, Math.Min(threads, pending.Count)).Select(async i =>
             {
-                await gate.WaitAsync(abort);
                 try
                 {
-                    var outcome = await MigrateOneAsync(run, host, m, targetGates, abort);
+                    await WorkerAsync(stagger * i);
+                }
+                catch (OperationCanceledException) when (stopTaking.IsCancellationRequested && !abort.IsCancellationRequested)
+                {
+                    // A sibling failed: this slot stops taking work; the sibling's failure is what the batch reports.
+                }
+                catch
+                {
+                    await stopTaking.CancelAsync();
+                    throw;
+                }
+            }));
+        }
+        finally
+        {
+            foreach (var g in targetGates.Values)
+            {
+                g.Dispose();
+            }
+        }
+
+        return new EvacuationResult(moved, bytes, retries, failures);
+
+        // One slot: takes the largest migration whose target has room, runs it, and takes the next, until none is left.
+        async Task WorkerAsync(TimeSpan opensAfter)
+        {
+            if (opensAfter > TimeSpan.Zero)
+            {
+                using var opened = CancellationTokenSource.CreateLinkedTokenSource(stopTaking.Token);
+                var delay = Task.Delay(opensAfter, run.Clock, opened.Token);
+                if (await Task.WhenAny(delay, allTaken.Task) != delay)
+                {
+                    await opened.CancelAsync();
+                    return;
+                }
+
+                await delay;
+            }
+
+            while (true)
+            {
+                stopTaking.Token.ThrowIfCancellationRequested();
+                PlannedMigration? m;
+                while (!TryTake(out m, out var roomLater))
+                {
+                    if (roomLater is null)
+                    {
+                        return;
+                    }
+
+                    // Every target with work left is full: wait for a migration to end, then look again.
+                    await roomLater.WaitAsync(stopTaking.Token);
+                }
+
+                try
+                {
+                    var outcome = await MigrateOneAsync(run, host, m!, targetGates, alreadyAdmitted: true, abort);
                     if (outcome.Retries > 0)
                     {
                         Interlocked.Add(ref retries, outcome.Retries);
@@ -51,36 +126,63 @@ public static class MigrationBatch
                     else if (outcome.Moved)
                     {
                         var n = Interlocked.Increment(ref moved);
-                        Interlocked.Add(ref bytes, m.MemoryBytes);
+                        Interlocked.Add(ref bytes, m!.MemoryBytes);
                         ReportProgress(run, host, step, n);
                     }
                 }
                 finally
                 {
-                    gate.Release();
+                    // Wake every slot waiting for room: any of them may now take a migration to the freed target.
+                    TaskCompletionSource wake;
+                    lock (pending)
+                    {
+                        wake = ended;
+                        ended = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    }
+
+                    wake.TrySetResult();
                 }
-            }));
-        }
-        finally
-        {
-            foreach (var g in targetGates.Values)
-            {
-                g.Dispose();
             }
         }
 
-        return new EvacuationResult(moved, bytes, retries, failures);
+        // The largest migration left whose target has room; else null, with what to await (null: nothing left).
+        bool TryTake(out PlannedMigration? taken, out Task? roomLater)
+        {
+            lock (pending)
+            {
+                for (var node = pending.First; node is not null; node = node.Next)
+                {
+                    if (targetGates[node.Value.ToUuid].Wait(0))
+                    {
+                        taken = node.Value;
+                        pending.Remove(node);
+                        if (pending.Count == 0)
+                        {
+                            allTaken.TrySetResult();
+                        }
+
+                        roomLater = null;
+                        return true;
+                    }
+                }
+
+                taken = null;
+                roomLater = pending.Count == 0 ? null : ended.Task;
+                return false;
+            }
+        }
     }
 
     private sealed record MigrationOutcome(bool Moved, int Retries, string? Failure);
 
-    private static async Task<MigrationOutcome> MigrateOneAsync(RunContext run, HostState host, PlannedMigration m, Dictionary<string, SemaphoreSlim> targetGates, CancellationToken abort)
+    private static async Task<MigrationOutcome> MigrateOneAsync(RunContext run, HostState host, PlannedMigration m, Dictionary<string, SemaphoreSlim> targetGates, bool alreadyAdmitted, CancellationToken abort)
     {
         var target = m.ToUuid;
         for (var attempt = 0; ; attempt++)
         {
+            // The first attempt was admitted by the scheduler (its target's slot taken); a retry, maybe elsewhere, asks again.
             var tgate = targetGates.GetValueOrDefault(target);
-            if (tgate is not null)
+            if (tgate is not null && (attempt > 0 || !alreadyAdmitted))
             {
                 await tgate.WaitAsync(abort);
             }

@@ -428,7 +428,28 @@ internal sealed partial class FakePool(TimeProvider clock) : IPoolConnection
     /// <summary>A test's say on a migration (VM uuid, target uuid): an error code refuses it, null lets it run.</summary>
     public Func<string, string, string?>? MigrationRefusal { get; set; }
 
-    public Task MigrateVmAsync(string vmUuid, string targetHostUuid, MigrationRoute route, IProgress<double>? progress, CancellationToken cancellationToken) => Mutate(() =>
+    /// <summary>How long a migration takes on the fake clock before the VM is on its target (zero: at once).</summary>
+    public TimeSpan MigrationTime { get; set; }
+
+    /// <summary>Each migration that went through: VM name, target uuid, when it was asked for and when it ended.</summary>
+    public List<(string Vm, string Target, DateTimeOffset Start, DateTimeOffset End)> MigrationTimes { get; } = [];
+
+    public async Task MigrateVmAsync(string vmUuid, string targetHostUuid, MigrationRoute route, IProgress<double>? progress, CancellationToken cancellationToken)
+    {
+        var start = clock.GetUtcNow();
+        if (MigrationTime > TimeSpan.Zero)
+        {
+            await Task.Delay(MigrationTime, clock, cancellationToken);
+        }
+
+        await MigrateNowAsync(vmUuid, targetHostUuid, route);
+        lock (MigrationTimes)
+        {
+            MigrationTimes.Add((Vms.First(v => v.Uuid == vmUuid).Name, targetHostUuid, start, clock.GetUtcNow()));
+        }
+    }
+
+    private Task MigrateNowAsync(string vmUuid, string targetHostUuid, MigrationRoute route) => Mutate(() =>
     {
         Routes.Add((Vms.First(v => v.Uuid == vmUuid).Name, route));
         var vm = Vms.First(v => v.Uuid == vmUuid);
