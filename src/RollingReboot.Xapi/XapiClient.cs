@@ -71,6 +71,9 @@ public sealed class XapiClient : IAsyncDisposable
         _tasks = new TaskWatcher(this);
         // The master search: one attempt asks the believed master, then every other known host; while none can say,
         // it is tried again after 0.5 s, 1 s, 2 s, 4 s, then every 5 s, on the client's clock, until the search's deadline.
+        // A host that answers HOST_STILL_BOOTING is up and starting its toolstack (xapi.ml sets it as the emergency error
+        // until start-up completes; xapi_host_helpers.ml assert_startup_complete): it is
+        // asked again every second, so a restarted master is used as soon as it serves.
         _search = new ResiliencePipelineBuilder { TimeProvider = options.TimeProvider }
             .AddRetry(new RetryStrategyOptions
             {
@@ -82,9 +85,13 @@ public sealed class XapiClient : IAsyncDisposable
                 Delay = TimeSpan.FromMilliseconds(500),
                 MaxDelay = TimeSpan.FromSeconds(5),
                 UseJitter = false,
+                DelayGenerator = args => ValueTask.FromResult<TimeSpan?>(
+                    args.Outcome.Exception is XapiException { Code: "HOST_STILL_BOOTING" } ? s_stillBootingRetry : null),
             })
             .Build();
     }
+
+    private static readonly TimeSpan s_stillBootingRetry = TimeSpan.FromSeconds(1);
 
     /// <summary>Sessions this client has opened (a new one after SESSION_INVALID, e.g. the master restarted).</summary>
     internal long Logins => Interlocked.Read(ref _logins);

@@ -39,8 +39,9 @@ public sealed record PlanOptions
 {
     public static PlanOptions Default { get; } = new();
 
-    /// <summary>Live migrations running at once within one step (or wave).</summary>
-    public int Threads { get; init; } = 5;
+    /// <summary>Live migrations running at once out of one host being emptied. 10 is XAPI's own host.evacuate batch
+    /// (xen-api ocaml/xapi/xapi_globs.ml evacuation_batch_size): enough streams that the link stays full while some set up.</summary>
+    public int Threads { get; init; } = 10;
 
     /// <summary>Migrations out of one host at once; 0 (the default): as many as <see cref="Threads"/>. Several streams fill
     /// a link (one stream is capped below it and spends its setup moving nothing); XAPI's own host.evacuate runs up to 10
