@@ -193,7 +193,7 @@ public sealed class LabSshd : IAsyncDisposable, IDisposable
         if (host.Process is { HasExited: false } && !host.RestartNeeded)
         {
             // Its sshd kept running while the host was down: the host answers as soon as the gate opens.
-            host.Gate.Open();
+            await host.Gate.OpenAsync(cancellationToken);
             return;
         }
 
@@ -234,7 +234,7 @@ public sealed class LabSshd : IAsyncDisposable, IDisposable
         try
         {
             await WaitUntilListeningAsync(host, process, stderr, cancellationToken);
-            host.Gate.Open();
+            await host.Gate.OpenAsync(cancellationToken);
         }
         catch
         {
@@ -256,8 +256,7 @@ public sealed class LabSshd : IAsyncDisposable, IDisposable
             }
         }
 
-        host.Gate.Close();
-        return Task.CompletedTask;
+        return host.Gate.CloseAsync();
     }
 
     /// <summary>Kills the host's sshd and every session it forked (a restart for a new host key, or the lab's end).</summary>
@@ -353,7 +352,7 @@ public sealed class LabSshd : IAsyncDisposable, IDisposable
         List<Exception> errors = [];
         foreach (var host in hosts)
         {
-            host.Gate.Close();
+            await host.Gate.CloseAsync();
             try
             {
                 await StopProcessAsync(host);
@@ -490,7 +489,7 @@ public sealed class LabSshd : IAsyncDisposable, IDisposable
 
         var ip = IPAddress.Parse(address);
         return new HostState(hostName, address, configPath, bootIdPath, publicKey, privatePort,
-            new SshGate(new IPEndPoint(ip, Port), new IPEndPoint(ip, privatePort)));
+            new SshGate(new IPEndPoint(ip, Port), new IPEndPoint(ip, privatePort), _timeProvider));
     }
 
     private void WriteKnownHosts()

@@ -11,12 +11,15 @@ namespace RollingReboot.Lab.Ssh;
 /// up however long an sshd takes to start on a busy machine (at time scale 40, a 250 ms start would be 10 simulated
 /// seconds, and on a real host sshd is up long before xapi's toolstack).
 /// </summary>
-internal sealed class SshGate(IPEndPoint front, IPEndPoint back) : IDisposable
+internal sealed class SshGate(IPEndPoint front, IPEndPoint back, TimeProvider wallClock) : IDisposable
 {
     private const int BufferBytes = 16 * 1024;
+    private static readonly TimeSpan s_bindRetry = TimeSpan.FromMilliseconds(20);
+    private static readonly TimeSpan s_bindFor = TimeSpan.FromSeconds(5);
     private readonly Lock _lock = new();
     private readonly HashSet<Socket> _open = [];
     private TcpListener? _listener;
+    private Task _accepting = Task.CompletedTask;
 
     public bool IsOpen
     {
@@ -29,9 +32,30 @@ internal sealed class SshGate(IPEndPoint front, IPEndPoint back) : IDisposable
         }
     }
 
-    /// <summary>Starts accepting on the host's address and SSH port.</summary>
+    /// <summary>
+    /// Starts accepting on the host's address and SSH port. A listener closed a moment ago may still hold the port while
+    /// its pending accept is being aborted (the runtime closes the socket once that operation lets go of it): the bind
+    /// is tried again for a few seconds of wall time.
+    /// </summary>
     /// <exception cref="SocketException">The port cannot be bound.</exception>
-    public void Open()
+    public async Task OpenAsync(CancellationToken cancellationToken = default)
+    {
+        var start = wallClock.GetTimestamp();
+        while (true)
+        {
+            try
+            {
+                Open();
+                return;
+            }
+            catch (SocketException e) when (e.SocketErrorCode == SocketError.AddressAlreadyInUse && wallClock.GetElapsedTime(start) < s_bindFor)
+            {
+                await Task.Delay(s_bindRetry, wallClock, cancellationToken);
+            }
+        }
+    }
+
+    private void Open()
     {
         lock (_lock)
         {
@@ -44,21 +68,39 @@ internal sealed class SshGate(IPEndPoint front, IPEndPoint back) : IDisposable
             listener.Server.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
             listener.Start(128);
             _listener = listener;
-            _ = AcceptAsync(listener);
+            _accepting = AcceptAsync(listener);
         }
     }
 
     /// <summary>Stops accepting (new connections are refused) and resets every connection through the gate.</summary>
-    public void Close()
+    public void Close() => _ = CloseListener();
+
+    /// <summary>As <see cref="Close"/>, then waits (bounded) until the accept loop has let go of the listener.</summary>
+    public async Task CloseAsync()
+    {
+        var accepting = CloseListener();
+        try
+        {
+            await accepting.WaitAsync(s_bindFor, wallClock);
+        }
+        catch (TimeoutException)
+        {
+            // OpenAsync tries the bind again for as long.
+        }
+    }
+
+    private Task CloseListener()
     {
         TcpListener? listener;
         List<Socket> open;
+        Task accepting;
         lock (_lock)
         {
             listener = _listener;
             _listener = null;
             open = [.. _open];
             _open.Clear();
+            accepting = _accepting;
         }
 
         listener?.Stop();
@@ -66,6 +108,8 @@ internal sealed class SshGate(IPEndPoint front, IPEndPoint back) : IDisposable
         {
             Reset(socket);
         }
+
+        return accepting;
     }
 
     public void Dispose() => Close();
