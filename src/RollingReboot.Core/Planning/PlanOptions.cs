@@ -45,7 +45,7 @@ public sealed record PlanOptions
 
     /// <summary>Migrations out of one host at once; 0 (the default): as many as <see cref="Threads"/>. Several streams fill
     /// a link (one stream is capped below it and spends its setup moving nothing); XAPI's own host.evacuate runs up to 10
-    /// from one host (xapi_host.ml evacuate, evacuate_batch_size).</summary>
+    /// from one host (xapi_globs.ml evacuation_batch_size).</summary>
     public int MaxMigrationsPerSource { get; init; }
 
     /// <summary>Migrations into one host at once; 0 (the default): as many as <see cref="Threads"/>.</summary>

@@ -15,8 +15,8 @@ public sealed record EvacuationResult(int Moved, long Bytes, int Retries, IReadO
 /// Live migrations in parallel, scheduled to keep the source's link full: at most --threads at a time, at most
 /// <see cref="PlanOptions.MaxMigrationsPerTarget"/> into one host, largest first, and each slot refilled as soon as a
 /// migration ends with the largest one left whose target has room (a migration waiting for a full target never holds a
-/// slot another could use). XAPI's own host.evacuate runs up to 10 at once from one host (xapi_host.ml evacuate,
-/// evacuate_batch_size): several streams are needed to fill a link, since one stream is capped well below it and
+/// slot another could use). XAPI's own host.evacuate runs up to 10 at once from one host (xapi_globs.ml
+/// evacuation_batch_size): several streams are needed to fill a link, since one stream is capped well below it and
 /// spends its first seconds in setup moving nothing.
 /// A migration is never repeated blindly: after a failure the VM is re-read (a lost reply may hide a migration that
 /// ran) and only a VM still on its source is tried again, elsewhere if another host fits.
@@ -110,7 +110,7 @@ public static class MigrationBatch
 
                 try
                 {
-                    var outcome = await MigrateOneAsync(run, host, m!, targetGates, alreadyAdmitted: true, abort);
+                    var outcome = await MigrateOneAsync(run, host, m!, targetGates, abort);
                     if (outcome.Retries > 0)
                     {
                         Interlocked.Add(ref retries, outcome.Retries);
@@ -175,14 +175,14 @@ public static class MigrationBatch
 
     private sealed record MigrationOutcome(bool Moved, int Retries, string? Failure);
 
-    private static async Task<MigrationOutcome> MigrateOneAsync(RunContext run, HostState host, PlannedMigration m, Dictionary<string, SemaphoreSlim> targetGates, bool alreadyAdmitted, CancellationToken abort)
+    private static async Task<MigrationOutcome> MigrateOneAsync(RunContext run, HostState host, PlannedMigration m, Dictionary<string, SemaphoreSlim> targetGates, CancellationToken abort)
     {
         var target = m.ToUuid;
         for (var attempt = 0; ; attempt++)
         {
             // The first attempt was admitted by the scheduler (its target's slot taken); a retry, maybe elsewhere, asks again.
             var tgate = targetGates.GetValueOrDefault(target);
-            if (tgate is not null && (attempt > 0 || !alreadyAdmitted))
+            if (tgate is not null && attempt > 0)
             {
                 await tgate.WaitAsync(abort);
             }
