@@ -129,6 +129,14 @@ public sealed class PhysicsTests
         Assert.Equal("HOST_NOT_ENOUGH_FREE_MEMORY", e.Code);
         Assert.Equal((free - ((7000 + 55) * (long)MiB)).ToString(CultureInfo.InvariantCulture), e.Parameters[1]);
         Assert.Equal("pending", (await raw.CallAsync(m, "task.get_status", s, moving))!.GetValue<string>());
+        // message_forwarding.ml pool_migrate, reserve_memory_for_vm: the reservation is the VM's scheduled_to_be_resident_on
+        // while it is still resident on its source; clear_reservations empties it when the migration ends.
+        var half1 = await raw.RefAsync(m, s, "VM", "half1");
+        Assert.Equal(small, (await raw.CallAsync(m, "VM.get_scheduled_to_be_resident_on", s, half1))!.GetValue<string>());
+        Assert.Equal(await raw.RefAsync(m, s, "host", "big"), (await raw.CallAsync(m, "VM.get_resident_on", s, half1))!.GetValue<string>());
+        Assert.Equal("success", (await raw.WaitTaskAsync(m, s, moving))["status"]!.GetValue<string>());
+        Assert.Equal("OpaqueRef:NULL", (await raw.CallAsync(m, "VM.get_scheduled_to_be_resident_on", s, half1))!.GetValue<string>());
+        Assert.Equal(small, (await raw.CallAsync(m, "VM.get_resident_on", s, half1))!.GetValue<string>());
 
         var audit = lab.AuditJson();
         Assert.Equal(["half1"], Audit.Events(audit, "migration.start").Select(x => x["vm"]!.GetValue<string>()));

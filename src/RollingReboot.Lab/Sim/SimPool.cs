@@ -482,6 +482,9 @@ internal sealed partial class SimPool : ILabPoolView
         return used;
     }
 
+    /// <summary>The host a VM's memory is reserved on while it starts or migrates there (scheduled_to_be_resident_on).</summary>
+    internal SimHost? ScheduledOn(SimVm vm) => vm.StartingOn ?? _migrations.FirstOrDefault(m => m.Vm == vm)?.To;
+
     /// <summary>Free memory: total less dom0 (a resident VM of its own) less every guest resident or arriving.</summary>
     internal long FreeBytes(SimHost h) => h.Power == HostPower.Down ? 0 : Math.Max(0, h.MemoryTotal - UsedBytes(h));
 

@@ -296,7 +296,9 @@ internal sealed partial class SimPool
         ["is_default_template"] = false,
         ["suspend_VDI"] = "OpaqueRef:NULL",
         ["resident_on"] = v.ResidentOn?.Ref ?? "OpaqueRef:NULL",
-        ["scheduled_to_be_resident_on"] = v.StartingOn?.Ref ?? "OpaqueRef:NULL",
+        // message_forwarding.ml reserve_memory_for_vm / allocate_vm_to_host: VM.start_on and VM.pool_migrate reserve the
+        // target from the call (and host.evacuate, which migrates each VM the same way) until clear_reservations at the end.
+        ["scheduled_to_be_resident_on"] = ScheduledOn(v)?.Ref ?? "OpaqueRef:NULL",
         ["affinity"] = v.ResidentOn?.Ref ?? "OpaqueRef:NULL",
         ["memory_overhead"] = v.OverheadBytes,
         ["memory_target"] = v.MemoryBytes,

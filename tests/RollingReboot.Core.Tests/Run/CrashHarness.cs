@@ -11,11 +11,11 @@ namespace RollingReboot.Core.Tests.Run;
 /// <summary>A fake pool, a fake CloudStack and a journal, with the engine composed over them as the CLI composes it.</summary>
 internal sealed class CrashHarness
 {
-    public CrashHarness(int hosts = 4, bool ha = true, bool cloudStack = true, RunOptions? options = null, bool autoPowerOn = false)
+    public CrashHarness(int hosts = 4, bool ha = true, bool cloudStack = true, RunOptions? options = null, bool autoPowerOn = false, int vmsPerHost = 3)
     {
         // Each read of the clock moves it on a second: time passes as the run works, never by itself.
         Clock = new FakeTimeProvider(new DateTimeOffset(2026, 11, 22, 1, 0, 0, TimeSpan.Zero)) { AutoAdvanceAmount = TimeSpan.FromSeconds(1) };
-        Pool = FakePool.Create(Clock, hosts, ha: ha);
+        Pool = FakePool.Create(Clock, hosts, vmsPerHost, ha: ha);
         if (autoPowerOn)
         {
             Pool.OtherConfig["auto_poweron"] = "true";
@@ -92,6 +92,9 @@ internal sealed class CrashHarness
     }
 
     public MemoryJournalStore CrashingAt(int n) => new() { CrashAt = n, OnCrash = Pool.Freeze };
+
+    /// <summary>A journal that crashes at the first event of this kind.</summary>
+    public MemoryJournalStore CrashingAtFirst(string kind) => new() { CrashOn = line => line.Contains($"\"kind\":\"{kind}\"", StringComparison.Ordinal), OnCrash = Pool.Freeze };
 
     public string Audit() => Pool.Audit() + "\ncloudstack " + (Cloud?.ManagedState ?? "-");
 }

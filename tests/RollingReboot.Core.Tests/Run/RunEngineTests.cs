@@ -150,6 +150,48 @@ public sealed class RunEngineTests
     }
 
     [Fact]
+    public async Task KilledWhileItsMigrationsRun_ResumeWaitsForThemToLand_ThenFinishes()
+    {
+        // Killed once the first migration was asked for: XAPI carries it on without the client, the VM still on its
+        // source with its memory reserved on the target (message_forwarding.ml pool_migrate, reserve_memory_for_vm).
+        // A tight pool (11 VMs of 4 GiB a 64 GiB host: one VM's room to spare), so a plan that counts an in-flight VM
+        // on both hosts finds no room for it.
+        // Each migration takes ten minutes, so every --threads slot has asked for one before the first ends.
+        var h = new CrashHarness(vmsPerHost: 11);
+        h.Pool.MigrationTime = TimeSpan.FromMinutes(10);
+        var before = h.Audit();
+        var store = h.CrashingAtFirst("vm.migrate.done");
+        await using (var ticker = new Ticker(h.Clock, TimeSpan.FromMilliseconds(500)))
+        {
+            await h.StartAsync(store, RunMode.Run);
+        }
+
+        var asked = RunJournal.Read(new MemoryJournalStore(store.Lines)).OfType<MigrationIntended>().ToList();
+        var done = RunJournal.Read(new MemoryJournalStore(store.Lines)).OfType<MigrationDone>().Select(d => d.Vm).ToHashSet(StringComparer.Ordinal);
+        var running = asked.Where(m => !done.Contains(m.Vm)).ToList();
+        Assert.True(running.Count >= 2, $"{running.Count} migration(s) running at the kill");
+        foreach (var m in running)
+        {
+            var vm = h.Pool.Vms.First(v => v.Uuid == m.Vm);
+            vm.Host = m.From!;
+            vm.MigratingTo = m.To;
+            vm.MigratingUntil = h.Clock.GetUtcNow() + TimeSpan.FromMinutes(5);
+        }
+
+        h.Pool.MigrationTime = TimeSpan.Zero;
+        var resumed = new MemoryJournalStore(store.Lines);
+        var report = await h.ContinueAsync(resumed, RunMode.Resume);
+
+        Assert.True(report!.Outcome == RunOutcome.Done, report.Message);
+        Assert.Contains(h.Log.Lines, l => l.Contains("still running; waiting for them", StringComparison.Ordinal));
+        // Each landed where the dead run sent it, and the journal says so: nothing is left in flight.
+        Assert.All(running, m => Assert.Contains(RunJournal.Read(resumed).OfType<MigrationDone>(), d => d.Vm == m.Vm && d.To == m.To));
+        Assert.Empty(h.Pool.Violations);
+        Assert.All(h.Pool.Hosts, x => Assert.Equal(1, x.BootCount));
+        Assert.Equal(before, h.Audit());
+    }
+
+    [Fact]
     public async Task KilledDuringTheLockCall_RestoreReleasesIt_ResumeIsNotRefused()
     {
         // The lock was added to the pool but lock.acquired never journaled.

@@ -53,8 +53,8 @@ public sealed record RunState
     /// <summary>Evacuation markers written (or about to be) and not cleared: host uuid to pool.other_config key.</summary>
     public ImmutableDictionary<string, string> Markers { get; init; } = ImmutableDictionary.Create<string, string>(StringComparer.Ordinal);
 
-    /// <summary>VMs whose migration was asked for and has not ended (done or failed).</summary>
-    public ImmutableHashSet<string> MigrationsInFlight { get; init; } = ImmutableHashSet.Create<string>(StringComparer.Ordinal);
+    /// <summary>VMs whose migration was asked for and has not ended (done or failed): VM uuid to its target's uuid.</summary>
+    public ImmutableDictionary<string, string> MigrationsInFlight { get; init; } = ImmutableDictionary.Create<string, string>(StringComparer.Ordinal);
 
     /// <summary>
     /// --shutdown-pinned-vms: VMs the run shut down (or is about to) for their host's reboot and has not started again,
@@ -173,10 +173,10 @@ public sealed record RunState
         HostLeftEvacuated l => Update(l.Host, l.Name, h => h with { Phase = HostPhase.LeftEvacuated }),
         EvacuationMarkCleared c => this with { Markers = Markers.Remove(c.Host) },
 
-        MigrationIntended m => this with { MigrationsInFlight = MigrationsInFlight.Add(m.Vm) },
+        MigrationIntended m => this with { MigrationsInFlight = MigrationsInFlight.SetItem(m.Vm, m.To) },
         MigrationDone m => this with { MigrationsInFlight = MigrationsInFlight.Remove(m.Vm) },
         MigrationFailed m => this with { MigrationsInFlight = MigrationsInFlight.Remove(m.Vm) },
-        ReturnIntended m => this with { MigrationsInFlight = MigrationsInFlight.Add(m.Vm) },
+        ReturnIntended m => this with { MigrationsInFlight = MigrationsInFlight.SetItem(m.Vm, m.To) },
         ReturnDone m => this with { MigrationsInFlight = MigrationsInFlight.Remove(m.Vm) },
         VmShutdownIntended v => this with { VmsShutDown = VmsShutDown.SetItem(v.Vm, v) },
         VmStarted v => this with { VmsShutDown = VmsShutDown.Remove(v.Vm) },

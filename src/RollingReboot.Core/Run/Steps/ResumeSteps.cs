@@ -1,3 +1,5 @@
+using System.Collections.Immutable;
+using RollingReboot.Core.Pool;
 using RollingReboot.Core.Run.Engine;
 using RollingReboot.Core.Run.Journal;
 using RollingReboot.Core.Run.State;
@@ -53,6 +55,61 @@ public static class ResumeSteps
 
         return Continue;
     }
+
+    /// <summary>
+    /// A run that died while migrations it had asked for were running: XAPI carries them on without the client (the
+    /// task is the pool's), and until each ends its VM is resident on the source while its memory is already reserved
+    /// on the target (message_forwarding.ml pool_migrate: reserve_memory_for_vm sets scheduled_to_be_resident_on, freed
+    /// by clear_reservations when the migration ends). A plan read then counts such a VM twice, so the resumed run waits
+    /// for them first, each bounded as a migration of its size is (<see cref="RunOptions.MigrationBound"/>), and
+    /// journals how each ended. One still running at the bound is left to preflight, which refuses a busy VM.
+    /// </summary>
+    public static async Task FinishMigrationsInFlightAsync(RunContext run, CancellationToken abort)
+    {
+        if (run.State.MigrationsInFlight.IsEmpty)
+        {
+            return;
+        }
+
+        var live = await run.Executor.ReadAsync(run.Pool.ReadAsync, abort);
+        var asked = run.State.MigrationsInFlight;
+        var moving = Moving(live, asked);
+        if (moving.Count > 0)
+        {
+            var bound = moving.Max(v => run.Options.MigrationBound(v.MemoryBytes));
+            run.Log.Info("{Count} migration(s) the previous run asked for are still running; waiting for them (at most {Bound})", moving.Count, bound);
+            var until = run.Clock.GetUtcNow() + bound;
+            while (moving.Count > 0 && run.Clock.GetUtcNow() < until)
+            {
+                await run.Pool.WaitForChangeAsync(TimeSpan.FromSeconds(10), abort);
+                live = await run.Executor.ReadAsync(run.Pool.ReadAsync, abort);
+                moving = Moving(live, asked);
+            }
+        }
+
+        run.LastSnapshot = live;
+        foreach (var (vmUuid, target) in asked.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        {
+            var vm = live.Vms.FirstOrDefault(v => v.Uuid == vmUuid);
+            if (vm is not null && IsMigrating(vm))
+            {
+                run.Log.Warn("{Vm}: its migration is still running after {Bound}; preflight decides", vm.Name, run.Options.MigrationBound(vm.MemoryBytes));
+            }
+            else if (vm?.ResidentOnUuid == target)
+            {
+                run.Executor.Record(new MigrationDone(vmUuid, target));
+            }
+            else
+            {
+                run.Executor.Record(new MigrationFailed(vmUuid, target, "it did not land on its target while no run was watching"));
+            }
+        }
+    }
+
+    private static bool IsMigrating(VmState vm) => vm.CurrentOperations.Any(op => op is "pool_migrate" or "migrate_send");
+
+    private static List<VmState> Moving(PoolSnapshot live, ImmutableDictionary<string, string> asked) =>
+        [.. live.Vms.Where(v => asked.ContainsKey(v.Uuid) && IsMigrating(v))];
 
     /// <summary>A run that died mid-host left it disabled; it was enabled before the run, so the new plan must see it so.</summary>
     public static async Task<StepResult> ReenableHostsLeftDisabledAsync(RunContext run, CancellationToken abort)

@@ -17,6 +17,7 @@ public static class RollingSteps
     {
         if (resumed)
         {
+            await ResumeSteps.FinishMigrationsInFlightAsync(run, abort);
             var finished = await ResumeSteps.FinishRebootsInFlightAsync(run, abort);
             if (!finished.IsContinue)
             {

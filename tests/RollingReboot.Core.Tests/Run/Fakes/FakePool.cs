@@ -62,6 +62,15 @@ internal sealed partial class FakePool(TimeProvider clock) : IPoolConnection
 
         /// <summary>VM.start_on fails with this code.</summary>
         public string? StartFault { get; set; }
+
+        /// <summary>
+        /// A VM.pool_migrate XAPI is still running (asked by a run that died): pool_migrate in current_operations, the
+        /// memory reserved on this host (scheduled_to_be_resident_on) while the VM is still on its source, until
+        /// <see cref="MigratingUntil"/> on the fake clock, when it lands here.
+        /// </summary>
+        public string? MigratingTo { get; set; }
+
+        public DateTimeOffset MigratingUntil { get; set; }
     }
 
     /// <summary>Every VM power operation asked, in order: "clean vm", "hard vm", "start vm@host".</summary>
@@ -150,9 +159,20 @@ internal sealed partial class FakePool(TimeProvider clock) : IPoolConnection
 
     private static PoolOperationException Refused(string code, params string[] p) => new(code, p, "XenAPI error " + code) { Kind = PoolErrorKind.Refused };
 
+    private void LandMigrations()
+    {
+        var now = clock.GetUtcNow();
+        foreach (var v in Vms.Where(v => v.MigratingTo is not null && now >= v.MigratingUntil))
+        {
+            v.Host = v.MigratingTo!;
+            v.MigratingTo = null;
+            Migrations++;
+        }
+    }
+
     private HostState ToState(Host h)
     {
-        var used = Vms.Where(v => v.Running && v.Host == h.Uuid).Sum(v => v.Memory);
+        var used = Vms.Where(v => v.Running && (v.Host == h.Uuid || v.MigratingTo == h.Uuid)).Sum(v => v.Memory);
         return new HostState(h.Uuid, h.Name, "192.0.2." + h.Uuid[1..], h.Enabled, h.Live, h.Memory, h.Memory - GiB - used, GiB,
             h.BootTime, h.AgentStart, [.. h.Guidances], [], [])
         {
@@ -166,9 +186,11 @@ internal sealed partial class FakePool(TimeProvider clock) : IPoolConnection
         lock (_lock)
         {
             Check();
+            LandMigrations();
             return Task.FromResult(new PoolSnapshot(Uuid, Name, MasterUuid, Ha, new Dictionary<string, string>(OtherConfig), [],
                 Hosts.Select(ToState).ToList(),
-                Vms.Select(v => new VmState(v.Uuid, v.Name, v.Running ? "Running" : "Halted", v.Running ? v.Host : null, v.Memory, v.Running ? v.Pinned : null, ["sr-shared"], [], "", [])).ToList(),
+                Vms.Select(v => new VmState(v.Uuid, v.Name, v.Running ? "Running" : "Halted", v.Running ? v.Host : null, v.Memory, v.Running ? v.Pinned : null, ["sr-shared"], [], "",
+                    v.MigratingTo is null ? [] : ["pool_migrate"])).ToList(),
                 [new SrInfo("sr-shared", "shared", true, null), new SrInfo("sr-heartbeat", "heartbeat", true, null)]));
         }
     }
@@ -458,6 +480,12 @@ internal sealed partial class FakePool(TimeProvider clock) : IPoolConnection
         {
             Violations.Add($"VM {vm.Name} ({pinned}) was asked to live-migrate");
             throw Refused(pinned, vmUuid);
+        }
+
+        if (vm.MigratingTo is not null)
+        {
+            // xapi_vm_lifecycle.ml: pool_migrate runs beside no other operation of the VM.
+            throw Refused("OTHER_OPERATION_IN_PROGRESS", "VM", vmUuid, "pool_migrate");
         }
 
         if (MigrationRefusal?.Invoke(vmUuid, targetHostUuid) is { } refusal)

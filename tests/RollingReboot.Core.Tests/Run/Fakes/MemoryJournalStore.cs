@@ -12,6 +12,9 @@ internal sealed class MemoryJournalStore(IEnumerable<string>? lines = null) : IJ
 
     public int? CrashAt { get; init; }
 
+    /// <summary>Crashes at the first append whose line this says yes to (as <see cref="CrashAt"/>, by content).</summary>
+    public Func<string, bool>? CrashOn { get; init; }
+
     public int Appends { get; private set; }
 
     public bool Crashed { get; private set; }
@@ -33,7 +36,7 @@ internal sealed class MemoryJournalStore(IEnumerable<string>? lines = null) : IJ
         lock (_lock)
         {
             Appends++;
-            if (Crashed || Appends == CrashAt)
+            if (Crashed || Appends == CrashAt || CrashOn?.Invoke(line) == true)
             {
                 if (!Crashed)
                 {
