@@ -483,9 +483,18 @@ public sealed class XapiClient : IAsyncDisposable
     private async Task<string> LoginAtAsync(Uri host, CancellationToken cancellationToken)
     {
         var result = await SendAsync(host, "session.login_with_password", [_options.UserName, _options.Password, "1.1", _options.Originator], cancellationToken, null);
-        return result?.ToString() is { Length: > 0 } s
-            ? s
-            : throw new XapiException(XapiException.ProtocolError, ["login returned no session"], "session.login_with_password");
+        if (result?.ToString() is not { Length: > 0 } s)
+        {
+            throw new XapiException(XapiException.ProtocolError, ["login returned no session"], "session.login_with_password");
+        }
+
+        lock (_lock)
+        {
+            // A master answers again: the next time one cannot, the other hosts are asked at once.
+            _noOtherMaster = null;
+        }
+
+        return s;
     }
 
     /// <summary>
@@ -495,8 +504,18 @@ public sealed class XapiClient : IAsyncDisposable
     private async Task<bool> TryOtherHostsAsync(Uri failed, CancellationToken cancellationToken)
     {
         List<Uri> candidates;
+        var now = _options.TimeProvider.GetUtcNow();
         lock (_lock)
         {
+            // The other hosts said, a moment ago, that the host that cannot answer is still their master (a rebooting
+            // master, one whose toolstack is starting; xapi_session.ml login_with_password on a slave raises HOST_IS_SLAVE
+            // with Pool_role.get_master_address): asking them again at every retry can only hear the same. They
+            // are asked again once MemberAskInterval has passed (a new master, designated meanwhile, is found then).
+            if (_noOtherMaster is { } known && known.Failed == failed.Authority && now - known.At < MemberAskInterval)
+            {
+                return false;
+            }
+
             candidates = _knownHosts.Where(h => h != failed).ToList();
         }
 
@@ -525,8 +544,19 @@ public sealed class XapiClient : IAsyncDisposable
             }
         }
 
+        lock (_lock)
+        {
+            _noOtherMaster = (failed.Authority, now);
+        }
+
         return false;
     }
+
+    /// <summary>How long the other hosts' "no other master" answer is believed while the master cannot answer.</summary>
+    internal static readonly TimeSpan MemberAskInterval = TimeSpan.FromSeconds(30);
+
+    /// <summary>When the other hosts last named no master but the one that could not answer (its authority).</summary>
+    private (string Failed, DateTimeOffset At)? _noOtherMaster;
 
     /// <summary>Looks for the master after it stopped answering; gives up quietly at <paramref name="deadline"/> (one try at least).</summary>
     private async Task FindMasterAsync(DateTimeOffset deadline, CancellationToken cancellationToken)

@@ -386,4 +386,58 @@ public sealed class XapiFidelityClientTests
         // 0.5, 1, 2 s: StillBootingRetryTests reads the exact delays from the client's timers).
         Assert.True(gaps.All(g => g >= TimeSpan.FromSeconds(1)), string.Join(", ", gaps));
     }
+
+    [Fact]
+    public async Task Login_MasterStillBooting_TheMemberNamingItIsAskedOnlyEveryThirtySeconds()
+    {
+        // While the master's toolstack starts (HOST_STILL_BOOTING, asked every second), a member can only name that same
+        // master (HOST_IS_SLAVE): it is asked at the first miss and then once per 30 s of the client's clock, not at
+        // every retry.
+        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        var masterAsks = 0;
+        var memberAsks = new List<DateTimeOffset>();
+        Uri? masterUrl = null;
+        await using var master = await CannedXapiServer.StartAsync((c, _) =>
+            Interlocked.Increment(ref masterAsks) <= 70 ? Respond.Json(c, PreDispatch("HOST_STILL_BOOTING")) : Respond.Json(c, Ok("\"OpaqueRef:s\"")));
+        masterUrl = master.Url;
+        await using var member = await CannedXapiServer.StartAsync((c, _) =>
+        {
+            lock (memberAsks)
+            {
+                memberAsks.Add(clock.GetUtcNow());
+            }
+
+            return Respond.Json(c, PreDispatch("HOST_IS_SLAVE", masterUrl.ToString()));
+        });
+        await using var client = new XapiClient(new XapiClientOptions
+        {
+            Url = master.Url,
+            UserName = "root",
+            Password = "secret",
+            Certificates = new XapiCertificatePolicy([master.Fingerprint, member.Fingerprint]),
+            TimeProvider = clock,
+            MasterSearchTimeout = TimeSpan.FromMinutes(5),
+        });
+        client.RememberHosts([member.Url.ToString()]);
+
+        var login = client.LoginAsync();
+        var start = TimeProvider.System.GetTimestamp();
+        while (!login.IsCompleted && TimeProvider.System.GetElapsedTime(start) < TimeSpan.FromSeconds(60))
+        {
+            clock.Advance(TimeSpan.FromMilliseconds(50));
+            await Task.Delay(TimeSpan.FromMilliseconds(2), TimeProvider.System);
+        }
+
+        await login;
+        Assert.Equal(master.Url.Authority, client.MasterUrl.Authority);
+        List<TimeSpan> gaps;
+        lock (memberAsks)
+        {
+            // 70 misses a second apart: the member at the first and then every 30 s (3 asks), not 70 times.
+            Assert.InRange(memberAsks.Count, 2, 4);
+            gaps = memberAsks.Zip(memberAsks.Skip(1), (x, y) => y - x).ToList();
+        }
+
+        Assert.True(gaps.All(g => g >= XapiClient.MemberAskInterval), string.Join(", ", gaps));
+    }
 }
