@@ -339,6 +339,30 @@ public sealed class XapiFidelityClientTests
 
     // ---- 5. the search's retries, on the client's clock -------------------------------------------------------------
 
+    private static XapiClient ClientOn(FakeTimeProvider clock, Uri url, TimeSpan searchTimeout, params string[] fingerprints) => new(new XapiClientOptions
+    {
+        Url = url,
+        UserName = "root",
+        Password = "secret",
+        Certificates = new XapiCertificatePolicy(fingerprints),
+        TimeProvider = clock,
+        MasterSearchTimeout = searchTimeout,
+    });
+
+    /// <summary>Logs in while moving the client's clock: each attempt comes once it has moved past the wait before it.</summary>
+    private static async Task LoginMovingTheClockAsync(XapiClient client, FakeTimeProvider clock)
+    {
+        var login = client.LoginAsync();
+        var start = TimeProvider.System.GetTimestamp();
+        while (!login.IsCompleted && TimeProvider.System.GetElapsedTime(start) < TimeSpan.FromSeconds(60))
+        {
+            clock.Advance(TimeSpan.FromMilliseconds(50));
+            await Task.Delay(TimeSpan.FromMilliseconds(2), TimeProvider.System);
+        }
+
+        await login;
+    }
+
     [Fact]
     public async Task Login_HostStillBooting_RetriesEverySecondOnTheClientsClock()
     {
@@ -355,26 +379,9 @@ public sealed class XapiFidelityClientTests
 
             return count <= 3 ? Respond.Json(c, PreDispatch("HOST_STILL_BOOTING")) : Respond.Json(c, Ok("\"OpaqueRef:s\""));
         });
-        await using var client = new XapiClient(new XapiClientOptions
-        {
-            Url = server.Url,
-            UserName = "root",
-            Password = "secret",
-            Certificates = new XapiCertificatePolicy([server.Fingerprint]),
-            TimeProvider = clock,
-            MasterSearchTimeout = TimeSpan.FromSeconds(60),
-        });
+        await using var client = ClientOn(clock, server.Url, TimeSpan.FromSeconds(60), server.Fingerprint);
 
-        var login = client.LoginAsync();
-        var start = TimeProvider.System.GetTimestamp();
-        while (!login.IsCompleted && TimeProvider.System.GetElapsedTime(start) < TimeSpan.FromSeconds(60))
-        {
-            // The client's clock moves only here: each attempt comes once it has moved past the backoff.
-            clock.Advance(TimeSpan.FromMilliseconds(50));
-            await Task.Delay(TimeSpan.FromMilliseconds(2), TimeProvider.System);
-        }
-
-        await login;
+        await LoginMovingTheClockAsync(client, clock);
         List<TimeSpan> gaps;
         lock (attempts)
         {
@@ -409,26 +416,10 @@ public sealed class XapiFidelityClientTests
 
             return Respond.Json(c, PreDispatch("HOST_IS_SLAVE", masterUrl.ToString()));
         });
-        await using var client = new XapiClient(new XapiClientOptions
-        {
-            Url = master.Url,
-            UserName = "root",
-            Password = "secret",
-            Certificates = new XapiCertificatePolicy([master.Fingerprint, member.Fingerprint]),
-            TimeProvider = clock,
-            MasterSearchTimeout = TimeSpan.FromMinutes(5),
-        });
+        await using var client = ClientOn(clock, master.Url, TimeSpan.FromMinutes(5), master.Fingerprint, member.Fingerprint);
         client.RememberHosts([member.Url.ToString()]);
 
-        var login = client.LoginAsync();
-        var start = TimeProvider.System.GetTimestamp();
-        while (!login.IsCompleted && TimeProvider.System.GetElapsedTime(start) < TimeSpan.FromSeconds(60))
-        {
-            clock.Advance(TimeSpan.FromMilliseconds(50));
-            await Task.Delay(TimeSpan.FromMilliseconds(2), TimeProvider.System);
-        }
-
-        await login;
+        await LoginMovingTheClockAsync(client, clock);
         Assert.Equal(master.Url.Authority, client.MasterUrl.Authority);
         List<TimeSpan> gaps;
         lock (memberAsks)
