@@ -77,8 +77,17 @@ public class LabCloudStackTests
         lab.CloudStack.OnPoolChanged();
 
         await client.SetManagedStateAsync(clusterId, managed: true);
-        // The scan loads every host once their last ping is a ping timeout (150 s) old; xen2 does not answer.
-        var ex = await Assert.ThrowsAsync<CloudStackException>(() => client.WaitForHostsUpAsync(clusterId, TimeSpan.FromMinutes(5)));
+        // The scan loads every host once their last ping is a ping timeout (150 s) old; xen2 does not answer and goes
+        // Alert. It stays Alert for a ping timeout and a scan (then it is let go and loaded again, Connecting for 10 s),
+        // so the bounded wait is asked once it is Alert, not timed to end somewhere in that cycle.
+        var until = lab.Clock.GetUtcNow() + TimeSpan.FromMinutes(10);
+        while ((await client.ListHostsAsync(clusterId)).Single(h => h.Name == "xen2").State != "Alert")
+        {
+            Assert.True(lab.Clock.GetUtcNow() < until, "xen2 never went Alert");
+            await Task.Delay(TimeSpan.FromSeconds(1), lab.Clock);
+        }
+
+        var ex = await Assert.ThrowsAsync<CloudStackException>(() => client.WaitForHostsUpAsync(clusterId, TimeSpan.FromSeconds(10)));
 
         Assert.Contains("xen2 is Alert", ex.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("xen1", ex.Message, StringComparison.Ordinal);
