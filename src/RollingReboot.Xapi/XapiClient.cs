@@ -59,6 +59,9 @@ public sealed class XapiClient : IAsyncDisposable
     private long _nextId;
     private long _callCount;
     private long _logins;
+
+    /// <summary>When the other hosts last named no master but the one that could not answer (its authority).</summary>
+    private (string Failed, DateTimeOffset At)? _noOtherMaster;
     private readonly TaskWatcher _tasks;
     private readonly ResiliencePipeline _search;
 
@@ -92,6 +95,9 @@ public sealed class XapiClient : IAsyncDisposable
     }
 
     private static readonly TimeSpan s_stillBootingRetry = TimeSpan.FromSeconds(1);
+
+    /// <summary>How long the other hosts' "no other master" answer is believed while the master cannot answer.</summary>
+    internal static readonly TimeSpan MemberAskInterval = TimeSpan.FromSeconds(30);
 
     /// <summary>Sessions this client has opened (a new one after SESSION_INVALID, e.g. the master restarted).</summary>
     internal long Logins => Interlocked.Read(ref _logins);
@@ -551,12 +557,6 @@ public sealed class XapiClient : IAsyncDisposable
 
         return false;
     }
-
-    /// <summary>How long the other hosts' "no other master" answer is believed while the master cannot answer.</summary>
-    internal static readonly TimeSpan MemberAskInterval = TimeSpan.FromSeconds(30);
-
-    /// <summary>When the other hosts last named no master but the one that could not answer (its authority).</summary>
-    private (string Failed, DateTimeOffset At)? _noOtherMaster;
 
     /// <summary>Looks for the master after it stopped answering; gives up quietly at <paramref name="deadline"/> (one try at least).</summary>
     private async Task FindMasterAsync(DateTimeOffset deadline, CancellationToken cancellationToken)
