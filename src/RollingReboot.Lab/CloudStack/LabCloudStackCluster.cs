@@ -441,9 +441,14 @@ public sealed class LabCloudStackCluster
         }
     }
 
+    /// <summary>
+    /// Adds the pool's hosts CloudStack does not know yet, from <paramref name="live"/> (read before <c>_gate</c> is taken):
+    /// called under <c>_gate</c>, it must not read the pool, whose lock the simulation holds while it calls
+    /// <see cref="Reconcile"/> (which takes <c>_gate</c>): reading it here deadlocked a scan against a host coming up.
+    /// </summary>
     private void EnsureHosts(Dictionary<string, LabHostView> live)
     {
-        foreach (var view in _pool.Hosts)
+        foreach (var view in live.Values)
         {
             if (_hosts.Any(h => h.Name == view.Name))
             {
@@ -451,7 +456,7 @@ public sealed class LabCloudStackCluster
             }
 
             var spec = Spec.Hosts.FirstOrDefault(h => h.Name == view.Name);
-            var isLive = live.GetValueOrDefault(view.Name)?.Live ?? view.Live;
+            var isLive = view.Live;
             var state = _managedState switch
             {
                 Managed => isLive ? Up : Alert,
