@@ -213,6 +213,11 @@ internal sealed class TaskWatcher
 
                     if (_waiters.TryGetValue(r, out var waiter))
                     {
+                        if (record is not null)
+                        {
+                            waiter.Observe(record.Progress, _client.Clock.GetUtcNow());
+                        }
+
                         offers.Add((waiter, r, record));
                     }
                     else if (record is null)
@@ -263,17 +268,29 @@ internal sealed class TaskWatcher
     }
 
     /// <summary>
-    /// After a batch of progress only, with enough tasks in flight: wait <see cref="XapiClientOptions.TaskProgressInterval"/>
-    /// on the client's clock before asking again (a task finishing meanwhile is seen in the next batch, at most that late,
-    /// while the others still fill the link). True when the loop was stopped meanwhile.
+    /// After a batch of progress only, with enough tasks in flight: wait before asking again, up to
+    /// <see cref="XapiClientOptions.TaskProgressInterval"/> on the client's clock, but only until the first task is
+    /// expected to end at the rate its progress moved (at least <see cref="s_minPause"/>; a task already late on its
+    /// estimate by d is asked about again after d, not at every event). A task finishing meanwhile is seen in the next batch,
+    /// at most that late, while the others still fill the link. True when the loop was stopped meanwhile.
     /// </summary>
     private async Task<bool> PauseAsync(CancellationToken cancellationToken)
     {
         var interval = _client.Options.TaskProgressInterval;
+        var now = _client.Clock.GetUtcNow();
+        var pause = interval;
         int waiting;
         lock (_gate)
         {
             waiting = _waiters.Count;
+            foreach (var w in _waiters.Values)
+            {
+                // Overdue by d (the rate slowed, or the task stalls near its end), it is asked about again after d.
+                if (_client.Options.TaskEndEstimates && w.ExpectedEnd is { } end && (end - now).Duration() < pause)
+                {
+                    pause = (end - now).Duration();
+                }
+            }
         }
 
         if (interval <= TimeSpan.Zero || waiting < Math.Max(1, _client.Options.TaskCoalesceFrom))
@@ -283,7 +300,7 @@ internal sealed class TaskWatcher
 
         try
         {
-            await Task.Delay(interval, _client.Clock, cancellationToken);
+            await Task.Delay(pause > s_minPause ? pause : Min(s_minPause, interval), _client.Clock, cancellationToken);
             return false;
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -292,12 +309,41 @@ internal sealed class TaskWatcher
         }
     }
 
+    private static readonly TimeSpan s_minPause = TimeSpan.FromSeconds(1);
+
+    private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
+
     private sealed class Waiter(string method, IProgress<double>? progress)
     {
         public TaskCompletionSource<XapiTaskRecord> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         /// <summary>When it was registered, counted among all waiters (to tell whether a batch could list its task).</summary>
         public long Registration { get; set; }
+
+        private double _seenProgress = -1;
+        private DateTimeOffset _seenAt;
+        private double _rate;
+
+        /// <summary>When the task should end at the rate its progress last moved between two batches (null: not known
+        /// yet). Read and written under the watch's lock.</summary>
+        public DateTimeOffset? ExpectedEnd => _rate > 0 ? _seenAt + TimeSpan.FromSeconds(Math.Min((1 - _seenProgress) / _rate, 86400)) : null;
+
+        /// <summary>The task's progress as a batch showed it, at <paramref name="now"/> on the client's clock.</summary>
+        public void Observe(double progress, DateTimeOffset now)
+        {
+            if (progress <= _seenProgress)
+            {
+                return;
+            }
+
+            if (_seenProgress >= 0 && now > _seenAt)
+            {
+                _rate = (progress - _seenProgress) / (now - _seenAt).TotalSeconds;
+            }
+
+            _seenProgress = progress;
+            _seenAt = now;
+        }
 
         /// <summary>A snapshot of the task (null: it was deleted).</summary>
         public void Offer(string taskRef, XapiTaskRecord? task)

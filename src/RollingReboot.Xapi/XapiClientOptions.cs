@@ -29,12 +29,19 @@ public sealed class XapiClientOptions
 
     /// <summary>
     /// With at least <see cref="TaskCoalesceFrom"/> tasks waited on, the task watch asks for the next batch of events no
-    /// sooner than this after a batch in which none of them finished: progress of many migrations arrives in fewer calls.
-    /// Fewer tasks in flight are watched without a pause, so the end of an evacuation is seen at once. Zero: never pause.
+    /// sooner than this after a batch in which none of them finished, unless a task is expected to end sooner at the rate
+    /// its progress moved: progress of many migrations arrives in few calls (xapi publishes a task's progress as xenopsd
+    /// reports it, xapi_xenops.ml update_task -> Db.Task.set_progress, each one an event), and with that many streams
+    /// a source's link stays full while one slot waits. Fewer tasks in flight are watched without a pause, so the end of an
+    /// evacuation is seen at once. Zero: never pause.
     /// </summary>
-    public TimeSpan TaskProgressInterval { get; init; } = TimeSpan.FromSeconds(5);
+    public TimeSpan TaskProgressInterval { get; init; } = TimeSpan.FromSeconds(15);
 
     public int TaskCoalesceFrom { get; init; } = 3;
+
+    /// <summary>Whether the watch's pause ends when a task is expected to end (on by default; off, it always pauses
+    /// <see cref="TaskProgressInterval"/>).</summary>
+    public bool TaskEndEstimates { get; init; } = true;
 
     public override string ToString() => $"{UserName}@{Url}";
 }

@@ -15,6 +15,19 @@ public sealed class XapiPoolConnection : IPoolConnection
     private string? _poolRef;
     private string _eventToken = "";
 
+    // The change watch (WaitForChangeAsync): one event.from at a time per connection; a waiter that arrives while one is
+    // in flight takes that call's news as its own. The host and host_metrics records it brings (event snapshots are
+    // get_record's records: xapi_event.ml from_inner -> events_of -> Eventgen.find_get_record) are kept, so a loop that
+    // waits on a host reads it from them. They are complete only once filled from the token "" (every object as an
+    // add) on the current session; a new session (the master restarted or moved) starts from "" again.
+    private readonly SemaphoreSlim _watchGate = new(1, 1);
+    private readonly Lock _watchLock = new();
+    private readonly Dictionary<string, JsonObject> _hostSnapshots = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, JsonObject> _metricsSnapshots = new(StringComparer.Ordinal);
+    private long _watchCalls;
+    private long _watchLogins = -1;
+    private bool _snapshotsComplete;
+
     public XapiPoolConnection(XapiClient client)
     {
         _client = client;
@@ -360,17 +373,159 @@ public sealed class XapiPoolConnection : IPoolConnection
 
     public async Task WaitForChangeAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
     {
-        var seconds = Math.Max(0.1, timeout.TotalSeconds);
+        var callsBefore = Interlocked.Read(ref _watchCalls);
+        var started = _client.Clock.GetUtcNow();
+        timeout = timeout > TimeSpan.FromSeconds(0.1) ? timeout : TimeSpan.FromSeconds(0.1);
+        using var bound = new CancellationTokenSource(timeout, _client.Clock);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, bound.Token);
         try
         {
-            var result = await _client.CallAsync("event.from", [new[] { "host", "host_metrics", "pool" }, _eventToken, seconds], cancellationToken, timeout);
-            _eventToken = result?["token"]?.ToString() ?? _eventToken;
+            await _watchGate.WaitAsync(linked.Token);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            // The bound passed while another waiter's event.from was in flight: a wait that saw no change.
+            return;
+        }
+
+        try
+        {
+            if (Interlocked.Read(ref _watchCalls) != callsBefore)
+            {
+                // An event.from ended while this one waited for its turn: what it saw is this waiter's change too.
+                return;
+            }
+
+            var left = timeout - (_client.Clock.GetUtcNow() - started);
+            await WatchOnceAsync(left > TimeSpan.FromSeconds(0.1) ? left : TimeSpan.FromSeconds(0.1), cancellationToken);
+        }
+        finally
+        {
+            _watchGate.Release();
+        }
+    }
+
+    public async Task<HostState> WaitForHostChangeAsync(string hostUuid, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        await WaitForChangeAsync(timeout, cancellationToken);
+        return HostFromSnapshots(hostUuid) ?? await ReadHostAsync(hostUuid, cancellationToken);
+    }
+
+    /// <summary>The host as the watch's last event.from left it; null when the watch does not hold all of it.</summary>
+    private HostState? HostFromSnapshots(string hostUuid)
+    {
+        if (!_refs.TryGetValue(hostUuid, out var hostRef))
+        {
+            return null;
+        }
+
+        lock (_watchLock)
+        {
+            if (!_snapshotsComplete || _watchLogins != _client.Logins || !_hostSnapshots.TryGetValue(hostRef, out var record))
+            {
+                return null;
+            }
+
+            var h = XapiHostRecord.From(hostRef, record);
+            if (h.Metrics is not { Length: > 0 } metricsRef || metricsRef == "OpaqueRef:NULL")
+            {
+                return h.ToHostState(null);
+            }
+
+            return _metricsSnapshots.TryGetValue(metricsRef, out var m) ? h.ToHostState(XapiHostMetricsRecord.From(metricsRef, m)) : null;
+        }
+    }
+
+    private async Task WatchOnceAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        string token;
+        var logins = _client.Logins;
+        lock (_watchLock)
+        {
+            if (_watchLogins != logins)
+            {
+                // Another session: start from every object again, so the copies cannot keep what the old one last saw.
+                _watchLogins = logins;
+                _eventToken = "";
+                _snapshotsComplete = false;
+                _hostSnapshots.Clear();
+                _metricsSnapshots.Clear();
+            }
+
+            token = _eventToken;
+        }
+
+        try
+        {
+            var result = await _client.CallAsync("event.from", [new[] { "host", "host_metrics", "pool" }, token, timeout.TotalSeconds], cancellationToken, timeout);
+            lock (_watchLock)
+            {
+                if (_client.Logins != logins)
+                {
+                    // The call logged in on its way: the copies are the old session's. Its answer is complete if it was
+                    // asked from "" (the first call, or the one after a new session); otherwise start from "" again.
+                    _watchLogins = _client.Logins;
+                    _hostSnapshots.Clear();
+                    _metricsSnapshots.Clear();
+                    _snapshotsComplete = false;
+                    if (token.Length != 0)
+                    {
+                        _eventToken = "";
+                        return;
+                    }
+                }
+
+                Apply(result?["events"] as JsonArray);
+                _eventToken = result?["token"]?.ToString() ?? _eventToken;
+                _snapshotsComplete |= token.Length == 0;
+            }
         }
         catch (XapiException e) when (e.Code == "EVENT_FROM_TOKEN_PARSE_FAILURE")
         {
             // xapi_event.ml from: the one error event.from raises about its token. Start again from "" (every object,
             // at once), and let the caller read the state as after any change.
-            _eventToken = "";
+            lock (_watchLock)
+            {
+                _eventToken = "";
+                _snapshotsComplete = false;
+                _hostSnapshots.Clear();
+                _metricsSnapshots.Clear();
+            }
+        }
+        finally
+        {
+            Interlocked.Increment(ref _watchCalls);
+        }
+    }
+
+    /// <summary>Keeps each event's snapshot (add and mod carry the record; del none: xapi_event.ml events_of).</summary>
+    private void Apply(JsonArray? events)
+    {
+        foreach (var e in events ?? [])
+        {
+            var table = e?["class"]?.ToString() switch
+            {
+                "host" => _hostSnapshots,
+                "host_metrics" => _metricsSnapshots,
+                _ => null,
+            };
+            if (table is null || e?["ref"]?.ToString() is not { Length: > 0 } r)
+            {
+                continue;
+            }
+
+            if (e["operation"]?.ToString() == "del")
+            {
+                table.Remove(r);
+            }
+            else if (e["snapshot"] is JsonObject snapshot)
+            {
+                table[r] = snapshot;
+                if (table == _hostSnapshots && snapshot["uuid"]?.ToString() is { Length: > 0 } uuid)
+                {
+                    _refs[uuid] = r;
+                }
+            }
         }
     }
 

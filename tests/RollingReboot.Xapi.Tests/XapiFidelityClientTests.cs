@@ -238,6 +238,118 @@ public sealed class XapiFidelityClientTests
         Assert.Equal(["", "00000000000000000003,00000000000000000000", ""], tokens);
     }
 
+    private static JsonObject HostEvent(string op, string name, bool enabled) => new()
+    {
+        ["id"] = "1",
+        ["timestamp"] = "0.0",
+        ["class"] = "host",
+        ["operation"] = op,
+        ["ref"] = "OpaqueRef:h",
+        ["snapshot"] = new JsonObject
+        {
+            ["uuid"] = "hu",
+            ["name_label"] = name,
+            ["address"] = "10.0.0.1",
+            ["enabled"] = enabled,
+            ["metrics"] = "OpaqueRef:m",
+            ["other_config"] = new JsonObject { ["boot_time"] = "1700000000." },
+        },
+    };
+
+    private static string HostBatch(string token, params JsonObject[] events) => Ok(new JsonObject
+    {
+        ["events"] = new JsonArray(events.Select(e => (JsonNode?)e.DeepClone()).ToArray()),
+        ["valid_ref_counts"] = new JsonObject(),
+        ["token"] = token,
+    }.ToJsonString());
+
+    [Fact]
+    public async Task WaitForHostChange_AnswersFromTheEventSnapshots_AndAfterANewSessionFromEveryObjectAgain()
+    {
+        // xapi_event.ml from_inner -> events_of: each add/mod carries the object's record as get_record gives it
+        // (Eventgen.find_get_record); "" as token is every object of the classes, as an add.
+        var tokens = new List<string>();
+        var metrics = new JsonObject
+        {
+            ["id"] = "1",
+            ["timestamp"] = "0.0",
+            ["class"] = "host_metrics",
+            ["operation"] = "add",
+            ["ref"] = "OpaqueRef:m",
+            ["snapshot"] = new JsonObject { ["uuid"] = "mu", ["live"] = true, ["memory_total"] = "1000", ["memory_free"] = "600" },
+        };
+        var reads = 0;
+        await using var server = await CannedXapiServer.StartAsync(Respond.LoginThen((c, body) =>
+        {
+            if (body.Contains("host.get_record", StringComparison.Ordinal) || body.Contains("host_metrics.get_record", StringComparison.Ordinal))
+            {
+                Interlocked.Increment(ref reads);
+                return Respond.Json(c, body.Contains("host.get_record", StringComparison.Ordinal)
+                    ? Ok(HostEvent("mod", "from-read", true)["snapshot"]!.ToJsonString())
+                    : Ok(metrics["snapshot"]!.ToJsonString()));
+            }
+
+            int n;
+            lock (tokens)
+            {
+                tokens.Add(TokenOf(body));
+                n = tokens.Count;
+            }
+
+            return n switch
+            {
+                1 => Respond.Json(c, HostBatch("00000000000000000005,00000000000000000000", HostEvent("add", "h", true), metrics)),
+                2 => Respond.Json(c, HostBatch("00000000000000000007,00000000000000000000", HostEvent("mod", "h", false))),
+                // The master restarted: the session is gone; the client logs in again and asks once more, with the same token.
+                3 => Respond.Json(c, """{"jsonrpc":"2.0","error":{"code":1,"message":"SESSION_INVALID","data":["OpaqueRef:s1"]},"id":1}"""),
+                4 => Respond.Json(c, HostBatch("00000000000000000009,00000000000000000000", HostEvent("mod", "stale", true))),
+                _ => Respond.Json(c, HostBatch("00000000000000000002,00000000000000000000", HostEvent("add", "h2", true), metrics)),
+            };
+        }));
+        await using var pool = new XapiPoolConnection(server.Client());
+
+        var first = await pool.WaitForHostChangeAsync("hu", TimeSpan.FromSeconds(5));
+        var second = await pool.WaitForHostChangeAsync("hu", TimeSpan.FromSeconds(5));
+        Assert.Equal(0, reads);
+        var third = await pool.WaitForHostChangeAsync("hu", TimeSpan.FromSeconds(5));
+        var fourth = await pool.WaitForHostChangeAsync("hu", TimeSpan.FromSeconds(5));
+
+        Assert.Equal(("h", true, true, 600L, DateTimeOffset.FromUnixTimeSeconds(1700000000)), (first.Name, first.Enabled, first.Live, first.MemoryFree, first.BootTime));
+        Assert.Equal(("h", false), (second.Name, second.Enabled));
+        // After the new session the copies are not trusted: the host is read, and the watch starts from "" again.
+        Assert.Equal("from-read", third.Name);
+        Assert.Equal(2, reads);
+        Assert.Equal("h2", fourth.Name);
+        Assert.Equal(["", "00000000000000000005,00000000000000000000", "00000000000000000007,00000000000000000000", "00000000000000000007,00000000000000000000", ""], tokens);
+    }
+
+    [Fact]
+    public async Task WaitForHostChange_OnTheLab_FollowsAHostDisabledMeanwhile_WithEventFromAlone_AsReadHostSeesIt()
+    {
+        await using var lab = await LabRuntime.StartAsync(ScenarioLoader.Parse(TwoHosts), 50, TextWriter.Null);
+        await using var pool = new XapiPoolConnection(new XapiClient(Options(lab)));
+        await using var other = new XapiPoolConnection(new XapiClient(Options(lab)));
+        var b = (await pool.ReadAsync()).Hosts.Single(h => h.Name == "b");
+
+        var calls = pool.Client.CallCount;
+        var h = await pool.WaitForHostChangeAsync(b.Uuid, TimeSpan.FromSeconds(30));
+        await other.DisableHostAsync(b.Uuid);
+        var waits = 1;
+        while (h.Enabled && waits < 20)
+        {
+            h = await pool.WaitForHostChangeAsync(b.Uuid, TimeSpan.FromSeconds(30));
+            waits++;
+        }
+
+        Assert.False(h.Enabled);
+        Assert.Equal(waits, pool.Client.CallCount - calls);
+        var read = await pool.ReadHostAsync(b.Uuid);
+        Assert.Equal((read.Name, read.Address, read.Enabled, read.Live, read.MemoryTotal, read.MemoryFree, read.BootTime, read.AgentStartTime, read.Software),
+            (h.Name, h.Address, h.Enabled, h.Live, h.MemoryTotal, h.MemoryFree, h.BootTime, h.AgentStartTime, h.Software));
+        Assert.Equal(read.CurrentOperations, h.CurrentOperations);
+        Assert.Equal(read.AllowedOperations, h.AllowedOperations);
+    }
+
     [Fact]
     public async Task MigrateVm_MasterRestartsDuringIt_TheLostTaskEndsInHandleInvalid_NotAHang()
     {

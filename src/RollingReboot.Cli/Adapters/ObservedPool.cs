@@ -72,6 +72,8 @@ internal sealed class ObservedPool(IPoolConnection inner, Action<PoolSnapshot> p
 
     public Task WaitForChangeAsync(TimeSpan timeout, CancellationToken cancellationToken = default) => inner.WaitForChangeAsync(timeout, cancellationToken);
 
+    public Task<HostState> WaitForHostChangeAsync(string hostUuid, TimeSpan timeout, CancellationToken cancellationToken = default) => inner.WaitForHostChangeAsync(hostUuid, timeout, cancellationToken);
+
     public IPoolUpdates? Updates => inner.Updates;
 
     /// <summary>The session's connection is disposed by the session, not by the view.</summary>

@@ -88,6 +88,15 @@ public interface IPoolConnection : IAsyncDisposable
 
     /// <summary>Waits until something in the pool changes (hosts, metrics, VMs) or the timeout passes.</summary>
     Task WaitForChangeAsync(TimeSpan timeout, CancellationToken cancellationToken = default);
+
+    /// <summary>Waits as <see cref="WaitForChangeAsync"/> does, then returns one host as of the moment the wait ended: the
+    /// read for a loop that waits on that host. An adapter that learns the change with the host's new records (XenAPI's
+    /// event.from snapshots) answers from them instead of asking again.</summary>
+    async Task<HostState> WaitForHostChangeAsync(string hostUuid, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        await WaitForChangeAsync(timeout, cancellationToken);
+        return await ReadHostAsync(hostUuid, cancellationToken);
+    }
 }
 
 /// <summary>Raised by adapters for a failure the pool reported; <see cref="Code"/> is XAPI's error code.</summary>

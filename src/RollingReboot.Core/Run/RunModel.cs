@@ -84,8 +84,10 @@ public sealed record RunOptions
     /// then it stops safely (resumable).</summary>
     public TimeSpan BusyVmTimeout { get; init; } = TimeSpan.FromMinutes(30);
 
-    /// <summary>How often the running run renews its lock's heartbeat.</summary>
-    public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromMinutes(1);
+    /// <summary>How often the running run renews its lock's heartbeat: 2 minutes, well inside <see cref="HeartbeatTimeout"/>
+    /// (a beat is two XAPI calls, pool.remove_from_other_config then add_to_other_config, as xapi has no call that
+    /// replaces one key of a map; a beat the master cannot take is retried until it is back).</summary>
+    public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromMinutes(2);
 
     /// <summary>A lock whose heartbeat is older than this belongs to a dead run: resume and restore take it over.</summary>
     public TimeSpan HeartbeatTimeout { get; init; } = TimeSpan.FromMinutes(5);

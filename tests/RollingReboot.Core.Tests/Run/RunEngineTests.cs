@@ -301,7 +301,8 @@ public sealed class RunEngineTests
         var elapsed = h.Clock.GetUtcNow() - new DateTimeOffset(2026, 11, 22, 1, 0, 0, TimeSpan.Zero);
         var beats = h.Pool.Added.Count(k => k == "rollreboot-lock-heartbeat");
         Assert.True(elapsed > TimeSpan.FromMinutes(3), $"the run lasted {elapsed} of its clock");
-        // One when the lock is taken, then about one a minute.
-        Assert.InRange(beats, 1 + (int)(elapsed.TotalMinutes * 0.5), 2 + (int)elapsed.TotalMinutes);
+        // One when the lock is taken, then about one every 2 minutes (RunOptions.HeartbeatInterval).
+        var intervals = elapsed / TimeSpan.FromMinutes(2);
+        Assert.InRange(beats, 1 + (int)(intervals * 0.5), 2 + (int)intervals);
     }
 }

@@ -66,6 +66,8 @@ public static class BootProof
 
         async Task<StepResult> WaitAsync()
         {
+            // The host as the last change wait left it (null: read it).
+            HostState? changed = null;
             while (true)
             {
                 abort.ThrowIfCancellationRequested();
@@ -85,8 +87,10 @@ public static class BootProof
 
                 try
                 {
-                    // Only this host is read while waiting for it: two small calls, not the whole pool.
-                    var h = await run.Pool.ReadHostAsync(host.Uuid, abort);
+                    // Only this host is read while waiting for it: two small calls, not the whole pool; after a change
+                    // wait, the host as that wait brought it (over XenAPI the event's own records, no call at all).
+                    var h = changed ?? await run.Pool.ReadHostAsync(host.Uuid, abort);
+                    changed = null;
                     sawDown |= !h.Live;
                     var powerOnIn = powerOn is null ? null : await powerOn.TickAsync(h, abort);
                     var newBoot = h.BootTime is { } b && b > previousBoot && b >= requestedAt.AddSeconds(-1);
@@ -120,7 +124,7 @@ public static class BootProof
                     {
                         // Wait for the next change (event.from), bounded (and not past the moment to power the host on).
                         var wait = Min(remaining, TimeSpan.FromSeconds(30));
-                        await run.Pool.WaitForChangeAsync(powerOnIn is { } p ? Min(wait, p) : wait, abort);
+                        changed = await run.Pool.WaitForHostChangeAsync(host.Uuid, powerOnIn is { } p ? Min(wait, p) : wait, abort);
                     }
                 }
                 catch (PoolOperationException e) when (e.IsTransient)
