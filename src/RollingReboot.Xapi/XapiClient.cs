@@ -246,10 +246,11 @@ public sealed class XapiClient : IAsyncDisposable
             }
             catch (XapiException e) when (e.IsUnreachable && safe && (++unreachableRetries <= 3 || _options.TimeProvider.GetUtcNow() < deadline))
             {
-                // Reads are safe to repeat: look for the master among the pool's hosts and try again
-                // (a few times whatever the clock says: a reset connection needs one more try, not a search).
+                // Reads are safe to repeat: the next pass logs in again (a few times whatever the clock says: a reset
+                // connection needs one more try), through the master search when the master cannot answer. Callers
+                // that fail together share that one search under the login gate and the session it ends with, instead
+                // of each probing the pool's hosts on its own (a login and a logout per probe, then a login again).
                 InvalidateSession(session);
-                await FindMasterAsync(deadline, cancellationToken);
             }
         }
     }
@@ -556,44 +557,6 @@ public sealed class XapiClient : IAsyncDisposable
         }
 
         return false;
-    }
-
-    /// <summary>Looks for the master after it stopped answering; gives up quietly at <paramref name="deadline"/> (one try at least).</summary>
-    private async Task FindMasterAsync(DateTimeOffset deadline, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await SearchAsync(ProbeOnceAsync, 0, deadline, cancellationToken);
-        }
-        catch (XapiException e) when (IsNoAnswerYet(e))
-        {
-            // The caller's own retry decides what to report.
-        }
-    }
-
-    private async ValueTask<bool> ProbeOnceAsync(CancellationToken cancellationToken)
-    {
-        var master = MasterUrl;
-        try
-        {
-            var session = await LoginAtAsync(master, cancellationToken);
-            await LogoutQuietlyAsync(master, session);
-            return true;
-        }
-        catch (XapiException e) when (e.Code == "HOST_IS_SLAVE" && e.Parameters.Count > 0)
-        {
-            SwitchMaster(HostUri(e.Parameters[0], master));
-            return true;
-        }
-        catch (XapiException e) when (IsNoAnswerYet(e))
-        {
-            if (await TryOtherHostsAsync(master, cancellationToken))
-            {
-                return true;
-            }
-
-            throw;
-        }
     }
 
     private async Task LogoutQuietlyAsync(Uri host, string session)

@@ -15,6 +15,12 @@ public sealed class XapiPoolConnection : IPoolConnection
     private string? _poolRef;
     private string _eventToken = "";
 
+    // The pool read's records kept current with event.from (XapiPoolModel); reads are one at a time.
+    private readonly SemaphoreSlim _modelGate = new(1, 1);
+    private XapiPoolModel? _model;
+    private int _fullReads;
+    private bool _modelOff;
+
     // The change watch (WaitForChangeAsync): one event.from at a time per connection; a waiter that arrives while one is
     // in flight takes that call's news as its own. The host and host_metrics records it brings (event snapshots are
     // get_record's records: xapi_event.ml from_inner -> events_of -> Eventgen.find_get_record) are kept, so a loop that
@@ -37,26 +43,124 @@ public sealed class XapiPoolConnection : IPoolConnection
 
     public async Task<PoolSnapshot> ReadAsync(CancellationToken cancellationToken = default)
     {
-        var poolTask = _client.AllRecordsAsync("pool", XapiPoolRecord.From, cancellationToken);
-        var hostsTask = _client.AllRecordsAsync("host", XapiHostRecord.From, cancellationToken);
-        var metricsTask = _client.AllRecordsAsync("host_metrics", XapiHostMetricsRecord.From, cancellationToken);
-        var vmsTask = _client.AllRecordsAsync("VM", XapiVmRecord.From, cancellationToken);
-        var guestTask = _client.AllRecordsAsync("VM_guest_metrics", XapiVmGuestMetricsRecord.From, cancellationToken);
-        var srsTask = _client.AllRecordsAsync("SR", XapiSrRecord.From, cancellationToken);
-        var vdisTask = _client.AllRecordsAsync("VDI", XapiVdiRecord.From, cancellationToken);
-        var vbdsTask = _client.AllRecordsAsync("VBD", XapiVbdRecord.From, cancellationToken);
-        var pbdsTask = _client.AllRecordsAsync("PBD", XapiPbdRecord.From, cancellationToken);
-        await Task.WhenAll(poolTask, hostsTask, metricsTask, vmsTask, guestTask, srsTask, vdisTask, vbdsTask, pbdsTask);
+        await _modelGate.WaitAsync(cancellationToken);
+        try
+        {
+            if (_model is { } model && await RefreshAsync(model, cancellationToken))
+            {
+                return Build(model.Pools.Values.FirstOrDefault(), [.. model.Hosts.Values], model.Metrics, [.. model.Vms.Values], model.Guests, model.Srs,
+                    model.Vdis, model.Vbds, model.Pbds);
+            }
 
-        var pool = (await poolTask).FirstOrDefault() ?? throw new XapiException(XapiException.ProtocolError, ["the host reports no pool"], "pool.get_all_records");
-        var hosts = await hostsTask;
-        var metrics = (await metricsTask).ToDictionary(m => m.Ref);
-        var vms = await vmsTask;
-        var guest = (await guestTask).ToDictionary(g => g.Ref);
-        var srs = (await srsTask).ToDictionary(s => s.Ref);
-        var vdis = (await vdisTask).ToDictionary(v => v.Ref);
-        var vbds = (await vbdsTask).ToDictionary(v => v.Ref);
-        var pbds = (await pbdsTask).ToDictionary(p => p.Ref);
+            // The first read is only the nine get_all_records (a dry run reads once); from the second on, a token is taken
+            // first, so the records read after it can be kept current from it.
+            var logins = _client.Logins;
+            var token = ++_fullReads > 1 && !_modelOff ? await TokenAsync(cancellationToken) : null;
+            var poolTask = _client.AllRecordsAsync("pool", XapiPoolRecord.From, cancellationToken);
+            var hostsTask = _client.AllRecordsAsync("host", XapiHostRecord.From, cancellationToken);
+            var metricsTask = _client.AllRecordsAsync("host_metrics", XapiHostMetricsRecord.From, cancellationToken);
+            var vmsTask = _client.AllRecordsAsync("VM", XapiVmRecord.From, cancellationToken);
+            var guestTask = _client.AllRecordsAsync("VM_guest_metrics", XapiVmGuestMetricsRecord.From, cancellationToken);
+            var srsTask = _client.AllRecordsAsync("SR", XapiSrRecord.From, cancellationToken);
+            var vdisTask = _client.AllRecordsAsync("VDI", XapiVdiRecord.From, cancellationToken);
+            var vbdsTask = _client.AllRecordsAsync("VBD", XapiVbdRecord.From, cancellationToken);
+            var pbdsTask = _client.AllRecordsAsync("PBD", XapiPbdRecord.From, cancellationToken);
+            await Task.WhenAll(poolTask, hostsTask, metricsTask, vmsTask, guestTask, srsTask, vdisTask, vbdsTask, pbdsTask);
+
+            var pools = await poolTask;
+            var hosts = await hostsTask;
+            var metrics = (await metricsTask).ToDictionary(m => m.Ref);
+            var vms = await vmsTask;
+            var guest = (await guestTask).ToDictionary(g => g.Ref);
+            var srs = (await srsTask).ToDictionary(s => s.Ref);
+            var vdis = (await vdisTask).ToDictionary(v => v.Ref);
+            var vbds = (await vbdsTask).ToDictionary(v => v.Ref);
+            var pbds = (await pbdsTask).ToDictionary(p => p.Ref);
+            if (token is not null && _client.Logins == logins)
+            {
+                var m = new XapiPoolModel(token, logins);
+                Fill(m.Pools, pools, p => p.Ref);
+                Fill(m.Hosts, hosts, h => h.Ref);
+                Fill(m.Metrics, metrics.Values, x => x.Ref);
+                Fill(m.Vms, vms, v => v.Ref);
+                Fill(m.Guests, guest.Values, g => g.Ref);
+                Fill(m.Srs, srs.Values, x => x.Ref);
+                Fill(m.Vdis, vdis.Values, x => x.Ref);
+                Fill(m.Vbds, vbds.Values, x => x.Ref);
+                Fill(m.Pbds, pbds.Values, x => x.Ref);
+                _model = m;
+            }
+
+            return Build(pools.FirstOrDefault(), hosts, metrics, vms, guest, srs, vdis, vbds, pbds);
+        }
+        finally
+        {
+            _modelGate.Release();
+        }
+
+        static void Fill<T>(Dictionary<string, T> table, IEnumerable<T> records, Func<T, string> key)
+        {
+            foreach (var r in records)
+            {
+                table[key(r)] = r;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Brings the model up to date with one <c>event.from</c> (timeout 0: at once, empty when nothing changed). False
+    /// when it cannot be: a new session (the master restarted or moved), a token xapi cannot parse, or a host without
+    /// <c>event.from</c> (the model is then not used again on this connection); the caller reads everything.
+    /// </summary>
+    private async Task<bool> RefreshAsync(XapiPoolModel model, CancellationToken cancellationToken)
+    {
+        if (_client.Logins != model.Logins)
+        {
+            _model = null;
+            return false;
+        }
+
+        try
+        {
+            var result = await _client.CallAsync("event.from", [XapiPoolModel.Classes, model.Token, 0.0], cancellationToken);
+            if (_client.Logins != model.Logins)
+            {
+                _model = null;
+                return false;
+            }
+
+            model.Apply(result?["events"] as JsonArray);
+            model.Token = result?["token"]?.ToString() ?? model.Token;
+            return true;
+        }
+        catch (XapiException e) when (e.Code == "EVENT_FROM_TOKEN_PARSE_FAILURE" || !(e.IsTransient || e.IsUnreachable))
+        {
+            _model = null;
+            _modelOff |= e.Code != "EVENT_FROM_TOKEN_PARSE_FAILURE";
+            return false;
+        }
+    }
+
+    /// <summary>A token from before the read that follows: event.from on the pool from "" (its one record), at once.</summary>
+    private async Task<string?> TokenAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            var result = await _client.CallAsync("event.from", [new[] { "pool" }, "", 0.0], cancellationToken);
+            return result?["token"]?.ToString();
+        }
+        catch (XapiException e) when (!(e.IsTransient || e.IsUnreachable))
+        {
+            _modelOff = true;
+            return null;
+        }
+    }
+
+    private PoolSnapshot Build(XapiPoolRecord? poolRecord, IReadOnlyList<XapiHostRecord> hosts, IReadOnlyDictionary<string, XapiHostMetricsRecord> metrics,
+        IReadOnlyList<XapiVmRecord> vms, IReadOnlyDictionary<string, XapiVmGuestMetricsRecord> guest, IReadOnlyDictionary<string, XapiSrRecord> srs,
+        IReadOnlyDictionary<string, XapiVdiRecord> vdis, IReadOnlyDictionary<string, XapiVbdRecord> vbds, IReadOnlyDictionary<string, XapiPbdRecord> pbds)
+    {
+        var pool = poolRecord ?? throw new XapiException(XapiException.ProtocolError, ["the host reports no pool"], "pool.get_all_records");
         var hostUuidByRef = hosts.ToDictionary(h => h.Ref, h => h.Uuid);
 
         _poolRef = pool.Ref;

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using RollingReboot.Lab;
 using RollingReboot.Lab.Scenario;
@@ -254,6 +255,32 @@ public sealed class LabXapiTests
     }
 
     [Fact]
+    public async Task Read_FromTheThirdOn_IsOneEventFromCall_AndEqualsAFullReadAfterChanges()
+    {
+        await using var lab = await LabRuntime.StartAsync(ScenarioLoader.Parse(Scenario), 50, TextWriter.Null);
+        await using var pool = new XapiPoolConnection(ClientFor(lab));
+        var first = await pool.ReadAsync();
+        await pool.ReadAsync();
+        var (a, c) = (first.Hosts.Single(h => h.Name == "a").Uuid, first.Hosts.Single(h => h.Name == "c").Uuid);
+
+        // Changes to VMs, hosts and their metrics, and the pool, made through another connection as well as this one.
+        await pool.MigrateVmAsync(first.Vms.Single(v => v.Name == "vm1").Uuid, c);
+        await using var other = new XapiPoolConnection(ClientFor(lab));
+        await other.DisableHostAsync(a);
+        await other.TryAddPoolOtherConfigAsync("rollreboot-test", "1");
+
+        var before = pool.Client.CallCount;
+        var kept = await pool.ReadAsync();
+        Assert.Equal(1, pool.Client.CallCount - before);
+        await using var fresh = new XapiPoolConnection(ClientFor(lab));
+        var full = await fresh.ReadAsync();
+        Assert.Equal(JsonSerializer.Serialize(full), JsonSerializer.Serialize(kept));
+        Assert.Equal(c, kept.Vms.Single(v => v.Name == "vm1").ResidentOnUuid);
+        Assert.False(kept.Hosts.Single(h => h.Uuid == a).Enabled);
+        Assert.Equal("1", kept.OtherConfig["rollreboot-test"]);
+    }
+
+    [Fact]
     public async Task MigrateVm_OneCancelledAmongSeveral_ItsTaskIsCancelledAndEveryTaskDestroyed()
     {
         await using var lab = await LabRuntime.StartAsync(ScenarioLoader.Parse(Scenario), 50, TextWriter.Null);
@@ -308,7 +335,8 @@ public sealed class LabXapiTests
         protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
         {
             var body = request.Content is null ? "" : await request.Content.ReadAsStringAsync(cancellationToken);
-            if (!body.Contains("\"event.from\"", StringComparison.Ordinal))
+            // The task watch's calls only (its subscription is ["task"]; pool reads and change waits use event.from too).
+            if (!body.Contains("\"event.from\"", StringComparison.Ordinal) || !body.Contains("[\"task\"]", StringComparison.Ordinal))
             {
                 return await base.SendAsync(request, cancellationToken);
             }

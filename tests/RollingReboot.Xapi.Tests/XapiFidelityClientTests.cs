@@ -324,6 +324,38 @@ public sealed class XapiFidelityClientTests
     }
 
     [Fact]
+    public async Task Read_AHostThatRefusesEventFrom_IsReadWholeEveryTime_AndAskedForEventsOnce()
+    {
+        var eventCalls = 0;
+        var poolReads = 0;
+        await using var server = await CannedXapiServer.StartAsync(Respond.LoginThen((c, body) =>
+        {
+            if (body.Contains("event.from", StringComparison.Ordinal))
+            {
+                Interlocked.Increment(ref eventCalls);
+                return Respond.Json(c, """{"jsonrpc":"2.0","error":{"code":1,"message":"MESSAGE_METHOD_UNKNOWN","data":["event.from"]},"id":1}""");
+            }
+
+            if (body.Contains("pool.get_all_records", StringComparison.Ordinal))
+            {
+                Interlocked.Increment(ref poolReads);
+                return Respond.Json(c, Ok("""{"OpaqueRef:p":{"uuid":"pu","name_label":"P","master":"OpaqueRef:NULL"}}"""));
+            }
+
+            return Respond.Json(c, Ok("{}"));
+        }));
+        await using var pool = new XapiPoolConnection(server.Client());
+
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal("P", (await pool.ReadAsync()).Name);
+        }
+
+        Assert.Equal(3, poolReads);
+        Assert.Equal(1, eventCalls);
+    }
+
+    [Fact]
     public async Task WaitForHostChange_OnTheLab_FollowsAHostDisabledMeanwhile_WithEventFromAlone_AsReadHostSeesIt()
     {
         await using var lab = await LabRuntime.StartAsync(ScenarioLoader.Parse(TwoHosts), 50, TextWriter.Null);

@@ -14,6 +14,7 @@ namespace RollingReboot.Core.Run.Engine;
 public sealed class ChangeExecutor
 {
     private static readonly TimeSpan s_retryDelay = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan s_stillBootingDelay = TimeSpan.FromSeconds(1);
     private readonly RunRecorder _recorder;
     private readonly ResiliencePipeline _whileAway;
 
@@ -28,6 +29,11 @@ public sealed class ChangeExecutor
                 ShouldHandle = new PredicateBuilder().Handle<PoolOperationException>(e => e.IsTransient),
                 BackoffType = DelayBackoffType.Constant,
                 Delay = s_retryDelay,
+                // A host whose toolstack is finishing its start (host.enable refused until xapi signals its startup complete:
+                // xapi_host.ml assert_safe_to_reenable -> xapi_host_helpers.ml assert_startup_complete) is asked again every second, so a
+                // host that is back is enabled, and the next one started, within a second of it being ready.
+                DelayGenerator = args => ValueTask.FromResult<TimeSpan?>(
+                    args.Outcome.Exception is PoolOperationException { Code: "HOST_STILL_BOOTING" } ? s_stillBootingDelay : null),
                 MaxRetryAttempts = Math.Max(1, (int)Math.Ceiling(outageTolerance / s_retryDelay)),
                 UseJitter = false,
                 OnRetry = args =>
