@@ -27,6 +27,7 @@ public sealed class XapiClient : IAsyncDisposable
     // How long one master search may go on, and how many retries it gets whatever the clock says.
     private static readonly ResiliencePropertyKey<DateTimeOffset> s_searchDeadline = new("rollreboot.xapi.search-deadline");
     private static readonly ResiliencePropertyKey<int> s_searchMinRetries = new("rollreboot.xapi.search-min-retries");
+    private static readonly ResiliencePropertyKey<bool> s_searchGoesOn = new("rollreboot.xapi.search-goes-on");
 
     /// <summary>
     /// The errors a host gives while it cannot say who the master is, before dispatch: its toolstack starting
@@ -86,15 +87,22 @@ public sealed class XapiClient : IAsyncDisposable
                 MaxRetryAttempts = int.MaxValue,
                 BackoffType = DelayBackoffType.Exponential,
                 Delay = TimeSpan.FromMilliseconds(500),
-                MaxDelay = TimeSpan.FromSeconds(5),
+                MaxDelay = s_searchMaxDelay,
                 UseJitter = false,
+                // A search that takes up where one that ended without an answer a moment ago left off (the same master,
+                // a caller asking again) does not start the back-off over: every 5 s.
                 DelayGenerator = args => ValueTask.FromResult<TimeSpan?>(
-                    args.Outcome.Exception is XapiException { Code: "HOST_STILL_BOOTING" } ? s_stillBootingRetry : null),
+                    args.Outcome.Exception is XapiException { Code: "HOST_STILL_BOOTING" } ? s_stillBootingRetry
+                    : args.Context.Properties.GetValue(s_searchGoesOn, false) ? s_searchMaxDelay : null),
             })
             .Build();
     }
 
     private static readonly TimeSpan s_stillBootingRetry = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan s_searchMaxDelay = TimeSpan.FromSeconds(5);
+
+    /// <summary>When the last master search ended without an answer, and for which believed master (its authority).</summary>
+    private (string Master, DateTimeOffset At)? _searchGaveUp;
 
     /// <summary>How long the other hosts' "no other master" answer is believed while the master cannot answer.</summary>
     internal static readonly TimeSpan MemberAskInterval = TimeSpan.FromSeconds(30);
@@ -441,7 +449,28 @@ public sealed class XapiClient : IAsyncDisposable
         {
             context.Properties.Set(s_searchDeadline, deadline);
             context.Properties.Set(s_searchMinRetries, minRetries);
-            return await _search.ExecuteAsync(static (ctx, a) => a(ctx.CancellationToken), context, attempt);
+            var now = _options.TimeProvider.GetUtcNow();
+            lock (_lock)
+            {
+                context.Properties.Set(s_searchGoesOn, _searchGaveUp is { } g && g.Master == _master.Authority && now - g.At < TimeSpan.FromMinutes(1));
+            }
+
+            var result = await _search.ExecuteAsync(static (ctx, a) => a(ctx.CancellationToken), context, attempt);
+            lock (_lock)
+            {
+                _searchGaveUp = null;
+            }
+
+            return result;
+        }
+        catch (XapiException e) when (IsNoAnswerYet(e))
+        {
+            lock (_lock)
+            {
+                _searchGaveUp = (_master.Authority, _options.TimeProvider.GetUtcNow());
+            }
+
+            throw;
         }
         finally
         {

@@ -539,6 +539,45 @@ public sealed class XapiFidelityClientTests
     }
 
     [Fact]
+    public async Task Login_ASearchRightAfterOneThatGotNoAnswer_GoesOnEveryFiveSeconds_NotFromHalfASecondAgain()
+    {
+        // A master that cannot answer (a member in emergency mode would answer so: HOST_HAS_NO_MANAGEMENT_IP before
+        // dispatch). The first search backs off 0.5, 1, 2, 4, then 5 s until its deadline; a caller asking again at once
+        // (the run's own retry) takes the search up where it stopped: every 5 s, not 0.5 s after the last try.
+        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        var asks = new List<DateTimeOffset>();
+        await using var master = await CannedXapiServer.StartAsync((c, _) =>
+        {
+            lock (asks)
+            {
+                asks.Add(clock.GetUtcNow());
+            }
+
+            return Respond.Json(c, PreDispatch("HOST_HAS_NO_MANAGEMENT_IP"));
+        });
+        await using var client = ClientOn(clock, master.Url, TimeSpan.FromSeconds(20), master.Fingerprint);
+
+        await Assert.ThrowsAsync<XapiException>(() => LoginMovingTheClockAsync(client, clock));
+        int first;
+        lock (asks)
+        {
+            first = asks.Count;
+        }
+
+        await Assert.ThrowsAsync<XapiException>(() => LoginMovingTheClockAsync(client, clock));
+        List<double> again;
+        lock (asks)
+        {
+            again = asks.Skip(first - 1).Zip(asks.Skip(first), (x, y) => (y - x).TotalSeconds).ToList();
+            Assert.True(asks.Take(first).Zip(asks.Skip(1).Take(first - 1), (x, y) => (y - x).TotalSeconds).First() < 1, "the first search starts its back-off at 0.5 s");
+        }
+
+        // From the last ask of the first search on, 5 s apart (the first gap includes no wait of the second search: 0 s
+        // would mean it asked at once, which is also not from 0.5 s again).
+        Assert.All(again.Skip(1), g => Assert.InRange(g, 4.95, 5.5));
+    }
+
+    [Fact]
     public async Task Login_MasterStillBooting_TheMemberNamingItIsAskedOnlyEveryThirtySeconds()
     {
         // While the master's toolstack starts (HOST_STILL_BOOTING, asked every second), a member can only name that same
