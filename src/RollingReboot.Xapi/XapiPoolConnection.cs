@@ -380,16 +380,14 @@ public sealed class XapiPoolConnection : IPoolConnection
     {
         var hostRef = await RefAsync("host", hostUuid, cancellationToken);
         var srRef = await RefAsync("SR", srUuid, cancellationToken);
-        foreach (var pbdRef in await _client.CallAsync("SR.get_PBDs", [srRef], cancellationToken) is JsonArray a ? a.Select(n => n?.ToString() ?? "") : [])
-        {
-            if ((await _client.CallAsync("PBD.get_host", [pbdRef], cancellationToken))?.ToString() == hostRef)
-            {
-                await _client.CallAsync("PBD.plug", [pbdRef], cancellationToken);
-                return;
-            }
-        }
-
-        throw new XapiException("HANDLE_INVALID", ["PBD", $"no PBD of SR {srUuid} on host {hostUuid}"], "PBD.plug");
+        // A PBD joins one host and one SR (idl/datamodel.ml module PBD: host and SR, StaticRO): the host's PBD for the SR is the one
+        // in both lists. Two calls at once, however many hosts see the SR (not PBD.get_host for each of its PBDs).
+        var hostPbds = _client.CallAsync("host.get_PBDs", [hostRef], cancellationToken);
+        var srPbds = _client.CallAsync("SR.get_PBDs", [srRef], cancellationToken);
+        var ofHost = (await hostPbds is JsonArray h ? h.Select(n => n?.ToString() ?? "") : []).ToHashSet(StringComparer.Ordinal);
+        var pbdRef = (await srPbds is JsonArray a ? a.Select(n => n?.ToString() ?? "") : []).FirstOrDefault(ofHost.Contains)
+            ?? throw new XapiException("HANDLE_INVALID", ["PBD", $"no PBD of SR {srUuid} on host {hostUuid}"], "PBD.plug");
+        await _client.CallAsync("PBD.plug", [pbdRef], cancellationToken);
     }
 
     /// <summary>Async.VM.clean_shutdown(vm), waiting for its task (cancelled with the token).</summary>
