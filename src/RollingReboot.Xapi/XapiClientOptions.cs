@@ -35,7 +35,10 @@ public sealed class XapiClientOptions
     /// a source's link stays full while one slot waits. Fewer tasks in flight are watched without a pause, so the end of an
     /// evacuation is seen at once. Zero: never pause.
     /// </summary>
-    public TimeSpan TaskProgressInterval { get; init; } = TimeSpan.FromSeconds(15);
+    public TimeSpan TaskProgressInterval { get; init; } = DefaultTaskProgressInterval;
+
+    /// <summary>The default of <see cref="TaskProgressInterval"/>.</summary>
+    public static readonly TimeSpan DefaultTaskProgressInterval = TimeSpan.FromSeconds(15);
 
     public int TaskCoalesceFrom { get; init; } = 3;
 

@@ -171,16 +171,7 @@ public sealed class LabXapiTests
         {
             await using var lab = await LabRuntime.StartAsync(ScenarioLoader.Parse(many), 100, TextWriter.Null);
             var counter = new EventFromCounter();
-            var basic = Options(lab);
-            var options = new XapiClientOptions
-            {
-                Url = basic.Url,
-                UserName = basic.UserName,
-                Password = basic.Password,
-                Certificates = basic.Certificates,
-                TimeProvider = lab.Clock,
-                TaskProgressInterval = interval,
-            };
+            var options = Options(lab, interval);
             await using var pool = new XapiPoolConnection(new XapiClient(options, new CountingHandler(counter) { InnerHandler = XapiClient.CreateHandler(options) }));
             var snapshot = await pool.ReadAsync();
             var b = snapshot.Hosts.Single(h => h.Name == "b").Uuid;
@@ -214,18 +205,7 @@ public sealed class LabXapiTests
                        { "name": "v5", "host": "a", "memoryMiB": 10240 } ] }
             """;
         await using var lab = await LabRuntime.StartAsync(ScenarioLoader.Parse(five), 40, TextWriter.Null);
-        var basic = Options(lab);
-        var options = new XapiClientOptions
-        {
-            Url = basic.Url,
-            UserName = basic.UserName,
-            Password = basic.Password,
-            Certificates = basic.Certificates,
-            TimeProvider = lab.Clock,
-            TaskProgressInterval = TimeSpan.FromSeconds(30),
-            TaskEndEstimates = estimate,
-        };
-        await using var pool = new XapiPoolConnection(new XapiClient(options));
+        await using var pool = new XapiPoolConnection(new XapiClient(Options(lab, TimeSpan.FromSeconds(30), estimate)));
 
         var snapshot = await pool.ReadAsync();
         var b = snapshot.Hosts.Single(h => h.Name == "b").Uuid;
@@ -300,7 +280,8 @@ public sealed class LabXapiTests
         Assert.Contains(lab.Audit.Snapshot().Events, e => e!["type"]!.GetValue<string>() == "migration.end" && e["vm"]!.GetValue<string>() == "vm1" && !e["ok"]!.GetValue<bool>());
     }
 
-    private static XapiClientOptions Options(LabRuntime lab) => new()
+    /// <summary>The client's options for the lab; the task watch's pause and end estimates as given (else the defaults).</summary>
+    private static XapiClientOptions Options(LabRuntime lab, TimeSpan? taskProgressInterval = null, bool taskEndEstimates = true) => new()
     {
         Url = new Uri(lab.Environment["ROLLREBOOT_XAPI_URL"]),
         UserName = lab.Environment["ROLLREBOOT_XAPI_USER"],
@@ -308,6 +289,8 @@ public sealed class LabXapiTests
         Certificates = new XapiCertificatePolicy(lab.Environment["ROLLREBOOT_XAPI_CERT_SHA256"].Split(',')),
         TimeProvider = lab.Clock,
         MasterSearchTimeout = TimeSpan.FromSeconds(120),
+        TaskProgressInterval = taskProgressInterval ?? XapiClientOptions.DefaultTaskProgressInterval,
+        TaskEndEstimates = taskEndEstimates,
     };
 
     private sealed class EventFromCounter
