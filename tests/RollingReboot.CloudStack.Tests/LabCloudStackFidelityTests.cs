@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text;
 using System.Text.Json;
+using Microsoft.Extensions.Time.Testing;
 using RollingReboot.Core.Ports;
 using RollingReboot.Lab.CloudStack;
 
@@ -160,21 +161,37 @@ public class LabCloudStackFidelityTests
     [Fact]
     public async Task Managed_HostsWaitForTheAgentScan_ThenConnectOneAtATime()
     {
-        await using var lab = await LabServer.StartAsync(managedState: "Unmanaged");
+        // The lab's clock moves only when the test moves it, a second at a time with an HTTP round trip in between: how long
+        // the schedule takes is the lab's own, never a loaded machine's late timers.
+        var clock = new FakeTimeProvider(new DateTimeOffset(2031, 11, 22, 12, 0, 0, TimeSpan.Zero));
+        await using var lab = await LabServer.StartAsync(managedState: "Unmanaged", clock: clock);
         using var client = lab.Client();
         var clusterId = lab.CloudStack.ClusterId;
+        var settings = lab.CloudStack.Settings;
 
+        clock.Advance(TimeSpan.FromSeconds(7));
         var asked = lab.Audit.SimulatedSeconds;
         await client.SetManagedStateAsync(clusterId, managed: true);
         Assert.All(await client.ListHostsAsync(clusterId), h => Assert.Equal("Disconnected", h.State));
-        await client.WaitForHostsUpAsync(clusterId, s_upTimeout);
+        for (var second = 0; second < 600; second++)
+        {
+            clock.Advance(TimeSpan.FromSeconds(1));
+            if ((await client.ListHostsAsync(clusterId)).All(h => h.State == "Up"))
+            {
+                break;
+            }
+        }
 
-        // The first scan is at most 90 s away, then 3 connects of 10 s each, one after another: measured on the lab's
-        // own event times, not on when the client's polling happened to see it.
-        var took = lab.Audit.Events.Last(e => e.Type == "cloudstack.hostState" && (string?)e.Fields["state"] == "Up").At - asked;
-        Assert.InRange(took, 30, 90 + 30 + 20);
-        var states = lab.Audit.Events.Where(e => e.Type == "cloudstack.hostState").Select(e => $"{e.Fields["host"]} {e.Fields["state"]}").ToList();
-        Assert.Equal(["xen1 Connecting", "xen1 Up", "xen2 Connecting", "xen2 Up", "xen3 Connecting", "xen3 Up"], states);
+        // ClusteredAgentManagerImpl: the direct-agent scan runs every scan interval from the start (the first after 83 s here),
+        // then loads its hosts one after another, each taking the connect time.
+        var scan = Assert.Single(lab.Audit.Events, e => e.Type == "cloudstack.scan");
+        Assert.InRange(scan.At, settings.ScanInterval.TotalSeconds, settings.ScanInterval.TotalSeconds + 1);
+        var states = lab.Audit.Events.Where(e => e.Type == "cloudstack.hostState").ToList();
+        Assert.Equal(["xen1 Connecting", "xen1 Up", "xen2 Connecting", "xen2 Up", "xen3 Connecting", "xen3 Up"],
+            states.Select(e => $"{e.Fields["host"]} {e.Fields["state"]}"));
+        var connect = settings.ConnectTime.TotalSeconds;
+        Assert.All(states.Select((e, i) => (e.At - scan.At, i)), t => Assert.InRange(t.Item1, (t.i + 1) / 2 * connect, (t.i + 1) / 2 * connect + t.i + 1));
+        Assert.InRange(states[^1].At - asked, settings.ScanInterval.TotalSeconds - 7 + 3 * connect, settings.ScanInterval.TotalSeconds - 7 + 3 * connect + 7);
     }
 
     [Fact]

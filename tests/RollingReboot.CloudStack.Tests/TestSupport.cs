@@ -177,7 +177,7 @@ internal sealed class LabServer : IAsyncDisposable
 
     private readonly WebApplication _app;
 
-    private LabServer(WebApplication app, LabCloudStack cloudStack, FakePool pool, FakeAudit audit, ScaledTimeProvider clock,
+    private LabServer(WebApplication app, LabCloudStack cloudStack, FakePool pool, FakeAudit audit, TimeProvider clock,
         string apiKey, string secretKey, Uri endpoint)
     {
         _app = app;
@@ -196,7 +196,8 @@ internal sealed class LabServer : IAsyncDisposable
 
     public FakeAudit Audit { get; }
 
-    public ScaledTimeProvider Clock { get; }
+    /// <summary>The lab's clock: <see cref="Scale"/> times the wall's, or the test's own (a FakeTimeProvider it advances).</summary>
+    public TimeProvider Clock { get; }
 
     public string ApiKey { get; }
 
@@ -207,12 +208,15 @@ internal sealed class LabServer : IAsyncDisposable
     /// <summary>
     /// The lab CloudStack on a clock <see cref="Scale"/> times the wall's, whose simulated time starts far from the wall's (a
     /// client that set <c>expires</c> from it would be refused): a short scan interval unless <paramref name="settings"/> say otherwise.
+    /// A test that asserts on how long the lab's own schedule took passes <paramref name="clock"/> (a FakeTimeProvider it
+    /// advances itself), so that a loaded machine's late timers cannot stretch simulated time.
     /// </summary>
     public static async Task<LabServer> StartAsync(
         string managedState = "Managed", IEnumerable<LabCloudStackFault>? faults = null, string? apiKey = null, string? secretKey = null,
-        IEnumerable<LabAsyncJob>? asyncJobs = null, LabCloudStackSettings? settings = null, LabCloudStackClusterSpec? spec = null, FakePool? pool = null)
+        IEnumerable<LabAsyncJob>? asyncJobs = null, LabCloudStackSettings? settings = null, LabCloudStackClusterSpec? spec = null, FakePool? pool = null,
+        TimeProvider? clock = null)
     {
-        var clock = new ScaledTimeProvider(Scale, new DateTimeOffset(2031, 11, 22, 12, 0, 0, TimeSpan.Zero), TimeProvider.System.GetUtcNow());
+        clock ??= new ScaledTimeProvider(Scale, new DateTimeOffset(2031, 11, 22, 12, 0, 0, TimeSpan.Zero), TimeProvider.System.GetUtcNow());
         pool ??= FakePool.ThreeHosts();
         var audit = new FakeAudit(clock);
         var keys = LabCloudStack.GenerateKeys();
