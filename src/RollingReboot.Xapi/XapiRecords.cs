@@ -1,4 +1,6 @@
+using System.Collections.Concurrent;
 using System.Globalization;
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using RollingReboot.Core.Pool;
@@ -10,10 +12,64 @@ namespace RollingReboot.Xapi;
 /// Reads XAPI record fields leniently from a parsed reply (no DOM of its own): int64 as number or string (XML-RPC),
 /// absent fields as defaults.
 /// </summary>
-internal readonly struct Fields(JsonElement o)
+internal readonly struct Fields
 {
-    private JsonElement? Get(string name) =>
-        o.ValueKind == JsonValueKind.Object && o.TryGetProperty(name, out var v) && v.ValueKind != JsonValueKind.Null ? v : null;
+    private readonly JsonElement _o;
+    private readonly JsonProperty[]? _properties;
+    private readonly FieldLayout? _layout;
+
+    public Fields(JsonElement o) => _o = o;
+
+    /// <summary>
+    /// A record of a class read many times (a pool's thousands of VMs, VBDs, VDIs): its fields are listed once, and each field
+    /// asked for is looked for first where <paramref name="layout"/> last found it, not by a scan of the record for each field.
+    /// </summary>
+    public Fields(JsonElement o, FieldLayout layout)
+    {
+        _o = o;
+        if (o.ValueKind == JsonValueKind.Object)
+        {
+            var properties = new JsonProperty[o.GetPropertyCount()];
+            var i = 0;
+            foreach (var p in o.EnumerateObject())
+            {
+                properties[i++] = p;
+            }
+
+            _properties = properties;
+            _layout = layout;
+        }
+    }
+
+    private JsonElement? Get(string name)
+    {
+        if (_layout is null)
+        {
+            return _o.ValueKind == JsonValueKind.Object && _o.TryGetProperty(name, out var v) && v.ValueKind != JsonValueKind.Null ? v : null;
+        }
+
+        var slot = _layout.For(name);
+        var properties = _properties!;
+        var hint = slot.Hint;
+        if ((uint)hint < (uint)properties.Length && properties[hint].NameEquals(slot.Utf8))
+        {
+            return NotNull(properties[hint].Value);
+        }
+
+        // The last of a repeated name, as TryGetProperty finds it.
+        for (var i = properties.Length - 1; i >= 0; i--)
+        {
+            if (properties[i].NameEquals(slot.Utf8))
+            {
+                slot.Hint = i;
+                return NotNull(properties[i].Value);
+            }
+        }
+
+        return null;
+    }
+
+    private static JsonElement? NotNull(JsonElement v) => v.ValueKind != JsonValueKind.Null ? v : null;
 
     private static string Text(JsonElement v) => v.ValueKind switch
     {
@@ -99,6 +155,25 @@ internal readonly struct Fields(JsonElement o)
     }
 }
 
+/// <summary>
+/// Where each field of one record class was in the last record read: XAPI writes every record of a class with its fields in
+/// one order (the datamodel's, ocaml/idl/datamodel*.ml, marshalled by the generated server), so a field is almost always
+/// where it was in the record before. Shared by readers on any thread: a stale hint only costs a scan.
+/// </summary>
+internal sealed class FieldLayout
+{
+    private readonly ConcurrentDictionary<string, Slot> _slots = new(StringComparer.Ordinal);
+
+    public Slot For(string name) => _slots.GetOrAdd(name, static n => new Slot(Encoding.UTF8.GetBytes(n)));
+
+    internal sealed class Slot(byte[] utf8)
+    {
+        public byte[] Utf8 { get; } = utf8;
+
+        public int Hint { get; set; } = -1;
+    }
+}
+
 public sealed record XapiPoolRecord(
     string Ref, string Uuid, string NameLabel, string Master, bool HaEnabled, IReadOnlyDictionary<string, string> HaConfiguration,
     IReadOnlyList<string> HaStatefiles, long HaHostFailuresToTolerate, bool HaAllowOvercommit, IReadOnlyDictionary<string, string> OtherConfig,
@@ -109,9 +184,11 @@ public sealed record XapiPoolRecord(
 
     public static XapiPoolRecord From(string r, JsonObject o) => Fields.FromNode(r, o, From);
 
+    private static readonly FieldLayout s_layout = new();
+
     public static XapiPoolRecord From(string r, JsonElement o)
     {
-        var f = new Fields(o);
+        var f = new Fields(o, s_layout);
         return new(r, f.Str("uuid"), f.Str("name_label"), f.Ref("master"), f.Bool("ha_enabled"), f.Map("ha_configuration"),
             f.List("ha_statefiles"), f.Long("ha_host_failures_to_tolerate"), f.Bool("ha_allow_overcommit"), f.Map("other_config"),
             f.OperationValues("current_operations"))
@@ -162,9 +239,11 @@ public sealed record XapiHostRecord(
 
     public static XapiHostRecord From(string r, JsonObject o) => Fields.FromNode(r, o, From);
 
+    private static readonly FieldLayout s_layout = new();
+
     public static XapiHostRecord From(string r, JsonElement o)
     {
-        var f = new Fields(o);
+        var f = new Fields(o, s_layout);
         return new(r, f.Str("uuid"), f.Str("name_label"), f.Str("address"), f.Str("hostname"), f.Bool("enabled"), f.Ref("metrics"), f.List("resident_VMs"),
             f.Long("memory_overhead"), f.Map("software_version"), f.Map("other_config"), f.List("updates_requiring_reboot"),
             f.List("pending_guidances"), f.OperationValues("current_operations"), f.Long("API_version_major"), f.Long("API_version_minor"))
@@ -181,9 +260,11 @@ public sealed record XapiHostMetricsRecord(string Ref, bool Live, long MemoryTot
 {
     public static XapiHostMetricsRecord From(string r, JsonObject o) => Fields.FromNode(r, o, From);
 
+    private static readonly FieldLayout s_layout = new();
+
     public static XapiHostMetricsRecord From(string r, JsonElement o)
     {
-        var f = new Fields(o);
+        var f = new Fields(o, s_layout);
         return new(r, f.Bool("live"), f.Long("memory_total"), f.Long("memory_free"), f.Date("last_updated"));
     }
 }
@@ -207,9 +288,11 @@ public sealed record XapiVmRecord(
 
     public static XapiVmRecord From(string r, JsonObject o) => Fields.FromNode(r, o, From);
 
+    private static readonly FieldLayout s_layout = new();
+
     public static XapiVmRecord From(string r, JsonElement o)
     {
-        var f = new Fields(o);
+        var f = new Fields(o, s_layout);
         return new(r, f.Str("uuid"), f.Str("name_label"), f.Str("power_state"), f.Ref("resident_on"), f.Ref("affinity"), f.Bool("is_control_domain"),
             f.Bool("is_a_template"), f.Bool("is_a_snapshot"), f.Long("memory_static_max"), f.Long("memory_dynamic_max"), f.Long("memory_overhead"),
             f.List("VBDs"), f.List("VIFs"), f.Ref("metrics"), f.Ref("guest_metrics"), f.Str("ha_restart_priority"), f.List("attached_PCIs"),
@@ -231,9 +314,11 @@ public sealed record XapiVmGuestMetricsRecord(string Ref, bool PvDriversDetected
 
     public static XapiVmGuestMetricsRecord From(string r, JsonObject o) => Fields.FromNode(r, o, From);
 
+    private static readonly FieldLayout s_layout = new();
+
     public static XapiVmGuestMetricsRecord From(string r, JsonElement o)
     {
-        var f = new Fields(o);
+        var f = new Fields(o, s_layout);
         return new(r, f.Bool("PV_drivers_detected"), f.Map("PV_drivers_version")) { Other = f.Map("other") };
     }
 }
@@ -246,9 +331,11 @@ public sealed record XapiSrRecord(string Ref, string Uuid, string NameLabel, str
 
     public static XapiSrRecord From(string r, JsonObject o) => Fields.FromNode(r, o, From);
 
+    private static readonly FieldLayout s_layout = new();
+
     public static XapiSrRecord From(string r, JsonElement o)
     {
-        var f = new Fields(o);
+        var f = new Fields(o, s_layout);
         return new(r, f.Str("uuid"), f.Str("name_label"), f.Str("type"), f.Str("content_type"), f.Bool("shared"), f.List("PBDs")) { Clustered = f.Bool("clustered") };
     }
 }
@@ -257,9 +344,11 @@ public sealed record XapiVdiRecord(string Ref, string Uuid, string NameLabel, st
 {
     public static XapiVdiRecord From(string r, JsonObject o) => Fields.FromNode(r, o, From);
 
+    private static readonly FieldLayout s_layout = new();
+
     public static XapiVdiRecord From(string r, JsonElement o)
     {
-        var f = new Fields(o);
+        var f = new Fields(o, s_layout);
         return new(r, f.Str("uuid"), f.Str("name_label"), f.Ref("SR"));
     }
 }
@@ -268,9 +357,11 @@ public sealed record XapiVbdRecord(string Ref, string Vm, string Vdi, string Typ
 {
     public static XapiVbdRecord From(string r, JsonObject o) => Fields.FromNode(r, o, From);
 
+    private static readonly FieldLayout s_layout = new();
+
     public static XapiVbdRecord From(string r, JsonElement o)
     {
-        var f = new Fields(o);
+        var f = new Fields(o, s_layout);
         return new(r, f.Ref("VM"), f.Ref("VDI"), f.Str("type"), f.Bool("empty"));
     }
 }
@@ -279,18 +370,22 @@ public sealed record XapiPbdRecord(string Ref, string Host, string Sr, bool Curr
 {
     public static XapiPbdRecord From(string r, JsonObject o) => Fields.FromNode(r, o, From);
 
+    private static readonly FieldLayout s_layout = new();
+
     public static XapiPbdRecord From(string r, JsonElement o)
     {
-        var f = new Fields(o);
+        var f = new Fields(o, s_layout);
         return new(r, f.Ref("host"), f.Ref("SR"), f.Bool("currently_attached"));
     }
 }
 
 public sealed record XapiNetworkRecord(string Ref, string Uuid, string NameLabel, string Bridge)
 {
+    private static readonly FieldLayout s_layout = new();
+
     public static XapiNetworkRecord From(string r, JsonElement o)
     {
-        var f = new Fields(o);
+        var f = new Fields(o, s_layout);
         return new(r, f.Str("uuid"), f.Str("name_label"), f.Str("bridge"));
     }
 }
@@ -303,9 +398,11 @@ public sealed record XapiPifRecord(string Ref, string Device, string Network, st
         ? Ipv6.Any(a => a.Length > 0 && !a.StartsWith("fe80", StringComparison.OrdinalIgnoreCase))
         : Ip.Length > 0;
 
+    private static readonly FieldLayout s_layout = new();
+
     public static XapiPifRecord From(string r, JsonElement o)
     {
-        var f = new Fields(o);
+        var f = new Fields(o, s_layout);
         return new(r, f.Str("device"), f.Ref("network"), f.Ref("host"), f.Bool("currently_attached"), f.Str("IP"), f.List("IPv6"),
             f.Str("primary_address_type"), f.Ref("metrics"));
     }
@@ -314,9 +411,11 @@ public sealed record XapiPifRecord(string Ref, string Device, string Network, st
 /// <summary>PIF_metrics: speed in Mbit/s (0 when unknown), carrier.</summary>
 public sealed record XapiPifMetricsRecord(string Ref, long Speed, bool Carrier)
 {
+    private static readonly FieldLayout s_layout = new();
+
     public static XapiPifMetricsRecord From(string r, JsonElement o)
     {
-        var f = new Fields(o);
+        var f = new Fields(o, s_layout);
         return new(r, f.Long("speed"), f.Bool("carrier"));
     }
 }
@@ -328,9 +427,11 @@ public sealed record XapiTaskRecord(string Ref, string Uuid, string Status, doub
 
     public static XapiTaskRecord From(string r, JsonObject o) => Fields.FromNode(r, o, From);
 
+    private static readonly FieldLayout s_layout = new();
+
     public static XapiTaskRecord From(string r, JsonElement o)
     {
-        var f = new Fields(o);
+        var f = new Fields(o, s_layout);
         return new(r, f.Str("uuid"), f.Str("status"), f.Double("progress"), f.Str("result"), f.List("error_info"));
     }
 }

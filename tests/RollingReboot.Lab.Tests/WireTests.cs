@@ -395,4 +395,31 @@ public sealed class WireTests
 
         Assert.Equal("m", Audit.Vm(lab.AuditJson(), "v2")["residentOn"]!.GetValue<string>());
     }
+
+    /// <summary>
+    /// xapi writes every reply whole, with its Content-Length and never chunked: Http_svr.response_fct sets content_length
+    /// before the body (ocaml/libs/http-lib/http_svr.ml, used by api_server.ml jsoncallback). A client that reads exactly
+    /// Content-Length bytes (XenServer.NET, XenAPI.py over httplib) must get the whole answer, also for a large get_all_records.
+    /// </summary>
+    [Fact]
+    public async Task JsonRpcReply_CarriesContentLengthOfItsUtf8Bytes_AndIsNeverChunked()
+    {
+        var vms = string.Join(",", Enumerable.Range(1, 300).Select(i => $$"""{ "name": "vm-é-{{i}}", "host": "m", "memoryMiB": 64 }"""));
+        await using var lab = await Labs.StartAsync(TwoHosts.Replace("\"vms\": [", "\"vms\": [" + vms + ",", StringComparison.Ordinal));
+        using var raw = new RawXapi(lab);
+        var m = Labs.Address(lab, "m");
+        var session = await raw.LoginAsync(m);
+        using var http = Labs.PinnedHttp(lab);
+
+        using var content = new StringContent(raw.Request("VM.get_all_records", [session]).ToJsonString(), System.Text.Encoding.UTF8, "application/json");
+        using var response = await http.PostAsync(Labs.Url(lab, m, "/jsonrpc"), content);
+        var body = await response.Content.ReadAsByteArrayAsync();
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.NotEqual(true, response.Headers.TransferEncodingChunked);
+        Assert.Equal(body.Length, response.Content.Headers.ContentLength);
+        Assert.True(body.Length > 64 * 1024, $"the reply is {body.Length} bytes: too small to cross the lab's first buffer");
+        var records = JsonNode.Parse(body)!["result"]!.AsObject();
+        Assert.Contains(records, r => r.Value!["name_label"]!.GetValue<string>() == "vm-é-300");
+    }
 }

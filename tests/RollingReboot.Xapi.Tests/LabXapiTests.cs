@@ -204,7 +204,9 @@ public sealed class LabXapiTests
                        { "name": "v3", "host": "a", "memoryMiB": 6144 }, { "name": "v4", "host": "a", "memoryMiB": 8192 },
                        { "name": "v5", "host": "a", "memoryMiB": 10240 } ] }
             """;
-        await using var lab = await LabRuntime.StartAsync(ScenarioLoader.Parse(five), 40, TextWriter.Null);
+        // Scale 20, not 40: "seen within 8 s" is 400 ms of real time, room for a loaded 2-core CI machine (at 40 a suite
+        // building beside it once saw an end 5 s late); without estimates the ends are seen 15 s or more late.
+        await using var lab = await LabRuntime.StartAsync(ScenarioLoader.Parse(five), 20, TextWriter.Null);
         await using var pool = new XapiPoolConnection(new XapiClient(Options(lab, TimeSpan.FromSeconds(30), estimate)));
 
         var snapshot = await pool.ReadAsync();
@@ -226,7 +228,7 @@ public sealed class LabXapiTests
         Assert.All(late, l => Assert.True(l >= -0.5, $"seen {l:0.0} s before the lab ended it"));
         if (estimate)
         {
-            Assert.All(late, l => Assert.True(l <= 5, $"an end seen {l:0.0} s after it happened (v1, v2: {string.Join(", ", late.Select(x => x.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture)))})"));
+            Assert.All(late, l => Assert.True(l <= 8, $"an end seen {l:0.0} s after it happened (v1, v2: {string.Join(", ", late.Select(x => x.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture)))})"));
         }
         else
         {

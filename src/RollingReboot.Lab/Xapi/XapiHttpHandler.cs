@@ -238,7 +238,7 @@ internal sealed class XapiHttpHandler(SimPool pool, string address)
             return;
         }
 
-        await WriteAsync(context, 200, "application/json", response.ToJsonString());
+        await WriteAsync(context, 200, "application/json", Utf8(response));
     }
 
     /// <summary>
@@ -369,10 +369,30 @@ internal sealed class XapiHttpHandler(SimPool pool, string address)
     private static Task WriteInternalErrorAsync(HttpContext context, string exception) =>
         WriteAsync(context, 500, "text/html", InternalErrorPage + "<h1> Additional information </h1>" + WebUtility.HtmlEncode(exception) + "</body></html>");
 
-    private static async Task WriteAsync(HttpContext context, int status, string contentType, string text)
+    private static Task WriteAsync(HttpContext context, int status, string contentType, string text) =>
+        WriteAsync(context, status, contentType, Encoding.UTF8.GetBytes(text));
+
+    /// <summary>
+    /// A whole body with its Content-Length, never chunked: xapi writes every reply with Http_svr.response_fct, which sets
+    /// content_length before the body (ocaml/libs/http-lib/http_svr.ml; api_server.ml jsoncallback and callback).
+    /// </summary>
+    private static async Task WriteAsync(HttpContext context, int status, string contentType, byte[] body)
     {
         context.Response.StatusCode = status;
         context.Response.ContentType = contentType;
-        await context.Response.WriteAsync(text, context.RequestAborted);
+        context.Response.ContentLength = body.Length;
+        await context.Response.Body.WriteAsync(body, context.RequestAborted);
+    }
+
+    /// <summary>A JSON-RPC reply as UTF-8 straight from the tree (a pool's get_all_records is megabytes: no UTF-16 copy).</summary>
+    private static byte[] Utf8(JsonNode response)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(64 * 1024);
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            response.WriteTo(writer);
+        }
+
+        return buffer.WrittenSpan.ToArray();
     }
 }
