@@ -26,6 +26,9 @@ public sealed class CloudStackClient : ICloudStack, IDisposable
 
     private const int MaxPages = 100_000;
 
+    /// <summary>List pages asked at once once the first page has given the count (the management server serves calls in parallel).</summary>
+    private const int PagesAhead = 4;
+
     /// <summary>ApiServlet.GET_REQUEST_COMMANDS: the commands CloudStack lets through as GET when it enforces POST.</summary>
     private static readonly System.Text.RegularExpressions.Regex s_readCommand = new(
         @"^(get|list|query|find)\w+$", System.Text.RegularExpressions.RegexOptions.CultureInvariant | System.Text.RegularExpressions.RegexOptions.IgnoreCase,
@@ -256,10 +259,14 @@ public sealed class CloudStackClient : ICloudStack, IDisposable
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(clusterId);
         const string command = "listVirtualMachines";
-        var hosts = await ListHostsAsync(clusterId, cancellationToken);
+        // The cluster's hosts (to keep only VMs on them) and the VMs, asked together; a failure of the hosts' list is raised first.
+        var hostsAsked = ListHostsAsync(clusterId, cancellationToken);
+        var itemsAsked = ListWithProjectsAsync(command, [new("listall", "true"), new("clusterid", clusterId)], "virtualmachine", "id", cancellationToken);
+        await Task.WhenAll(Settled(hostsAsked), Settled(itemsAsked));
+        var hosts = await hostsAsked;
+        var items = await itemsAsked;
         var hostIds = hosts.Select(h => h.Id).ToHashSet(StringComparer.Ordinal);
         var hostNames = hosts.Select(h => h.Name).ToHashSet(StringComparer.Ordinal);
-        var items = await ListWithProjectsAsync(command, [new("listall", "true"), new("clusterid", clusterId)], "virtualmachine", "id", cancellationToken);
         var vms = new List<CloudStackVm>();
         foreach (var item in items)
         {
@@ -456,8 +463,12 @@ public sealed class CloudStackClient : ICloudStack, IDisposable
     private async Task<IReadOnlyList<JsonElement>> ListWithProjectsAsync(
         string command, List<KeyValuePair<string, string>> parameters, string itemName, string idField, CancellationToken cancellationToken)
     {
-        var own = await ListAllAsync(command, parameters, itemName, cancellationToken, idField);
-        var projects = await ListAllAsync(command, [.. parameters, new("projectid", "-1")], itemName, cancellationToken, idField);
+        // Asked together; both always end before the merge (a failure of either is raised, the own list's first).
+        var ownAsked = ListAllAsync(command, parameters, itemName, cancellationToken, idField);
+        var projectsAsked = ListAllAsync(command, [.. parameters, new("projectid", "-1")], itemName, cancellationToken, idField);
+        await Task.WhenAll(Settled(ownAsked), Settled(projectsAsked));
+        var own = await ownAsked;
+        var projects = await projectsAsked;
         var seen = own.Select(i => CloudStackResponse.GetString(i, idField)).OfType<string>().ToHashSet(StringComparer.Ordinal);
         return [.. own, .. projects.Where(i => CloudStackResponse.GetString(i, idField) is not { } id || seen.Add(id))];
     }
@@ -495,6 +506,9 @@ public sealed class CloudStackClient : ICloudStack, IDisposable
     /// first request names none, so CloudStack answers with its own default.page.size (BaseListCmd.getPageSizeVal) and
     /// <c>count</c>, the total; the rest is asked at the size that first page had. A configured size larger than the
     /// server allows gets 431 "Page size can't exceed max allowed page size value: N", and the page is asked again at N.
+    /// Once the first page has said how many there are, the pages that count needs are asked together, at most
+    /// <see cref="PagesAhead"/> at a time, and read in order as if asked one by one: a list that ends early (a page short or
+    /// adding nothing) stops there and the pages still in flight are cancelled.
     /// </summary>
     private async Task<IReadOnlyList<JsonElement>> ListAllAsync(
         string command, List<KeyValuePair<string, string>> parameters, string itemName, CancellationToken cancellationToken, string idField = "id")
@@ -503,63 +517,109 @@ public sealed class CloudStackClient : ICloudStack, IDisposable
         var seen = new HashSet<string>(StringComparer.Ordinal);
         var learned = Volatile.Read(ref _learnedPageSize);
         var pageSize = _options.PageSize is { } configured ? Math.Min(configured, learned > 0 ? learned : int.MaxValue) : (int?)null;
-        for (var page = 1; page <= MaxPages; page++)
+        using var aheadStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var aheadGate = new SemaphoreSlim(PagesAhead);
+        Dictionary<int, Task<JsonElement>>? ahead = null;
+        try
         {
-            var paged = new List<KeyValuePair<string, string>>(parameters);
-            if (pageSize is { } size)
+            for (var page = 1; page <= MaxPages; page++)
             {
-                // BaseListCmd.validateSpecificParameters: page and pagesize go together.
-                paged.Add(new("page", page.ToString(CultureInfo.InvariantCulture)));
-                paged.Add(new("pagesize", size.ToString(CultureInfo.InvariantCulture)));
-            }
-
-            JsonElement inner;
-            try
-            {
-                inner = await SendAsync(command, paged, _readPipeline, cancellationToken);
-            }
-            catch (CloudStackException e) when (pageSize is not null && e.ErrorCode == 431 && PageSizeLimit(e.ErrorText) is { } limit && limit < pageSize)
-            {
-                // Asked again from the start: the pages asked so far had another size.
-                Interlocked.Exchange(ref _learnedPageSize, limit);
-                pageSize = limit;
-                page = 0;
-                all.Clear();
-                seen.Clear();
-                continue;
-            }
-
-            var items = CloudStackResponse.Items(inner, itemName, command, _displayEndpoint);
-            var added = 0;
-            foreach (var item in items)
-            {
-                if (seen.Add(CloudStackResponse.GetString(item, idField) ?? $"#{all.Count}"))
+                JsonElement inner;
+                try
                 {
-                    all.Add(item);
-                    added++;
+                    inner = ahead is not null && ahead.Remove(page, out var asked)
+                        ? await asked
+                        : await SendAsync(command, Paged(parameters, page, pageSize), _readPipeline, cancellationToken);
                 }
-            }
+                catch (CloudStackException e) when (pageSize is not null && e.ErrorCode == 431 && PageSizeLimit(e.ErrorText) is { } limit && limit < pageSize)
+                {
+                    // Asked again from the start: the pages asked so far had another size.
+                    Interlocked.Exchange(ref _learnedPageSize, limit);
+                    pageSize = limit;
+                    page = 0;
+                    all.Clear();
+                    seen.Clear();
+                    continue;
+                }
 
-            var count = CloudStackResponse.GetInt(inner, "count");
-            if (pageSize is null)
-            {
-                // The server's own first page: its length is the server's page size.
-                if (items.Count == 0 || count is not { } firstTotal || all.Count >= firstTotal)
+                var items = CloudStackResponse.Items(inner, itemName, command, _displayEndpoint);
+                var added = 0;
+                foreach (var item in items)
+                {
+                    if (seen.Add(CloudStackResponse.GetString(item, idField) ?? $"#{all.Count}"))
+                    {
+                        all.Add(item);
+                        added++;
+                    }
+                }
+
+                var count = CloudStackResponse.GetInt(inner, "count");
+                if (pageSize is null)
+                {
+                    // The server's own first page: its length is the server's page size.
+                    if (items.Count == 0 || count is not { } firstTotal || all.Count >= firstTotal)
+                    {
+                        break;
+                    }
+
+                    pageSize = items.Count;
+                }
+                else if (items.Count < pageSize || added == 0 || (count is { } total && all.Count >= total))
                 {
                     break;
                 }
 
-                pageSize = items.Count;
-                continue;
+                if (ahead is null && count is { } known && pageSize is { } size)
+                {
+                    var last = (int)Math.Min(MaxPages, ((long)known + size - 1) / size);
+                    ahead = [];
+                    for (var next = page + 1; next <= last; next++)
+                    {
+                        ahead[next] = AskAheadAsync(command, Paged(parameters, next, size), aheadGate, aheadStop.Token);
+                    }
+                }
             }
-
-            if (items.Count < pageSize || added == 0 || (count is { } total && all.Count >= total))
+        }
+        finally
+        {
+            if (ahead is { Count: > 0 })
             {
-                break;
+                await aheadStop.CancelAsync();
+                await Task.WhenAll(ahead.Values.Select(Settled));
             }
         }
 
         return all;
+    }
+
+    /// <summary>Completes when <paramref name="task"/> does, never faulting: its exception counts as observed.</summary>
+    private static Task Settled(Task task) =>
+        task.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+
+    /// <summary>BaseListCmd.validateSpecificParameters: page and pagesize go together, or neither.</summary>
+    private static List<KeyValuePair<string, string>> Paged(List<KeyValuePair<string, string>> parameters, int page, int? pageSize)
+    {
+        var paged = new List<KeyValuePair<string, string>>(parameters);
+        if (pageSize is { } size)
+        {
+            paged.Add(new("page", page.ToString(CultureInfo.InvariantCulture)));
+            paged.Add(new("pagesize", size.ToString(CultureInfo.InvariantCulture)));
+        }
+
+        return paged;
+    }
+
+    private async Task<JsonElement> AskAheadAsync(string command, List<KeyValuePair<string, string>> parameters, SemaphoreSlim gate, CancellationToken cancellationToken)
+    {
+        await gate.WaitAsync(cancellationToken);
+        try
+        {
+            return await SendAsync(command, parameters, _readPipeline, cancellationToken);
+        }
+        finally
+        {
+            gate.Release();
+        }
     }
 
     private static int? PageSizeLimit(string errorText) =>

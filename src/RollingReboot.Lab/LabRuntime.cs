@@ -399,7 +399,13 @@ public sealed class LabRuntime : IAsyncDisposable
         var handler = new XapiHttpHandler(pool.Sim, host.Address);
         var app = BuildApp(builder => builder.WebHost.ConfigureKestrel(k =>
         {
-            k.Listen(IPAddress.Parse(host.Address), _xapiPort, listen => listen.UseHttps(certificate));
+            // HTTP/1.1 only (no HTTP/2 by ALPN): behind its TLS terminator xapi reads HTTP/1.x requests and answers "1.0" or
+            // "1.1" (ocaml/libs/http-lib/http_svr.ml read_request_exn, get_return_version).
+            k.Listen(IPAddress.Parse(host.Address), _xapiPort, listen =>
+            {
+                listen.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http1;
+                listen.UseHttps(certificate);
+            });
             k.Limits.MaxRequestBodySize = 64 * 1024 * 1024;
         }));
         app.Run(handler.HandleAsync);

@@ -417,9 +417,33 @@ public sealed class WireTests
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.NotEqual(true, response.Headers.TransferEncodingChunked);
+        Assert.Equal(HttpVersion.Version11, response.Version);
         Assert.Equal(body.Length, response.Content.Headers.ContentLength);
         Assert.True(body.Length > 64 * 1024, $"the reply is {body.Length} bytes: too small to cross the lab's first buffer");
         var records = JsonNode.Parse(body)!["result"]!.AsObject();
         Assert.Contains(records, r => r.Value!["name_label"]!.GetValue<string>() == "vm-é-300");
+    }
+
+    /// <summary>
+    /// xapi speaks HTTP/1.x only: http_svr.ml reads a request line "METHOD path HTTP/x.y" and answers 1.0 or 1.1
+    /// (read_request_exn, get_return_version). A client that offers HTTP/2 by ALPN (curl, HttpClient with a 2.0 policy) gets 1.1.
+    /// </summary>
+    [Fact]
+    public async Task AClientOfferingHttp2_IsAnsweredInHttp11()
+    {
+        await using var lab = await Labs.StartAsync(TwoHosts);
+        using var raw = new RawXapi(lab);
+        using var http = Labs.PinnedHttp(lab);
+        using var request = new HttpRequestMessage(HttpMethod.Post, Labs.Url(lab, Labs.Address(lab, "m"), "/jsonrpc"))
+        {
+            Content = new StringContent(raw.Request("system.listMethods", []).ToJsonString(), System.Text.Encoding.UTF8, "application/json"),
+            Version = HttpVersion.Version20,
+            VersionPolicy = HttpVersionPolicy.RequestVersionOrLower,
+        };
+
+        using var response = await http.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(HttpVersion.Version11, response.Version);
     }
 }

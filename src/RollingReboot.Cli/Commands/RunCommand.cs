@@ -1,5 +1,6 @@
 using System.CommandLine;
 using RollingReboot.CloudStack;
+using RollingReboot.Core.Run;
 
 namespace RollingReboot.Cli.Commands;
 
@@ -126,13 +127,15 @@ internal sealed class RunCommand : RunCommandBase
         var gates = RunOptionsBinder.BuildGates(parse, Options, env, env.CreateClock().LocalTimeZone);
         return await InSessionAsync(parse, Request(parse, env, cluster, exec, fleet, labLabel), async session =>
         {
+            // The dry run's CloudStack reads go on while the pool is read (a run's preflight reads both together itself).
+            await using var cloudAhead = !exec && session.Cloud is { } cloud ? Preflight.CloudStackAhead.Start(cloud, cancellationToken) : null;
             var pool = await session.ReadPoolAsync(cancellationToken);
             RunOptionsBinder.CheckAgainstPool(plan, pool);
             var alerts = session.CreateAlertGate(gates.Alerts);
             var runners = session.CreateHookRunners(hooks, acceptNew, alerts);
             if (!exec)
             {
-                return await PlanAsync(parse, session, pool, plan, runners.Preflight, format, cancellationToken, gates.Window);
+                return await PlanAsync(parse, session, pool, plan, runners.Preflight, format, cancellationToken, gates.Window, cloudAhead);
             }
 
             var store = JournalLocator.NewJournal(session.StateDir, pool, session.RunId);

@@ -157,10 +157,10 @@ internal abstract class RunCommandBase
     /// <param name="pool">The pool as the command has just read it: preflight plans on it rather than reading it again.</param>
     /// <param name="window">--window: the plan says whether it is open now, until when, or when it opens next.</param>
     protected async Task<int> PlanAsync(ParseResult parse, RunSession session, PoolSnapshot pool, PlanOptions plan, PreflightCommands? commands, string format, CancellationToken cancellationToken,
-        Core.Time.MaintenanceWindow? window = null)
+        Core.Time.MaintenanceWindow? window = null, Preflight.CloudStackAhead? cloudAhead = null)
     {
         ArgumentNullException.ThrowIfNull(session);
-        var pre = await Preflight.RunAsync(session.Pool, session.Cloud, plan, new HashSet<string>(), cancellationToken, commands: commands, snapshot: pool);
+        var pre = await Preflight.RunAsync(session.Pool, session.Cloud, plan, new HashSet<string>(), cancellationToken, commands: commands, snapshot: pool, cloudAhead: cloudAhead);
         if (window is not null)
         {
             var windowEnd = parse.GetValue(Options.WindowEnd) is { } w ? TimeArguments.ParseWindowEnd(w, session.Clock) : (DateTimeOffset?)null;

@@ -47,21 +47,50 @@ public static class Preflight
     public static async Task<PreflightResult> RunAsync(
         IPoolConnection pool, ClusterBinding? cloud, PlanOptions options, IReadOnlySet<string> alreadyRebooted, CancellationToken cancellationToken = default, string? onlyHostUuid = null,
         IReadOnlyDictionary<string, IReadOnlyList<string>>? knownAntiAffinity = null, PreflightCommands? commands = null, CloudStackPlacement? knownPlacement = null,
-        PoolSnapshot? snapshot = null)
+        PoolSnapshot? snapshot = null, CloudStackAhead? cloudAhead = null)
     {
-        // CloudStack's reads depend on nothing XAPI says: they go on while the pool is read and asked.
-        using var cloudReading = cloud is null ? null : CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var cloudRead = cloud is null ? null : ReadCloudStackAsync(cloud, cloudReading!.Token);
-        try
+        // CloudStack's reads depend on nothing XAPI says: they go on while the pool is read and asked (or were started
+        // before the pool was read, by a caller that read it itself: the dry run).
+        if (cloud is not null && cloudAhead is not null && ReferenceEquals(cloudAhead.Cloud, cloud))
         {
-            return await RunWithCloudReadAsync(pool, cloud, cloudRead, options, alreadyRebooted, onlyHostUuid, knownAntiAffinity, commands, knownPlacement, snapshot, cancellationToken);
+            return await RunWithCloudReadAsync(pool, cloud, cloudAhead.Read, options, alreadyRebooted, onlyHostUuid, knownAntiAffinity, commands, knownPlacement, snapshot, cancellationToken);
         }
-        catch when (cloudRead is not null)
+
+        await using var cloudReading = cloud is null ? null : CloudStackAhead.Start(cloud, cancellationToken);
+        return await RunWithCloudReadAsync(pool, cloud, cloudReading?.Read, options, alreadyRebooted, onlyHostUuid, knownAntiAffinity, commands, knownPlacement, snapshot, cancellationToken);
+    }
+
+    /// <summary>
+    /// Preflight's CloudStack reads (the cluster, its hosts and VMs, dedicated hosts, pending jobs), started ahead of the rest.
+    /// Disposing it stops what is still being read and waits for it to end (when XAPI failed first, its failure is reported).
+    /// </summary>
+    public sealed class CloudStackAhead : IAsyncDisposable
+    {
+        private readonly CancellationTokenSource _stop;
+
+        private CloudStackAhead(ClusterBinding cloud, CancellationToken cancellationToken)
         {
-            // XAPI failed first, and its failure is the one reported: stop CloudStack's reads and let them end.
-            await cloudReading!.CancelAsync();
-            await cloudRead.Settled();
-            throw;
+            Cloud = cloud;
+            _stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            Read = ReadCloudStackAsync(cloud, _stop.Token);
+        }
+
+        internal ClusterBinding Cloud { get; }
+
+        internal Task<CloudStackRead> Read { get; }
+
+        public static CloudStackAhead Start(ClusterBinding cloud, CancellationToken cancellationToken) => new(cloud, cancellationToken);
+
+        public async ValueTask DisposeAsync()
+        {
+            if (!Read.IsCompleted)
+            {
+                await _stop.CancelAsync();
+                await Read.Settled();
+            }
+
+            _ = Read.Exception;
+            _stop.Dispose();
         }
     }
 
@@ -499,7 +528,7 @@ public static class Preflight
     }
 
     /// <summary>What preflight reads of CloudStack (listDedicatedHosts may be missing: <see cref="DedicatedUnread"/> says why).</summary>
-    private sealed record CloudStackRead(
+    internal sealed record CloudStackRead(
         CloudStackCluster Cluster, IReadOnlyList<CloudStackHost> Hosts, IReadOnlyList<CloudStackVm> Vms, IReadOnlyList<CloudStackDedicatedHost>? Dedicated, string? DedicatedUnread,
         IReadOnlyList<CloudStackAsyncJob> PendingJobs);
 

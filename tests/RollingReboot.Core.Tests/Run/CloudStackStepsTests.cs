@@ -90,6 +90,94 @@ public sealed class CloudStackStepsTests
         Assert.Contains("listVirtualMachines", e.ErrorText, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Preflight_GivenCloudStackReadsStartedAhead_UsesThem_AndAsksCloudStackNoMore()
+    {
+        // The dry run starts CloudStack's reads, then reads the pool itself and hands both to preflight.
+        var h = new CrashHarness();
+        var counting = new CountingCloud(h.Cloud!, waitForCancel: false);
+        var cloud = new ClusterBinding(counting, h.Cloud!.Cluster);
+        var fresh = await Preflight.RunAsync(h.Pool, cloud, PlanOptions.Default, new HashSet<string>());
+        Assert.Equal(1, counting.VmLists);
+
+        await using (var ahead = Preflight.CloudStackAhead.Start(cloud, CancellationToken.None))
+        {
+            var snapshot = await h.Pool.ReadAsync();
+            var given = await Preflight.RunAsync(h.Pool, cloud, PlanOptions.Default, new HashSet<string>(), snapshot: snapshot, cloudAhead: ahead);
+            Assert.Equal(fresh.Plan.Steps.Select(st => (st.HostName, st.Migrations.Count)), given.Plan.Steps.Select(st => (st.HostName, st.Migrations.Count)));
+            Assert.Equal(fresh.CloudStackHosts.Select(x => x.Name), given.CloudStackHosts.Select(x => x.Name));
+        }
+
+        Assert.Equal(2, counting.VmLists);
+
+        // Reads started for another binding are not taken for this one: it is read as usual.
+        await using (var other = Preflight.CloudStackAhead.Start(new ClusterBinding(counting, h.Cloud!.Cluster), CancellationToken.None))
+        {
+            await Preflight.RunAsync(h.Pool, cloud, PlanOptions.Default, new HashSet<string>(), cloudAhead: other);
+        }
+
+        Assert.Equal(4, counting.VmLists);
+    }
+
+    [Fact]
+    public async Task CloudStackAhead_NotUsed_BecauseXapiFailedFirst_StopsItsReadsWhenDisposed()
+    {
+        var h = new CrashHarness();
+        var hanging = new CountingCloud(h.Cloud!, waitForCancel: true);
+        var ahead = Preflight.CloudStackAhead.Start(new ClusterBinding(hanging, h.Cloud!.Cluster), CancellationToken.None);
+        await hanging.VmListStarted.Task.WaitAsync(TimeSpan.FromSeconds(20));
+
+        await ahead.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(20));
+
+        Assert.True(hanging.VmListCancelled);
+    }
+
+    /// <summary>CloudStack that counts its VM lists; with <c>waitForCancel</c> the VM list only ends when cancelled.</summary>
+    private sealed class CountingCloud(ICloudStack inner, bool waitForCancel) : ICloudStack
+    {
+        private int _vmLists;
+
+        public int VmLists => Volatile.Read(ref _vmLists);
+
+        public TaskCompletionSource VmListStarted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public bool VmListCancelled { get; private set; }
+
+        public Task<IReadOnlyList<CloudStackCluster>> FindClustersAsync(string name, string? zone, CancellationToken cancellationToken = default) => inner.FindClustersAsync(name, zone, cancellationToken);
+
+        public Task<CloudStackCluster> GetClusterAsync(string clusterId, CancellationToken cancellationToken = default) => inner.GetClusterAsync(clusterId, cancellationToken);
+
+        public Task<IReadOnlyList<CloudStackCluster>> ListClustersAsync(string zone, CancellationToken cancellationToken = default) => inner.ListClustersAsync(zone, cancellationToken);
+
+        public Task<IReadOnlyList<CloudStackHost>> ListHostsAsync(string clusterId, CancellationToken cancellationToken = default) => inner.ListHostsAsync(clusterId, cancellationToken);
+
+        public Task<string> SetManagedStateAsync(string clusterId, bool managed, CancellationToken cancellationToken = default) => inner.SetManagedStateAsync(clusterId, managed, cancellationToken);
+
+        public async Task<IReadOnlyList<CloudStackVm>> ListVirtualMachinesAsync(string clusterId, CancellationToken cancellationToken = default)
+        {
+            Interlocked.Increment(ref _vmLists);
+            VmListStarted.TrySetResult();
+            if (waitForCancel)
+            {
+                try
+                {
+                    await Task.Delay(Timeout.InfiniteTimeSpan, TimeProvider.System, cancellationToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    VmListCancelled = true;
+                    throw;
+                }
+            }
+
+            return await inner.ListVirtualMachinesAsync(clusterId, cancellationToken);
+        }
+
+        public Task<IReadOnlyList<CloudStackAsyncJob>> ListPendingAsyncJobsAsync(CancellationToken cancellationToken = default) => inner.ListPendingAsyncJobsAsync(cancellationToken);
+
+        public Task<IReadOnlyList<CloudStackDedicatedHost>> ListDedicatedHostsAsync(CancellationToken cancellationToken = default) => inner.ListDedicatedHostsAsync(cancellationToken);
+    }
+
     /// <summary>CloudStack whose listVirtualMachines fails (after a moment, so XAPI is being asked meanwhile).</summary>
     private sealed class FailingCloud(ICloudStack inner) : ICloudStack
     {
