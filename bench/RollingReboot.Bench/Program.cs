@@ -25,7 +25,7 @@ if (!options.ReportOnly)
 
     var work = Directory.CreateTempSubdirectory("rollreboot-bench-").FullName;
     Console.WriteLine($"bench: time scale {options.TimeScale.ToString(CultureInfo.InvariantCulture)}, work files in {work}");
-    foreach (var scenario in Catalog.Scenarios.Where(s => options.Scenarios is null || options.Scenarios.Contains(s.Id)))
+    foreach (var scenario in Catalog.Scenarios.Where(s => options.Scenarios is null ? !s.OnlyWhenNamed : options.Scenarios.Contains(s.Id)))
     {
         foreach (var method in scenario.Methods.Where(m => options.Methods is null || options.Methods.Contains(m)))
         {

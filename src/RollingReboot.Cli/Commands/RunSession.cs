@@ -35,6 +35,8 @@ internal sealed class RunSession : IAsyncDisposable
     private XapiPoolConnection? _pool;
     private WebhookNotifier? _notifier;
     private PrometheusAlerts? _alerts;
+    private CancellationTokenSource? _loginStop;
+    private Task? _login;
 
     private RunSession(SessionRequest request, TimeProvider clock, string runId, string stateDir, Serilog.Core.Logger logger, ConsoleLogTarget console, XapiSettings settings)
     {
@@ -126,8 +128,16 @@ internal sealed class RunSession : IAsyncDisposable
     }
 
     /// <summary>The pool as it is now; it must be the cluster's.</summary>
-    public async Task<PoolSnapshot> ReadPoolAsync(CancellationToken cancellationToken) =>
-        CheckPoolName(await Pool.ReadAsync(cancellationToken));
+    public async Task<PoolSnapshot> ReadPoolAsync(CancellationToken cancellationToken)
+    {
+        if (Interlocked.Exchange(ref _login, null) is { } login)
+        {
+            // The login started beside CloudStack's lookup: its failure is the read's (no second attempt with the same password).
+            await login;
+        }
+
+        return CheckPoolName(await Pool.ReadAsync(cancellationToken));
+    }
 
     /// <summary>
     /// Resume and restore may start while the dead run's master is still rebooting: wait for the pool,
@@ -229,6 +239,14 @@ internal sealed class RunSession : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _login, null) is { } login)
+        {
+            // Never read (CloudStack failed first, or the command needed no read): stopped, its failure observed.
+            await _loginStop!.CancelAsync();
+            await login.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
+
+        _loginStop?.Dispose();
         try
         {
             try
@@ -269,6 +287,15 @@ internal sealed class RunSession : IAsyncDisposable
     private async Task ConnectAsync(CancellationToken cancellationToken)
     {
         _cloudClient = CreateCloudStack(Env, _request.CmkProfile);
+        if (_cloudClient is not null && Fleet is null)
+        {
+            // The pool's address is known before CloudStack is asked (only a fleet takes it from CloudStack): the XAPI
+            // login goes on while the cluster is looked up. A CloudStack failure is still the one reported.
+            _pool = new XapiPoolConnection(Connections.CreateXapiClient(Settings, Env, Clock));
+            _loginStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            _login = _pool.Client.LoginAsync(_loginStop.Token);
+        }
+
         try
         {
             if (_cloudClient is not null)
@@ -285,7 +312,7 @@ internal sealed class RunSession : IAsyncDisposable
             throw new UserFacingException(CloudStackErrors.Describe(e));
         }
 
-        _pool = new XapiPoolConnection(Connections.CreateXapiClient(Settings, Env, Clock));
+        _pool ??= new XapiPoolConnection(Connections.CreateXapiClient(Settings, Env, Clock));
     }
 
     private PoolSnapshot CheckPoolName(PoolSnapshot pool) =>

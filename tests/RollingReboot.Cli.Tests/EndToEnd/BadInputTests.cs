@@ -32,6 +32,14 @@ public sealed class BadInputTests : IAsyncLifetime
     [Fact]
     public Task UnknownCluster_Exit2() => AssertRefusedAsync(2, "no cluster named 'NOPE'", null, "--clustername", "NOPE", "--exec");
 
+    /// <summary>The XAPI login runs beside CloudStack's cluster lookup; CloudStack's answer is still the one reported.</summary>
+    [Fact]
+    public Task UnknownCluster_AndAWrongXapiPassword_NamesTheCluster_Exit2() =>
+        AssertRefusedAsync(2, "no cluster named 'NOPE'", new Dictionary<string, string> { ["ROLLREBOOT_XAPI_PASSWORD"] = "wrong" }, "--clustername", "NOPE");
+
+    [Fact]
+    public Task WrongXapiPassword_DryRun_Exit2() => AssertRefusedAsync(2, "wrong user name or password", new Dictionary<string, string> { ["ROLLREBOOT_XAPI_PASSWORD"] = "wrong" }, "--clustername", "CB");
+
     [Fact]
     public Task WrongXapiPassword_Exit2() => AssertRefusedAsync(2, "wrong user name or password", new Dictionary<string, string> { ["ROLLREBOOT_XAPI_PASSWORD"] = "wrong" }, "--clustername", "CB", "--exec");
 
