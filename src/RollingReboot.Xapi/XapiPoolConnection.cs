@@ -41,6 +41,13 @@ public sealed class XapiPoolConnection : IPoolConnection
 
     public XapiClient Client => _client;
 
+    /// <summary>
+    /// Take the event.from token before the first read too (a run, which reads again at once for its preflight and before
+    /// every host): the second read is then one event.from with what changed, not nine get_all_records again. A dry run,
+    /// which reads once, leaves it off and saves the call.
+    /// </summary>
+    public bool ModelFromFirstRead { get; init; }
+
     public async Task<PoolSnapshot> ReadAsync(CancellationToken cancellationToken = default)
     {
         await _modelGate.WaitAsync(cancellationToken);
@@ -52,10 +59,12 @@ public sealed class XapiPoolConnection : IPoolConnection
                     model.Vdis, model.Vbds, model.Pbds);
             }
 
-            // The first read is only the nine get_all_records (a dry run reads once); from the second on, a token is taken
-            // first, so the records read after it can be kept current from it.
+            // The first read is only the nine get_all_records (a dry run reads once); from the second on (or from the first,
+            // ModelFromFirstRead), a token is taken first, so the records read after it can be kept current from it.
+            // The session count after the token (the first call of a connection logs in): a login while the records are read
+            // means another session, whose token this is not.
+            var token = (++_fullReads > 1 || ModelFromFirstRead) && !_modelOff ? await TokenAsync(cancellationToken) : null;
             var logins = _client.Logins;
-            var token = ++_fullReads > 1 && !_modelOff ? await TokenAsync(cancellationToken) : null;
             var poolTask = _client.AllRecordsAsync("pool", XapiPoolRecord.From, cancellationToken);
             var hostsTask = _client.AllRecordsAsync("host", XapiHostRecord.From, cancellationToken);
             var metricsTask = _client.AllRecordsAsync("host_metrics", XapiHostMetricsRecord.From, cancellationToken);

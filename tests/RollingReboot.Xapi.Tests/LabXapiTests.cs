@@ -295,6 +295,57 @@ public sealed class LabXapiTests
         TaskEndEstimates = taskEndEstimates,
     };
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task ReadAgain_WithTheModelFromTheFirstRead_IsOneEventFrom_NotTheRecordsAgain(bool fromFirst)
+    {
+        const string two = """
+            { "hosts": [ { "name": "a", "master": true, "memoryMiB": 65536 }, { "name": "b", "memoryMiB": 65536 } ],
+              "vms": [ { "name": "v1", "host": "a", "memoryMiB": 2048 }, { "name": "v2", "host": "b", "memoryMiB": 2048 } ] }
+            """;
+        await using var lab = await LabRuntime.StartAsync(ScenarioLoader.Parse(two), 40, TextWriter.Null);
+        var options = Options(lab);
+        var methods = new MethodLog();
+        await using var pool = new XapiPoolConnection(new XapiClient(options, new MethodLogHandler(methods) { InnerHandler = XapiClient.CreateHandler(options) }))
+        {
+            ModelFromFirstRead = fromFirst,
+        };
+
+        var first = await pool.ReadAsync();
+        var afterFirst = methods.Count("get_all_records");
+        await pool.MigrateVmAsync(first.Vms.Single(v => v.Name == "v2").Uuid, first.Hosts.Single(h => h.Name == "a").Uuid);
+        var second = await pool.ReadAsync();
+
+        Assert.Equal(9, afterFirst);
+        // Without the token from the first read, the second is the nine get_all_records again (and takes a token for the third).
+        Assert.Equal(fromFirst ? 9 : 18, methods.Count("get_all_records"));
+        Assert.Equal(first.Hosts.Single(h => h.Name == "a").Uuid, second.Vms.Single(v => v.Name == "v2").ResidentOnUuid);
+    }
+
+    private sealed class MethodLog
+    {
+        private readonly System.Collections.Concurrent.ConcurrentQueue<string> _methods = new();
+
+        public void Add(string method) => _methods.Enqueue(method);
+
+        public int Count(string suffix) => _methods.Count(m => m.EndsWith("." + suffix, StringComparison.Ordinal));
+    }
+
+    private sealed class MethodLogHandler(MethodLog log) : DelegatingHandler
+    {
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            var body = request.Content is null ? "" : await request.Content.ReadAsStringAsync(cancellationToken);
+            if (System.Text.Json.Nodes.JsonNode.Parse(body)?["method"]?.ToString() is { } method)
+            {
+                log.Add(method);
+            }
+
+            return await base.SendAsync(request, cancellationToken);
+        }
+    }
+
     private sealed class EventFromCounter
     {
         private int _inFlight;

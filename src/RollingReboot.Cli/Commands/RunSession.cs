@@ -291,7 +291,7 @@ internal sealed class RunSession : IAsyncDisposable
         {
             // The pool's address is known before CloudStack is asked (only a fleet takes it from CloudStack): the XAPI
             // login goes on while the cluster is looked up. A CloudStack failure is still the one reported.
-            _pool = new XapiPoolConnection(Connections.CreateXapiClient(Settings, Env, Clock));
+            _pool = new XapiPoolConnection(Connections.CreateXapiClient(Settings, Env, Clock)) { ModelFromFirstRead = _request.Exec };
             _loginStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             _login = _pool.Client.LoginAsync(_loginStop.Token);
         }
@@ -312,7 +312,7 @@ internal sealed class RunSession : IAsyncDisposable
             throw new UserFacingException(CloudStackErrors.Describe(e));
         }
 
-        _pool ??= new XapiPoolConnection(Connections.CreateXapiClient(Settings, Env, Clock));
+        _pool ??= new XapiPoolConnection(Connections.CreateXapiClient(Settings, Env, Clock)) { ModelFromFirstRead = _request.Exec };
     }
 
     private PoolSnapshot CheckPoolName(PoolSnapshot pool) =>
