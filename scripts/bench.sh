@@ -5,6 +5,7 @@
 #
 #   ./scripts/bench.sh                                   # everything (about 110 min at the default time scale 40, estimated)
 #   ./scripts/bench.sh --scenarios six-hosts,hetero-16   # some scenarios (results of the others are kept)
+#   ./scripts/bench.sh --scenarios 64-hosts-all --methods rollreboot --time-scale 200   # all 64 hosts of the big pool (only when named)
 #   ./scripts/bench.sh --methods rollreboot              # some methods
 #   ./scripts/bench.sh --time-scale 20                   # slower, less tool overhead per simulated second
 #   ./scripts/bench.sh --report-only                     # rewrite README tables and chart from stored results
