@@ -5,6 +5,7 @@ using Polly;
 using Polly.Retry;
 using Polly.Timeout;
 using RollingReboot.Core.Ports;
+using RollingReboot.Core.Run.Engine;
 
 namespace RollingReboot.CloudStack;
 
@@ -262,7 +263,7 @@ public sealed class CloudStackClient : ICloudStack, IDisposable
         // The cluster's hosts (to keep only VMs on them) and the VMs, asked together; a failure of the hosts' list is raised first.
         var hostsAsked = ListHostsAsync(clusterId, cancellationToken);
         var itemsAsked = ListWithProjectsAsync(command, [new("listall", "true"), new("clusterid", clusterId)], "virtualmachine", "id", cancellationToken);
-        await Task.WhenAll(Settled(hostsAsked), Settled(itemsAsked));
+        await Task.WhenAll(hostsAsked.Settled(), itemsAsked.Settled());
         var hosts = await hostsAsked;
         var items = await itemsAsked;
         var hostIds = hosts.Select(h => h.Id).ToHashSet(StringComparer.Ordinal);
@@ -466,7 +467,7 @@ public sealed class CloudStackClient : ICloudStack, IDisposable
         // Asked together; both always end before the merge (a failure of either is raised, the own list's first).
         var ownAsked = ListAllAsync(command, parameters, itemName, cancellationToken, idField);
         var projectsAsked = ListAllAsync(command, [.. parameters, new("projectid", "-1")], itemName, cancellationToken, idField);
-        await Task.WhenAll(Settled(ownAsked), Settled(projectsAsked));
+        await Task.WhenAll(ownAsked.Settled(), projectsAsked.Settled());
         var own = await ownAsked;
         var projects = await projectsAsked;
         var seen = own.Select(i => CloudStackResponse.GetString(i, idField)).OfType<string>().ToHashSet(StringComparer.Ordinal);
@@ -585,16 +586,12 @@ public sealed class CloudStackClient : ICloudStack, IDisposable
             if (ahead is { Count: > 0 })
             {
                 await aheadStop.CancelAsync();
-                await Task.WhenAll(ahead.Values.Select(Settled));
+                await Task.WhenAll(ahead.Values.Select(t => t.Settled()));
             }
         }
 
         return all;
     }
-
-    /// <summary>Completes when <paramref name="task"/> does, never faulting: its exception counts as observed.</summary>
-    private static Task Settled(Task task) =>
-        task.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
 
     /// <summary>BaseListCmd.validateSpecificParameters: page and pagesize go together, or neither.</summary>
     private static List<KeyValuePair<string, string>> Paged(List<KeyValuePair<string, string>> parameters, int page, int? pageSize)

@@ -4,6 +4,7 @@ using RollingReboot.Cli.Adapters;
 using RollingReboot.Core.Pool;
 using RollingReboot.Core.Ports;
 using RollingReboot.Core.Run;
+using RollingReboot.Core.Run.Engine;
 using RollingReboot.Ssh;
 using RollingReboot.Xapi;
 
@@ -243,7 +244,7 @@ internal sealed class RunSession : IAsyncDisposable
         {
             // Never read (CloudStack failed first, or the command needed no read): stopped, its failure observed.
             await _loginStop!.CancelAsync();
-            await login.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            await login.Settled();
         }
 
         _loginStop?.Dispose();
@@ -291,7 +292,7 @@ internal sealed class RunSession : IAsyncDisposable
         {
             // The pool's address is known before CloudStack is asked (only a fleet takes it from CloudStack): the XAPI
             // login goes on while the cluster is looked up. A CloudStack failure is still the one reported.
-            _pool = new XapiPoolConnection(Connections.CreateXapiClient(Settings, Env, Clock)) { ModelFromFirstRead = _request.Exec };
+            _pool = NewPool();
             _loginStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             _login = _pool.Client.LoginAsync(_loginStop.Token);
         }
@@ -312,8 +313,11 @@ internal sealed class RunSession : IAsyncDisposable
             throw new UserFacingException(CloudStackErrors.Describe(e));
         }
 
-        _pool ??= new XapiPoolConnection(Connections.CreateXapiClient(Settings, Env, Clock)) { ModelFromFirstRead = _request.Exec };
+        _pool ??= NewPool();
     }
+
+    /// <summary>The pool connection at <see cref="Settings"/>; a run keeps its records from the first read on.</summary>
+    private XapiPoolConnection NewPool() => new(Connections.CreateXapiClient(Settings, Env, Clock)) { ModelFromFirstRead = _request.Exec };
 
     private PoolSnapshot CheckPoolName(PoolSnapshot pool) =>
         Cloud is null && !pool.Name.Equals(Cluster, StringComparison.Ordinal)

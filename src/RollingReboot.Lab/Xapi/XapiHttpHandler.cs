@@ -376,7 +376,7 @@ internal sealed class XapiHttpHandler(SimPool pool, string address)
     /// A whole body with its Content-Length, never chunked: xapi writes every reply with Http_svr.response_fct, which sets
     /// content_length before the body (ocaml/libs/http-lib/http_svr.ml; api_server.ml jsoncallback and callback).
     /// </summary>
-    private static async Task WriteAsync(HttpContext context, int status, string contentType, byte[] body)
+    private static async Task WriteAsync(HttpContext context, int status, string contentType, ReadOnlyMemory<byte> body)
     {
         context.Response.StatusCode = status;
         context.Response.ContentType = contentType;
@@ -385,7 +385,7 @@ internal sealed class XapiHttpHandler(SimPool pool, string address)
     }
 
     /// <summary>A JSON-RPC reply as UTF-8 straight from the tree (a pool's get_all_records is megabytes: no UTF-16 copy).</summary>
-    private static byte[] Utf8(JsonNode response)
+    private static ReadOnlyMemory<byte> Utf8(JsonNode response)
     {
         var buffer = new System.Buffers.ArrayBufferWriter<byte>(64 * 1024);
         using (var writer = new Utf8JsonWriter(buffer))
@@ -393,6 +393,6 @@ internal sealed class XapiHttpHandler(SimPool pool, string address)
             response.WriteTo(writer);
         }
 
-        return buffer.WrittenSpan.ToArray();
+        return buffer.WrittenMemory;
     }
 }

@@ -83,7 +83,13 @@ public sealed class CloudStackStepsTests
     public async Task Preflight_CloudStackFails_WhileXapiIsAsked_ItsFailureIsTheOneReported()
     {
         var h = new CrashHarness();
-        var cloud = new ClusterBinding(new FailingCloud(h.Cloud!), h.Cloud!.Cluster);
+        // listVirtualMachines fails after a moment, so XAPI is being asked meanwhile.
+        var failing = new VmListCloud(h.Cloud!, async (_, _) =>
+        {
+            await Task.Yield();
+            throw new CloudStackException(530, 4250, "listVirtualMachines failed");
+        });
+        var cloud = new ClusterBinding(failing, h.Cloud!.Cluster);
 
         var e = await Assert.ThrowsAsync<CloudStackException>(() => Preflight.RunAsync(h.Pool, cloud, PlanOptions.Default, new HashSet<string>()));
 
@@ -95,10 +101,15 @@ public sealed class CloudStackStepsTests
     {
         // The dry run starts CloudStack's reads, then reads the pool itself and hands both to preflight.
         var h = new CrashHarness();
-        var counting = new CountingCloud(h.Cloud!, waitForCancel: false);
+        var vmLists = 0;
+        var counting = new VmListCloud(h.Cloud!, (list, _) =>
+        {
+            Interlocked.Increment(ref vmLists);
+            return list();
+        });
         var cloud = new ClusterBinding(counting, h.Cloud!.Cluster);
         var fresh = await Preflight.RunAsync(h.Pool, cloud, PlanOptions.Default, new HashSet<string>());
-        Assert.Equal(1, counting.VmLists);
+        Assert.Equal(1, vmLists);
 
         await using (var ahead = Preflight.CloudStackAhead.Start(cloud, CancellationToken.None))
         {
@@ -108,7 +119,7 @@ public sealed class CloudStackStepsTests
             Assert.Equal(fresh.CloudStackHosts.Select(x => x.Name), given.CloudStackHosts.Select(x => x.Name));
         }
 
-        Assert.Equal(2, counting.VmLists);
+        Assert.Equal(2, vmLists);
 
         // Reads started for another binding are not taken for this one: it is read as usual.
         await using (var other = Preflight.CloudStackAhead.Start(new ClusterBinding(counting, h.Cloud!.Cluster), CancellationToken.None))
@@ -116,70 +127,41 @@ public sealed class CloudStackStepsTests
             await Preflight.RunAsync(h.Pool, cloud, PlanOptions.Default, new HashSet<string>(), cloudAhead: other);
         }
 
-        Assert.Equal(4, counting.VmLists);
+        Assert.Equal(4, vmLists);
     }
 
     [Fact]
     public async Task CloudStackAhead_NotUsed_BecauseXapiFailedFirst_StopsItsReadsWhenDisposed()
     {
         var h = new CrashHarness();
-        var hanging = new CountingCloud(h.Cloud!, waitForCancel: true);
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var cancelled = false;
+        var hanging = new VmListCloud(h.Cloud!, async (_, cancellationToken) =>
+        {
+            // The VM list ends only when cancelled.
+            started.TrySetResult();
+            try
+            {
+                await Task.Delay(Timeout.InfiniteTimeSpan, TimeProvider.System, cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                cancelled = true;
+                throw;
+            }
+
+            return [];
+        });
         var ahead = Preflight.CloudStackAhead.Start(new ClusterBinding(hanging, h.Cloud!.Cluster), CancellationToken.None);
-        await hanging.VmListStarted.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        await started.Task.WaitAsync(TimeSpan.FromSeconds(20));
 
         await ahead.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(20));
 
-        Assert.True(hanging.VmListCancelled);
+        Assert.True(cancelled);
     }
 
-    /// <summary>CloudStack that counts its VM lists; with <c>waitForCancel</c> the VM list only ends when cancelled.</summary>
-    private sealed class CountingCloud(ICloudStack inner, bool waitForCancel) : ICloudStack
-    {
-        private int _vmLists;
-
-        public int VmLists => Volatile.Read(ref _vmLists);
-
-        public TaskCompletionSource VmListStarted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public bool VmListCancelled { get; private set; }
-
-        public Task<IReadOnlyList<CloudStackCluster>> FindClustersAsync(string name, string? zone, CancellationToken cancellationToken = default) => inner.FindClustersAsync(name, zone, cancellationToken);
-
-        public Task<CloudStackCluster> GetClusterAsync(string clusterId, CancellationToken cancellationToken = default) => inner.GetClusterAsync(clusterId, cancellationToken);
-
-        public Task<IReadOnlyList<CloudStackCluster>> ListClustersAsync(string zone, CancellationToken cancellationToken = default) => inner.ListClustersAsync(zone, cancellationToken);
-
-        public Task<IReadOnlyList<CloudStackHost>> ListHostsAsync(string clusterId, CancellationToken cancellationToken = default) => inner.ListHostsAsync(clusterId, cancellationToken);
-
-        public Task<string> SetManagedStateAsync(string clusterId, bool managed, CancellationToken cancellationToken = default) => inner.SetManagedStateAsync(clusterId, managed, cancellationToken);
-
-        public async Task<IReadOnlyList<CloudStackVm>> ListVirtualMachinesAsync(string clusterId, CancellationToken cancellationToken = default)
-        {
-            Interlocked.Increment(ref _vmLists);
-            VmListStarted.TrySetResult();
-            if (waitForCancel)
-            {
-                try
-                {
-                    await Task.Delay(Timeout.InfiniteTimeSpan, TimeProvider.System, cancellationToken);
-                }
-                catch (OperationCanceledException)
-                {
-                    VmListCancelled = true;
-                    throw;
-                }
-            }
-
-            return await inner.ListVirtualMachinesAsync(clusterId, cancellationToken);
-        }
-
-        public Task<IReadOnlyList<CloudStackAsyncJob>> ListPendingAsyncJobsAsync(CancellationToken cancellationToken = default) => inner.ListPendingAsyncJobsAsync(cancellationToken);
-
-        public Task<IReadOnlyList<CloudStackDedicatedHost>> ListDedicatedHostsAsync(CancellationToken cancellationToken = default) => inner.ListDedicatedHostsAsync(cancellationToken);
-    }
-
-    /// <summary>CloudStack whose listVirtualMachines fails (after a moment, so XAPI is being asked meanwhile).</summary>
-    private sealed class FailingCloud(ICloudStack inner) : ICloudStack
+    /// <summary>CloudStack whose listVirtualMachines is <paramref name="listVms"/> (given the real list); every other call is the fake's.</summary>
+    private sealed class VmListCloud(ICloudStack inner, Func<Func<Task<IReadOnlyList<CloudStackVm>>>, CancellationToken, Task<IReadOnlyList<CloudStackVm>>> listVms) : ICloudStack
     {
         public Task<IReadOnlyList<CloudStackCluster>> FindClustersAsync(string name, string? zone, CancellationToken cancellationToken = default) => inner.FindClustersAsync(name, zone, cancellationToken);
 
@@ -191,11 +173,8 @@ public sealed class CloudStackStepsTests
 
         public Task<string> SetManagedStateAsync(string clusterId, bool managed, CancellationToken cancellationToken = default) => inner.SetManagedStateAsync(clusterId, managed, cancellationToken);
 
-        public async Task<IReadOnlyList<CloudStackVm>> ListVirtualMachinesAsync(string clusterId, CancellationToken cancellationToken = default)
-        {
-            await Task.Yield();
-            throw new CloudStackException(530, 4250, "listVirtualMachines failed");
-        }
+        public Task<IReadOnlyList<CloudStackVm>> ListVirtualMachinesAsync(string clusterId, CancellationToken cancellationToken = default) =>
+            listVms(() => inner.ListVirtualMachinesAsync(clusterId, cancellationToken), cancellationToken);
 
         public Task<IReadOnlyList<CloudStackAsyncJob>> ListPendingAsyncJobsAsync(CancellationToken cancellationToken = default) => inner.ListPendingAsyncJobsAsync(cancellationToken);
 

@@ -1,7 +1,7 @@
 namespace RollingReboot.Core.Run.Engine;
 
 /// <summary>Reads started beside others whose result may go unused.</summary>
-internal static class TaskObservation
+public static class TaskObservation
 {
     /// <summary>Completes when <paramref name="task"/> does, never faulting: its exception (if any) counts as observed.</summary>
     public static Task Settled(this Task task) =>
